@@ -1,0 +1,32 @@
+"""One error shape for the whole API: ``{"detail": ..., "code": ...}`` (+ ``errors`` for fields)."""
+
+from rest_framework import exceptions
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def _code_of(exc: exceptions.APIException, data) -> str:
+    detail = data.get("detail") if isinstance(data, dict) else None
+    return getattr(detail, "code", None) or exc.default_code
+
+
+def _first_problem(errors: dict) -> str:
+    field, messages = next(iter(errors.items()), ("non_field_errors", ["Invalid input."]))
+    message = messages[0] if isinstance(messages, list) and messages else messages
+    return str(message) if field == "non_field_errors" else f"{field}: {message}"
+
+
+def exception_handler(exc, context):
+    """Reshape DRF's error responses; unexpected errors fall through to the JSON 500 handler."""
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(exc, exceptions.ValidationError):
+        errors = data if isinstance(data, dict) else {"non_field_errors": data}
+        response.data = {"detail": _first_problem(errors), "code": "invalid", "errors": errors}
+    else:
+        detail = data.get("detail", "") if isinstance(data, dict) else str(data)
+        response.data = {"detail": str(detail), "code": _code_of(exc, data)}
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            response.data["retry_after_seconds"] = int(exc.wait)
+    return response

@@ -1,0 +1,35 @@
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, viewsets
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..selectors import maintenance_runs
+from .serializers import MaintenanceRunSerializer
+
+# Each app adds its entry points here.
+ENTRY_POINTS = {
+    "maintenance-runs": "core:maintenance-run-list",
+    "me": "accounts:me",
+    "schema": "api-schema",
+    "docs": "api-docs",
+}
+
+
+class ApiRootView(APIView):
+    """Entry point of API v1: links to each app's endpoints and to the schema."""
+
+    @extend_schema(responses=inline_serializer("ApiRoot", {name: serializers.URLField() for name in ENTRY_POINTS}))
+    def get(self, request):
+        return Response({name: request.build_absolute_uri(reverse(url)) for name, url in ENTRY_POINTS.items()})
+
+
+class MaintenanceRunViewSet(viewsets.ReadOnlyModelViewSet):
+    """Recorded runs of scheduled maintenance tasks (staff only)."""
+
+    serializer_class = MaintenanceRunSerializer
+    permission_classes = [IsAdminUser]
+    filterset_fields = ["task_name", "status"]
+    ordering_fields = ["started_at", "finished_at"]
+    queryset = maintenance_runs()

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "apps.core"
+    label = "core"
+    verbose_name = "Portal core"
+
+    def ready(self) -> None:
+        from django.contrib import admin
+
+        admin.site.site_header = "Opsdeck administration"
+        admin.site.site_title = "Opsdeck"
+        admin.site.index_title = "Operations"

@@ -1,0 +1,55 @@
+"""Websocket consumers of the portal core."""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from .services import user_group_name
+
+UNAUTHENTICATED_CLOSE_CODE = 4401
+
+
+class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
+    """Base for every stream: refuses anonymous and inactive users.
+
+    Subclasses return the channel-layer groups to join from ``groups_for`` and
+    may override ``may_receive`` to re-check access for each event, since
+    rights can change while a socket stays open.
+    """
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not user.is_active:
+            await self.close(code=UNAUTHENTICATED_CLOSE_CODE)
+            return
+        self.joined_groups = await self.groups_for(user)
+        for group in self.joined_groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "joined_groups", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def groups_for(self, user) -> list[str]:
+        raise NotImplementedError
+
+    async def may_receive(self, message: dict) -> bool:
+        return await database_sync_to_async(self._user_still_active)()
+
+    def _user_still_active(self) -> bool:
+        user = self.scope["user"]
+        return type(user).objects.filter(pk=user.pk, is_active=True).exists()
+
+    async def live_event(self, message: dict) -> None:
+        """Forward a live event published by a service, if the user may still see it."""
+        if await self.may_receive(message):
+            await self.send_json({"event": message["event"], "payload": message["payload"]})
+        else:
+            await self.close(code=UNAUTHENTICATED_CLOSE_CODE)
+
+
+class UserEventsConsumer(AuthenticatedConsumer):
+    """Live events addressed to the signed-in user (job and report updates, notices)."""
+
+    async def groups_for(self, user) -> list[str]:
+        return [user_group_name(user.pk)]

@@ -1,0 +1,26 @@
+"""The factory that turns a service call into a recorded maintenance task."""
+
+from collections.abc import Callable
+
+from celery import shared_task
+
+from .services import maintenance_run_record
+
+
+def maintenance_task(name: str, service: Callable[[], str]):
+    """Register Celery task ``name`` on the ``maintenance`` queue that runs ``service``.
+
+    Every run is recorded as a ``MaintenanceRun``: start, end, outcome, and the
+    message the service returns or the error it raised.
+    """
+
+    @shared_task(bind=True, name=name, queue="maintenance")
+    def run(task) -> str:
+        with maintenance_run_record(
+            task_name=name, celery_task_id=task.request.id or "", worker=task.request.hostname or ""
+        ) as record:
+            record.message = service()
+        return record.message
+
+    run.__doc__ = service.__doc__
+    return run

@@ -1,0 +1,69 @@
+import shutil
+import signal
+
+import uvicorn
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from apps.core.embedded import EmbeddedCelery
+from project.celery import app as celery_app
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(0)
+
+
+def _clear_metrics_directory() -> None:
+    # prometheus_client's multiprocess files are per process id; files left by
+    # processes of an earlier run would be counted again.
+    directory = settings.PROMETHEUS_MULTIPROC_DIR
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve the portal (HTTP and websockets) with uvicorn. Without REDIS_URL a Celery "
+        "worker and beat run inside this process too; with it, run them as their own processes."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
+        parser.add_argument("--port", type=int, default=8000, help="Port to listen on (default 8000).")
+        parser.add_argument(
+            "--concurrency", type=int, default=2, help="Embedded mode: worker threads running tasks (default 2)."
+        )
+
+    def handle(self, *args, host: str, port: int, concurrency: int, **options) -> None:
+        _clear_metrics_directory()
+        embedded = EmbeddedCelery(celery_app, concurrency=concurrency) if settings.EMBEDDED else None
+        server = uvicorn.Server(
+            uvicorn.Config(
+                "project.asgi:application",
+                host=host,
+                port=port,
+                lifespan="off",
+                log_config=None,
+                proxy_headers=settings.TRUSTED_PROXY_COUNT > 0,
+                server_header=False,
+            )
+        )
+        # uvicorn re-raises the signal that stopped it once it has shut down;
+        # turning SIGTERM into SystemExit lets the embedded worker stop cleanly too.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        mode = (
+            "embedded worker and beat"
+            if embedded
+            else f"web only; workers use {settings.CELERY_BROKER_URL.split('@')[-1]}"
+        )
+        self.stdout.write(f"Opsdeck portal on http://{host}:{port}/ ({mode}). Press Ctrl-C to stop.")
+        if embedded:
+            embedded.start()
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if embedded:
+                embedded.stop()
+        self.stdout.write("Opsdeck portal stopped.")

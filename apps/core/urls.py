@@ -1,0 +1,9 @@
+from django.urls import path
+
+from .views import health, pages
+
+urlpatterns = [
+    path("", pages.home, name="home"),
+    path("dashboard/", pages.dashboard, name="dashboard"),
+    path("health/ready", health.ready, name="health-ready"),
+]

@@ -1,0 +1,14 @@
+"""API v1: one namespaced router per app, plus the OpenAPI schema and its docs."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core.api.views import ApiRootView
+
+urlpatterns = [
+    path("", ApiRootView.as_view(), name="api-root"),
+    path("core/", include(("apps.core.api.urls", "core"), namespace="core")),
+    path("accounts/", include(("apps.accounts.api.urls", "accounts"), namespace="accounts")),
+    path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

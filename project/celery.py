@@ -1,0 +1,22 @@
+"""The Celery application, configured from Django settings (CELERY_ namespace)."""
+
+import os
+
+from celery import Celery
+from celery.signals import worker_process_shutdown
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.local")
+
+app = Celery("opsdeck")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@worker_process_shutdown.connect
+def _forget_exited_process_metrics(pid=None, **_kwargs) -> None:
+    """Drop the live gauges of a worker child that exits, as prometheus_client requires."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory and pid:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, directory)

@@ -1,0 +1,5 @@
+"""Websocket routes of every app, mounted under /ws/."""
+
+from apps.core.routing import websocket_urlpatterns as core_websockets
+
+websocket_urlpatterns = [*core_websockets]

@@ -1,0 +1,17 @@
+"""The beat schedule defined in code; `manage.py setup_periodic_tasks` applies it.
+
+Times are cron expressions in UTC. Administrators may pause an entry in the
+admin; applying the schedule again keeps it paused.
+"""
+
+from apps.core.services import ScheduledTask
+
+SCHEDULE = [
+    ScheduledTask(
+        name="Clear expired sessions",
+        task="apps.core.tasks.session_clear_expired",
+        crontab="17 3 * * *",
+        queue="maintenance",
+        description="Deletes expired login sessions from the database every night.",
+    ),
+]

@@ -1,0 +1,37 @@
+"""Production: the base settings with security tightened and no defaults for secrets.
+
+Required: SECRET_KEY, ALLOWED_HOSTS and DATABASE_URL (each also as <NAME>_FILE
+where it is a secret). The portal is expected behind a TLS-terminating proxy
+that sets X-Forwarded-Proto.
+"""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403
+from .base import DEBUG, database_settings, env
+
+SECRET_KEY = env.secret("SECRET_KEY", min_length=50)
+if SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5:
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be a long random value (e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
+if DEBUG:
+    raise ImproperlyConfigured("DEBUG must be false with project.settings.production.")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set to the host names the portal answers to.")
+DATABASES = {"default": database_settings(env.database("DATABASE_URL"))}
+
+SECURE_SSL_REDIRECT = True
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = 31536000
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}

@@ -1,0 +1,16 @@
+"""Tests run against a real PostgreSQL and a real Redis (their own Redis database)."""
+
+import os
+from pathlib import Path
+
+os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/opsdeck")
+os.environ.setdefault("OPSDECK_DATA_DIR", str(Path(__file__).resolve().parents[2] / "var" / "test"))
+os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+from .local import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
