@@ -151,7 +151,7 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)
 if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     raise ImproperlyConfigured("CELERY_TASK_TIME_LIMIT must be greater than CELERY_TASK_SOFT_TIME_LIMIT.")
 
-CELERY_BROKER_URL = "memory://" if EMBEDDED else REDIS_URL
+CELERY_BROKER_URL = "memory://localhost/" if EMBEDDED else REDIS_URL
 CELERY_RESULT_BACKEND = "cache+memory://" if EMBEDDED else REDIS_URL
 if EMBEDDED:
     # The in-memory transport polls once a second by default: far too slow for interactive jobs.

@@ -1,0 +1,104 @@
+"""Shared fixtures: named users per role, API and browser clients, a real Celery worker."""
+
+import os
+import shutil
+
+import pytest
+import redis
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from apps.accounts.choices import Role
+
+from .factories import DEFAULT_PASSWORD, UserFactory
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def pytest_sessionstart(session):
+    # Metrics files and Redis keys of an earlier run must not leak into this one.
+    shutil.rmtree(settings.PROMETHEUS_MULTIPROC_DIR, ignore_errors=True)
+    settings.PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture
+def password():
+    return DEFAULT_PASSWORD
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="alice-admin", is_staff=True, roles=[Role.ADMIN])
+
+
+@pytest.fixture
+def operator_user(db):
+    return UserFactory(username="oscar-operator", roles=[Role.OPERATOR])
+
+
+@pytest.fixture
+def viewer_user(db):
+    return UserFactory(username="vera-viewer", roles=[Role.VIEWER])
+
+
+@pytest.fixture
+def compliance_user(db):
+    return UserFactory(username="carl-compliance", roles=[Role.COMPLIANCE])
+
+
+@pytest.fixture
+def outsider_user(db):
+    """An active account with no role at all."""
+    return UserFactory(username="nora-nobody")
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker thread consuming every queue from the test Redis broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    from project.celery import app
+
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=2,
+        perform_ping_check=False,
+        queues=[queue.name for queue in app.conf.task_queues],
+        shutdown_timeout=30,
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Debian Chromium driven by Playwright (no browser download)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run `make test`, which installs Debian's chromium package.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
