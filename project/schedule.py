@@ -9,7 +9,7 @@ from apps.core.services import ScheduledTask
 SCHEDULE = [
     ScheduledTask(
         name="Clear expired sessions",
-        task="apps.core.tasks.session_clear_expired",
+        task="maintenance.session_clear_expired",
         crontab="17 3 * * *",
         queue="maintenance",
         description="Deletes expired login sessions from the database every night.",

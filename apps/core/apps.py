@@ -9,6 +9,8 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib import admin
 
+        from . import metrics  # noqa: F401 - connects the Celery task counters
+
         admin.site.site_header = "Opsdeck administration"
         admin.site.site_title = "Opsdeck"
         admin.site.index_title = "Operations"

@@ -2,6 +2,7 @@
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth import get_user_model
 
 from .services import user_group_name
 
@@ -37,8 +38,7 @@ class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
         return await database_sync_to_async(self._user_still_active)()
 
     def _user_still_active(self) -> bool:
-        user = self.scope["user"]
-        return type(user).objects.filter(pk=user.pk, is_active=True).exists()
+        return get_user_model().objects.filter(pk=self.scope["user"].pk, is_active=True).exists()
 
     async def live_event(self, message: dict) -> None:
         """Forward a live event published by a service, if the user may still see it."""

@@ -37,7 +37,11 @@ class EmbeddedCelery:
             without_gossip=True,
         )
         self.worker_thread = threading.Thread(target=self.worker.start, name="celery-worker", daemon=True)
-        self.beat = EmbeddedService(app, thread=True, max_interval=BEAT_MAX_INTERVAL_SECONDS)
+        # EmbeddedService ignores beat_scheduler unless told: without this it
+        # would run the file-based scheduler instead of the database one.
+        self.beat = EmbeddedService(
+            app, thread=True, max_interval=BEAT_MAX_INTERVAL_SECONDS, scheduler_cls=app.conf.beat_scheduler
+        )
 
     def start(self) -> None:
         self.worker_thread.start()

@@ -8,16 +8,20 @@ from .services import maintenance_run_record
 
 
 def maintenance_task(name: str, service: Callable[[], str]):
-    """Register Celery task ``name`` on the ``maintenance`` queue that runs ``service``.
+    """Register Celery task ``maintenance.<name>`` that runs ``service``.
+
+    Task names starting with ``maintenance.`` are routed to the maintenance queue.
 
     Every run is recorded as a ``MaintenanceRun``: start, end, outcome, and the
     message the service returns or the error it raised.
     """
 
-    @shared_task(bind=True, name=name, queue="maintenance")
+    task_name = f"maintenance.{name}"
+
+    @shared_task(bind=True, name=task_name)
     def run(task) -> str:
         with maintenance_run_record(
-            task_name=name, celery_task_id=task.request.id or "", worker=task.request.hostname or ""
+            task_name=task_name, celery_task_id=task.request.id or "", worker=task.request.hostname or ""
         ) as record:
             record.message = service()
         return record.message

@@ -3,4 +3,4 @@
 from . import services
 from .maintenance import maintenance_task
 
-session_clear_expired = maintenance_task("apps.core.tasks.session_clear_expired", services.session_clear_expired)
+session_clear_expired = maintenance_task("session_clear_expired", services.session_clear_expired)

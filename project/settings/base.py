@@ -169,6 +169,11 @@ CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "quantum", "registry", "maintenance")]
+CELERY_TASK_ROUTES = {
+    "maintenance.*": {"queue": "maintenance"},
+    "apps.quantum.tasks.*": {"queue": "quantum"},
+    "apps.registry.tasks.*": {"queue": "registry"},
+}
 # Jobs, backups and reports must not vanish when a worker dies mid-task: the
 # message is acknowledged only after the task finished, and a task whose worker
 # process was killed is put back on the queue instead of being dropped. Tasks
