@@ -1,5 +1,6 @@
 """API v1: one namespaced router per app, plus the OpenAPI schema and its docs."""
 
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -10,5 +11,6 @@ urlpatterns = [
     path("core/", include(("apps.core.api.urls", "core"), namespace="core")),
     path("accounts/", include(("apps.accounts.api.urls", "accounts"), namespace="accounts")),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # People open the docs in a browser: send them to the login page rather than a bare 403.
+    path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
 ]

@@ -91,9 +91,13 @@ def celery_worker(transactional_db):
         yield worker
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium():
-    """Headless Debian Chromium driven by Playwright (no browser download)."""
+    """Headless Debian Chromium driven by Playwright (no browser download).
+
+    Playwright's sync API keeps an event loop in this thread, where Django then
+    refuses database calls: request this fixture last, after the database fixtures.
+    """
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run `make test`, which installs Debian's chromium package.")
     from playwright.sync_api import sync_playwright

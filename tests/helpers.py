@@ -1,9 +1,14 @@
 """Helpers for tests that run the project's own commands in child processes."""
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -34,3 +39,62 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class PortalProcess:
+    """`manage.py runportal` in a child process on a free port, with its own SQLite database."""
+
+    def __init__(self, data_dir: Path, **environment: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.environment = clean_environment(
+            OPSDECK_DATA_DIR=str(data_dir),
+            DATABASE_URL=f"sqlite:///{data_dir / 'portal.sqlite3'}",
+            STATIC_ROOT=str(data_dir / "static"),
+            **environment,
+        )
+        (data_dir / "static").mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen | None = None
+
+    def manage(self, *args: str) -> str:
+        result = manage(*args, environment=self.environment)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "runportal", "--port", str(self.port)],
+            cwd=PROJECT_DIR,
+            env=self.environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"runportal exited early:\n{self.process.stdout.read()}")
+            try:
+                with urllib.request.urlopen(self.url + "/health/live", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("runportal did not answer /health/live within 60 s")
+
+    def get_json(self, path: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=15) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+
+    def stop(self, signum: int = signal.SIGINT, timeout: float = 30) -> tuple[int, str]:
+        """Send ``signum`` and return the exit code and everything the process printed."""
+        self.process.send_signal(signum)
+        output, _ = self.process.communicate(timeout=timeout)
+        return self.process.returncode, output
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()

@@ -30,7 +30,8 @@ def test_creates_admin_from_environment_without_printing_the_password(capsys, mo
     call_command("ensure_admin")
     assert "a-long-and-unusual-passphrase" not in capsys.readouterr().out
     user = authenticate(username="ops-root", password="a-long-and-unusual-passphrase")
-    assert user.is_staff and user.is_superuser
+    assert user.is_staff
+    assert user.is_superuser
 
 
 def test_weak_password_from_environment_is_refused_and_nothing_created(monkeypatch):

@@ -67,7 +67,8 @@ def test_list_is_paginated_with_page_size(api_client, admin_user):
     body = api_client.get("/api/v1/core/maintenance-runs/", {"page_size": 3, "page": 2}).json()
     assert body["count"] == 7
     assert len(body["results"]) == 3
-    assert body["next"] and body["previous"]
+    assert body["next"]
+    assert body["previous"]
 
 
 def test_page_size_over_the_maximum_is_refused_naming_the_limit(api_client, admin_user, settings):

@@ -57,7 +57,8 @@ def test_setup_periodic_tasks_is_idempotent_and_keeps_paused_tasks_paused(capsys
     task = PeriodicTask.objects.get(name=SCHEDULE[0].name)
     assert task.task == "maintenance.session_clear_expired"
     assert task.queue == "maintenance"
-    assert str(task.crontab.minute) == "17" and str(task.crontab.hour) == "3"
+    assert str(task.crontab.minute) == "17"
+    assert str(task.crontab.hour) == "3"
     task.enabled = False
     task.queue = "default"
     task.save()

@@ -116,8 +116,12 @@ def test_production_refuses_a_short_secret_key(tmp_path):
 
 def test_local_settings_generate_and_keep_a_secret_key(tmp_path):
     environment = clean_environment(OPSDECK_DATA_DIR=str(tmp_path))
-    first = manage("shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)", environment=environment)
-    second = manage("shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)", environment=environment)
+    first = manage(
+        "shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)", environment=environment
+    )
+    second = manage(
+        "shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)", environment=environment
+    )
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     assert len(first.stdout.strip()) >= 50

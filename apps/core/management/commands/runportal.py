@@ -66,4 +66,4 @@ class Command(BaseCommand):
         finally:
             if embedded:
                 embedded.stop()
-        self.stdout.write("Opsdeck portal stopped.")
+            self.stdout.write("Opsdeck portal stopped.")

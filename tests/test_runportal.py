@@ -1,0 +1,124 @@
+"""`runportal` end to end: the embedded portal, its in-process worker and beat, and clean stops."""
+
+import re
+import signal
+import time
+
+import pytest
+
+from .helpers import PortalProcess, free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+ADMIN = {"OPSDECK_ADMIN_USERNAME": "e2e-admin", "OPSDECK_ADMIN_PASSWORD": "an-e2e-admin-passphrase"}
+ONE_OFF_BEAT_ENTRY = """
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
+PeriodicTask.objects.create(
+    name="e2e one-off", task="maintenance.session_clear_expired", interval=every_second, one_off=True
+)
+"""
+
+
+@pytest.fixture
+def embedded_portal(tmp_path):
+    portal = PortalProcess(tmp_path, **ADMIN)
+    portal.manage("migrate", "--noinput")
+    portal.manage("setup_periodic_tasks")
+    assert "Created admin account 'e2e-admin'" in portal.manage("ensure_admin")
+    portal.manage("shell", "-c", ONE_OFF_BEAT_ENTRY)
+    portal.start()
+    yield portal
+    portal.kill()
+
+
+def _maintenance_runs(page, portal) -> list[dict]:
+    response = page.request.get(portal.url + "/api/v1/core/maintenance-runs/")
+    assert response.status == 200, response.text()
+    return response.json()["results"]
+
+
+def _wait_for_runs(page, portal, count: int, timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = [run for run in _maintenance_runs(page, portal) if run["status"] != "running"]
+        if len(runs) >= count:
+            return runs
+        time.sleep(0.3)
+    raise AssertionError(f"fewer than {count} finished maintenance runs after {timeout} s")
+
+
+@pytest.mark.browser
+def test_embedded_portal_serves_admin_and_runs_beat_and_worker_in_process(embedded_portal, chromium):
+    portal = embedded_portal
+    status, report = portal.get_json("/health/ready")
+    assert status == 200, report
+    assert report["checks"]["broker"]["detail"] == "embedded in-process broker"
+    assert report["checks"]["database"]["detail"] == "sqlite answers"
+
+    page = chromium.new_page()
+    page.goto(portal.url + "/admin/login/")
+    assert "Opsdeck" in page.title()
+    page.fill("#id_username", ADMIN["OPSDECK_ADMIN_USERNAME"])
+    page.fill("#id_password", ADMIN["OPSDECK_ADMIN_PASSWORD"])
+    page.click("input[type=submit]")
+    page.wait_for_url(portal.url + "/admin/")
+    assert page.locator("#site-name").inner_text() == "Opsdeck administration"
+
+    # Beat (database scheduler) sent the one-off entry; the embedded worker ran it.
+    beat_runs = _wait_for_runs(page, portal, 1)
+    assert beat_runs[0]["task_name"] == "maintenance.session_clear_expired"
+    assert beat_runs[0]["status"] == "succeeded"
+    assert beat_runs[0]["worker"]
+
+    # An administrator runs the nightly task now from the admin; the worker records it.
+    page.goto(portal.url + "/admin/django_celery_beat/periodictask/")
+    page.locator("tr", has_text="Clear expired sessions").locator("input.action-select").check()
+    page.select_option("select[name=action]", "run_tasks")
+    page.click("button[name=index]")
+    assert "1 task was successfully run" in page.locator("ul.messagelist").inner_text()
+    runs = _wait_for_runs(page, portal, 2)
+    assert [run["status"] for run in runs] == ["succeeded", "succeeded"]
+    assert runs[0]["message"] == "Deleted 0 expired session(s)."
+    page.close()
+
+    code, output = portal.stop(signal.SIGINT)
+    assert code == 0, output
+    assert "embedded worker and beat" in output
+    assert "Opsdeck portal stopped." in output
+    assert "Traceback" not in output
+
+
+def test_web_only_portal_is_down_with_reason_when_redis_is_unreachable(tmp_path):
+    closed_port = free_port()
+    portal = PortalProcess(tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port}/0")
+    portal.manage("migrate", "--noinput")
+    portal.start()
+    try:
+        status, report = portal.get_json("/health/ready")
+        assert status == 503
+        assert report["status"] == "down"
+        checks = report["checks"]
+        assert checks["database"]["ok"]
+        assert checks["migrations"]["ok"]
+        assert checks["broker"]["ok"] is False
+        assert re.search(rf"broker unreachable: .*{closed_port}", checks["broker"]["detail"])
+        assert checks["channel_layer"]["ok"] is False
+        code, output = portal.stop(signal.SIGTERM)
+    finally:
+        portal.kill()
+    assert code == 0, output
+    assert "web only" in output
+    assert "Opsdeck portal stopped." in output
+
+
+def test_unapplied_migrations_make_the_portal_not_ready(tmp_path):
+    portal = PortalProcess(tmp_path)
+    portal.manage("migrate", "core", "zero", "--noinput")
+    portal.start()
+    try:
+        status, report = portal.get_json("/health/ready")
+    finally:
+        portal.kill()
+    assert status == 503
+    assert report["checks"]["migrations"]["ok"] is False
+    assert "run manage.py migrate" in report["checks"]["migrations"]["detail"]
