@@ -24,7 +24,8 @@ if not ALLOWED_HOSTS:
 DATABASES = {"default": database_settings(env.database("DATABASE_URL"))}
 
 SECURE_SSL_REDIRECT = True
-SECURE_REDIRECT_EXEMPT = [r"^health/"]
+# Probes and Prometheus scrape over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = 31536000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True

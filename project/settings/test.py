@@ -3,6 +3,9 @@
 import os
 from pathlib import Path
 
+# A <NAME>_FILE would win over the test values: never let one point tests at real data.
+for name in ("DATABASE_URL_FILE", "REDIS_URL_FILE"):
+    os.environ.pop(name, None)
 os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/opsdeck")
 os.environ.setdefault("OPSDECK_DATA_DIR", str(Path(__file__).resolve().parents[2] / "var" / "test"))
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -44,7 +44,9 @@ class Command(BaseCommand):
                 port=port,
                 lifespan="off",
                 log_config=None,
-                proxy_headers=settings.TRUSTED_PROXY_COUNT > 0,
+                # Client addresses are taken from X-Forwarded-For by the portal itself,
+                # through exactly TRUSTED_PROXY_COUNT proxies; uvicorn must not rewrite them.
+                proxy_headers=False,
                 server_header=False,
             )
         )
