@@ -10,7 +10,7 @@ os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL", "postgres://pos
 os.environ.setdefault("OPSDECK_DATA_DIR", str(Path(__file__).resolve().parents[2] / "var" / "test"))
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
-from .local import *  # noqa: F403
+from .local import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
