@@ -1,5 +1,7 @@
 """Settings come from the environment; bad values name the variable."""
 
+import json
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -126,3 +128,13 @@ def test_local_settings_generate_and_keep_a_secret_key(tmp_path):
     assert first.stdout == second.stdout
     assert len(first.stdout.strip()) >= 50
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_json_log_format_writes_one_json_object_per_line(tmp_path):
+    environment = clean_environment(OPSDECK_DATA_DIR=str(tmp_path), LOG_FORMAT="json")
+    script = "import logging; logging.getLogger('opsdeck.check').warning('hello %s', 'world')"
+    result = manage("shell", "-c", script, environment=environment)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stderr.strip().splitlines()[-1])
+    assert (record["level"], record["logger"], record["message"]) == ("WARNING", "opsdeck.check", "hello world")
+    assert "time" in record
