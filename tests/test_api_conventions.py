@@ -18,19 +18,18 @@ def _assert_error_shape(response, status: int, code: str):
     assert body["detail"]
 
 
-def test_unknown_api_path_is_json_404(api_client, admin_user):
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("get", "/api/v1/does-not-exist/", 404, "not_found"),
+        ("get", "/api/v1/core/maintenance-runs/999999/", 404, "not_found"),
+        ("delete", "/api/v1/core/maintenance-runs/", 405, "method_not_allowed"),
+    ],
+    ids=["unknown-path", "missing-object", "wrong-method"],
+)
+def test_errors_have_the_json_error_shape(api_client, admin_user, method, path, status, code):
     api_client.force_authenticate(admin_user)
-    _assert_error_shape(api_client.get("/api/v1/does-not-exist/"), 404, "not_found")
-
-
-def test_missing_object_is_json_404(api_client, admin_user):
-    api_client.force_authenticate(admin_user)
-    _assert_error_shape(api_client.get("/api/v1/core/maintenance-runs/999999/"), 404, "not_found")
-
-
-def test_wrong_method_is_json_405(api_client, admin_user):
-    api_client.force_authenticate(admin_user)
-    _assert_error_shape(api_client.delete("/api/v1/core/maintenance-runs/"), 405, "method_not_allowed")
+    _assert_error_shape(getattr(api_client, method)(path), status, code)
 
 
 def test_anonymous_request_is_refused_in_json(api_client):
