@@ -14,4 +14,18 @@ SCHEDULE = [
         queue="maintenance",
         description="Deletes expired login sessions from the database every night.",
     ),
+    ScheduledTask(
+        name="Sign audit checkpoint",
+        task="maintenance.audit_checkpoint",
+        crontab="5 * * * *",
+        queue="maintenance",
+        description="Signs the audit chain's head every hour, so that removing the newest events is detected.",
+    ),
+    ScheduledTask(
+        name="Verify audit trail",
+        task="maintenance.audit_verify",
+        crontab="35 2 * * *",
+        queue="maintenance",
+        description="Recomputes the whole audit chain and its checkpoints every night; a failure shows in the admin.",
+    ),
 ]

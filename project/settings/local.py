@@ -1,7 +1,8 @@
 """The embedded default: works on a laptop with nothing configured.
 
-The secret key comes from SECRET_KEY (or SECRET_KEY_FILE) when given; otherwise
-one is generated on first start and kept in the data directory, so sessions
+The secret key and the audit signing key come from SECRET_KEY and
+AUDIT_SIGNING_KEY (or their _FILE) when given; otherwise each is generated on
+first start and kept in the data directory, so sessions and audit checkpoints
 survive restarts without anyone having to invent a key.
 """
 
@@ -12,8 +13,8 @@ from .base import *  # noqa: F403
 from .base import DATA_DIR, env
 
 
-def _generated_secret_key() -> str:
-    key_file = DATA_DIR / "secret_key"
+def _generated_secret(name: str) -> str:
+    key_file = DATA_DIR / name
     if not key_file.exists():
         descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:
@@ -21,4 +22,5 @@ def _generated_secret_key() -> str:
     return key_file.read_text().strip()
 
 
-SECRET_KEY = env.raw("SECRET_KEY", None) or _generated_secret_key()
+SECRET_KEY = env.raw("SECRET_KEY", None) or _generated_secret("secret_key")
+AUDIT_SIGNING_KEY = env.raw("AUDIT_SIGNING_KEY", None) or _generated_secret("audit_signing_key")

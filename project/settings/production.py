@@ -1,7 +1,7 @@
 """Production: the base settings with security tightened and no defaults for secrets.
 
-Required: SECRET_KEY, ALLOWED_HOSTS and DATABASE_URL (each also as <NAME>_FILE
-where it is a secret). The portal is expected behind a TLS-terminating proxy
+Required: SECRET_KEY, AUDIT_SIGNING_KEY, ALLOWED_HOSTS and DATABASE_URL (each
+also as <NAME>_FILE where it is a secret). The portal is expected behind a TLS-terminating proxy
 that sets X-Forwarded-Proto.
 """
 
@@ -15,6 +15,7 @@ if SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5:
     raise ImproperlyConfigured(
         "SECRET_KEY must be a long random value (e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
     )
+AUDIT_SIGNING_KEY = env.secret("AUDIT_SIGNING_KEY", min_length=32)
 if DEBUG:
     raise ImproperlyConfigured("DEBUG must be false with project.settings.production.")
 

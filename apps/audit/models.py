@@ -1,0 +1,86 @@
+from django.conf import settings
+from django.db import models
+
+from .choices import Outcome
+
+
+class AuditEvent(models.Model):
+    """One security-relevant event; rows are append-only and hash-chained.
+
+    ``hash`` is SHA-256 over the canonical JSON of the row's content and
+    ``prev_hash`` (see ``hashing.py``); ``actor`` is not part of it, so deleting
+    a user (which nulls the foreign key) keeps the chain valid, while the copied
+    ``actor_username`` is.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    timestamp = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=True
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True, verbose_name="client IP")
+    user_agent = models.CharField(max_length=256, blank=True)
+    action = models.CharField(max_length=100, db_index=True, help_text="Dotted name, e.g. auth.login.failed.")
+    object_type = models.CharField(max_length=100, blank=True, help_text="app_label.model of the object concerned.")
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    changes = models.JSONField(default=dict, blank=True, help_text="Before/after of changed fields; secrets masked.")
+    request_id = models.CharField(max_length=64, blank=True, db_index=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS, db_index=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+        # Read-only for everyone in the admin; the service is the only writer.
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.action} by {self.actor_username or 'system'}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement of the chain's head at one moment.
+
+    Each checkpoint's HMAC also covers the previous checkpoint's signature, so
+    removing checkpoints breaks the checkpoint chain, and removing the newest
+    events contradicts the newest checkpoint.
+    """
+
+    created = models.DateTimeField(auto_now_add=True)
+    head_id = models.BigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    event_count = models.BigIntegerField(help_text="Events from the very first one up to the head, archived included.")
+    previous_signature = models.CharField(max_length=64, blank=True)
+    signature = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-id"]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"checkpoint at event #{self.head_id} ({self.created:%Y-%m-%d %H:%M})"
+
+
+class AuditArchive(models.Model):
+    """Events moved out of the database into an archive file; the chain continues from ``anchor_hash``."""
+
+    created = models.DateTimeField(auto_now_add=True)
+    before = models.DateTimeField(help_text="Events older than this were archived.")
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    event_count = models.BigIntegerField()
+    archived_total = models.BigIntegerField(help_text="Events archived so far, this archive included.")
+    previous_anchor_hash = models.CharField(max_length=64)
+    anchor_hash = models.CharField(max_length=64, help_text="Hash of the last archived event.")
+    file_name = models.CharField(max_length=500)
+    file_sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-id"]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"archive of events #{self.first_id}-#{self.last_id}"

@@ -1,0 +1,246 @@
+"""The audit trail's one writer, plus checkpoints and archiving."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max, Min, Model
+from django.utils import timezone
+
+from apps.core.request_context import client_ip, current_request, current_request_id
+
+from .choices import Outcome
+from .hashing import (
+    GENESIS_HASH,
+    HASHED_FIELDS,
+    canonical_timestamp,
+    checkpoint_signature,
+    event_hash,
+    json_normalized,
+)
+from .masking import masked
+from .metrics import AUDIT_CHAIN_VALID
+from .models import AuditArchive, AuditCheckpoint, AuditEvent
+from .selectors import chain_anchor
+from .verification import chain_verify
+
+# pg_advisory_xact_lock key that serializes appends to the chain ("OPSDECK" in ASCII).
+CHAIN_LOCK_KEY = 0x4F50534445434B
+USER_AGENT_LENGTH = 256
+
+
+class AuditError(Exception):
+    """An audit operation was refused; the message says why."""
+
+
+def _lock_chain() -> None:
+    # PostgreSQL: every appender takes the same transaction-level advisory lock,
+    # so reading the head and inserting the next event happen one writer at a
+    # time across threads, processes and hosts; it is released at commit or
+    # rollback. SQLite: transactions begin IMMEDIATE (see settings), which takes
+    # the database's single write lock for the same effect.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
+
+
+def _head_hash() -> str:
+    head = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+    if head:
+        return head
+    anchor = chain_anchor()
+    return anchor.anchor_hash if anchor else GENESIS_HASH
+
+
+def _object_fields(obj: Model | None) -> dict[str, str]:
+    if obj is None:
+        return {}
+    return {
+        "object_type": obj._meta.label_lower,
+        "object_id": "" if obj.pk is None else str(obj.pk),
+        "object_repr": str(obj)[:200],
+    }
+
+
+def _request_fields(request) -> dict[str, str | None]:
+    if request is None:
+        return {"ip": None, "user_agent": "", "request_id": current_request_id.get()}
+    return {
+        "ip": client_ip(request),
+        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH],
+        "request_id": getattr(request, "request_id", "") or current_request_id.get(),
+    }
+
+
+def event_record(
+    *,
+    action: str,
+    actor=None,
+    obj: Model | None = None,
+    changes: dict | None = None,
+    outcome: str = Outcome.SUCCESS,
+    request=None,
+    object_type: str = "",
+    object_id: str = "",
+    object_repr: str = "",
+) -> AuditEvent:
+    """Append one event to the audit trail, inside the caller's transaction.
+
+    ``request`` defaults to the request being served (if any) and gives the
+    client address, user agent, request id and, when ``actor`` is not given,
+    the signed-in user. ``changes`` is masked: secret-looking keys never get
+    stored. ``object_*`` describe an object that is not a model instance.
+    """
+    request = request if request is not None else current_request.get()
+    if actor is None and request is not None:
+        actor = getattr(request, "user", None)
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        actor = None
+    values = {
+        "actor_username": actor.get_username() if actor is not None else "",
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "object_repr": str(object_repr)[:200],
+        **_object_fields(obj),
+        "changes": json_normalized(masked(changes or {})),
+        "outcome": str(outcome),
+        **_request_fields(request),
+    }
+    with transaction.atomic():
+        _lock_chain()
+        timestamp = timezone.now()
+        values["prev_hash"] = _head_hash()
+        digest = event_hash({**values, "timestamp": canonical_timestamp(timestamp)})
+        return AuditEvent.objects.create(actor=actor, timestamp=timestamp, hash=digest, **values)
+
+
+def _signing_key() -> bytes:
+    return settings.AUDIT_SIGNING_KEY.encode()
+
+
+def _archived_total() -> int:
+    anchor = chain_anchor()
+    return anchor.archived_total if anchor else 0
+
+
+def checkpoint_create() -> AuditCheckpoint | None:
+    """Sign the current head of the chain; None when the trail is empty."""
+    with transaction.atomic():
+        _lock_chain()
+        head = AuditEvent.objects.order_by("-id").values("id", "hash").first()
+        if head is None:
+            return None
+        count = _archived_total() + AuditEvent.objects.count()
+        previous = AuditCheckpoint.objects.order_by("-id").values_list("signature", flat=True).first() or ""
+        signature = checkpoint_signature(
+            _signing_key(), head_id=head["id"], head_hash=head["hash"], event_count=count, previous=previous
+        )
+        return AuditCheckpoint.objects.create(
+            head_id=head["id"],
+            head_hash=head["hash"],
+            event_count=count,
+            previous_signature=previous,
+            signature=signature,
+        )
+
+
+def checkpoint_record() -> str:
+    """Sign the head of the chain (hourly beat task); returns what was done."""
+    checkpoint = checkpoint_create()
+    if checkpoint is None:
+        return "The audit trail is empty; no checkpoint needed."
+    return f"Signed checkpoint at event #{checkpoint.head_id} ({checkpoint.event_count} events in all)."
+
+
+def chain_verify_and_report() -> str:
+    """Verify the whole chain (daily beat task), publish the result as a gauge; raise when broken."""
+    report = chain_verify()
+    AUDIT_CHAIN_VALID.set(1 if report.ok else 0)
+    if not report.ok:
+        raise AuditError(report.summary())
+    return "; ".join([report.summary(), *report.warnings])
+
+
+ARCHIVE_BATCH = 5000
+
+
+def archive_create(*, before: datetime, output: Path) -> AuditArchive:
+    """Move events older than ``before`` into a gzip JSONL file, keeping the chain verifiable.
+
+    Refuses dates inside the retention period and a chain that does not verify.
+    The file starts with a header naming the anchor it continues from; the rows
+    are deleted only after the file is complete, in the same transaction that
+    records the new anchor.
+    """
+    retention_limit = timezone.now() - timezone.timedelta(days=settings.AUDIT_RETENTION_DAYS)
+    if before > retention_limit:
+        raise AuditError(
+            f"Events younger than AUDIT_RETENTION_DAYS ({settings.AUDIT_RETENTION_DAYS} days) must be kept: "
+            f"--before must be on or before {retention_limit:%Y-%m-%d %H:%M} UTC."
+        )
+    if output.exists():
+        raise AuditError(f"{output} already exists; choose a new file name.")
+    report = chain_verify()
+    if not report.ok:
+        raise AuditError(f"The audit chain does not verify ({report.problem}); nothing was archived.")
+    with transaction.atomic():
+        _lock_chain()
+        selected = AuditEvent.objects.filter(timestamp__lt=before).order_by("id")
+        bounds = selected.aggregate(first_id=Min("id"), last_id=Max("id"))
+        first_id, last_id = bounds["first_id"], bounds["last_id"]
+        if first_id is None:
+            raise AuditError(f"No audit events older than {before:%Y-%m-%d %H:%M} UTC; nothing to archive.")
+        if AuditEvent.objects.filter(id__lt=last_id, timestamp__gte=before).exists():
+            raise AuditError("Event timestamps are not in id order; refusing to archive a non-prefix of the chain.")
+        previous_anchor = chain_anchor()
+        header = {
+            "type": "opsdeck-audit-archive",
+            "version": 1,
+            "previous_anchor_hash": previous_anchor.anchor_hash if previous_anchor else GENESIS_HASH,
+            "first_id": first_id,
+            "last_id": last_id,
+            "before": before.isoformat(),
+        }
+        count, anchor_hash = _write_archive(output, header, selected)
+        file_sha256 = hashlib.sha256(output.read_bytes()).hexdigest()
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # The one path the append-only trigger lets through (see migration 0002).
+                cursor.execute("SET LOCAL opsdeck.audit_archive = 'on'")
+        AuditEvent.objects.filter(id__lte=last_id).delete()
+        archive = AuditArchive.objects.create(
+            before=before,
+            first_id=first_id,
+            last_id=last_id,
+            event_count=count,
+            archived_total=_archived_total() + count,
+            previous_anchor_hash=header["previous_anchor_hash"],
+            anchor_hash=anchor_hash,
+            file_name=str(output),
+            file_sha256=file_sha256,
+        )
+        event_record(
+            action="audit.archived",
+            obj=archive,
+            changes={"events": count, "first_id": first_id, "last_id": last_id, "sha256": file_sha256},
+        )
+    return archive
+
+
+def _write_archive(output: Path, header: dict, events) -> tuple[int, str]:
+    count, last_hash = 0, header["previous_anchor_hash"]
+    with gzip.open(output, "wt", encoding="utf-8") as handle:
+        handle.write(json.dumps(header) + "\n")
+        for row in events.values_list("id", *HASHED_FIELDS, "hash").iterator(chunk_size=ARCHIVE_BATCH):
+            record = dict(zip(("id", *HASHED_FIELDS, "hash"), row, strict=True))
+            record["timestamp"] = canonical_timestamp(record["timestamp"])
+            handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+            count, last_hash = count + 1, record["hash"]
+    return count, last_hash

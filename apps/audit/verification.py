@@ -1,0 +1,166 @@
+"""Recomputing the audit chain and its signed checkpoints."""
+
+from __future__ import annotations
+
+import gzip
+import hmac
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from .hashing import GENESIS_HASH, HASHED_FIELDS, checkpoint_signature, event_hash, row_hash
+from .models import AuditArchive, AuditCheckpoint, AuditEvent
+from .selectors import chain_anchor
+
+VERIFY_BATCH = 5000
+
+
+@dataclass
+class VerifyReport:
+    verified: int = 0
+    head_id: int | None = None
+    head_hash: str = GENESIS_HASH
+    checkpoints: int = 0
+    bad_event_id: int | None = None
+    problem: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem
+
+    def summary(self) -> str:
+        if not self.ok:
+            where = f" at event #{self.bad_event_id}" if self.bad_event_id is not None else ""
+            return f"Audit chain broken{where}: {self.problem}"
+        head = f"#{self.head_id} {self.head_hash}" if self.head_id is not None else f"(empty) {self.head_hash}"
+        return f"Verified {self.verified} events and {self.checkpoints} checkpoints; head {head}"
+
+    def fail(self, event_id: int | None, problem: str) -> VerifyReport:
+        self.bad_event_id, self.problem = event_id, problem
+        return self
+
+
+def chain_verify(*, from_id: int | None = None) -> VerifyReport:
+    """Recompute every event's hash and link in id order, then check the signed checkpoints.
+
+    From ``from_id`` on, the first event's stored link is trusted as the
+    starting point; otherwise the chain starts at the archive anchor or genesis.
+    """
+    report = VerifyReport()
+    anchor = chain_anchor()
+    events = AuditEvent.objects.order_by("id")
+    if from_id is not None:
+        events = events.filter(id__gte=from_id)
+        expected_prev = events.values_list("prev_hash", flat=True).first() or GENESIS_HASH
+    else:
+        expected_prev = anchor.anchor_hash if anchor else GENESIS_HASH
+    report.head_hash = expected_prev
+    rows = events.values_list("id", *HASHED_FIELDS, "hash").iterator(chunk_size=VERIFY_BATCH)
+    for event_id, *content, stored_hash in rows:
+        if row_hash(content) != stored_hash:
+            return report.fail(event_id, f"content changed: event #{event_id} does not match its hash")
+        if content[-1] != expected_prev:
+            return report.fail(event_id, _broken_link_problem(event_id, report.head_id, content[-1]))
+        expected_prev = stored_hash
+        report.verified += 1
+        report.head_id, report.head_hash = event_id, stored_hash
+    return _checkpoints_verify(report, anchor, from_id)
+
+
+def _broken_link_problem(event_id: int, previous_id: int | None, linked_hash: str) -> str:
+    after = f" after event #{previous_id}" if previous_id is not None else " at the start of the chain"
+    linked = AuditEvent.objects.filter(hash=linked_hash).values_list("id", flat=True).first()
+    if linked is not None:
+        return f"order changed: event #{event_id} belongs after event #{linked}, but comes{after}"
+    return f"event missing: the event before #{event_id}{after} is gone"
+
+
+def _checkpoints_verify(report: VerifyReport, anchor: AuditArchive | None, from_id: int | None) -> VerifyReport:
+    key = settings.AUDIT_SIGNING_KEY.encode()
+    checkpoints = list(AuditCheckpoint.objects.order_by("id"))
+    previous_signature = checkpoints[0].previous_signature if checkpoints else ""
+    first_kept_id = anchor.last_id + 1 if anchor else 0
+    for checkpoint in checkpoints:
+        expected = checkpoint_signature(
+            key,
+            head_id=checkpoint.head_id,
+            head_hash=checkpoint.head_hash,
+            event_count=checkpoint.event_count,
+            previous=checkpoint.previous_signature,
+        )
+        if not hmac.compare_digest(expected, checkpoint.signature):
+            return report.fail(checkpoint.head_id, f"checkpoint {checkpoint.id} has an invalid signature")
+        if checkpoint.previous_signature != previous_signature:
+            return report.fail(checkpoint.head_id, f"a checkpoint before checkpoint {checkpoint.id} is missing")
+        previous_signature = checkpoint.signature
+    relevant = [c for c in checkpoints if c.head_id >= max(first_kept_id, from_id or 0)]
+    stored = dict(AuditEvent.objects.filter(id__in=[c.head_id for c in relevant]).values_list("id", "hash"))
+    for checkpoint in relevant:
+        if checkpoint.head_id not in stored:
+            return report.fail(
+                checkpoint.head_id,
+                f"events missing at the end: checkpoint {checkpoint.id} of {checkpoint.created:%Y-%m-%d %H:%M} "
+                f"signed event #{checkpoint.head_id}, which is gone (newest event now #{report.head_id})",
+            )
+        if stored[checkpoint.head_id] != checkpoint.head_hash:
+            return report.fail(checkpoint.head_id, f"content changed: event #{checkpoint.head_id} differs from "
+                               f"what checkpoint {checkpoint.id} signed")  # fmt: skip
+    report.checkpoints = len(relevant)
+    if checkpoints and from_id is None:
+        newest = checkpoints[-1]
+        archived = anchor.archived_total if anchor else 0
+        counted = archived + AuditEvent.objects.filter(id__lte=newest.head_id).count()
+        if counted != newest.event_count:
+            return report.fail(
+                newest.head_id,
+                f"event count changed: checkpoint {newest.id} signed {newest.event_count} events up to "
+                f"#{newest.head_id}, now there are {counted}",
+            )
+    _warn_if_checkpoints_stale(report, checkpoints)
+    return report
+
+
+def _warn_if_checkpoints_stale(report: VerifyReport, checkpoints: list[AuditCheckpoint]) -> None:
+    if report.head_id is None:
+        return
+    newest = checkpoints[-1] if checkpoints else None
+    limit = timezone.now() - timedelta(hours=settings.AUDIT_CHECKPOINT_STALE_HOURS)
+    if newest is None or (newest.created < limit and newest.head_id < report.head_id):
+        since = "ever" if newest is None else f"since {newest.created:%Y-%m-%d %H:%M} UTC"
+        report.warnings.append(
+            f"no checkpoint {since}: removing the newest events would go unnoticed until the next one "
+            "(is celery beat running?)"
+        )
+
+
+def archive_verify(path: Path) -> VerifyReport:
+    """Recompute the chain inside an archive file and compare it with the archive's record, if any."""
+    report = VerifyReport()
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        header = json.loads(handle.readline())
+        if header.get("type") != "opsdeck-audit-archive":
+            return report.fail(None, f"{path} is not an Opsdeck audit archive")
+        expected_prev = report.head_hash = header["previous_anchor_hash"]
+        for line in handle:
+            record = json.loads(line)
+            values = {name: record[name] for name in HASHED_FIELDS}
+            if event_hash(values) != record["hash"]:
+                return report.fail(record["id"], f"content changed: event #{record['id']} does not match its hash")
+            if record["prev_hash"] != expected_prev:
+                return report.fail(record["id"], f"event missing or out of order before event #{record['id']}")
+            expected_prev = record["hash"]
+            report.verified += 1
+            report.head_id, report.head_hash = record["id"], record["hash"]
+    if report.head_id != header["last_id"]:
+        return report.fail(
+            report.head_id, f"archive truncated: ends at #{report.head_id}, header says #{header['last_id']}"
+        )
+    known = AuditArchive.objects.filter(last_id=header["last_id"]).first()
+    if known is not None and known.anchor_hash != report.head_hash:
+        return report.fail(report.head_id, "archive does not end in the anchor the database recorded for it")
+    return report
