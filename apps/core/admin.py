@@ -1,6 +1,10 @@
 from django.contrib import admin
+from django.template.defaultfilters import pluralize
+from django_celery_beat.admin import PeriodicTaskAdmin
+from django_celery_beat.models import PeriodicTask
 
 from .models import MaintenanceRun
+from .services import periodic_tasks_set_enabled
 
 
 @admin.register(MaintenanceRun)
@@ -18,3 +22,27 @@ class MaintenanceRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+admin.site.unregister(PeriodicTask)
+
+
+@admin.register(PeriodicTask)
+class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
+    """django-celery-beat's admin, with bulk actions that save (and so audit) entry by entry."""
+
+    def _set_enabled(self, request, queryset, enabled: bool | None, verb: str) -> None:
+        count = periodic_tasks_set_enabled(tasks=queryset, enabled=enabled)
+        self.message_user(request, f"{count} task{pluralize(count)} {pluralize(count, 'was,were')} {verb}.")
+
+    @admin.action(description="Enable selected tasks")
+    def enable_tasks(self, request, queryset):
+        self._set_enabled(request, queryset, True, "enabled")
+
+    @admin.action(description="Disable selected tasks")
+    def disable_tasks(self, request, queryset):
+        self._set_enabled(request, queryset, False, "disabled")
+
+    @admin.action(description="Toggle activity of selected tasks")
+    def toggle_tasks(self, request, queryset):
+        self._set_enabled(request, queryset, None, "toggled")

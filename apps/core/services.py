@@ -107,3 +107,18 @@ def live_event_publish(*, group: str, event: str, payload: dict) -> None:
         async_to_sync(get_channel_layer().group_send)(group, {"type": "live.event", "event": event, "payload": payload})
     except Exception:
         logger.exception("could not publish live event %s to %s", event, group)
+
+
+def periodic_tasks_set_enabled(*, tasks, enabled: bool | None) -> int:
+    """Enable, disable or (``enabled=None``) toggle beat entries; returns how many.
+
+    Each entry is saved on its own so that every change is audited and beat
+    notices it; a bulk UPDATE would bypass both.
+    """
+    count = 0
+    with transaction.atomic():
+        for task in tasks.select_for_update(of=("self",)):
+            task.enabled = (not task.enabled) if enabled is None else enabled
+            task.save()
+            count += 1
+    return count

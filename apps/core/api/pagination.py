@@ -1,10 +1,10 @@
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 
 
-class StandardPagination(PageNumberPagination):
-    """Page-number pagination; ``page_size`` above the maximum is refused, not silently cut."""
+class LimitedPageSizeMixin:
+    """A ``page_size`` query parameter up to API_MAX_PAGE_SIZE; a value above it is refused, not silently cut."""
 
     page_size_query_param = "page_size"
 
@@ -22,3 +22,13 @@ class StandardPagination(PageNumberPagination):
                 code="invalid_page_size",
             )
         return int(raw)
+
+
+class StandardPagination(LimitedPageSizeMixin, PageNumberPagination):
+    """Page-number pagination for ordinary lists."""
+
+
+class NewestFirstCursorPagination(LimitedPageSizeMixin, CursorPagination):
+    """Cursor pagination, newest id first: stable and cheap on tables too large to count."""
+
+    ordering = "-id"
