@@ -1,6 +1,7 @@
 """The audit chain: append-only on PostgreSQL, tampering detected and named, checkpoints, archives."""
 
 import gzip
+import itertools
 import json
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def _raw(sql: str, params=()):
 def test_events_form_one_chain_that_verifies():
     events = _record(5)
     assert events[0].prev_hash == GENESIS_HASH
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(events, events[1:], strict=False))
+    assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
     report = chain_verify()
     assert report.ok
     assert (report.verified, report.head_id, report.head_hash) == (5, events[-1].id, events[-1].hash)
@@ -190,7 +191,7 @@ def test_archive_moves_old_events_out_and_the_rest_still_verifies(tmp_path, sett
     archived = archive_verify(output)
     assert archived.ok
     assert (archived.verified, archived.head_id) == (4, old[-1].id)
-    lines = gzip.open(output, "rt").read().splitlines()
+    lines = _archive_lines(output)
     assert json.loads(lines[0])["previous_anchor_hash"] == GENESIS_HASH
     assert len(lines) == 5
 
@@ -208,7 +209,7 @@ def test_tampered_archive_file_is_detected(tmp_path, settings):
     _record(3)
     output = tmp_path / "a.jsonl.gz"
     archive_create(before=timezone.now(), output=output)
-    lines = gzip.open(output, "rt").read().splitlines()
+    lines = _archive_lines(output)
     record = json.loads(lines[2])
     record["object_repr"] = "edited"
     lines[2] = json.dumps(record)
@@ -232,3 +233,8 @@ def _rechain() -> None:
                 "UPDATE audit_auditevent SET prev_hash = %s, hash = %s WHERE id = %s", [content[-1], previous, event_id]
             )
         cursor.execute("SET LOCAL session_replication_role = 'origin'")
+
+
+def _archive_lines(path) -> list[str]:
+    with gzip.open(path, "rt") as handle:
+        return handle.read().splitlines()
