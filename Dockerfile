@@ -35,6 +35,7 @@ COPY . .
 # left in /data owned by root. Static files land in /app/var/static (STATIC_ROOT),
 # outside the volume, so they ship with the image.
 RUN SECRET_KEY="build-only-$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+    AUDIT_SIGNING_KEY="build-only-$(python -c 'import secrets; print(secrets.token_urlsafe(32))')" \
     ALLOWED_HOSTS=build \
     DATABASE_URL=postgres://build@127.0.0.1/build \
     OPSDECK_DATA_DIR=/tmp/build-data \
