@@ -1,7 +1,6 @@
 """Shared fixtures: named users per role, API and browser clients, a real Celery worker."""
 
 import os
-import shutil
 
 import pytest
 import redis
@@ -27,8 +26,11 @@ CHROMIUM_ARGS = [
 
 def pytest_sessionstart(session):
     # Metrics files and Redis keys of an earlier run must not leak into this one.
-    shutil.rmtree(settings.PROMETHEUS_MULTIPROC_DIR, ignore_errors=True)
-    settings.PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+    # This process's own metric files are already open (memory-mapped): keep them.
+    own_suffix = f"_{os.getpid()}.db"
+    for metrics_file in settings.PROMETHEUS_MULTIPROC_DIR.glob("*.db"):
+        if not metrics_file.name.endswith(own_suffix):
+            metrics_file.unlink()
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 

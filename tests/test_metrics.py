@@ -18,12 +18,15 @@ FINISHED_CLEANUP = {"task": "maintenance.session_clear_expired", "state": "SUCCE
 
 
 def _sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of metric ``name`` with ``labels`` in a Prometheus text exposition, or None."""
     for line in text.splitlines():
-        if not line.startswith(name + "{"):
+        metric, _, value = line.rpartition(" ")
+        metric_name, _, label_text = metric.partition("{")
+        if metric_name != name:
             continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-        if all(found.get(key) == value for key, value in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
+        found = dict(re.findall(r'(\w+)="([^"]*)"', label_text))
+        if all(found.get(key) == expected for key, expected in labels.items()):
+            return float(value)
     return None
 
 
