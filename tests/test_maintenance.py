@@ -53,7 +53,7 @@ def test_failed_maintenance_run_is_recorded_with_the_reason():
 @pytest.mark.django_db
 def test_setup_periodic_tasks_is_idempotent_and_keeps_paused_tasks_paused(capsys):
     call_command("setup_periodic_tasks")
-    assert "1 created" in capsys.readouterr().out
+    assert f"{len(SCHEDULE)} created" in capsys.readouterr().out
     task = PeriodicTask.objects.get(name=SCHEDULE[0].name)
     assert task.task == "maintenance.session_clear_expired"
     assert task.queue == "maintenance"
@@ -64,9 +64,9 @@ def test_setup_periodic_tasks_is_idempotent_and_keeps_paused_tasks_paused(capsys
     task.save()
 
     call_command("setup_periodic_tasks")
-    assert "1 updated" in capsys.readouterr().out
+    assert f"1 updated, {len(SCHEDULE) - 1} unchanged" in capsys.readouterr().out
     call_command("setup_periodic_tasks")
-    assert "1 unchanged" in capsys.readouterr().out
+    assert f"{len(SCHEDULE)} unchanged" in capsys.readouterr().out
     task.refresh_from_db()
     assert task.queue == "maintenance"
     assert task.enabled is False

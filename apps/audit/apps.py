@@ -7,4 +7,6 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401 - connects the auth, admin and model-change receivers
+        from . import receivers  # connects the auth and model-change receivers
+
+        receivers.connect_delete_receivers()

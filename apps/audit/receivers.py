@@ -1,5 +1,6 @@
 """Signal receivers that turn logins and model changes into audit events."""
 
+from django.apps import apps
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.dispatch import receiver
@@ -7,7 +8,7 @@ from django.dispatch import receiver
 from .choices import Outcome
 from .masking import masked
 from .services import event_record
-from .tracking import diff, snapshot, stored_snapshot, tracking_for
+from .tracking import NEVER_TRACKED, diff, snapshot, stored_snapshot, tracking_for
 
 
 @receiver(user_logged_in, dispatch_uid="audit_login")
@@ -58,7 +59,18 @@ def _record_save(sender, instance, created, raw=False, **kwargs) -> None:
         event_record(action=f"{prefix}.changed", obj=instance, changes=masked(changes))
 
 
-@receiver(post_delete, dispatch_uid="audit_post_delete")
+def connect_delete_receivers() -> None:
+    """Listen to deletions model by model, leaving out the never-tracked ones.
+
+    A delete listener makes Django load and delete rows one by one instead of
+    one DELETE statement; sessions, maintenance runs and the trail itself keep
+    their fast bulk deletes.
+    """
+    for model in apps.get_models():
+        if model._meta.label_lower not in NEVER_TRACKED:
+            post_delete.connect(_record_delete, sender=model, dispatch_uid=f"audit_post_delete_{model._meta.label}")
+
+
 def _record_delete(sender, instance, **kwargs) -> None:
     tracking = tracking_for(sender)
     if tracking is not None:

@@ -190,6 +190,14 @@ def archive_create(*, before: datetime, output: Path) -> AuditArchive:
     report = chain_verify()
     if not report.ok:
         raise AuditError(f"The audit chain does not verify ({report.problem}); nothing was archived.")
+    try:
+        return _archive_prefix(before, output)
+    except BaseException:
+        output.unlink(missing_ok=True)  # no archive file without the matching database change
+        raise
+
+
+def _archive_prefix(before: datetime, output: Path) -> AuditArchive:
     with transaction.atomic():
         _lock_chain()
         selected = AuditEvent.objects.filter(timestamp__lt=before).order_by("id")
@@ -209,12 +217,13 @@ def archive_create(*, before: datetime, output: Path) -> AuditArchive:
             "before": before.isoformat(),
         }
         count, anchor_hash = _write_archive(output, header, selected)
-        file_sha256 = hashlib.sha256(output.read_bytes()).hexdigest()
+        file_sha256 = _file_sha256(output)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 # The one path the append-only trigger lets through (see migration 0002).
                 cursor.execute("SET LOCAL opsdeck.audit_archive = 'on'")
-        AuditEvent.objects.filter(id__lte=last_id).delete()
+            # One statement: the ORM would load every archived row first.
+            cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id <= %s", [last_id])  # noqa: S608
         archive = AuditArchive.objects.create(
             before=before,
             first_id=first_id,
@@ -232,6 +241,14 @@ def archive_create(*, before: datetime, output: Path) -> AuditArchive:
             changes={"events": count, "first_id": first_id, "last_id": last_id, "sha256": file_sha256},
         )
     return archive
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _write_archive(output: Path, header: dict, events) -> tuple[int, str]:
