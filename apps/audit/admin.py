@@ -11,8 +11,8 @@ from django.db.models import QuerySet
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
-from .api.views import CanReadAuditTrail
 from .models import AuditArchive, AuditCheckpoint, AuditEvent
+from .permissions import CanReadAuditTrail
 
 # Enough for every action the portal records; a longer list would be unusable as a filter anyway.
 MAX_LISTED_ACTIONS = 300

@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
 
+from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 
 from .hashing import canonical_timestamp
@@ -69,17 +70,19 @@ def export_chunks(events: QuerySet, fmt: str) -> Iterator[bytes]:
 
 
 async def export_chunks_async(events: QuerySet, fmt: str) -> AsyncIterator[bytes]:
-    """The same blocks for an ASGI streaming response (Django would buffer a sync iterator)."""
-    block_of = _csv_block if fmt == "csv" else _jsonl_block
-    yield _header(fmt).encode()
-    rows: list[tuple] = []
-    async for row in _rows(events).aiterator(chunk_size=ROWS_PER_CHUNK):
-        rows.append(row)
-        if len(rows) == ROWS_PER_CHUNK:
-            yield block_of(rows).encode()
-            rows = []
-    if rows:
-        yield block_of(rows).encode()
+    """The same blocks as an async iterator, for an ASGI streaming response.
+
+    Django would buffer a sync iterator whole under ASGI. Each block is read in
+    the request's database thread (thread-sensitive), where the server-side
+    cursor lives; it is closed there too when the client goes away.
+    """
+    chunks = export_chunks(events, fmt)
+    next_block = sync_to_async(next, thread_sensitive=True)
+    try:
+        while (block := await next_block(chunks, None)) is not None:
+            yield block
+    finally:
+        await sync_to_async(chunks.close, thread_sensitive=True)()
 
 
 def _batched(rows: Iterable[tuple]) -> Iterator[list[tuple]]:

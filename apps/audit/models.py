@@ -18,12 +18,12 @@ class AuditEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=True
     )
-    actor_username = models.CharField(max_length=150, blank=True)
+    actor_username = models.CharField(max_length=150, blank=True, db_index=True)
     ip = models.GenericIPAddressField(null=True, blank=True, verbose_name="client IP")
     user_agent = models.CharField(max_length=256, blank=True)
     action = models.CharField(max_length=100, db_index=True, help_text="Dotted name, e.g. auth.login.failed.")
     object_type = models.CharField(max_length=100, blank=True, help_text="app_label.model of the object concerned.")
-    object_id = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True, db_index=True)
     object_repr = models.CharField(max_length=200, blank=True)
     changes = models.JSONField(default=dict, blank=True, help_text="Before/after of changed fields; secrets masked.")
     request_id = models.CharField(max_length=64, blank=True, db_index=True)

@@ -1,7 +1,5 @@
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
@@ -12,12 +10,12 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 
 from apps.core.api.pagination import NewestFirstCursorPagination
 
-from ..export import EXPORT_FORMATS, export_chunks
+from ..export import EXPORT_FORMATS, export_chunks_async
+from ..permissions import CanReadAuditTrail
 from ..selectors import events_between
 from .filters import AuditEventFilter
 from .serializers import AuditEventSerializer
@@ -25,41 +23,11 @@ from .serializers import AuditEventSerializer
 FORMAT_ERROR = f"format must be one of {', '.join(EXPORT_FORMATS)}"
 
 
-class CanReadAuditTrail(BasePermission):
-    """Who may read the audit trail, in the API and the admin: superusers only, for now."""
-
-    message = "Only superusers may read the audit trail."
-
-    @staticmethod
-    def allows(user) -> bool:
-        return bool(user and user.is_active and user.is_authenticated and user.is_superuser)
-
-    def has_permission(self, request, view) -> bool:
-        return self.allows(request.user)
-
-
 class ExportNegotiation(DefaultContentNegotiation):
     """On the export, ``?format=`` names the file format, not a renderer; errors are always JSON."""
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type
-
-
-async def export_stream(events, fmt: str) -> AsyncIterator[bytes]:
-    """``export_chunks`` as an async iterator: each block is read in the request's database thread.
-
-    Stands in for ``export_chunks_async``, whose ``values_list(...).aiterator()``
-    runs its query in the event loop and fails with SynchronousOnlyOperation
-    (Django's ValuesListIterable.__iter__ is not a generator).
-    """
-    chunks = export_chunks(events, fmt)
-    next_block = sync_to_async(next, thread_sensitive=True)
-    try:
-        while (block := await next_block(chunks, None)) is not None:
-            yield block
-    finally:
-        # Also on a client that went away: close the server-side cursor in its own thread.
-        await sync_to_async(chunks.close, thread_sensitive=True)()
 
 
 def _stamp(moment: datetime) -> str:
@@ -111,7 +79,7 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
             raise translate_validation(filterset.errors)
         since, until = filterset.period()
         # An async iterator: under ASGI Django would buffer a sync one whole before sending it.
-        response = StreamingHttpResponse(export_stream(filterset.qs, fmt), content_type=EXPORT_FORMATS[fmt])
+        response = StreamingHttpResponse(export_chunks_async(filterset.qs, fmt), content_type=EXPORT_FORMATS[fmt])
         filename = export_filename(since=since, until=until, fmt=fmt)
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
