@@ -10,24 +10,9 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 
-from .hashing import canonical_timestamp
+from .hashing import HASHED_FIELDS, canonical_timestamp
 
-EXPORT_FIELDS = (
-    "id",
-    "timestamp",
-    "actor_username",
-    "ip",
-    "user_agent",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "changes",
-    "request_id",
-    "outcome",
-    "prev_hash",
-    "hash",
-)
+EXPORT_FIELDS = ("id", *HASHED_FIELDS, "hash")
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 ROWS_PER_CHUNK = 2000
 _TIMESTAMP = EXPORT_FIELDS.index("timestamp")

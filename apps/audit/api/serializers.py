@@ -1,26 +1,12 @@
 from rest_framework import serializers
 
+from ..export import EXPORT_FIELDS
 from ..models import AuditEvent
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "timestamp",
-            "actor",
-            "actor_username",
-            "ip",
-            "user_agent",
-            "action",
-            "object_type",
-            "object_id",
-            "object_repr",
-            "changes",
-            "request_id",
-            "outcome",
-            "prev_hash",
-            "hash",
-        ]
+        # What an export holds, plus the actor's user id (null once the user is deleted).
+        fields = ["actor", *EXPORT_FIELDS]
         read_only_fields = fields
