@@ -10,6 +10,7 @@ urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
     path("core/", include(("apps.core.api.urls", "core"), namespace="core")),
     path("accounts/", include(("apps.accounts.api.urls", "accounts"), namespace="accounts")),
+    path("auth/", include(("apps.accounts.api.auth_urls", "auth"), namespace="auth")),
     path("audit/", include(("apps.audit.api.urls", "audit"), namespace="audit")),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),
     # People open the docs in a browser: send them to the login page rather than a bare 403.

@@ -33,7 +33,9 @@ def test_errors_have_the_json_error_shape(api_client, admin_user, method, path, 
 
 
 def test_anonymous_request_is_refused_in_json(api_client):
-    _assert_error_shape(api_client.get("/api/v1/accounts/me/"), 403, "not_authenticated")
+    response = api_client.get("/api/v1/accounts/me/")
+    _assert_error_shape(response, 401, "not_authenticated")
+    assert response["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_user_without_access_is_refused_in_json(api_client, outsider_user):

@@ -16,7 +16,7 @@ def test_schema_validates_without_warnings(tmp_path):
 
 @pytest.mark.django_db
 def test_schema_requires_sign_in(api_client, viewer_user):
-    assert api_client.get("/api/v1/schema/").status_code == 403
+    assert api_client.get("/api/v1/schema/").status_code == 401
     api_client.force_authenticate(viewer_user)
     response = api_client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200

@@ -1,6 +1,8 @@
+from django.conf import settings
 from rest_framework import serializers
 
-from ..models import User
+from ..models import ApiToken, User
+from ..tokens import SCOPES
 
 
 class CurrentUserSerializer(serializers.ModelSerializer):
@@ -19,4 +21,30 @@ class CurrentUserSerializer(serializers.ModelSerializer):
             "roles",
             "last_login",
         ]
+        read_only_fields = fields
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "scopes", "allowed_networks", "created", "expires", "last_used", "revoked"]
+        read_only_fields = fields
+
+
+class ApiTokenCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=SCOPES), min_length=1, default=["read"])
+    expires_in_days = serializers.IntegerField(
+        allow_null=True,
+        default=lambda: settings.API_TOKEN_DEFAULT_DAYS,
+        help_text="Days until expiry; null (administrators only) for never.",
+    )
+    allowed_networks = serializers.ListField(child=serializers.CharField(max_length=50), default=list, max_length=20)
+
+
+class IssuedApiTokenSerializer(ApiTokenSerializer):
+    token = serializers.CharField(read_only=True, help_text="The secret; shown only in this response.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]
         read_only_fields = fields

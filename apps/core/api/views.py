@@ -12,6 +12,7 @@ from .serializers import MaintenanceRunSerializer
 ENTRY_POINTS = {
     "maintenance-runs": "core:maintenance-run-list",
     "me": "accounts:me",
+    "tokens": "auth:token-list",
     "audit-events": "audit:event-list",
     "schema": "api-schema",
     "docs": "api-docs",

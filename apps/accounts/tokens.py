@@ -1,0 +1,166 @@
+"""API tokens: creation, revocation and authentication (the token services of accounts)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.choices import Outcome
+from apps.audit.services import event_record
+
+from .choices import Role
+from .models import ApiToken, User
+
+TOKEN_PREFIX = "odk_"  # noqa: S105 - the public marker of Opsdeck tokens, not a secret
+PREFIX_LENGTH = len(TOKEN_PREFIX) + 8  # "odk_" and 8 hex digits; the secret part may contain "_"
+SCOPES = ("read", "write")
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class TokenError(Exception):
+    """A token request a person can correct; the message says what and the limit."""
+
+
+class TokenRejected(Exception):
+    """Authentication with a token failed; ``status`` is 401 (bad token) or 403 (not allowed here)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # the full bearer token; shown once, never stored
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def may_hold_unexpiring_token(user: User) -> bool:
+    return user.is_superuser or user.groups.filter(name=Role.ADMIN).exists()
+
+
+def _validated_networks(networks: list[str]) -> list[str]:
+    cleaned = []
+    for network in networks:
+        try:
+            cleaned.append(str(ipaddress.ip_network(str(network).strip(), strict=False)))
+        except ValueError:
+            raise TokenError(f"allowed_networks: {network!r} is not an IP network like 10.0.0.0/8.") from None
+    return cleaned
+
+
+def _expiry(user: User, expires_in_days: int | None) -> timezone.datetime | None:
+    if expires_in_days is None:
+        if not may_hold_unexpiring_token(user):
+            raise TokenError("Only administrators may create tokens that never expire; give expires_in_days.")
+        return None
+    limit = settings.API_TOKEN_MAX_DAYS
+    if not 1 <= expires_in_days <= limit:
+        raise TokenError(f"expires_in_days must be from 1 to {limit}.")
+    return timezone.now() + timedelta(days=expires_in_days)
+
+
+@transaction.atomic
+def token_create(
+    *, owner: User, name: str, scopes: list[str], expires_in_days: int | None, allowed_networks: list[str] = ()
+) -> IssuedToken:
+    """Issue a token for ``owner``; the returned secret is the only copy there will ever be."""
+    name = name.strip()
+    if not name:
+        raise TokenError("name: give the token a name that says what it is for.")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if not scopes or unknown:
+        raise TokenError(f"scopes must be a non-empty subset of {', '.join(SCOPES)} (unknown: {unknown}).")
+    prefix = TOKEN_PREFIX + secrets.token_hex(4)
+    secret = f"{prefix}_{secrets.token_urlsafe(32)}"
+    token = ApiToken.objects.create(
+        owner=owner,
+        name=name[:100],
+        prefix=prefix,
+        secret_hash=_digest(secret),
+        scopes=sorted(set(scopes) | {"read"}),
+        allowed_networks=_validated_networks(list(allowed_networks)),
+        expires=_expiry(owner, expires_in_days),
+    )
+    event_record(
+        action="auth.token.created",
+        actor=owner,
+        obj=token,
+        changes={"scopes": token.scopes, "expires": token.expires, "allowed_networks": token.allowed_networks},
+    )
+    return IssuedToken(token=token, secret=secret)
+
+
+@transaction.atomic
+def token_revoke(*, token: ApiToken, by: User) -> ApiToken:
+    """Revoke ``token`` (idempotent)."""
+    if token.revoked is None:
+        token.revoked = timezone.now()
+        token.save(update_fields=["revoked"])
+        event_record(action="auth.token.revoked", actor=by, obj=token)
+    return token
+
+
+def tokens_revoke_all(*, owner: User, by: User) -> int:
+    """Revoke every live token of ``owner``; returns how many."""
+    live = list(ApiToken.objects.filter(owner=owner, revoked__isnull=True))
+    for token in live:
+        token_revoke(token=token, by=by)
+    return len(live)
+
+
+def token_authenticate(*, secret: str, client_ip: str | None, write: bool) -> ApiToken:
+    """The token a bearer secret stands for, or TokenRejected saying why."""
+    well_formed = secret.startswith(TOKEN_PREFIX) and secret[PREFIX_LENGTH : PREFIX_LENGTH + 1] == "_"
+    prefix = secret[:PREFIX_LENGTH] if well_formed else ""
+    token = ApiToken.objects.select_related("owner").filter(prefix=prefix).first() if prefix else None
+    if token is None or not hmac.compare_digest(token.secret_hash, _digest(secret)):
+        raise TokenRejected("Invalid token.", 401)
+    if token.revoked is not None:
+        raise TokenRejected(f"Token {token.prefix} was revoked on {token.revoked:%Y-%m-%d %H:%M} UTC.", 401)
+    if token.is_expired:
+        raise TokenRejected(f"Token {token.prefix} expired on {token.expires:%Y-%m-%d %H:%M} UTC.", 401)
+    if not token.owner.is_active:
+        raise TokenRejected("The token's account is deactivated.", 401)
+    if token.allowed_networks and not _address_allowed(client_ip, token.allowed_networks):
+        raise TokenRejected(f"Token {token.prefix} may not be used from {client_ip}.", 403)
+    if write and "write" not in token.scopes:
+        raise TokenRejected(f"Token {token.prefix} has only the read scope; writing needs the write scope.", 403)
+    _note_use(token, client_ip)
+    return token
+
+
+def _address_allowed(client_ip: str | None, networks: list[str]) -> bool:
+    if client_ip is None:
+        return False
+    address = ipaddress.ip_address(client_ip)
+    return any(address in ipaddress.ip_network(network) for network in networks)
+
+
+def _note_use(token: ApiToken, client_ip: str | None) -> None:
+    # Written at most once a minute, so a busy client does not turn every read into a write.
+    now = timezone.now()
+    new_address = client_ip is not None and token.last_used_ip not in (None, client_ip)
+    if token.last_used is None or now - token.last_used >= LAST_USED_RESOLUTION or new_address:
+        ApiToken.objects.filter(pk=token.pk).update(last_used=now, last_used_ip=client_ip)
+        if new_address:
+            event_record(
+                action="auth.token.used_new_ip",
+                actor=token.owner,
+                obj=token,
+                outcome=Outcome.SUCCESS,
+                changes={"previous_ip": token.last_used_ip, "ip": client_ip},
+            )
+        token.last_used, token.last_used_ip = now, client_ip
