@@ -24,6 +24,7 @@ $(VENV)/.test-installed: requirements/base.txt requirements/test.txt | $(PY)
 run: $(VENV)/.base-installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py setup_roles
 	$(PY) manage.py setup_periodic_tasks
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py runportal --host $(HOST) --port $(PORT)

@@ -162,7 +162,13 @@ def test_compose_commands_exist_in_project():
 def test_compose_web_prepares_database_and_admin_before_serving():
     command = service_commands()["web"]
 
-    assert MANAGE_PY_COMMAND.findall(command) == ["migrate", "setup_periodic_tasks", "ensure_admin", "runportal"]
+    assert MANAGE_PY_COMMAND.findall(command) == [
+        "migrate",
+        "setup_roles",
+        "setup_periodic_tasks",
+        "ensure_admin",
+        "runportal",
+    ]
     assert "--host 0.0.0.0" in command
 
 

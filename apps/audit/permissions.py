@@ -1,14 +1,19 @@
 from rest_framework.permissions import BasePermission
 
+from apps.accounts.choices import Role
+from apps.core.permissions import has_role
+
+AUDIT_READER_ROLES = (Role.ADMIN, Role.COMPLIANCE)
+
 
 class CanReadAuditTrail(BasePermission):
-    """Who may read the audit trail, in the API and the admin: superusers only, for now."""
+    """Who may read the audit trail, in the API and the admin: administrators and compliance officers."""
 
-    message = "Only superusers may read the audit trail."
+    message = "Only administrators and compliance officers may read the audit trail."
 
     @staticmethod
     def allows(user) -> bool:
-        return bool(user and user.is_active and user.is_authenticated and user.is_superuser)
+        return has_role(user, *AUDIT_READER_ROLES)
 
     def has_permission(self, request, view) -> bool:
         return self.allows(request.user)
