@@ -19,14 +19,21 @@ _TIMESTAMP = EXPORT_FIELDS.index("timestamp")
 _CHANGES = EXPORT_FIELDS.index("changes")
 
 
+_changes_text = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+
+
 def _csv_block(rows: list[tuple]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in rows:
-        row = list(row)
-        row[_TIMESTAMP] = canonical_timestamp(row[_TIMESTAMP])
-        row[_CHANGES] = json.dumps(row[_CHANGES], sort_keys=True, ensure_ascii=False)
-        writer.writerow(row)
+    csv.writer(buffer).writerows(
+        (
+            *row[:_TIMESTAMP],
+            canonical_timestamp(row[_TIMESTAMP]),
+            *row[_TIMESTAMP + 1 : _CHANGES],
+            _changes_text(row[_CHANGES]),
+            *row[_CHANGES + 1 :],
+        )
+        for row in rows
+    )
     return buffer.getvalue()
 
 

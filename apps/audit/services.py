@@ -50,10 +50,16 @@ def _lock_chain() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
 
 
+_HEAD_QUERY = f"SELECT hash FROM {AuditEvent._meta.db_table} ORDER BY id DESC LIMIT 1"  # noqa: S608
+
+
 def _head_hash() -> str:
-    head = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+    # Plain SQL: this runs on every append, and the ORM's query building costs more than the query.
+    with connection.cursor() as cursor:
+        cursor.execute(_HEAD_QUERY)
+        head = cursor.fetchone()
     if head:
-        return head
+        return head[0]
     anchor = chain_anchor()
     return anchor.anchor_hash if anchor else GENESIS_HASH
 
@@ -113,7 +119,8 @@ def event_record(
         "outcome": str(outcome),
         **_request_fields(request),
     }
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction: if the append fails, the change it records must fail too.
+    with transaction.atomic(savepoint=False):
         _lock_chain()
         timestamp = timezone.now()
         values["prev_hash"] = _head_hash()
