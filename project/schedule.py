@@ -28,4 +28,11 @@ SCHEDULE = [
         queue="maintenance",
         description="Recomputes the whole audit chain and its checkpoints every night; a failure shows in the admin.",
     ),
+    ScheduledTask(
+        name="Clear expired lockouts",
+        task="maintenance.lockout_clear_expired",
+        crontab="47 * * * *",
+        queue="maintenance",
+        description="Deletes failed-login counters older than the lockout cool-off every hour.",
+    ),
 ]

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from apps.accounts.choices import Role
 
 from .factories import DEFAULT_PASSWORD, UserFactory
+from .mfa import otp_force_login
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -68,6 +69,12 @@ def compliance_user(db):
 def outsider_user(db):
     """An active account with no role at all."""
     return UserFactory(username="nora-nobody")
+
+
+@pytest.fixture
+def otp_login():
+    """``otp_login(client, user)``: sign in with an OTP-verified session (staff need one for the admin)."""
+    return otp_force_login
 
 
 @pytest.fixture

@@ -99,14 +99,14 @@ def test_token_cannot_create_tokens(client, operator_user):
     assert ApiToken.objects.count() == 1
 
 
-def test_only_administrators_get_tokens_that_never_expire(client, operator_user, admin_user):
+def test_only_administrators_get_tokens_that_never_expire(client, operator_user, admin_user, otp_login):
     client.force_login(operator_user)
     response = client.post(TOKENS, {"name": "forever", "expires_in_days": None}, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["detail"] == (
         "Only administrators may create tokens that never expire; give expires_in_days."
     )
-    client.force_login(admin_user)
+    otp_login(client, admin_user)  # administrators must have an OTP-verified session
     response = client.post(TOKENS, {"name": "forever", "expires_in_days": None}, content_type="application/json")
     assert response.status_code == 201
     assert response.json()["expires"] is None

@@ -42,8 +42,8 @@ def events(operator_user):
 
 
 @pytest.fixture
-def superuser_client(client, superuser):
-    client.force_login(superuser)
+def superuser_client(client, superuser, otp_login):
+    otp_login(client, superuser)
     return client
 
 
@@ -129,11 +129,11 @@ def test_changing_adding_or_deleting_an_event_is_refused(superuser_client, event
 @pytest.mark.parametrize(
     ("username", "status"), [("admin_user", 200), ("compliance_user", 200), ("operator_user", 403)]
 )
-def test_only_audit_reader_roles_see_the_audit_trail_in_the_admin(client, request, username, status, events):
+def test_only_audit_reader_roles_see_the_audit_trail_in_the_admin(client, request, username, status, events, otp_login):
     user = request.getfixturevalue(username)
     user.is_staff = True
     user.save()
-    client.force_login(user)
+    otp_login(client, user)
     assert client.get(CHANGELIST_URL).status_code == status
     assert ("/admin/audit/" in client.get("/admin/").content.decode()) is (status == 200)
 

@@ -7,11 +7,14 @@ import json
 import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient
+from django_otp import DEVICE_ID_SESSION_KEY
 
 from apps.audit.choices import Outcome
 from apps.audit.export import EXPORT_FIELDS
 from apps.audit.models import AuditEvent
 from apps.audit.services import event_record
+
+from .mfa import totp_device_for
 
 pytestmark = pytest.mark.django_db
 
@@ -175,9 +178,14 @@ def test_api_root_links_the_audit_events(api_client, superuser):
 def _export(user, params: dict) -> tuple[object, bytes]:
     """GET the export through the ASGI handler and read its streamed body asynchronously."""
 
+    device = totp_device_for(user)  # superusers need an OTP-verified session
+
     async def scenario():
         client = AsyncClient()
         await client.aforce_login(user)
+        session = await client.asession()
+        await session.aset(DEVICE_ID_SESSION_KEY, device.persistent_id)
+        await session.asave()
         response = await client.get(EXPORT_URL, params)
         if not response.streaming:
             return response, response.content

@@ -57,8 +57,8 @@ def test_invalid_request_id_is_replaced(client):
     assert len(response["X-Request-ID"]) == 32
 
 
-def test_admin_change_records_field_diff_and_masks_the_password(client, superuser, operator_user):
-    client.force_login(superuser)
+def test_admin_change_records_field_diff_and_masks_the_password(client, superuser, operator_user, otp_login):
+    otp_login(client, superuser)
     response = client.post(
         f"/admin/accounts/user/{operator_user.pk}/password/",
         {"password1": "A-new-Secret-Passphrase-9", "password2": "A-new-Secret-Passphrase-9", "usable_password": "true"},
@@ -74,8 +74,8 @@ def test_admin_change_records_field_diff_and_masks_the_password(client, superuse
     assert "A-new-Secret-Passphrase-9" not in _row_text(event)
 
 
-def test_admin_group_change_records_added_members(client, superuser, viewer_user):
-    client.force_login(superuser)
+def test_admin_group_change_records_added_members(client, superuser, viewer_user, otp_login):
+    otp_login(client, superuser)
     data = {
         "username": viewer_user.username,
         "email": viewer_user.email,
@@ -114,12 +114,12 @@ def test_model_changes_outside_admin_and_unregistered_are_not_recorded():
     assert not AuditEvent.objects.exists()
 
 
-def test_schedule_changes_in_the_admin_are_recorded_per_task(client, superuser):
+def test_schedule_changes_in_the_admin_are_recorded_per_task(client, superuser, otp_login):
     from django.core.management import call_command
 
     call_command("setup_periodic_tasks")
     task = PeriodicTask.objects.get(name="Clear expired sessions")
-    client.force_login(superuser)
+    otp_login(client, superuser)
     response = client.post(
         "/admin/django_celery_beat/periodictask/",
         {"action": "disable_tasks", "_selected_action": [str(task.pk)], "index": "0"},
@@ -164,8 +164,8 @@ def test_api_denial_is_recorded(api_client, outsider_user):
     assert event.changes["path"] == "/api/v1/core/maintenance-runs/"
 
 
-def test_admin_denial_is_recorded(client, admin_user):
-    client.force_login(admin_user)  # staff, but without permission on users
+def test_admin_denial_is_recorded(client, admin_user, otp_login):
+    otp_login(client, admin_user)  # staff, but without permission on users
     assert client.get("/admin/accounts/user/").status_code == 403
     [event] = _events("access.denied")
     assert event.actor == admin_user

@@ -43,8 +43,8 @@ def test_login_page_rejects_a_wrong_password(client, operator_user):
 
 
 @pytest.mark.django_db
-def test_dashboard_shows_readiness_and_maintenance_to_staff(client, admin_user):
-    client.force_login(admin_user)
+def test_dashboard_shows_readiness_and_maintenance_to_staff(client, admin_user, otp_login):
+    otp_login(client, admin_user)
     page = client.get("/dashboard/").content.decode()
     assert 'id="readiness-status">ok<' in page
     assert "No maintenance task has run yet" in page

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from .helpers import PortalProcess, free_port
+from .mfa import totp_code
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 ADMIN = {"OPSDECK_ADMIN_USERNAME": "e2e-admin", "OPSDECK_ADMIN_PASSWORD": "an-e2e-admin-passphrase"}
@@ -17,6 +18,14 @@ PeriodicTask.objects.create(
     name="e2e one-off", task="maintenance.session_clear_expired", interval=every_second, one_off=True
 )
 """
+# The admin needs an OTP-verified session: the administrator gets an authenticator with a known key.
+ADMIN_TOTP_KEY = "3132333435363738393031323334353637383930"
+ADMIN_AUTHENTICATOR = f"""
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from apps.accounts.models import User
+TOTPDevice.objects.create(user=User.objects.get(username="{ADMIN["OPSDECK_ADMIN_USERNAME"]}"), name="e2e",
+                          key="{ADMIN_TOTP_KEY}", confirmed=True)
+"""
 
 
 @pytest.fixture
@@ -26,6 +35,7 @@ def embedded_portal(tmp_path):
     portal.manage("setup_periodic_tasks")
     assert "Created admin account 'e2e-admin'" in portal.manage("ensure_admin")
     portal.manage("shell", "-c", ONE_OFF_BEAT_ENTRY)
+    portal.manage("shell", "-c", ADMIN_AUTHENTICATOR)
     portal.start()
     yield portal
     portal.kill()
@@ -61,6 +71,9 @@ def test_embedded_portal_serves_admin_and_runs_beat_and_worker_in_process(embedd
     page.fill("#id_username", ADMIN["OPSDECK_ADMIN_USERNAME"])
     page.fill("#id_password", ADMIN["OPSDECK_ADMIN_PASSWORD"])
     page.click("input[type=submit]")
+    page.wait_for_url("**/accounts/login/code/?next=%2Fadmin%2F")
+    page.fill("#id_code", totp_code(ADMIN_TOTP_KEY))
+    page.click("button[type=submit]")
     page.wait_for_url(portal.url + "/admin/")
     assert page.locator("#site-name").inner_text() == "Opsdeck administration"
 

@@ -4,6 +4,7 @@
 module; nothing else reads environment variables.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -24,7 +25,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS")
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with an OTP-requiring default site (see apps/accounts/admin_apps.py).
+    "apps.accounts.admin_apps.OpsdeckAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -36,6 +38,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_prometheus",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.audit",
@@ -51,10 +57,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "apps.accounts.middleware.MfaEnrollmentMiddleware",
     "apps.audit.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes requires: it turns a lockout flagged during the view into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -275,6 +285,37 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# --- MFA, re-authentication and lockout
+# Users holding one of these roles (and every superuser) must enroll a TOTP device before doing anything else.
+MFA_REQUIRED_ROLES = env.list("MFA_REQUIRED_ROLES", ["admin", "compliance"])
+_KNOWN_ROLES = ("admin", "operator", "viewer", "compliance")  # apps.accounts.choices.Role; settings import no apps
+if unknown_roles := sorted(set(MFA_REQUIRED_ROLES) - set(_KNOWN_ROLES)):
+    raise ImproperlyConfigured(
+        f"MFA_REQUIRED_ROLES may only name the roles {', '.join(_KNOWN_ROLES)}; unknown: {', '.join(unknown_roles)}."
+    )
+# Sensitive actions need the password and a fresh OTP within this many minutes ("sudo mode").
+SUDO_WINDOW_MINUTES = env.int("SUDO_WINDOW_MINUTES", 15, minimum=1, maximum=24 * 60)
+OTP_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", "Opsdeck")
+# The axes backend goes first so a locked-out username/address pair never reaches the password check.
+AUTHENTICATION_BACKENDS = [
+    "apps.accounts.backends.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", 15, minimum=1, maximum=7 * 24 * 60))
+# Together: one attacker cannot lock a victim out from everywhere, nor spray one address at many users.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts during a lockout do not extend it, so the "locked until" a user is shown stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "apps.core.request_context.client_ip"  # honours TRUSTED_PROXY_COUNT
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
+# Successful logins are already in the audit trail; axes keeps only the failure counters.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# axes logs every successful login at INFO; the audit trail already has it.
+LOGGING["loggers"] = {**LOGGING.get("loggers", {}), "axes": {"level": "WARNING"}}
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -1,0 +1,15 @@
+"""The account page at /account/ and its MFA and re-authentication pages."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.account, name="account"),
+    path("reauthenticate/", views.reauthenticate, name="sudo"),
+    path("mfa/enroll/", views.mfa_enroll, name="mfa-enroll"),
+    path("mfa/disable/", views.mfa_disable, name="mfa-disable"),
+    path("mfa/recovery-codes/", views.mfa_recovery_codes, name="mfa-recovery-codes"),
+    path("mfa/recovery-codes/download/", views.mfa_recovery_codes_download, name="mfa-recovery-codes-download"),
+    path("mfa/recovery-codes/new/", views.mfa_recovery_codes_regenerate, name="mfa-recovery-codes-regenerate"),
+]

@@ -1,0 +1,65 @@
+"""Read queries of accounts shared by views, admin and middleware."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+
+def mfa_required_for(*, user) -> bool:
+    """Superusers and holders of a role in MFA_REQUIRED_ROLES must use a second factor."""
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    return user.groups.filter(name__in=settings.MFA_REQUIRED_ROLES).exists()
+
+
+def totp_device_confirmed(*, user) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
+
+
+def user_has_confirmed_device(*, user) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def recovery_codes_remaining(*, user) -> int:
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+def recovery_device(*, user) -> StaticDevice | None:
+    return StaticDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
+
+
+def _lockout_threshold() -> datetime:
+    return timezone.now() - settings.AXES_COOLOFF_TIME
+
+
+def locked_attempts() -> QuerySet[AccessAttempt]:
+    """Failure counters that currently lock their username/address pair out."""
+    return AccessAttempt.objects.filter(
+        failures_since_start__gte=settings.AXES_FAILURE_LIMIT, attempt_time__gte=_lockout_threshold()
+    )
+
+
+def lockout_until(*, username: str, ip_address: str | None = None) -> datetime | None:
+    """When the lockout of ``username`` (from ``ip_address``, if given) ends; None when not locked."""
+    attempts = locked_attempts().filter(username=username)
+    if ip_address is not None:
+        attempts = attempts.filter(ip_address=ip_address)
+    latest = attempts.order_by("-attempt_time").values_list("attempt_time", flat=True).first()
+    return None if latest is None else latest + settings.AXES_COOLOFF_TIME
+
+
+def users_with_account_state(queryset: QuerySet) -> QuerySet:
+    """Annotate users with ``mfa_enabled`` and ``locked_out`` for lists (one query)."""
+    return queryset.annotate(
+        mfa_enabled=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+        locked_out=Exists(locked_attempts().filter(username=OuterRef("username"))),
+    )

@@ -1,0 +1,42 @@
+"""Helpers for tests that need OTP devices, codes and OTP-verified sessions."""
+
+from __future__ import annotations
+
+import time
+from binascii import unhexlify
+
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+
+def totp_device_create(user, *, key: str | None = None) -> TOTPDevice:
+    """A confirmed TOTP device of ``user`` (``key`` in hex, as django-otp stores it)."""
+    extra = {"key": key} if key else {}
+    return TOTPDevice.objects.create(user=user, name="Test authenticator", confirmed=True, **extra)
+
+
+def totp_code(key_hex: str, *, at: float | None = None, step: int = 30) -> str:
+    """The 6-digit code an authenticator app shows for ``key_hex`` at ``at`` (default now)."""
+    totp = TOTP(unhexlify(key_hex.encode()), step=step)
+    totp.time = time.time() if at is None else at
+    return f"{totp.token():06d}"
+
+
+def totp_device_for(user) -> TOTPDevice:
+    """The user's confirmed TOTP device, created if there is none."""
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first() or totp_device_create(user)
+
+
+def otp_force_login(client, user) -> TOTPDevice:
+    """Sign ``client`` in as ``user`` with an OTP-verified session, as the two-step login leaves it.
+
+    Gives the user a confirmed TOTP device if it has none; django-otp's
+    middleware trusts the device id stored in the session.
+    """
+    device = totp_device_for(user)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return device
