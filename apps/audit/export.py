@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Iterable, Iterator
 
 from asgiref.sync import sync_to_async
+from django.db import connections
 from django.db.models import QuerySet
 
 from .hashing import HASHED_FIELDS, canonical_timestamp
@@ -55,10 +56,47 @@ def _rows(events: QuerySet) -> QuerySet:
 
 
 def export_chunks(events: QuerySet, fmt: str) -> Iterator[bytes]:
-    """Encoded blocks of the export; rows come from a server-side cursor."""
-    block_of = _csv_block if fmt == "csv" else _jsonl_block
+    """Encoded blocks of the export, in constant memory.
+
+    CSV on PostgreSQL is written by the server itself (COPY ... TO STDOUT),
+    several times faster than formatting rows in Python; otherwise rows come
+    from a server-side cursor and are formatted here.
+    """
     yield _header(fmt).encode()
+    if fmt == "csv" and connections[events.db].vendor == "postgresql":
+        yield from _postgres_csv_blocks(events)
+        return
+    block_of = _csv_block if fmt == "csv" else _jsonl_block
     yield from (block_of(rows).encode() for rows in _batched(_rows(events).iterator(chunk_size=ROWS_PER_CHUNK)))
+
+
+# The export's columns as PostgreSQL computes them: the timestamp in the same ISO
+# form as elsewhere, the address without a netmask, ``changes`` as JSON text.
+_POSTGRES_COLUMNS = {
+    "timestamp": """to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')""",
+    "ip": "host(ip)",
+}
+COPY_BLOCK_BYTES = 256 * 1024
+
+
+def _postgres_csv_blocks(events: QuerySet) -> Iterator[bytes]:
+    ids_sql, params = events.order_by().values("id").query.sql_with_params()
+    columns = ", ".join(_POSTGRES_COLUMNS.get(name, name) for name in EXPORT_FIELDS)
+    table = events.model._meta.db_table
+    statement = (
+        f"COPY (SELECT {columns} FROM {table} WHERE id IN ({ids_sql}) ORDER BY id) "  # noqa: S608
+        "TO STDOUT WITH (FORMAT csv)"
+    )
+    with connections[events.db].cursor() as wrapper, wrapper.cursor.copy(statement, params) as copy:
+        # libpq hands over small pieces; larger blocks mean fewer hops in an ASGI response.
+        pending = bytearray()
+        for piece in copy:
+            pending += piece
+            if len(pending) >= COPY_BLOCK_BYTES:
+                yield bytes(pending)
+                pending.clear()
+        if pending:
+            yield bytes(pending)
 
 
 async def export_chunks_async(events: QuerySet, fmt: str) -> AsyncIterator[bytes]:
