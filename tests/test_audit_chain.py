@@ -86,6 +86,14 @@ def test_changed_content_is_detected_at_that_event():
     assert report.problem.startswith("content changed")
 
 
+def test_changes_edited_apart_from_their_hashed_text_are_detected():
+    events = _record(3)
+    _raw("""UPDATE audit_auditevent SET changes = '{"n": 99}' WHERE id = %s""", [events[1].id])
+    report = chain_verify()
+    assert report.bad_event_id == events[1].id
+    assert report.problem.startswith("content changed")
+
+
 def test_deleted_event_in_the_middle_is_detected_at_its_successor():
     events = _record(5)
     _raw("DELETE FROM audit_auditevent WHERE id = %s", [events[2].id])

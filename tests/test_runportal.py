@@ -96,6 +96,8 @@ def test_embedded_portal_serves_admin_and_runs_beat_and_worker_in_process(embedd
 
     code, output = portal.stop(signal.SIGINT)
     assert code == 0, output
+    # The trail the portal wrote to SQLite (login, schedule changes) verifies.
+    assert "Verified" in portal.manage("audit", "verify")
     assert "embedded worker and beat" in output
     assert "Opsdeck portal stopped." in output
     assert "Traceback" not in output

@@ -13,7 +13,8 @@ from django.db.models import QuerySet
 
 from .hashing import HASHED_FIELDS, canonical_timestamp
 
-EXPORT_FIELDS = ("id", *HASHED_FIELDS, "hash")
+# What an export holds: the hashed fields (``changes`` as its canonical JSON), id and hash.
+EXPORT_FIELDS = ("id", *("changes" if name == "changes_text" else name for name in HASHED_FIELDS), "hash")
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 ROWS_PER_CHUNK = 2000
 _TIMESTAMP = EXPORT_FIELDS.index("timestamp")
@@ -70,11 +71,11 @@ def export_chunks(events: QuerySet, fmt: str) -> Iterator[bytes]:
     yield from (block_of(rows).encode() for rows in _batched(_rows(events).iterator(chunk_size=ROWS_PER_CHUNK)))
 
 
-# The export's columns as PostgreSQL computes them: the timestamp in the same ISO
-# form as elsewhere, the address without a netmask, ``changes`` as JSON text.
+# The export's columns as PostgreSQL writes them: the timestamp in the same ISO
+# form as elsewhere, ``changes`` as the canonical JSON text the hash covers.
 _POSTGRES_COLUMNS = {
     "timestamp": """to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')""",
-    "ip": "host(ip)",
+    "changes": "changes_text",
 }
 COPY_BLOCK_BYTES = 256 * 1024
 

@@ -1,14 +1,20 @@
-"""The canonical encoding every audit hash is computed over."""
+"""The canonical encoding every audit hash is computed over, in Python and in PostgreSQL.
+
+An event's hash is SHA-256 over its HASHED_FIELDS as text, each written as
+``<length>:<value>`` (length in characters), so no value can spill into the
+next. The same text is built by ``event_hash`` when an event is recorded and by
+``POSTGRES_HASH_SQL`` when PostgreSQL verifies the chain itself.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
 GENESIS_HASH = "0" * 64
-# The fields of an event that its hash covers, in the order export and verify read them.
 HASHED_FIELDS = (
     "timestamp",
     "actor_username",
@@ -18,28 +24,46 @@ HASHED_FIELDS = (
     "object_type",
     "object_id",
     "object_repr",
-    "changes",
+    "changes_text",
     "request_id",
     "outcome",
     "prev_hash",
 )
-_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_changes_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+# Each hashed field as PostgreSQL must print it to match Python.
+_POSTGRES_TEXT = {
+    "timestamp": """to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')""",
+}
+POSTGRES_HASH_SQL = "encode(sha256(convert_to(concat({}), 'UTF8')), 'hex')".format(
+    ", ".join(
+        f"length({_POSTGRES_TEXT.get(name, name)}), ':', {_POSTGRES_TEXT.get(name, name)}" for name in HASHED_FIELDS
+    )
+)
 
 
 def canonical_timestamp(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
-def event_hash(values: dict) -> str:
-    """SHA-256 of the canonical JSON of ``values`` (the HASHED_FIELDS, timestamp as text)."""
-    return hashlib.sha256(_encoder.encode(values).encode()).hexdigest()
+def changes_text(changes: dict) -> str:
+    """The canonical JSON of a (JSON-normalized) changes dict: sorted keys, no spaces."""
+    return _changes_encoder.encode(changes)
 
 
-def row_hash(row: tuple) -> str:
-    """Hash of a row read as ``values_list(*HASHED_FIELDS)`` with a datetime timestamp."""
-    values = dict(zip(HASHED_FIELDS, row, strict=True))
-    values["timestamp"] = canonical_timestamp(values["timestamp"])
-    return event_hash(values)
+def event_hash(values: dict[str, str]) -> str:
+    """SHA-256 of the HASHED_FIELDS of ``values``, all text (timestamp canonical, no address as "")."""
+    return _hash_texts([values[name] for name in HASHED_FIELDS])
+
+
+def row_hash(row: Sequence) -> str:
+    """Hash of a row read as ``values_list(*HASHED_FIELDS)`` (datetime timestamp, address possibly None)."""
+    timestamp, actor_username, ip, *rest = row
+    return _hash_texts([canonical_timestamp(timestamp), actor_username, ip or "", *rest])
+
+
+def _hash_texts(texts: Sequence[str]) -> str:
+    return hashlib.sha256("".join(f"{len(text)}:{text}" for text in texts).encode()).hexdigest()
 
 
 def json_normalized(value):

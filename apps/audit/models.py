@@ -7,8 +7,8 @@ from .choices import Outcome
 class AuditEvent(models.Model):
     """One security-relevant event; rows are append-only and hash-chained.
 
-    ``hash`` is SHA-256 over the canonical JSON of the row's content and
-    ``prev_hash`` (see ``hashing.py``); ``actor`` is not part of it, so deleting
+    ``hash`` is SHA-256 over the row's content and ``prev_hash`` (see
+    ``hashing.py``); ``actor`` is not part of it, so deleting
     a user (which nulls the foreign key) keeps the chain valid, while the copied
     ``actor_username`` is.
     """
@@ -19,13 +19,16 @@ class AuditEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=True
     )
     actor_username = models.CharField(max_length=150, blank=True, db_index=True)
-    ip = models.GenericIPAddressField(null=True, blank=True, verbose_name="client IP")
+    # Text, not inet: the hash covers the address exactly as Python wrote it.
+    ip = models.CharField(max_length=45, blank=True, verbose_name="client IP")
     user_agent = models.CharField(max_length=256, blank=True)
     action = models.CharField(max_length=100, db_index=True, help_text="Dotted name, e.g. auth.login.failed.")
     object_type = models.CharField(max_length=100, blank=True, help_text="app_label.model of the object concerned.")
     object_id = models.CharField(max_length=64, blank=True, db_index=True)
     object_repr = models.CharField(max_length=200, blank=True)
     changes = models.JSONField(default=dict, blank=True, help_text="Before/after of changed fields; secrets masked.")
+    # ``changes`` as canonical JSON text: what the hash covers (verify checks both agree).
+    changes_text = models.TextField(default="{}", editable=False)
     request_id = models.CharField(max_length=64, blank=True, db_index=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS, db_index=True)
     prev_hash = models.CharField(max_length=64)

@@ -20,6 +20,7 @@ from .hashing import (
     GENESIS_HASH,
     HASHED_FIELDS,
     canonical_timestamp,
+    changes_text,
     checkpoint_signature,
     event_hash,
     json_normalized,
@@ -74,11 +75,11 @@ def _object_fields(obj: Model | None) -> dict[str, str]:
     }
 
 
-def _request_fields(request) -> dict[str, str | None]:
+def _request_fields(request) -> dict[str, str]:
     if request is None:
-        return {"ip": None, "user_agent": "", "request_id": current_request_id.get()}
+        return {"ip": "", "user_agent": "", "request_id": current_request_id.get()}
     return {
-        "ip": client_ip(request),
+        "ip": client_ip(request) or "",
         "user_agent": request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH],
         "request_id": getattr(request, "request_id", "") or current_request_id.get(),
     }
@@ -120,6 +121,7 @@ def event_record(
         **_request_fields(request),
     }
     # No savepoint inside a caller's transaction: if the append fails, the change it records must fail too.
+    values["changes_text"] = changes_text(values["changes"])
     with transaction.atomic(savepoint=False):
         _lock_chain()
         timestamp = timezone.now()
