@@ -40,3 +40,15 @@ def otp_force_login(client, user) -> TOTPDevice:
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
     return device
+
+
+def sudo_force_login(client, user) -> TOTPDevice:
+    """An OTP-verified session that also re-authenticated just now (sudo mode)."""
+    from apps.accounts.sudo import SUDO_SESSION_KEY, SUDO_USER_SESSION_KEY
+
+    device = otp_force_login(client, user)
+    session = client.session
+    session[SUDO_SESSION_KEY] = time.time()
+    session[SUDO_USER_SESSION_KEY] = str(user.pk)
+    session.save()
+    return device

@@ -10,6 +10,8 @@ from apps.accounts.models import ApiToken
 from apps.accounts.tokens import PREFIX_LENGTH, token_create
 from apps.audit.models import AuditEvent
 
+from .mfa import otp_force_login, sudo_force_login
+
 pytestmark = pytest.mark.django_db
 TOKENS = "/api/v1/auth/tokens/"
 ME = "/api/v1/accounts/me/"
@@ -26,7 +28,7 @@ def _issue(user, **options):
 
 def test_token_created_in_a_session_is_shown_once_and_stored_hashed(client, operator_user, caplog):
     caplog.set_level(logging.DEBUG)
-    client.force_login(operator_user)
+    sudo_force_login(client, operator_user)
     response = client.post(TOKENS, {"name": "notebook", "scopes": ["read", "write"]}, content_type="application/json")
     assert response.status_code == 201, response.content
     secret = response.json()["token"]
@@ -99,14 +101,14 @@ def test_token_cannot_create_tokens(client, operator_user):
     assert ApiToken.objects.count() == 1
 
 
-def test_only_administrators_get_tokens_that_never_expire(client, operator_user, admin_user, otp_login):
-    client.force_login(operator_user)
+def test_only_administrators_get_tokens_that_never_expire(client, operator_user, admin_user):
+    sudo_force_login(client, operator_user)
     response = client.post(TOKENS, {"name": "forever", "expires_in_days": None}, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["detail"] == (
         "Only administrators may create tokens that never expire; give expires_in_days."
     )
-    otp_login(client, admin_user)  # administrators must have an OTP-verified session
+    sudo_force_login(client, admin_user)
     response = client.post(TOKENS, {"name": "forever", "expires_in_days": None}, content_type="application/json")
     assert response.status_code == 201
     assert response.json()["expires"] is None
@@ -114,7 +116,7 @@ def test_only_administrators_get_tokens_that_never_expire(client, operator_user,
 
 def test_expiry_beyond_the_maximum_is_refused_naming_the_limit(client, operator_user, settings):
     settings.API_TOKEN_MAX_DAYS = 365
-    client.force_login(operator_user)
+    sudo_force_login(client, operator_user)
     response = client.post(TOKENS, {"name": "long", "expires_in_days": 400}, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["detail"] == "expires_in_days must be from 1 to 365."
@@ -145,3 +147,20 @@ def test_use_from_a_new_address_is_audited(client, viewer_user):
     client.get(ME, REMOTE_ADDR="192.0.2.99", **_bearer(issued.secret))
     [event] = AuditEvent.objects.filter(action="auth.token.used_new_ip")
     assert event.changes == {"previous_ip": "192.0.2.10", "ip": "192.0.2.99"}
+
+
+def test_creating_a_token_needs_a_code_verified_session(client, operator_user):
+    client.force_login(operator_user)
+    response = client.post(TOKENS, {"name": "x"}, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json()["code"] == "otp_required"
+    assert not ApiToken.objects.exists()
+
+
+def test_creating_a_token_needs_a_recent_reauthentication(client, operator_user):
+    otp_force_login(client, operator_user)
+    response = client.post(TOKENS, {"name": "x"}, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json()["code"] == "reauthentication_required"
+    assert "/account/reauthenticate/?next=%2Faccount%2F" in response.json()["detail"]
+    assert not ApiToken.objects.exists()

@@ -1,12 +1,14 @@
 """Token management: signed-in browser sessions only; a token can never manage tokens."""
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
 from ..models import ApiToken
+from ..sudo import sudo_is_fresh, sudo_url
 from ..tokens import TokenError, token_create, token_revoke
 from .serializers import ApiTokenCreateSerializer, ApiTokenSerializer, IssuedApiTokenSerializer
 
@@ -16,6 +18,25 @@ class SignedInSessionOnly(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return not isinstance(request.auth, ApiToken)
+
+
+class ReauthenticationRequired(PermissionDenied):
+    default_code = "reauthentication_required"
+
+
+def _require_fresh_second_factor(request) -> None:
+    """Creating a credential needs a code-verified session re-authenticated within the sudo window."""
+    if not request.user.is_verified():
+        raise PermissionDenied(
+            "Creating a token needs two-factor authentication: set up an authenticator on your account page "
+            "and sign in with a code.",
+            code="otp_required",
+        )
+    if not sudo_is_fresh(request):
+        raise ReauthenticationRequired(
+            f"Confirm your password and code again (the last time was over {settings.SUDO_WINDOW_MINUTES} "
+            f"minutes ago): {sudo_url('/account/')}"
+        )
 
 
 class ApiTokenViewSet(
@@ -34,6 +55,7 @@ class ApiTokenViewSet(
 
     @extend_schema(request=ApiTokenCreateSerializer, responses={201: IssuedApiTokenSerializer})
     def create(self, request, *args, **kwargs):
+        _require_fresh_second_factor(request)
         form = ApiTokenCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
