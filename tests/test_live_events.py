@@ -81,3 +81,52 @@ def test_deactivated_user_is_disconnected_at_next_event(client, operator_user):
 
     output = async_to_sync(scenario)()
     assert output == {"type": "websocket.close", "code": UNAUTHENTICATED_CLOSE_CODE}
+
+
+def _token_secret(user) -> str:
+    from apps.accounts.tokens import token_create
+
+    return token_create(owner=user, name="socket", scopes=["read"], expires_in_days=1).secret
+
+
+def _receives_own_event(communicator, user) -> dict:
+    async def scenario():
+        connected, subprotocol = await communicator.connect()
+        assert connected
+        await sync_to_async(live_event_publish)(group=user_group_name(user.pk), event="job.updated", payload={"id": 7})
+        message = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return subprotocol, message
+
+    return async_to_sync(scenario)()
+
+
+def test_api_token_in_the_authorization_header_opens_a_stream(operator_user):
+    secret = _token_secret(operator_user)
+    communicator = _connect([ORIGIN, (b"authorization", f"Bearer {secret}".encode())])
+    _, message = _receives_own_event(communicator, operator_user)
+    assert message == {"event": "job.updated", "payload": {"id": 7}}
+
+
+def test_api_token_as_subprotocol_opens_a_stream_and_is_acknowledged(operator_user):
+    secret = _token_secret(operator_user)
+    communicator = WebsocketCommunicator(application, "/ws/events/", headers=[ORIGIN], subprotocols=["bearer", secret])
+    subprotocol, message = _receives_own_event(communicator, operator_user)
+    assert subprotocol == "bearer"
+    assert message["payload"] == {"id": 7}
+
+
+@pytest.mark.parametrize("where", ["header", "query"])
+def test_bad_or_misplaced_token_is_refused(operator_user, where):
+    secret = _token_secret(operator_user)
+    if where == "header":
+        communicator = _connect([ORIGIN, (b"authorization", b"Bearer odk_00000000_wrong")])
+    else:
+        communicator = WebsocketCommunicator(application, f"/ws/events/?token={secret}", headers=[ORIGIN])
+
+    async def scenario():
+        result = await communicator.connect()
+        await communicator.disconnect()
+        return result
+
+    assert async_to_sync(scenario)() == (False, UNAUTHENTICATED_CLOSE_CODE)

@@ -4,6 +4,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
+from apps.accounts.channels_auth import BEARER_SUBPROTOCOL
+
 from .services import user_group_name
 
 UNAUTHENTICATED_CLOSE_CODE = 4401
@@ -25,7 +27,9 @@ class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
         self.joined_groups = await self.groups_for(user)
         for group in self.joined_groups:
             await self.channel_layer.group_add(group, self.channel_name)
-        await self.accept()
+        # A client that sent its API token as a subprotocol must get one back.
+        offered = self.scope.get("subprotocols") or ()
+        await self.accept(subprotocol=BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in offered else None)
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "joined_groups", ()):

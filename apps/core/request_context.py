@@ -19,16 +19,21 @@ current_request: ContextVar[object | None] = ContextVar("current_request", defau
 
 
 def client_ip(request) -> str | None:
+    """The client address of a Django request (see ``client_ip_from``)."""
+    return client_ip_from(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR", ""))
+
+
+def client_ip_from(remote_addr: str, forwarded_for: str) -> str | None:
     """The client address, trusting X-Forwarded-For only through TRUSTED_PROXY_COUNT proxies.
 
     Each trusted proxy appends the address it received the request from, so the
     client is the entry that many places from the end; anything further left was
     written by the client and is ignored.
     """
-    candidate = request.META.get("REMOTE_ADDR", "")
+    candidate = remote_addr
     proxies = settings.TRUSTED_PROXY_COUNT
     if proxies:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        forwarded = [part.strip() for part in forwarded_for.split(",") if part.strip()]
         if len(forwarded) >= proxies:
             candidate = forwarded[-proxies]
     try:
