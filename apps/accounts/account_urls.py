@@ -2,11 +2,13 @@
 
 from django.urls import path
 
-from . import views
+from . import token_pages, views
 
 urlpatterns = [
     path("", views.account, name="account"),
     path("reauthenticate/", views.reauthenticate, name="sudo"),
+    path("tokens/new/", token_pages.token_new, name="token-new"),
+    path("tokens/<int:token_id>/revoke/", token_pages.token_revoke_page, name="token-revoke"),
     path("mfa/enroll/", views.mfa_enroll, name="mfa-enroll"),
     path("mfa/disable/", views.mfa_disable, name="mfa-disable"),
     path("mfa/recovery-codes/", views.mfa_recovery_codes, name="mfa-recovery-codes"),
