@@ -70,3 +70,17 @@ def test_revoking_from_the_page_only_works_on_own_tokens(client, operator_user, 
     theirs.refresh_from_db()
     assert mine.revoked is not None
     assert theirs.revoked is None
+
+
+def test_admin_user_list_counts_live_tokens_and_revokes_them_all(client, superuser, operator_user):
+    for name in ("a", "b"):
+        token_create(owner=operator_user, name=name, scopes=["read"], expires_in_days=1)
+    otp_force_login(client, superuser)
+    page = client.get("/admin/accounts/user/").content.decode()
+    assert 'class="field-token_count">2<' in page
+    response = client.post(
+        "/admin/accounts/user/", {"action": "revoke_tokens", "_selected_action": [str(operator_user.pk)]}
+    )
+    assert response.status_code == 302
+    assert not ApiToken.objects.filter(owner=operator_user, revoked__isnull=True).exists()
+    assert 'class="field-token_count">0<' in client.get("/admin/accounts/user/").content.decode()

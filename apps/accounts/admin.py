@@ -5,6 +5,7 @@ from django.template.defaultfilters import pluralize
 from . import selectors, services
 from .models import User
 from .sudo import sudo_admin_action_check
+from .tokens import tokens_revoke_all
 
 
 @admin.register(User)
@@ -16,12 +17,13 @@ class UserAdmin(DjangoUserAdmin):
         "mfa_status",
         "last_login",
         "locked_out_status",
+        "token_count",
         "is_active",
         "is_staff",
         "is_superuser",
     ]
     list_filter = ["is_active", "is_staff", "is_superuser", "groups"]
-    actions = ["unlock", "deactivate", "reset_mfa"]
+    actions = ["unlock", "revoke_tokens", "deactivate", "reset_mfa"]
 
     def get_queryset(self, request):
         return selectors.users_with_account_state(super().get_queryset(request).prefetch_related("groups"))
@@ -38,6 +40,10 @@ class UserAdmin(DjangoUserAdmin):
     def locked_out_status(self, obj: User) -> bool:
         return obj.locked_out
 
+    @admin.display(description="API tokens", ordering="live_tokens")
+    def token_count(self, obj: User) -> int:
+        return obj.live_tokens
+
     def _report(self, request, count: int, verb: str) -> None:
         self.message_user(request, f"{count} user{pluralize(count)} {verb}.", messages.SUCCESS)
 
@@ -46,6 +52,11 @@ class UserAdmin(DjangoUserAdmin):
         for user in queryset:
             services.user_unlock(user=user, actor=request.user)
         self._report(request, len(queryset), "unlocked")
+
+    @admin.action(description="Revoke all API tokens of selected users", permissions=["change"])
+    def revoke_tokens(self, request, queryset):
+        revoked = sum(tokens_revoke_all(owner=user, by=request.user) for user in queryset)
+        self.message_user(request, f"{revoked} token{pluralize(revoked)} revoked.", messages.SUCCESS)
 
     @admin.action(description="Deactivate selected users", permissions=["change"])
     def deactivate(self, request, queryset):

@@ -6,10 +6,13 @@ from datetime import datetime
 
 from axes.models import AccessAttempt
 from django.conf import settings
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from .models import ApiToken
 
 
 def mfa_required_for(*, user) -> bool:
@@ -58,8 +61,17 @@ def lockout_until(*, username: str, ip_address: str | None = None) -> datetime |
 
 
 def users_with_account_state(queryset: QuerySet) -> QuerySet:
-    """Annotate users with ``mfa_enabled`` and ``locked_out`` for lists (one query)."""
+    """Annotate users with ``mfa_enabled``, ``locked_out`` and ``live_tokens`` for lists (one query)."""
+    live_tokens = (
+        ApiToken.objects.filter(owner=OuterRef("pk"), revoked__isnull=True)
+        .filter(Q(expires__isnull=True) | Q(expires__gt=Now()))
+        .order_by()
+        .values("owner")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
     return queryset.annotate(
         mfa_enabled=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
         locked_out=Exists(locked_attempts().filter(username=OuterRef("username"))),
+        live_tokens=Coalesce(Subquery(live_tokens), 0),
     )
