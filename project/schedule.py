@@ -35,4 +35,11 @@ SCHEDULE = [
         queue="maintenance",
         description="Deletes failed-login counters older than the lockout cool-off every hour.",
     ),
+    ScheduledTask(
+        name="Flag expired API tokens",
+        task="maintenance.tokens_flag_expired",
+        crontab="25 * * * *",
+        queue="maintenance",
+        description="Records in the audit trail each API token that has expired since the last run.",
+    ),
 ]

@@ -164,3 +164,16 @@ def test_creating_a_token_needs_a_recent_reauthentication(client, operator_user)
     assert response.json()["code"] == "reauthentication_required"
     assert "/account/reauthenticate/?next=%2Faccount%2F" in response.json()["detail"]
     assert not ApiToken.objects.exists()
+
+
+def test_expired_tokens_are_flagged_once_in_the_audit_trail(viewer_user):
+    from apps.accounts.tasks import tokens_flag_expired
+
+    expired = _issue(viewer_user)
+    expired.token.expires = timezone.now() - timedelta(minutes=5)
+    expired.token.save()
+    _issue(viewer_user)  # still valid
+    assert tokens_flag_expired.apply().get() == "Flagged 1 expired token(s)."
+    assert tokens_flag_expired.apply().get() == "Flagged 0 expired token(s)."
+    [event] = AuditEvent.objects.filter(action="auth.token.expired")
+    assert event.object_id == str(expired.token.pk)

@@ -2,6 +2,7 @@
 
 from apps.core.maintenance import maintenance_task
 
-from . import services
+from . import services, tokens
 
 lockout_records_clear_expired = maintenance_task("lockout_clear_expired", services.lockout_records_clear_expired)
+tokens_flag_expired = maintenance_task("tokens_flag_expired", tokens.tokens_flag_expired)

@@ -11,6 +11,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import CharField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from apps.audit.choices import Outcome
@@ -164,3 +166,30 @@ def _note_use(token: ApiToken, client_ip: str | None) -> None:
                 changes={"previous_ip": token.last_used_ip, "ip": client_ip},
             )
         token.last_used, token.last_used_ip = now, client_ip
+
+
+def tokens_flag_expired() -> str:
+    """Record one ``auth.token.expired`` event per token that expired unrevoked (hourly beat task).
+
+    The trail itself remembers which expiries were already recorded, so each
+    token is flagged exactly once.
+    """
+    from apps.audit.models import AuditEvent
+
+    flagged = AuditEvent.objects.filter(action="auth.token.expired", object_type="accounts.apitoken")
+    expired = (
+        ApiToken.objects.select_related("owner")
+        .filter(expires__lte=timezone.now(), revoked__isnull=True)
+        .annotate(id_text=Cast("pk", CharField()))
+        .exclude(id_text__in=flagged.values("object_id"))
+    )
+    count = 0
+    for token in expired:
+        event_record(
+            action="auth.token.expired",
+            actor=None,
+            obj=token,
+            changes={"owner": token.owner.get_username(), "expired": token.expires},
+        )
+        count += 1
+    return f"Flagged {count} expired token(s)."
