@@ -12,7 +12,7 @@ SCHEDULE = [
         task="maintenance.session_clear_expired",
         crontab="17 3 * * *",
         queue="maintenance",
-        description="Deletes expired login sessions from the database every night.",
+        description="Deletes expired login sessions, and list entries of sessions that no longer exist, every night.",
     ),
     ScheduledTask(
         name="Sign audit checkpoint",

@@ -11,7 +11,7 @@ class AccountsConfig(AppConfig):
 
         from apps.audit.registry import audit_register
 
-        from . import receivers  # noqa: F401 - connect the lockout audit receiver
+        from . import receivers  # noqa: F401 - connect the lockout and session receivers
         from .models import User
 
         # A login updates last_login; the login itself is the event.

@@ -1,12 +1,15 @@
-"""Audit events raised by django-axes."""
+"""Audit events raised by django-axes; the list of signed-in sessions kept up to date."""
 
 from axes.signals import user_locked_out
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import receiver
 from django.utils import timezone
 
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
+
+from .sessions import user_session_forget, user_session_start
 
 
 @receiver(user_locked_out, dispatch_uid="accounts_audit_lockout")
@@ -24,3 +27,16 @@ def _locked_out(sender, request, username, ip_address, **kwargs) -> None:
         object_repr=str(username or "")[:150],
         changes={"username": username, "ip_address": ip_address, "locked_until": until.isoformat(timespec="seconds")},
     )
+
+
+@receiver(user_logged_in, dispatch_uid="accounts_session_start")
+def _session_started(sender, request, user, **kwargs) -> None:
+    user_session_start(request=request, user=user)
+
+
+@receiver(user_logged_out, dispatch_uid="accounts_session_forget")
+def _session_ended(sender, request, user, **kwargs) -> None:
+    # Sent before the session is flushed, so its key is still the one being ended.
+    session = getattr(request, "session", None) if request is not None else None
+    if session is not None:
+        user_session_forget(session_key=session.session_key)

@@ -18,14 +18,14 @@ from django.contrib import auth, messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from . import selectors, services
+from . import selectors, services, sessions
 from .forms import EnrollmentForm, OtpCodeForm, ReauthenticationForm
 from .lockout import lockout_response
 from .models import User
@@ -265,8 +265,43 @@ def account(request):
         "mfa_enabled": selectors.user_has_confirmed_device(user=user),
         "mfa_required": selectors.mfa_required_for(user=user),
         "recovery_codes_remaining": selectors.recovery_codes_remaining(user=user),
+        "user_sessions": sessions.user_sessions_active(user=user),
+        "current_session_key": request.session.session_key,
+        "session_idle_minutes": settings.SESSION_IDLE_MINUTES,
+        "session_absolute_hours": settings.SESSION_ABSOLUTE_HOURS,
     }
     return render(request, "accounts/account.html", context)
+
+
+@login_required
+@require_http_methods(["POST"])
+def session_end(request, pk: int):
+    """End one of the user's other sessions (account page, "End")."""
+    try:
+        ended = sessions.session_end(
+            user=request.user, user_session_id=pk, current_session_key=request.session.session_key, request=request
+        )
+    except sessions.SessionNotFound as exc:
+        raise Http404(str(exc)) from None
+    except sessions.SessionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Ended the session of {ended}; that browser is signed out.")
+    return redirect(f"{reverse('account')}#sessions")
+
+
+@login_required
+@require_http_methods(["POST"])
+def sessions_end_others(request):
+    """End every session of the user except this one (account page, "Sign out everywhere else")."""
+    count = sessions.sessions_end_others(
+        user=request.user, current_session_key=request.session.session_key, request=request
+    )
+    if count:
+        messages.success(request, f"Signed out {count} other session{'s' if count != 1 else ''}.")
+    else:
+        messages.info(request, "There were no other sessions to sign out.")
+    return redirect(f"{reverse('account')}#sessions")
 
 
 @never_cache

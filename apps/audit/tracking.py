@@ -17,6 +17,7 @@ NEVER_TRACKED = frozenset(
         "audit.auditcheckpoint",
         "audit.auditarchive",
         "sessions.session",
+        "accounts.usersession",
         "admin.logentry",
         "django_celery_beat.periodictasks",
         "core.maintenancerun",

@@ -43,9 +43,16 @@ def maintenance_run_record(*, task_name: str, celery_task_id: str = "", worker: 
 
 
 def session_clear_expired() -> str:
-    """Delete expired sessions from the database; returns what was done."""
+    """Delete expired sessions, then the active-session list entries left without one; returns what was done."""
+    # Imported here: accounts builds on core, not the other way round at import time.
+    from apps.accounts.sessions import user_sessions_clear_orphaned
+
     deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
-    return f"Deleted {deleted} expired session(s)."
+    orphaned = user_sessions_clear_orphaned()
+    message = f"Deleted {deleted} expired session(s)."
+    if orphaned:
+        message += f" Removed {orphaned} stale entr{'y' if orphaned == 1 else 'ies'} of the active-session list."
+    return message
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before django-otp and MFA enrollment, so that an idle session is already signed out when they look.
+    "apps.accounts.session_activity.SessionActivityMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "apps.accounts.middleware.MfaEnrollmentMiddleware",
     "apps.audit.middleware.AuditMiddleware",
@@ -317,6 +319,19 @@ AXES_VERBOSE = False
 # axes logs every successful login at INFO; the audit trail already has it.
 LOGGING["loggers"] = {**LOGGING.get("loggers", {}), "axes": {"level": "WARNING"}}
 
+# --- Sessions
+# A sign-in lasts at most SESSION_ABSOLUTE_HOURS (the expiry is fixed at sign-in and never
+# extended by activity) and ends earlier after SESSION_IDLE_MINUTES without a request
+# (apps/accounts/session_activity.py). Secure cookies are set in production settings.
+SESSION_ABSOLUTE_HOURS = env.int("SESSION_ABSOLUTE_HOURS", 12, minimum=1, maximum=30 * 24)
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_HOURS * 3600
+SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", 30, minimum=1, maximum=30 * 24 * 60)
+if SESSION_IDLE_MINUTES > SESSION_ABSOLUTE_HOURS * 60:
+    raise ImproperlyConfigured(
+        f"SESSION_IDLE_MINUTES ({SESSION_IDLE_MINUTES}) must not exceed SESSION_ABSOLUTE_HOURS "
+        f"({SESSION_ABSOLUTE_HOURS} h = {SESSION_ABSOLUTE_HOURS * 60} minutes)."
+    )
+SESSION_SAVE_EVERY_REQUEST = False
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
