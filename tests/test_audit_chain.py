@@ -86,9 +86,9 @@ def test_changed_content_is_detected_at_that_event():
     assert report.problem.startswith("content changed")
 
 
-def test_changes_edited_apart_from_their_hashed_text_are_detected():
+def test_edited_changes_are_detected():
     events = _record(3)
-    _raw("""UPDATE audit_auditevent SET changes = '{"n": 99}' WHERE id = %s""", [events[1].id])
+    _raw("""UPDATE audit_auditevent SET changes_text = '{"n":99}' WHERE id = %s""", [events[1].id])
     report = chain_verify()
     assert report.bad_event_id == events[1].id
     assert report.problem.startswith("content changed")
@@ -246,3 +246,28 @@ def _rechain() -> None:
 def _archive_lines(path) -> list[str]:
     with gzip.open(path, "rt") as handle:
         return handle.read().splitlines()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("tamper", ["none", "missing_at_boundary", "content_in_second_range"])
+def test_large_chains_verified_in_parallel_ranges_find_the_same_first_problem(monkeypatch, tamper):
+    from apps.audit import verification
+
+    monkeypatch.setattr(verification, "VERIFY_PARALLEL_MIN_EVENTS", 10)
+    events = _record(30)  # two ranges: the first 15 ids and the last 15
+    boundary = events[15]
+    with transaction.atomic():
+        if tamper == "missing_at_boundary":
+            _raw("DELETE FROM audit_auditevent WHERE id = %s", [boundary.id])
+        elif tamper == "content_in_second_range":
+            _raw("UPDATE audit_auditevent SET object_repr = 'edited' WHERE id = %s", [events[20].id])
+    report = chain_verify()
+    if tamper == "none":
+        assert (report.ok, report.verified, report.head_id) == (True, 30, events[-1].id)
+    elif tamper == "missing_at_boundary":
+        assert report.bad_event_id == events[16].id
+        missing = f"event missing: the event before #{events[16].id} after event #{events[14].id} is gone"
+        assert report.problem == missing
+    else:
+        assert report.bad_event_id == events[20].id
+        assert report.problem.startswith("content changed")

@@ -1,3 +1,5 @@
+import json
+
 from django.conf import settings
 from django.db import models
 
@@ -26,9 +28,10 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=100, blank=True, help_text="app_label.model of the object concerned.")
     object_id = models.CharField(max_length=64, blank=True, db_index=True)
     object_repr = models.CharField(max_length=200, blank=True)
-    changes = models.JSONField(default=dict, blank=True, help_text="Before/after of changed fields; secrets masked.")
-    # ``changes`` as canonical JSON text: what the hash covers (verify checks both agree).
-    changes_text = models.TextField(default="{}", editable=False)
+    # Stored once, as the canonical JSON text the hash covers; ``changes`` reads it back.
+    changes_text = models.TextField(
+        default="{}", editable=False, help_text="Before/after of changed fields as JSON; secrets masked."
+    )
     request_id = models.CharField(max_length=64, blank=True, db_index=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS, db_index=True)
     prev_hash = models.CharField(max_length=64)
@@ -42,6 +45,11 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.id} {self.action} by {self.actor_username or 'system'}"
+
+    @property
+    def changes(self) -> dict:
+        """Before/after of changed fields (secrets masked), as recorded."""
+        return json.loads(self.changes_text)
 
 
 class AuditCheckpoint(models.Model):

@@ -116,12 +116,11 @@ def event_record(
         "object_id": str(object_id),
         "object_repr": str(object_repr)[:200],
         **_object_fields(obj),
-        "changes": json_normalized(masked(changes or {})),
+        "changes_text": changes_text(json_normalized(masked(changes or {}))),
         "outcome": str(outcome),
         **_request_fields(request),
     }
     # No savepoint inside a caller's transaction: if the append fails, the change it records must fail too.
-    values["changes_text"] = changes_text(values["changes"])
     with transaction.atomic(savepoint=False):
         _lock_chain()
         timestamp = timezone.now()
