@@ -74,14 +74,17 @@ def test_admin_change_records_field_diff_and_masks_the_password(client, superuse
     assert "A-new-Secret-Passphrase-9" not in _row_text(event)
 
 
-def test_admin_group_change_records_added_members(client, superuser, viewer_user, otp_login):
+def test_admin_role_change_records_the_added_role_and_staff_flag(client, superuser, viewer_user, otp_login):
+    from django.contrib.auth.models import Group
+
+    compliance = Group.objects.get_or_create(name="compliance")[0]
     otp_login(client, superuser)
     data = {
         "username": viewer_user.username,
         "email": viewer_user.email,
         "is_active": "on",
         "is_staff": "on",
-        "groups": [str(group.pk) for group in viewer_user.groups.all()],
+        "groups": [str(group.pk) for group in viewer_user.groups.all()] + [str(compliance.pk)],
         "date_joined_0": "2026-01-01",
         "date_joined_1": "00:00:00",
         "initial-date_joined_0": "2026-01-01",
@@ -93,6 +96,9 @@ def test_admin_group_change_records_added_members(client, superuser, viewer_user
     assert {"is_staff": {"before": False, "after": True}} in [
         {key: value for key, value in change.items() if key == "is_staff"} for change in changes
     ]
+    assert {"groups": {"added": [str(compliance.pk)]}} in changes
+    role_change = next(event for event in _events("accounts.user.changed") if "groups" in event.changes)
+    assert (role_change.actor, role_change.object_id) == (superuser, str(viewer_user.pk))
 
 
 def test_unregistered_model_changed_from_an_admin_page_is_recorded():
