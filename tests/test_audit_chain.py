@@ -271,3 +271,13 @@ def test_large_chains_verified_in_parallel_ranges_find_the_same_first_problem(mo
     else:
         assert report.bad_event_id == events[20].id
         assert report.problem.startswith("content changed")
+
+
+def test_events_appended_by_postgres_hash_exactly_as_python_does(operator_user):
+    from apps.audit.hashing import HASHED_FIELDS, row_hash
+
+    request_like = {"changes": {"ünïcode": "✓", "nested": {"b": [1, 2.5, None]}}, "object_repr": "x" * 300}
+    event_record(action="test.hash", actor=operator_user, **request_like)
+    event_record(action="test.hash", changes={}, object_type="a.b", object_id="7")
+    for event_id, *content, stored in AuditEvent.objects.values_list("id", *HASHED_FIELDS, "hash"):
+        assert row_hash(content) == stored, event_id
