@@ -16,30 +16,39 @@ class AuditEvent(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    timestamp = models.DateTimeField(db_index=True)
+    timestamp = models.DateTimeField()
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=True
     )
-    actor_username = models.CharField(max_length=150, blank=True, db_index=True)
+    actor_username = models.CharField(max_length=150, blank=True)
     # Text, not inet: the hash covers the address exactly as Python wrote it.
     ip = models.CharField(max_length=45, blank=True, verbose_name="client IP")
     user_agent = models.CharField(max_length=256, blank=True)
-    action = models.CharField(max_length=100, db_index=True, help_text="Dotted name, e.g. auth.login.failed.")
+    action = models.CharField(max_length=100, help_text="Dotted name, e.g. auth.login.failed.")
     object_type = models.CharField(max_length=100, blank=True, help_text="app_label.model of the object concerned.")
-    object_id = models.CharField(max_length=64, blank=True, db_index=True)
+    object_id = models.CharField(max_length=64, blank=True)
     object_repr = models.CharField(max_length=200, blank=True)
     # Stored once, as the canonical JSON text the hash covers; ``changes`` reads it back.
     changes_text = models.TextField(
         default="{}", editable=False, help_text="Before/after of changed fields as JSON; secrets masked."
     )
-    request_id = models.CharField(max_length=64, blank=True, db_index=True)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS, db_index=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+        # Every index is paid for on each append, so only what lists, filters and verify use.
+        # The username index serves equality and the admin's prefix search alike.
+        indexes = [
+            models.Index(fields=["timestamp"], name="audit_timestamp_idx"),
+            models.Index(fields=["action"], name="audit_action_idx"),
+            models.Index(fields=["actor_username"], name="audit_username_idx", opclasses=["varchar_pattern_ops"]),
+            models.Index(fields=["request_id"], name="audit_request_idx"),
+            models.Index(fields=["object_type", "object_id"], name="audit_object_idx"),
+        ]
+        constraints = [models.UniqueConstraint(fields=["hash"], name="audit_hash_unique")]
         # Read-only for everyone in the admin; the service is the only writer.
         default_permissions = ("view",)
 
