@@ -52,3 +52,14 @@ def sudo_force_login(client, user) -> TOTPDevice:
     session[SUDO_USER_SESSION_KEY] = str(user.pk)
     session.save()
     return device
+
+
+def browser_admin_sign_in(page, base_url: str, *, username: str, password: str, key_hex: str) -> None:
+    """In a real browser on the admin login page: the password, then the authenticator's code."""
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/accounts/login/code/?next=%2Fadmin%2F")
+    page.fill("#id_code", totp_code(key_hex))
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url + "/admin/")

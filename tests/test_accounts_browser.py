@@ -5,7 +5,7 @@ from binascii import hexlify
 
 import pytest
 
-from .mfa import totp_code, totp_device_create
+from .mfa import browser_admin_sign_in, totp_code, totp_device_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,13 +19,7 @@ def test_staff_signs_in_to_the_admin_with_password_then_code(live_server, superu
     page = chromium.new_page()
     page.goto(live_server.url + "/admin/")
     page.wait_for_url("**/admin/login/?next=/admin/")
-    page.fill("#id_username", superuser.username)
-    page.fill("#id_password", password)
-    page.click("input[type=submit]")
-    page.wait_for_url("**/accounts/login/code/?next=%2Fadmin%2F")
-    page.fill("#id_code", totp_code(superuser_key))
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/admin/")
+    browser_admin_sign_in(page, live_server.url, username=superuser.username, password=password, key_hex=superuser_key)
     assert page.locator("#site-name").inner_text() == "Opsdeck administration"
     page.close()
 

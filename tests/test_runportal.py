@@ -7,7 +7,7 @@ import time
 import pytest
 
 from .helpers import PortalProcess, free_port
-from .mfa import totp_code
+from .mfa import browser_admin_sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 ADMIN = {"OPSDECK_ADMIN_USERNAME": "e2e-admin", "OPSDECK_ADMIN_PASSWORD": "an-e2e-admin-passphrase"}
@@ -68,13 +68,13 @@ def test_embedded_portal_serves_admin_and_runs_beat_and_worker_in_process(embedd
     page = chromium.new_page()
     page.goto(portal.url + "/admin/login/")
     assert "Opsdeck" in page.title()
-    page.fill("#id_username", ADMIN["OPSDECK_ADMIN_USERNAME"])
-    page.fill("#id_password", ADMIN["OPSDECK_ADMIN_PASSWORD"])
-    page.click("input[type=submit]")
-    page.wait_for_url("**/accounts/login/code/?next=%2Fadmin%2F")
-    page.fill("#id_code", totp_code(ADMIN_TOTP_KEY))
-    page.click("button[type=submit]")
-    page.wait_for_url(portal.url + "/admin/")
+    browser_admin_sign_in(
+        page,
+        portal.url,
+        username=ADMIN["OPSDECK_ADMIN_USERNAME"],
+        password=ADMIN["OPSDECK_ADMIN_PASSWORD"],
+        key_hex=ADMIN_TOTP_KEY,
+    )
     assert page.locator("#site-name").inner_text() == "Opsdeck administration"
 
     # Beat (database scheduler) sent the one-off entry; the embedded worker ran it.

@@ -131,18 +131,8 @@ def event_record(
         return AuditEvent.objects.create(actor=actor, timestamp=timestamp, hash=digest, **values)
 
 
-_APPEND_ARGUMENTS = (
-    "actor_username",
-    "ip",
-    "user_agent",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "changes_text",
-    "request_id",
-    "outcome",
-)
+# audit_append()'s text parameters: the hashed fields it does not compute itself, in order.
+_APPEND_ARGUMENTS = HASHED_FIELDS[1:-1]
 _APPEND_SQL = f"SELECT * FROM audit_append(%s, {', '.join(['%s'] * len(_APPEND_ARGUMENTS))})"  # noqa: S608
 
 
