@@ -37,6 +37,7 @@ PENDING_AT_KEY = "mfa_pending_at"
 # The code step must follow the password step within this time.
 PENDING_MAX_AGE_SECONDS = 300
 NEW_CODES_KEY = "mfa_new_recovery_codes"
+CODES_SHOWN_ONCE = "Recovery codes are shown only once; generate new ones if you lost them."
 
 
 def _safe_next(request, default: str | None = None) -> str:
@@ -191,7 +192,7 @@ def mfa_recovery_codes(request):
     if request.method == "POST" or not codes:
         request.session.pop(NEW_CODES_KEY, None)
         if not codes:
-            messages.info(request, "Recovery codes are shown only once; generate new ones if you lost them.")
+            messages.info(request, CODES_SHOWN_ONCE)
         return redirect(next_url)
     return render(request, "accounts/mfa_recovery_codes.html", {"codes": codes, "next": next_url})
 
@@ -201,7 +202,7 @@ def mfa_recovery_codes(request):
 def mfa_recovery_codes_download(request):
     codes = request.session.get(NEW_CODES_KEY)
     if not codes:
-        messages.info(request, "Recovery codes are shown only once; generate new ones if you lost them.")
+        messages.info(request, CODES_SHOWN_ONCE)
         return redirect("account")
     text = (
         f"Opsdeck recovery codes for {request.user.get_username()}\n"
