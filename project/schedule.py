@@ -42,4 +42,11 @@ SCHEDULE = [
         queue="maintenance",
         description="Records in the audit trail each API token that has expired since the last run.",
     ),
+    ScheduledTask(
+        name="Reap stale quantum jobs",
+        task="quantum.reap_stale",
+        crontab="*/5 * * * *",
+        queue="maintenance",
+        description="Fails quantum jobs left running past QUANTUM_JOB_TIMEOUT plus the grace period (worker lost).",
+    ),
 ]

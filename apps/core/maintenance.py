@@ -7,16 +7,17 @@ from celery import shared_task
 from .services import maintenance_run_record
 
 
-def maintenance_task(name: str, service: Callable[[], str]):
-    """Register Celery task ``maintenance.<name>`` that runs ``service``.
+def maintenance_task(name: str, service: Callable[[], str], *, task_name: str = ""):
+    """Register Celery task ``maintenance.<name>`` (or ``task_name``) that runs ``service``.
 
-    Task names starting with ``maintenance.`` are routed to the maintenance queue.
+    Task names starting with ``maintenance.`` are routed to the maintenance
+    queue; give another ``task_name`` a route in CELERY_TASK_ROUTES.
 
     Every run is recorded as a ``MaintenanceRun``: start, end, outcome, and the
     message the service returns or the error it raised.
     """
 
-    task_name = f"maintenance.{name}"
+    task_name = task_name or f"maintenance.{name}"
 
     @shared_task(bind=True, name=task_name)
     def run(task) -> str:

@@ -116,6 +116,38 @@ def live_event_publish(*, group: str, event: str, payload: dict) -> None:
         logger.exception("could not publish live event %s to %s", event, group)
 
 
+# Every job stream (quantum, inference, backups, reports) publishes here: one group per
+# owner, and one for the roles that see everyone's jobs.
+JOBS_ALL_GROUP = "jobs.all"
+
+
+def jobs_owner_group_name(owner_id: int) -> str:
+    """The channel-layer group that carries job updates for one owner."""
+    return f"jobs.owner.{owner_id}"
+
+
+def job_updates_publish(updates: list[tuple[int, dict]]) -> None:
+    """Send ``(owner_id, update)`` pairs to the owners' and the all-jobs streams in one go.
+
+    Each update is a ``{"type": "job.update", ...}`` message. Called after the
+    change is committed; a failure to publish is logged and never undoes the
+    change (clients re-sync on reconnect).
+    """
+    if not updates:
+        return
+    try:
+        async_to_sync(_job_updates_send)(updates)
+    except Exception:
+        logger.exception("could not publish %d job update(s)", len(updates))
+
+
+async def _job_updates_send(updates: list[tuple[int, dict]]) -> None:
+    layer = get_channel_layer()
+    for owner_id, update in updates:
+        await layer.group_send(jobs_owner_group_name(owner_id), update)
+        await layer.group_send(JOBS_ALL_GROUP, update)
+
+
 def periodic_tasks_set_enabled(*, tasks, enabled: bool | None) -> int:
     """Enable, disable or (``enabled=None``) toggle beat entries; returns how many.
 

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.audit",
+    "apps.quantum",
 ]
 
 MIDDLEWARE = [
@@ -192,7 +193,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "quantum", "registry", "maintenance")]
 CELERY_TASK_ROUTES = {
     "maintenance.*": {"queue": "maintenance"},
-    "apps.quantum.tasks.*": {"queue": "quantum"},
+    "quantum.reap_stale": {"queue": "maintenance"},
+    "quantum.*": {"queue": "quantum"},
     "apps.registry.tasks.*": {"queue": "registry"},
 }
 # Jobs, backups and reports must not vanish when a worker dies mid-task: the
@@ -218,6 +220,19 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 # --- Audit trail
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", 2555, minimum=0)
 AUDIT_CHECKPOINT_STALE_HOURS = env.int("AUDIT_CHECKPOINT_STALE_HOURS", 3, minimum=1)
+
+# --- Quantum jobs
+QUANTUM_MAX_MEMORY_MB = env.int("QUANTUM_MAX_MEMORY_MB", 4096, minimum=1)
+QUANTUM_MAX_SHOTS = env.int("QUANTUM_MAX_SHOTS", 100_000, minimum=1)
+QUANTUM_MAX_SOURCE_BYTES = env.int("QUANTUM_MAX_SOURCE_BYTES", 1_048_576, minimum=1)
+QUANTUM_MAX_QUEUED_PER_USER = env.int("QUANTUM_MAX_QUEUED_PER_USER", 1000, minimum=1)
+QUANTUM_DAILY_SHOTS_QUOTA = env.int("QUANTUM_DAILY_SHOTS_QUOTA", 100_000_000, minimum=1)
+QUANTUM_JOB_TIMEOUT = env.int("QUANTUM_JOB_TIMEOUT", 600, minimum=1)
+QUANTUM_MAX_ATTEMPTS = env.int("QUANTUM_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+# Jobs left running this long past QUANTUM_JOB_TIMEOUT are failed by the quantum.reap_stale beat task.
+QUANTUM_STALE_GRACE_SECONDS = env.int("QUANTUM_STALE_GRACE_SECONDS", 120, minimum=1)
+# Small jobs that share their settings run together in one simulator call, up to this many.
+QUANTUM_BATCH_SIZE = env.int("QUANTUM_BATCH_SIZE", 50, minimum=1, maximum=500)
 
 # --- Health
 HEALTH_MIN_FREE_DISK_MB = env.int("HEALTH_MIN_FREE_DISK_MB", 500, minimum=0)

@@ -1,0 +1,30 @@
+from django.db import models
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLING = "cancelling", "Cancelling"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# States a job never leaves.
+FINISHED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+# States in which a worker holds (or is about to hold) the job.
+ACTIVE_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELLING)
+
+
+class SimulationMethod(models.TextChoices):
+    AUTOMATIC = "automatic", "Automatic"
+    STATEVECTOR = "statevector", "Statevector"
+    DENSITY_MATRIX = "density_matrix", "Density matrix"
+    MATRIX_PRODUCT_STATE = "matrix_product_state", "Matrix product state"
+    STABILIZER = "stabilizer", "Stabilizer (Clifford circuits)"
+    EXTENDED_STABILIZER = "extended_stabilizer", "Extended stabilizer"
+
+
+class QasmVersion(models.IntegerChoices):
+    QASM2 = 2, "OpenQASM 2"
+    QASM3 = 3, "OpenQASM 3"

@@ -1,0 +1,77 @@
+"""Quantum jobs: an OpenQASM circuit, how to simulate it, and what came of it."""
+
+from django.conf import settings
+from django.db import models
+
+from .choices import JobStatus, QasmVersion, SimulationMethod
+
+
+class QuantumJob(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="quantum_jobs")
+    name = models.CharField(max_length=200, blank=True)
+    tags = models.JSONField(default=list, blank=True, help_text="Short labels to find jobs by.")
+
+    source = models.TextField(help_text="The OpenQASM 2 or 3 program as submitted.")
+    qasm_version = models.PositiveSmallIntegerField(choices=QasmVersion.choices)
+    measure_all = models.BooleanField(default=False, help_text="Measurements were added to every qubit at submit.")
+    num_qubits = models.PositiveIntegerField()
+    num_clbits = models.PositiveIntegerField()
+    depth = models.PositiveIntegerField()
+    gate_counts = models.JSONField(default=dict, blank=True)
+    estimated_memory_bytes = models.BigIntegerField(
+        null=True, blank=True, help_text="Simulator state size for the method; empty when it does not grow with 2ⁿ."
+    )
+
+    shots = models.PositiveIntegerField()
+    method = models.CharField(max_length=24, choices=SimulationMethod.choices, default=SimulationMethod.AUTOMATIC)
+    seed = models.BigIntegerField(null=True, blank=True, help_text="Simulator seed; same seed, same counts.")
+    noise_depolarizing_1q = models.FloatField(default=0.0, help_text="Depolarizing error rate of 1-qubit gates.")
+    noise_depolarizing_2q = models.FloatField(default=0.0, help_text="Depolarizing error rate of 2-qubit gates.")
+    noise_readout = models.FloatField(default=0.0, help_text="Probability that a measured bit is flipped.")
+    priority = models.SmallIntegerField(default=0, help_text="Higher runs first (-10 … 10).")
+
+    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True, help_text="Simulation time on the worker.")
+    counts = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True, help_text="The task message that holds the job.")
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["owner", "-id"], name="quantum_job_owner_recent"),
+            models.Index(fields=["status", "-id"], name="quantum_job_status_recent"),
+            models.Index(fields=["created_at"], name="quantum_job_created"),
+            models.Index(fields=["finished_at"], name="quantum_job_finished"),
+            models.Index(
+                fields=["-priority", "id"],
+                name="quantum_job_queue_order",
+                condition=models.Q(status="queued"),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(shots__gte=1), name="quantum_job_shots_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Job #{self.pk} {self.name}".strip() if self.pk else self.name or "New job"
+
+    @property
+    def noise(self) -> dict | None:
+        rates = {
+            "depolarizing_1q": self.noise_depolarizing_1q,
+            "depolarizing_2q": self.noise_depolarizing_2q,
+            "readout": self.noise_readout,
+        }
+        return rates if any(rates.values()) else None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)

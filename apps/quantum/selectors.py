@@ -1,0 +1,126 @@
+"""Read queries about quantum jobs shared by the API, admin, dashboard and live stream."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
+
+from apps.accounts.choices import Role
+from apps.core.permissions import READ_ALL_ROLES, has_role
+
+from .choices import JobStatus, SimulationMethod
+from .circuits import max_qubits_for
+from .models import QuantumJob
+
+# Throughput for the ETA of queued jobs is measured over this window.
+THROUGHPUT_WINDOW = timedelta(minutes=10)
+
+
+def jobs_visible_to(user) -> QuerySet[QuantumJob]:
+    """Everyone's jobs for administrators and viewers; one's own for everyone else."""
+    jobs = QuantumJob.objects.all()
+    return jobs if has_role(user, *READ_ALL_ROLES) else jobs.filter(owner=user)
+
+
+def job_may_change(user, job: QuantumJob) -> bool:
+    """Cancel and re-run: the owner (with a writing role) or an administrator."""
+    if has_role(user, Role.ADMIN):
+        return True
+    return job.owner_id == user.pk and has_role(user, Role.OPERATOR)
+
+
+def _ahead_filter(priority: int, job_id: int) -> Q:
+    return Q(priority__gt=priority) | Q(priority=priority, id__lt=job_id)
+
+
+def queue_positions(jobs) -> dict[int, int]:
+    """1-based place in the queue of each queued job given; two queries per distinct priority at most."""
+    queued = [job for job in jobs if job.status == JobStatus.QUEUED]
+    positions: dict[int, int] = {}
+    by_priority: dict[int, list] = {}
+    for job in queued:
+        by_priority.setdefault(job.priority, []).append(job)
+    for priority, group in by_priority.items():
+        group.sort(key=lambda job: job.id)
+        first = group[0]
+        ahead = QuantumJob.objects.filter(_ahead_filter(priority, first.id), status=JobStatus.QUEUED).count()
+        if len(group) == 1:
+            positions[first.id] = ahead + 1
+            continue
+        ids = [job.id for job in group]
+        # Jobs of the same priority between the first and last of this group, not themselves in it.
+        between = dict(
+            QuantumJob.objects.filter(status=JobStatus.QUEUED, priority=priority, id__gt=first.id, id__lte=ids[-1])
+            .exclude(id__in=ids)
+            .values_list("id", "priority")
+        )
+        others = sorted(between)
+        for job in group:
+            positions[job.id] = ahead + 1 + sum(1 for other in others if other < job.id) + ids.index(job.id)
+    return positions
+
+
+def queue_length() -> int:
+    return QuantumJob.objects.filter(status=JobStatus.QUEUED).count()
+
+
+def throughput_per_second() -> float:
+    """Jobs finished per second over the recent window (0.0 when none)."""
+    since = timezone.now() - THROUGHPUT_WINDOW
+    finished = QuantumJob.objects.filter(
+        finished_at__gte=since, status__in=(JobStatus.COMPLETED, JobStatus.FAILED)
+    ).count()
+    return finished / THROUGHPUT_WINDOW.total_seconds()
+
+
+def eta_seconds(position: int | None, throughput: float) -> float | None:
+    """Expected wait before a queued job at ``position`` starts, from recent throughput; None if unknown."""
+    if position is None or throughput <= 0:
+        return None
+    return round(position / throughput, 1)
+
+
+def status_counts(jobs: QuerySet[QuantumJob]) -> dict[str, int]:
+    counted = dict(jobs.order_by().values_list("status").annotate(total=Count("id")))
+    return {status.value: counted.get(status.value, 0) for status in JobStatus}
+
+
+def shots_submitted_today(owner) -> int:
+    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    jobs = QuantumJob.objects.filter(owner=owner, created_at__gte=start).exclude(status=JobStatus.CANCELLED)
+    return jobs.aggregate(total=Sum("shots"))["total"] or 0
+
+
+def backends() -> list[dict]:
+    """Each simulation method with its largest register under the memory limit."""
+    memory_limit = settings.QUANTUM_MAX_MEMORY_MB * 2**20
+    waiting = queue_length()
+    return [
+        {
+            "method": method.value,
+            "label": method.label,
+            "max_qubits": max_qubits_for(method.value, memory_limit),
+            "max_shots": settings.QUANTUM_MAX_SHOTS,
+            "max_memory_mb": settings.QUANTUM_MAX_MEMORY_MB,
+            "queue_length": waiting,
+        }
+        for method in SimulationMethod
+    ]
+
+
+def job_update_message(job: QuantumJob, *, queue_position: int | None = None) -> dict:
+    """The live ``job.update`` message for a job (README: "Live job updates"); load ``owner`` with the job."""
+    return {
+        "type": "job.update",
+        "kind": "quantum",
+        "id": job.id,
+        "name": job.name,
+        "owner": job.owner.get_username(),
+        "status": job.status,
+        "updated_at": job.updated_at.isoformat() if job.updated_at else None,
+        "queue_position": queue_position,
+        "error": job.error or None,
+    }

@@ -1,0 +1,108 @@
+"""The simulator child process: reads simulation requests on stdin, writes results on stdout.
+
+It keeps its simulators, noise models and pass managers between requests, so a
+job pays only for parsing and simulating. The worker kills this process to stop
+a simulation (cancel, timeout) and starts a new one for the next job. It does
+not import Django.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import time
+from functools import cache
+
+from qiskit import QuantumCircuit
+from qiskit.transpiler import generate_preset_pass_manager
+from qiskit_aer import AerSimulator
+from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
+
+from apps.quantum.circuits import circuit_parse
+
+ONE_QUBIT_GATES = ["id", "x", "y", "z", "h", "s", "sdg", "t", "tdg", "sx", "sxdg", "rx", "ry", "rz", "p", "u", "u1", "u2", "u3", "r"]
+TWO_QUBIT_GATES = ["cx", "cy", "cz", "swap", "ch", "cp", "crx", "cry", "crz", "cu", "cu1", "cu3", "ecr", "rxx", "ryy", "rzz", "rzx", "iswap", "dcx"]
+
+
+@cache
+def simulator(method: str, noise: tuple[float, float, float] | None) -> AerSimulator:
+    return AerSimulator(method=method, noise_model=noise_model(noise) if noise else None)
+
+
+@cache
+def supported_operations(method: str) -> frozenset[str]:
+    return frozenset(AerSimulator(method=method).target.operation_names)
+
+
+@cache
+def pass_manager(method: str):
+    return generate_preset_pass_manager(optimization_level=1, target=AerSimulator(method=method).target)
+
+
+def noise_model(noise: tuple[float, float, float]) -> NoiseModel:
+    one_qubit, two_qubit, readout = noise
+    model = NoiseModel()
+    if one_qubit:
+        model.add_all_qubit_quantum_error(depolarizing_error(one_qubit, 1), ONE_QUBIT_GATES)
+    if two_qubit:
+        model.add_all_qubit_quantum_error(depolarizing_error(two_qubit, 2), TWO_QUBIT_GATES)
+    if readout:
+        model.add_all_qubit_readout_error(ReadoutError([[1 - readout, readout], [readout, 1 - readout]]))
+    return model
+
+
+def runnable(circuit: QuantumCircuit, method: str) -> QuantumCircuit:
+    # Aer runs circuits of its own operations as they are; only the others are transpiled.
+    if set(circuit.count_ops()) <= supported_operations(method):
+        return circuit
+    return pass_manager(method).run(circuit)
+
+
+def simulate(request: dict) -> list[dict]:
+    """Run every circuit of the request in one simulator call; one result per circuit."""
+    circuits = []
+    for source, version, measure_all in request["circuits"]:
+        circuit = circuit_parse(source, version)
+        if measure_all:
+            circuit.measure_all()
+        circuits.append(runnable(circuit, request["method"]))
+    backend = simulator(request["method"], request["noise"])
+    options = {"shots": request["shots"]}
+    if request["seed"] is not None:
+        options["seed_simulator"] = request["seed"]
+    started = time.perf_counter()
+    result = backend.run(circuits, **options).result()
+    elapsed = time.perf_counter() - started
+    outcomes = []
+    for index, experiment in enumerate(result.results):
+        if experiment.success:
+            outcomes.append({"counts": dict(result.get_counts(index)), "seconds": elapsed / len(circuits)})
+        else:
+            outcomes.append({"error": experiment.status or "the simulator reported a failure"})
+    return outcomes
+
+
+def serve(requests, responses) -> None:
+    while True:
+        try:
+            request = pickle.load(requests)
+        except EOFError:
+            return
+        try:
+            response = {"results": simulate(request)}
+        except Exception as exc:  # reported to the job, never a crash of the process
+            response = {"error": f"{type(exc).__name__}: {exc}"}
+        pickle.dump(response, responses, protocol=pickle.HIGHEST_PROTOCOL)
+        responses.flush()
+
+
+def main() -> None:
+    # Results go to the original stdout; anything a library prints goes to stderr instead.
+    responses = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    serve(sys.stdin.buffer, responses)
+
+
+if __name__ == "__main__":
+    main()
