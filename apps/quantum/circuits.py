@@ -84,7 +84,7 @@ def _qasm3_syntax_error(source: str) -> str:
     errors: list[str] = []
 
     class FirstError(ErrorListener):
-        def syntaxError(self, recognizer, offending_symbol, line, column, msg, exc):  # noqa: N802 (ANTLR's name)
+        def syntaxError(self, recognizer, offending_symbol, line, column, msg, exc):
             errors.append(f"line {line}, column {column + 1}: {msg}")
 
     lexer = qasm3Lexer(InputStream(source))

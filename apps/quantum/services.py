@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -177,7 +178,8 @@ def _job_build(owner, spec: JobSpec) -> QuantumJob:
 def _check_settings(spec: JobSpec) -> None:
     if not 1 <= spec.shots <= settings.QUANTUM_MAX_SHOTS:
         raise JobValidationError(
-            "shots", f"Shots must be between 1 and {settings.QUANTUM_MAX_SHOTS:,} (QUANTUM_MAX_SHOTS); got {spec.shots}."
+            "shots",
+            f"Shots must be between 1 and {settings.QUANTUM_MAX_SHOTS:,} (QUANTUM_MAX_SHOTS); got {spec.shots}.",
         )
     if spec.method not in SimulationMethod.values:
         raise JobValidationError(
@@ -374,10 +376,10 @@ def _group_run(group: list[QuantumJob]) -> None:
             if group[0].noise
             else None,
         }
-        ids = [job.id for job in group]
         deadline = time.monotonic() + settings.QUANTUM_JOB_TIMEOUT
+        cancelled = partial(_cancel_requested, [job.id for job in group])
         try:
-            response = simulator_process().run(request, deadline=deadline, cancelled=lambda: _cancel_requested(ids))
+            response = simulator_process().run(request, deadline=deadline, cancelled=cancelled)
         except SimulationStopped as stop:
             if stop.reason == "timeout":
                 _jobs_finish(group, error=f"Timed out after {settings.QUANTUM_JOB_TIMEOUT} s (QUANTUM_JOB_TIMEOUT).")
@@ -411,7 +413,7 @@ def _jobs_finish(group: list[QuantumJob], *, results: list[dict] | None = None, 
         for job in QuantumJob.objects.select_for_update().select_related("owner").filter(id__in=outcome):
             result = outcome[job.id]
             if job.status == JobStatus.CANCELLING:
-                cancelled.append(_finish(job, JobStatus.CANCELLED, "Cancelled while running; the simulation was stopped."))
+                cancelled.append(_finish(job, JobStatus.CANCELLED, "Cancelled while running; the simulation stopped."))
             elif job.status != JobStatus.RUNNING:
                 continue  # reaped meanwhile
             elif results is None and not error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import pickle
 import select
@@ -33,10 +34,8 @@ class SimulatorCrashed(RuntimeError):
 
 def _die_with_parent() -> None:
     # Linux: the simulator is killed when the worker process that started it dies, even by SIGKILL.
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 class SimulatorProcess:
@@ -47,12 +46,12 @@ class SimulatorProcess:
 
     def start(self) -> None:
         if self._process is None or self._process.poll() is not None:
-            self._process = subprocess.Popen(  # noqa: S603 (our own module, no shell)
+            self._process = subprocess.Popen(
                 [sys.executable, "-m", "apps.quantum.simulator_process"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 cwd=PROJECT_DIR,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 (only calls prctl)
+                preexec_fn=_die_with_parent,
             )
 
     def stop(self) -> None:
@@ -79,7 +78,7 @@ class SimulatorProcess:
                 self.stop()
                 raise SimulationStopped("cancelled")
         try:
-            return pickle.load(process.stdout)
+            return pickle.load(process.stdout)  # noqa: S301 (our own child process, not user data)
         except EOFError:
             code = process.wait()
             self._process = None

@@ -21,8 +21,10 @@ from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
 
 from apps.quantum.circuits import circuit_parse
 
-ONE_QUBIT_GATES = ["id", "x", "y", "z", "h", "s", "sdg", "t", "tdg", "sx", "sxdg", "rx", "ry", "rz", "p", "u", "u1", "u2", "u3", "r"]
-TWO_QUBIT_GATES = ["cx", "cy", "cz", "swap", "ch", "cp", "crx", "cry", "crz", "cu", "cu1", "cu3", "ecr", "rxx", "ryy", "rzz", "rzx", "iswap", "dcx"]
+ONE_QUBIT_GATES = ["id", "x", "y", "z", "h", "s", "sdg", "t", "tdg", "sx", "sxdg", "rx", "ry", "rz", "p", "u", "r"]
+ONE_QUBIT_GATES += ["u1", "u2", "u3"]
+TWO_QUBIT_GATES = ["cx", "cy", "cz", "swap", "ch", "cp", "crx", "cry", "crz", "cu", "cu1", "cu3", "ecr"]
+TWO_QUBIT_GATES += ["rxx", "ryy", "rzz", "rzx", "iswap", "dcx"]
 
 
 @cache
@@ -86,7 +88,7 @@ def simulate(request: dict) -> list[dict]:
 def serve(requests, responses) -> None:
     while True:
         try:
-            request = pickle.load(requests)
+            request = pickle.load(requests)  # noqa: S301 (sent by the worker that started this process)
         except EOFError:
             return
         try:

@@ -1,0 +1,211 @@
+"""Quantum jobs on real workers and real qiskit-aer: results, cancel, timeouts, lost workers, stale jobs."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.quantum.choices import JobStatus
+from apps.quantum.models import QuantumJob
+from apps.quantum.services import JobSpec, JobStateError, job_cancel, job_submit, jobs_reap_stale, jobs_run
+
+from .quantum_circuits import ghz_qasm2, ghz_qasm3, slow_qasm2
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def wait_for_status(job: QuantumJob, statuses, timeout: float = 60) -> QuantumJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status in statuses:
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job #{job.pk} stayed {job.status}, expected one of {statuses}")
+
+
+def test_ghz_qasm2_gives_only_all_zeros_and_all_ones(celery_worker, operator_user):
+    job = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2(5), shots=2000))
+
+    wait_for_status(job, [JobStatus.COMPLETED, JobStatus.FAILED])
+
+    assert job.status == JobStatus.COMPLETED, job.error
+    assert set(job.counts) == {"00000", "11111"}
+    assert sum(job.counts.values()) == 2000
+    assert job.duration_seconds > 0
+    assert job.started_at <= job.finished_at
+    assert job.attempts == 1
+    assert "pid" in job.worker
+    assert AuditEvent.objects.filter(action="quantum.job.completed", object_id=str(job.pk)).exists()
+
+
+def test_ghz_qasm3_gives_only_all_zeros_and_all_ones(celery_worker, operator_user):
+    job = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm3(3), shots=500, method="statevector"))
+
+    wait_for_status(job, [JobStatus.COMPLETED, JobStatus.FAILED])
+
+    assert job.qasm_version == 3
+    assert job.status == JobStatus.COMPLETED, job.error
+    assert set(job.counts) == {"000", "111"}
+
+
+def test_same_seed_gives_same_counts_and_noise_spreads_them(celery_worker, operator_user):
+    noisy = JobSpec(source=ghz_qasm2(4), shots=4000, seed=7, noise={"depolarizing_2q": 0.05, "readout": 0.05})
+    first = job_submit(owner=operator_user, spec=noisy)
+    second = job_submit(owner=operator_user, spec=noisy)
+
+    for job in (first, second):
+        wait_for_status(job, [JobStatus.COMPLETED, JobStatus.FAILED])
+
+    assert first.status == second.status == JobStatus.COMPLETED
+    assert first.counts == second.counts
+    assert len(first.counts) > 2  # noise produces outcomes a perfect GHZ state never gives
+
+
+def test_measure_all_adds_measurements(celery_worker, operator_user):
+    source = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nx q[1];\n'
+
+    job = job_submit(owner=operator_user, spec=JobSpec(source=source, shots=100, measure_all=True))
+
+    wait_for_status(job, [JobStatus.COMPLETED, JobStatus.FAILED])
+    assert job.counts == {"10": 100}
+
+
+def test_many_small_jobs_share_simulator_calls_and_all_complete(celery_worker, operator_user):
+    from apps.quantum.services import jobs_submit_batch
+
+    jobs = jobs_submit_batch(owner=operator_user, specs=[JobSpec(source=ghz_qasm2(3), shots=64)] * 30)
+
+    for job in jobs:
+        wait_for_status(job, [JobStatus.COMPLETED, JobStatus.FAILED])
+    assert {job.status for job in jobs} == {JobStatus.COMPLETED}
+    assert all(set(job.counts) <= {"000", "111"} for job in jobs)
+    # A batch submission is one audit event listing the jobs.
+    submitted = AuditEvent.objects.filter(action="quantum.job.submitted")
+    assert submitted.count() == 1
+    assert set(submitted.get().changes["jobs"]) == {str(job.pk) for job in jobs}
+
+
+def test_cancelled_queued_job_never_runs(transactional_db, operator_user):
+    job = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2()))
+
+    job_cancel(job=job, actor=operator_user)
+    # The worker picks the message up afterwards and must leave the job alone.
+    jobs_run(job_ids=[job.pk], task_id="late-message", worker="test")
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert job.started_at is None
+    assert job.counts is None
+    assert job.attempts == 0
+    with pytest.raises(JobStateError, match="already cancelled"):
+        job_cancel(job=job, actor=operator_user)
+
+
+def test_running_job_is_stopped_within_two_seconds_of_cancel(celery_worker, operator_user):
+    job = job_submit(owner=operator_user, spec=JobSpec(source=slow_qasm2(22, 40), shots=10, method="statevector"))
+    wait_for_status(job, [JobStatus.RUNNING])
+    time.sleep(0.3)
+
+    asked = time.monotonic()
+    job_cancel(job=job, actor=operator_user)
+    wait_for_status(job, [JobStatus.CANCELLED, JobStatus.COMPLETED, JobStatus.FAILED], timeout=10)
+    took = time.monotonic() - asked
+
+    assert job.status == JobStatus.CANCELLED
+    assert took < 2, f"cancel took {took:.2f} s"
+    assert job.counts is None
+
+
+def test_job_over_timeout_fails_saying_so(celery_worker, operator_user, settings):
+    settings.QUANTUM_JOB_TIMEOUT = 1
+    job = job_submit(owner=operator_user, spec=JobSpec(source=slow_qasm2(22, 40), shots=10, method="statevector"))
+
+    wait_for_status(job, [JobStatus.COMPLETED, JobStatus.FAILED], timeout=20)
+
+    assert job.status == JobStatus.FAILED
+    assert "Timed out after 1 s (QUANTUM_JOB_TIMEOUT)" in job.error
+
+
+def test_redelivered_job_over_max_attempts_fails_with_the_reason(transactional_db, operator_user, settings):
+    settings.QUANTUM_MAX_ATTEMPTS = 2
+    job = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2()))
+    # As left by a worker that died twice while running it under this task message.
+    QuantumJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, attempts=2, celery_task_id="message-1")
+
+    jobs_run(job_ids=[job.pk], task_id="message-1", worker="test")
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "lost 2 times (QUANTUM_MAX_ATTEMPTS = 2)" in job.error
+
+
+def test_stale_running_jobs_are_failed_by_the_reaper(transactional_db, operator_user, settings):
+    stale = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2()))
+    fresh = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2()))
+    limit = settings.QUANTUM_JOB_TIMEOUT + settings.QUANTUM_STALE_GRACE_SECONDS
+    too_old = timezone.now() - timedelta(seconds=limit + 5)
+    QuantumJob.objects.filter(pk=stale.pk).update(status=JobStatus.RUNNING, started_at=too_old)
+    QuantumJob.objects.filter(pk=fresh.pk).update(status=JobStatus.RUNNING, started_at=timezone.now())
+
+    message = jobs_reap_stale()
+
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert message == "Reaped 1 stale job(s)."
+    assert stale.status == JobStatus.FAILED
+    assert "worker was probably lost" in stale.error
+    assert fresh.status == JobStatus.RUNNING
+    assert AuditEvent.objects.filter(action="quantum.job.reaped", object_id=str(stale.pk)).exists()
+
+
+@pytest.fixture
+def worker_process(transactional_db, tmp_path):
+    """A separate `celery worker` (prefork, one child) on the test database and Redis."""
+    database = settings.DATABASES["default"]
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "project.settings.test",
+        "TEST_DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "TEST_REDIS_URL": settings.REDIS_URL,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+    }
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "quantum", "-c", "1", "-P", "prefork"),
+            *("--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"kill-test-{os.getpid()}@%h"),
+        ],
+        cwd=PROJECT_DIR,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def test_job_whose_worker_is_killed_runs_again_and_completes_once(worker_process, operator_user):
+    job = job_submit(owner=operator_user, spec=JobSpec(source=slow_qasm2(22, 20), shots=10, method="statevector"))
+    wait_for_status(job, [JobStatus.RUNNING], timeout=60)
+    first_worker = job.worker
+    time.sleep(0.5)
+
+    os.kill(int(first_worker.rsplit(" ", 1)[1]), signal.SIGKILL)
+
+    wait_for_status(job, [JobStatus.COMPLETED, JobStatus.FAILED], timeout=90)
+    assert job.status == JobStatus.COMPLETED, job.error
+    assert job.attempts == 2
+    assert job.worker != first_worker
+    assert AuditEvent.objects.filter(action="quantum.job.completed", object_id=str(job.pk)).count() == 1
