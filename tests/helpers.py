@@ -81,9 +81,21 @@ class PortalProcess:
                 time.sleep(0.2)
         raise AssertionError("runportal did not answer /health/live within 60 s")
 
-    def get_json(self, path: str) -> tuple[int, dict]:
+    def get_json(self, path: str, *, token: str = "") -> tuple[int, dict]:
+        return self._json_request(urllib.request.Request(self.url + path), token)
+
+    def post_json(self, path: str, body: dict, *, token: str = "") -> tuple[int, dict]:
+        request = urllib.request.Request(
+            self.url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        return self._json_request(request, token)
+
+    @staticmethod
+    def _json_request(request: urllib.request.Request, token: str) -> tuple[int, dict]:
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(self.url + path, timeout=15) as response:
+            with urllib.request.urlopen(request, timeout=15) as response:
                 return response.status, json.load(response)
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)

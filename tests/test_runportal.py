@@ -137,3 +137,37 @@ def test_unapplied_migrations_make_the_portal_not_ready(tmp_path):
     assert status == 503
     assert report["checks"]["migrations"]["ok"] is False
     assert "run manage.py migrate" in report["checks"]["migrations"]["detail"]
+
+
+OPERATOR_TOKEN = """
+from django.contrib.auth.models import Group
+from apps.accounts.models import User
+from apps.accounts.roles import roles_setup
+from apps.accounts.tokens import token_create
+roles_setup()
+user = User.objects.create_user("e2e-operator")
+user.groups.add(Group.objects.get(name="operator"))
+print(token_create(owner=user, name="e2e", scopes=["read", "write"], expires_in_days=1).secret)
+"""
+
+
+def test_embedded_portal_runs_quantum_jobs_in_process(tmp_path):
+    from .quantum_circuits import ghz_qasm2
+
+    portal = PortalProcess(tmp_path)
+    portal.manage("migrate", "--noinput")
+    token = portal.manage("shell", "-c", OPERATOR_TOKEN).strip().splitlines()[-1]
+    portal.start()
+    try:
+        status, job = portal.post_json("/api/v1/quantum/jobs/", {"source": ghz_qasm2(4), "shots": 300}, token=token)
+        assert status == 201, job
+        deadline = time.monotonic() + 60
+        while job["status"] not in ("completed", "failed") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status, job = portal.get_json(f"/api/v1/quantum/jobs/{job['id']}/", token=token)
+        assert job["status"] == "completed", job
+        assert set(job["counts"]) == {"0000", "1111"}
+    finally:
+        code, output = portal.stop(signal.SIGINT)
+    assert code == 0, output
+    assert "Traceback" not in output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -142,10 +143,14 @@ def job_updates_publish(updates: list[tuple[int, dict]]) -> None:
 
 
 async def _job_updates_send(updates: list[tuple[int, dict]]) -> None:
+    # Concurrently: each send is a round trip to Redis. Updates of one job are never in the same
+    # call (each transition publishes after its own commit), so their order is kept.
     layer = get_channel_layer()
+    sends = []
     for owner_id, update in updates:
-        await layer.group_send(jobs_owner_group_name(owner_id), update)
-        await layer.group_send(JOBS_ALL_GROUP, update)
+        sends.append(layer.group_send(jobs_owner_group_name(owner_id), update))
+        sends.append(layer.group_send(JOBS_ALL_GROUP, update))
+    await asyncio.gather(*sends)
 
 
 def periodic_tasks_set_enabled(*, tasks, enabled: bool | None) -> int:

@@ -1,0 +1,340 @@
+"""Quantum jobs benchmark: the portal against bare qiskit-aer, measured in the same run.
+
+Starts the portal (web) and one separate `celery worker` (one process) on a
+scratch PostgreSQL database and Redis database 12, then:
+
+(a) 1,000 GHZ-5 jobs at 1,024 shots submitted through the batch API, timed until
+    a websocket client has received all 1,000 "completed" updates (so results
+    are stored and events published), against bare AerSimulator running the
+    same circuits one by one in one process (parse + run). Target ratio >= 0.6.
+(b) One 24-qubit quantum-volume job through the portal (submit to completed
+    update) against bare Aer running the same circuit. Target ratio <= 1.05.
+(c) Status-event latency, from the worker's state change (the job's
+    ``updated_at``) to receipt by each of 200 connected websocket clients.
+    Target p95 <= 50 ms.
+
+Missed targets are reported, not fatal; errors exit non-zero.
+
+    .venv/bin/python benchmarks/quantum.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.helpers import PROJECT_DIR, PortalProcess
+from tests.quantum_circuits import ghz_qasm2
+
+PG = "postgres://postgres@127.0.0.1:5432"
+DATABASE = "opsdeck_bench_quantum"
+REDIS_URL = "redis://127.0.0.1:6379/12"
+JOBS = 1000
+BATCH = 500
+SHOTS = 1024
+QV_QUBITS, QV_DEPTH, QV_SEED = 24, 10, 11
+CLIENTS = 200
+LATENCY_JOBS = 20
+
+TARGET_THROUGHPUT_RATIO = 0.6
+TARGET_QV_RATIO = 1.05
+TARGET_LATENCY_P95_MS = 50
+
+
+# --- Setup
+
+
+def admin_execute(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as connection:
+        connection.execute(sql)
+
+
+def environment_for(data_dir: Path) -> dict[str, str]:
+    return {
+        "DATABASE_URL": f"{PG}/{DATABASE}",
+        "REDIS_URL": REDIS_URL,
+        "DJANGO_SETTINGS_MODULE": "project.settings.local",
+        "OPSDECK_DATA_DIR": str(data_dir),
+        "LOG_LEVEL": "warning",
+        "QUANTUM_MAX_QUEUED_PER_USER": str(JOBS * 2),
+        "API_THROTTLE_USER": "100000/min",
+    }
+
+
+def django_setup(environment: dict[str, str]) -> None:
+    os.environ.update(environment)
+    import django
+
+    django.setup()
+
+
+def operator_token() -> str:
+    from django.contrib.auth.models import Group
+
+    from apps.accounts.choices import Role
+    from apps.accounts.models import User
+    from apps.accounts.roles import roles_setup
+    from apps.accounts.tokens import token_create
+
+    roles_setup()
+    user = User.objects.create_user("bench-operator", password=None)
+    user.groups.add(Group.objects.get(name=Role.OPERATOR))
+    return token_create(owner=user, name="benchmark", scopes=["read", "write"], expires_in_days=1).secret
+
+
+def worker_start(environment: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "quantum", "-c", "1", "-P", "prefork"),
+            *("--without-gossip", "--without-mingle", "--loglevel", "warning"),
+        ],
+        cwd=PROJECT_DIR,
+        env={**os.environ, **environment},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+# --- Portal clients
+
+
+class Api:
+    def __init__(self, port: int, token: str):
+        self.port, self.token = port, token
+
+    def post(self, path: str, body: dict) -> dict:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        connection.request(
+            "POST",
+            path,
+            json.dumps(body),
+            {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        response = connection.getresponse()
+        payload = json.loads(response.read() or b"{}")
+        connection.close()
+        if response.status != 201:
+            raise RuntimeError(f"POST {path} answered {response.status}: {payload}")
+        return payload
+
+
+async def ws_connect(port: int, token: str):
+    import websockets
+
+    socket = await websockets.connect(f"ws://127.0.0.1:{port}/ws/jobs/", subprotocols=["bearer", token], max_size=None)
+    snapshot = json.loads(await socket.recv())
+    if snapshot.get("type") != "jobs.snapshot":
+        raise RuntimeError(f"expected a snapshot first, got {snapshot}")
+    return socket
+
+
+async def wait_for_completed(socket, ids: set[int], timeout: float) -> None:
+    """Read updates until every id in ``ids`` was reported completed (or failed: an error)."""
+    remaining = set(ids)
+    deadline = time.monotonic() + timeout
+    while remaining:
+        message = json.loads(await asyncio.wait_for(socket.recv(), deadline - time.monotonic()))
+        if message.get("type") != "job.update" or message["id"] not in remaining:
+            continue
+        if message["status"] == "failed":
+            raise RuntimeError(f"job {message['id']} failed: {message['error']}")
+        if message["status"] == "completed":
+            remaining.discard(message["id"])
+
+
+def job_wait_completed(job_id: int, timeout: float = 120) -> None:
+    from apps.quantum.models import QuantumJob
+
+    deadline = time.monotonic() + timeout
+    while not QuantumJob.objects.filter(pk=job_id, status="completed").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"job {job_id} did not complete within {timeout} s")
+        time.sleep(0.1)
+
+
+# --- (a) throughput
+
+
+def bare_throughput(source: str) -> float:
+    import qiskit.qasm2
+    from qiskit_aer import AerSimulator
+
+    simulator = AerSimulator()
+    started = time.perf_counter()
+    for _ in range(JOBS):
+        circuit = qiskit.qasm2.loads(source, custom_instructions=qiskit.qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+        simulator.run(circuit, shots=SHOTS).result().get_counts()
+    return JOBS / (time.perf_counter() - started)
+
+
+async def portal_throughput(api: Api, source: str) -> float:
+    socket = await ws_connect(api.port, api.token)
+    loop = asyncio.get_running_loop()
+    item = {"source": source, "shots": SHOTS}
+    started = time.perf_counter()
+    ids: set[int] = set()
+    for _ in range(JOBS // BATCH):
+        response = await loop.run_in_executor(None, api.post, "/api/v1/quantum/jobs/batch/", {"jobs": [item] * BATCH})
+        ids.update(response["ids"])
+    await wait_for_completed(socket, ids, timeout=600)
+    elapsed = time.perf_counter() - started
+    await socket.close()
+    return JOBS / elapsed
+
+
+# --- (b) one large job
+
+
+def quantum_volume_source() -> str:
+    import qiskit.qasm2
+    from qiskit import transpile
+    from qiskit.circuit.library import quantum_volume
+
+    circuit = quantum_volume(QV_QUBITS, QV_DEPTH, seed=QV_SEED)
+    circuit.measure_all()
+    return qiskit.qasm2.dumps(transpile(circuit, basis_gates=["u3", "cx"], optimization_level=0))
+
+
+def bare_single(source: str) -> float:
+    import qiskit.qasm2
+    from qiskit_aer import AerSimulator
+
+    started = time.perf_counter()
+    circuit = qiskit.qasm2.loads(source, custom_instructions=qiskit.qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+    AerSimulator(method="statevector").run(circuit, shots=SHOTS).result().get_counts()
+    return time.perf_counter() - started
+
+
+async def portal_single(api: Api, source: str) -> float:
+    socket = await ws_connect(api.port, api.token)
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    job = await loop.run_in_executor(
+        None, api.post, "/api/v1/quantum/jobs/", {"source": source, "shots": SHOTS, "method": "statevector"}
+    )
+    await wait_for_completed(socket, {job["id"]}, timeout=600)
+    elapsed = time.perf_counter() - started
+    await socket.close()
+    return elapsed
+
+
+# --- (c) event latency
+
+
+async def event_latency(api: Api, source: str) -> list[float]:
+    sockets = await asyncio.gather(*(ws_connect(api.port, api.token) for _ in range(CLIENTS)))
+    latencies: list[float] = []
+
+    async def listen(socket) -> None:
+        completed = 0
+        while completed < LATENCY_JOBS:
+            raw = await socket.recv()
+            received = time.time()
+            message = json.loads(raw)
+            if message.get("type") != "job.update":
+                continue
+            changed = datetime.fromisoformat(message["updated_at"]).timestamp()
+            latencies.append((received - changed) * 1000)
+            if message["status"] == "completed":
+                completed += 1
+
+    listeners = [asyncio.create_task(listen(socket)) for socket in sockets]
+    loop = asyncio.get_running_loop()
+    for _ in range(LATENCY_JOBS):
+        await loop.run_in_executor(None, api.post, "/api/v1/quantum/jobs/", {"source": source, "shots": SHOTS})
+        await asyncio.sleep(0.05)
+    await asyncio.wait_for(asyncio.gather(*listeners), 120)
+    await asyncio.gather(*(socket.close() for socket in sockets))
+    return sorted(latencies)
+
+
+# --- Report
+
+
+def percentile(values: list[float], share: float) -> float:
+    return values[min(len(values) - 1, int(len(values) * share))]
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def main() -> int:
+    admin_execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    admin_execute(f"CREATE DATABASE {DATABASE}")
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    with tempfile.TemporaryDirectory(prefix="opsdeck-bench-quantum-") as directory:
+        data_dir = Path(directory)
+        environment = environment_for(data_dir)
+        portal = PortalProcess(data_dir)
+        portal.environment.update(environment)
+        worker = None
+        try:
+            portal.manage("migrate", "--noinput", "-v", "0")
+            django_setup(environment)
+            token = operator_token()
+            portal.start()
+            worker = worker_start(environment)
+            api = Api(portal.port, token)
+            ghz = ghz_qasm2(5)
+            print("Quantum jobs: portal (web + 1 worker process, PostgreSQL, Redis) against bare qiskit-aer")
+            # The first job starts the worker's simulator process.
+            warm = api.post("/api/v1/quantum/jobs/", {"source": ghz, "shots": SHOTS})
+            job_wait_completed(warm["id"])
+
+            bare_rate = bare_throughput(ghz)
+            portal_rate = asyncio.run(portal_throughput(api, ghz))
+            ratio_a = portal_rate / bare_rate
+            print(f"  (a) {JOBS} GHZ-5 jobs x {SHOTS} shots, batch API, until every completed update arrived")
+            print(f"      bare Aer one by one   {bare_rate:8.1f} jobs/s")
+            print(f"      portal                {portal_rate:8.1f} jobs/s   ratio {ratio_a:.2f}")
+
+            qv = quantum_volume_source()
+            bare_qv = bare_single(qv)
+            portal_qv = asyncio.run(portal_single(api, qv))
+            ratio_b = portal_qv / bare_qv
+            print(f"  (b) one {QV_QUBITS}-qubit quantum-volume job (depth {QV_DEPTH}), statevector")
+            print(f"      bare Aer              {bare_qv:8.2f} s")
+            print(f"      portal                {portal_qv:8.2f} s   ratio {ratio_b:.3f}")
+
+            latencies = asyncio.run(event_latency(api, ghz))
+            p50, p95 = statistics.median(latencies), percentile(latencies, 0.95)
+            print(f"  (c) status-event latency, worker state change -> {CLIENTS} websocket clients")
+            worst = latencies[-1]
+            print(f"      {len(latencies):,} deliveries  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  max {worst:.1f} ms")
+
+            print("Summary")
+            met_a, met_b = ratio_a >= TARGET_THROUGHPUT_RATIO, ratio_b <= TARGET_QV_RATIO
+            met_c = p95 <= TARGET_LATENCY_P95_MS
+            print(f"  throughput ratio     {ratio_a:6.2f}     target >= {TARGET_THROUGHPUT_RATIO}     {verdict(met_a)}")
+            print(f"  24-qubit QV ratio    {ratio_b:6.3f}     target <= {TARGET_QV_RATIO}    {verdict(met_b)}")
+            print(f"  event latency p95    {p95:6.1f} ms  target <= {TARGET_LATENCY_P95_MS} ms   {verdict(met_c)}")
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(30)
+            portal.kill()
+            from django.db import connections
+
+            connections.close_all()
+            admin_execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
