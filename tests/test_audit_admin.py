@@ -8,12 +8,12 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.audit.admin import EstimatedCountPaginator
 from apps.audit.choices import Outcome
 from apps.audit.models import AuditEvent
 from apps.audit.services import checkpoint_create, event_record
 from apps.core.choices import MaintenanceStatus
 from apps.core.models import MaintenanceRun
+from apps.core.paginators import EstimatedCountPaginator
 from apps.core.request_context import current_request_id
 
 pytestmark = pytest.mark.django_db

@@ -209,3 +209,18 @@ def test_job_whose_worker_is_killed_runs_again_and_completes_once(worker_process
     assert job.attempts == 2
     assert job.worker != first_worker
     assert AuditEvent.objects.filter(action="quantum.job.completed", object_id=str(job.pk)).count() == 1
+
+
+def test_metrics_count_jobs_shots_and_circuit_sizes(celery_worker, operator_user, client, viewer_user):
+    from .test_metrics import _sample
+
+    job = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2(3), shots=321))
+    wait_for_status(job, [JobStatus.COMPLETED, JobStatus.FAILED])
+
+    client.force_login(viewer_user)
+    text = client.get("/metrics").content.decode()
+    assert _sample(text, "quantum_jobs_total", status="completed", method="automatic") >= 1
+    assert _sample(text, "quantum_shots_total") >= 321
+    assert _sample(text, "quantum_circuit_qubits_count") >= 1
+    assert _sample(text, "quantum_job_duration_seconds_count") >= 1
+    assert _sample(text, "quantum_queue_length") == 0

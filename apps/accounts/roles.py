@@ -10,8 +10,13 @@ from .choices import Role
 # Model permissions per role ("app_label.codename"); later apps add theirs.
 # The admin role holds every permission; object ownership rules live in apps.core.permissions.
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
-    Role.OPERATOR: ("accounts.view_apitoken", "accounts.add_apitoken"),
-    Role.VIEWER: ("core.view_maintenancerun",),
+    Role.OPERATOR: (
+        "accounts.view_apitoken",
+        "accounts.add_apitoken",
+        "quantum.view_quantumjob",
+        "quantum.add_quantumjob",
+    ),
+    Role.VIEWER: ("core.view_maintenancerun", "quantum.view_quantumjob"),
     Role.COMPLIANCE: (
         "audit.view_auditevent",
         "audit.view_auditcheckpoint",

@@ -11,10 +11,19 @@ from .services import user_group_name
 UNAUTHENTICATED_CLOSE_CODE = 4401
 
 
+class StreamRefused(Exception):
+    """Raised by ``groups_for`` to refuse a stream this user may not open; ``code`` is the close code."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
 class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
     """Base for every stream: refuses anonymous and inactive users.
 
-    Subclasses return the channel-layer groups to join from ``groups_for`` and
+    Subclasses return the channel-layer groups to join from ``groups_for`` (or
+    raise StreamRefused), may send a first message from ``stream_opened`` and
     may override ``may_receive`` to re-check access for each event, since
     rights can change while a socket stays open.
     """
@@ -24,12 +33,17 @@ class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_active:
             await self.close(code=UNAUTHENTICATED_CLOSE_CODE)
             return
-        self.joined_groups = await self.groups_for(user)
+        try:
+            self.joined_groups = await self.groups_for(user)
+        except StreamRefused as refusal:
+            await self.close(code=refusal.code)
+            return
         for group in self.joined_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         # A client that sent its API token as a subprotocol must get one back.
         offered = self.scope.get("subprotocols") or ()
         await self.accept(subprotocol=BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in offered else None)
+        await self.stream_opened(user)
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "joined_groups", ()):
@@ -37,6 +51,9 @@ class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
 
     async def groups_for(self, user) -> list[str]:
         raise NotImplementedError
+
+    async def stream_opened(self, user) -> None:
+        """Runs once accepted, after the groups were joined: a snapshot sent here misses no event."""
 
     async def may_receive(self, message: dict) -> bool:
         return await database_sync_to_async(self._user_still_active)()

@@ -109,8 +109,9 @@ def jobs_submit_batch(*, owner, specs: list[JobSpec], single: bool = False) -> l
         _quotas_check(owner, jobs)
         created = QuantumJob.objects.bulk_create(jobs)
         _audit_each_or_listed(created, "quantum.job.submitted", actor=owner, changes=_submitted_changes)
-        transaction.on_commit(lambda: _jobs_enqueue(created))
+        # Announced before a worker can take them, so "queued" never arrives after "running".
         transaction.on_commit(lambda: _publish(created, with_positions=True))
+        transaction.on_commit(lambda: _jobs_enqueue(created))
     for job in created:
         metrics.QUANTUM_CIRCUIT_QUBITS.observe(job.num_qubits)
         metrics.QUANTUM_CIRCUIT_DEPTH.observe(job.depth)
@@ -506,8 +507,5 @@ def _audit_each_or_listed(jobs: list[QuantumJob], action: str, *, actor=None, ou
 
 def _publish(jobs: list[QuantumJob], *, with_positions: bool = False) -> None:
     positions = queue_positions(jobs) if with_positions else {}
-    job_updates_publish(
-        [(job.owner_id, job_update_message(job, queue_position=positions.get(job.id))) for job in jobs]
-    )
+    job_updates_publish([(job.owner_id, job_update_message(job, queue_position=positions.get(job.id))) for job in jobs])
     metrics.QUANTUM_QUEUE_LENGTH.set(queue_length())
-

@@ -163,7 +163,9 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "opsdeck:asgi"},
+            # A 500-job batch announces 500 updates at once to every watching socket; the default
+            # capacity (100 waiting messages per socket) would silently drop most of them.
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "opsdeck:asgi", "capacity": 2000},
         }
     }
 
@@ -282,6 +284,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status" field; each gets its own enum name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "QuantumJobStatusEnum": "apps.quantum.choices.JobStatus",
+        "SimulationMethodEnum": "apps.quantum.choices.SimulationMethod",
+    },
 }
 
 # --- Logging

@@ -14,6 +14,8 @@ ENTRY_POINTS = {
     "me": "accounts:me",
     "tokens": "auth:token-list",
     "audit-events": "audit:event-list",
+    "quantum-jobs": "quantum:job-list",
+    "quantum-backends": "quantum:backends",
     "schema": "api-schema",
     "docs": "api-docs",
 }

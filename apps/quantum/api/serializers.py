@@ -1,0 +1,171 @@
+"""Quantum job API bodies. Input serializers only coerce types: apps.quantum.services validates jobs."""
+
+from functools import cached_property
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..choices import SimulationMethod
+from ..models import QuantumJob
+from ..selectors import eta_seconds, queue_positions, throughput_per_second
+from ..services import MAX_BATCH_JOBS, JobSpec
+
+
+class NoiseSerializer(serializers.Serializer):
+    depolarizing_1q = serializers.FloatField(required=False, help_text="Depolarizing error rate of 1-qubit gates.")
+    depolarizing_2q = serializers.FloatField(required=False, help_text="Depolarizing error rate of 2-qubit gates.")
+    readout = serializers.FloatField(required=False, help_text="Probability that a measured bit is flipped.")
+
+
+@extend_schema_field(NoiseSerializer)
+class NoiseField(serializers.DictField):
+    """Keeps unknown keys, so that a misspelt rate is refused by the service instead of silently dropped."""
+
+    child = serializers.FloatField()
+
+
+@extend_schema_field(serializers.ChoiceField(choices=SimulationMethod.choices))
+class MethodField(serializers.CharField):
+    """Any string: the service refuses an unknown method with the list of known ones."""
+
+
+class JobSubmitSerializer(serializers.Serializer):
+    source = serializers.CharField(
+        trim_whitespace=False, allow_blank=True, help_text="An OpenQASM 2 or 3 program, at most 1 MiB."
+    )
+    shots = serializers.IntegerField(default=1024, help_text="1 to QUANTUM_MAX_SHOTS (100,000 unless configured).")
+    method = MethodField(default=SimulationMethod.AUTOMATIC)
+    name = serializers.CharField(default="", allow_blank=True, help_text="At most 200 characters.")
+    tags = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        default=list,
+        help_text="Up to 10 labels of letters, digits, '.', ':', '_' or '-'.",
+    )
+    seed = serializers.IntegerField(allow_null=True, default=None, help_text="Simulator seed; same seed, same counts.")
+    noise = NoiseField(allow_null=True, default=None, help_text="Error rates from 0 to 1; omit for a perfect device.")
+    priority = serializers.IntegerField(default=0, help_text="-10 to 10; higher runs first.")
+    measure_all = serializers.BooleanField(default=False, help_text="Add a measurement of every qubit.")
+
+
+def job_spec(data: dict) -> JobSpec:
+    """The service's JobSpec from a validated JobSubmitSerializer body."""
+    return JobSpec(**{**data, "tags": tuple(data["tags"])})
+
+
+class BatchJobListField(serializers.ListField):
+    """Refuses an oversized batch before looking at any of its jobs."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and not 1 <= len(data) <= MAX_BATCH_JOBS:
+            raise serializers.ValidationError(
+                f"A batch holds 1 to {MAX_BATCH_JOBS} jobs; this one has {len(data)}.", code="batch_size"
+            )
+        return super().to_internal_value(data)
+
+
+class JobBatchSubmitSerializer(serializers.Serializer):
+    jobs = BatchJobListField(child=JobSubmitSerializer(), help_text=f"1 to {MAX_BATCH_JOBS} jobs.")
+
+
+class JobBatchResultSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    ids = serializers.ListField(child=serializers.IntegerField(), help_text="The new jobs' ids, in submitted order.")
+
+
+class QueueInfo:
+    """Queue positions of the jobs in one response, and the throughput for their ETA: each read once."""
+
+    def __init__(self, jobs):
+        self.positions = queue_positions(jobs)
+
+    @cached_property
+    def throughput(self) -> float:
+        return throughput_per_second()
+
+    def eta(self, job: QuantumJob) -> float | None:
+        position = self.positions.get(job.id)
+        return None if position is None else eta_seconds(position, self.throughput)
+
+
+class QuantumJobSerializer(serializers.ModelSerializer):
+    """A job as listed: without its circuit and counts."""
+
+    # The context's ``queue`` (a QueueInfo of the jobs shown) gives positions and ETAs.
+
+    owner = serializers.CharField(source="owner.username")
+    tags = serializers.ListField(child=serializers.CharField())
+    queue_position = serializers.SerializerMethodField(help_text="1-based place in the queue; null unless queued.")
+    eta_seconds = serializers.SerializerMethodField(
+        help_text="Expected wait before it starts, from the last 10 minutes' throughput; null when unknown."
+    )
+
+    class Meta:
+        model = QuantumJob
+        fields = [
+            "id",
+            "name",
+            "owner",
+            "tags",
+            "status",
+            "method",
+            "shots",
+            "priority",
+            "qasm_version",
+            "num_qubits",
+            "depth",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "queue_position",
+            "eta_seconds",
+            "error",
+        ]
+        read_only_fields = fields
+
+    def get_queue_position(self, job: QuantumJob) -> int | None:
+        queue = self.context.get("queue")
+        return queue.positions.get(job.id) if queue else None
+
+    def get_eta_seconds(self, job: QuantumJob) -> float | None:
+        queue = self.context.get("queue")
+        return queue.eta(job) if queue else None
+
+
+class QuantumJobDetailSerializer(QuantumJobSerializer):
+    """A job with its circuit, settings and, once completed, its counts."""
+
+    gate_counts = serializers.DictField(child=serializers.IntegerField(), help_text="Operations by name.")
+    noise = NoiseSerializer(allow_null=True, help_text="Null for a noiseless simulation.")
+    counts = serializers.DictField(
+        child=serializers.IntegerField(), allow_null=True, help_text="Outcome bitstring → shots; set when completed."
+    )
+
+    class Meta(QuantumJobSerializer.Meta):
+        fields = [
+            *QuantumJobSerializer.Meta.fields,
+            "source",
+            "measure_all",
+            "num_clbits",
+            "gate_counts",
+            "estimated_memory_bytes",
+            "seed",
+            "noise",
+            "counts",
+            "attempts",
+            "worker",
+            "updated_at",
+            "rerun_of",
+        ]
+        read_only_fields = fields
+
+
+class BackendSerializer(serializers.Serializer):
+    method = serializers.CharField()
+    label = serializers.CharField()
+    max_qubits = serializers.IntegerField(
+        allow_null=True, help_text="Largest register within QUANTUM_MAX_MEMORY_MB; null when memory is not the bound."
+    )
+    max_shots = serializers.IntegerField()
+    max_memory_mb = serializers.IntegerField()
+    queue_length = serializers.IntegerField(help_text="Jobs waiting now, all methods together.")
