@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,44 +14,128 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='QuantumJob',
+            name="QuantumJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('tags', models.JSONField(blank=True, default=list, help_text='Short labels to find jobs by.')),
-                ('source', models.TextField(help_text='The OpenQASM 2 or 3 program as submitted.')),
-                ('qasm_version', models.PositiveSmallIntegerField(choices=[(2, 'OpenQASM 2'), (3, 'OpenQASM 3')])),
-                ('measure_all', models.BooleanField(default=False, help_text='Measurements were added to every qubit at submit.')),
-                ('num_qubits', models.PositiveIntegerField()),
-                ('num_clbits', models.PositiveIntegerField()),
-                ('depth', models.PositiveIntegerField()),
-                ('gate_counts', models.JSONField(blank=True, default=dict)),
-                ('estimated_memory_bytes', models.BigIntegerField(blank=True, help_text='Simulator state size for the method; empty when it does not grow with 2ⁿ.', null=True)),
-                ('shots', models.PositiveIntegerField()),
-                ('method', models.CharField(choices=[('automatic', 'Automatic'), ('statevector', 'Statevector'), ('density_matrix', 'Density matrix'), ('matrix_product_state', 'Matrix product state'), ('stabilizer', 'Stabilizer (Clifford circuits)'), ('extended_stabilizer', 'Extended stabilizer')], default='automatic', max_length=24)),
-                ('seed', models.BigIntegerField(blank=True, help_text='Simulator seed; same seed, same counts.', null=True)),
-                ('noise_depolarizing_1q', models.FloatField(default=0.0, help_text='Depolarizing error rate of 1-qubit gates.')),
-                ('noise_depolarizing_2q', models.FloatField(default=0.0, help_text='Depolarizing error rate of 2-qubit gates.')),
-                ('noise_readout', models.FloatField(default=0.0, help_text='Probability that a measured bit is flipped.')),
-                ('priority', models.SmallIntegerField(default=0, help_text='Higher runs first (-10 … 10).')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelling', 'Cancelling'), ('cancelled', 'Cancelled')], default='queued', max_length=12)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('duration_seconds', models.FloatField(blank=True, help_text='Simulation time on the worker.', null=True)),
-                ('counts', models.JSONField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('celery_task_id', models.CharField(blank=True, help_text='The task message that holds the job.', max_length=64)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='quantum_jobs', to=settings.AUTH_USER_MODEL)),
-                ('rerun_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reruns', to='quantum.quantumjob')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("tags", models.JSONField(blank=True, default=list, help_text="Short labels to find jobs by.")),
+                ("source", models.TextField(help_text="The OpenQASM 2 or 3 program as submitted.")),
+                ("qasm_version", models.PositiveSmallIntegerField(choices=[(2, "OpenQASM 2"), (3, "OpenQASM 3")])),
+                (
+                    "measure_all",
+                    models.BooleanField(default=False, help_text="Measurements were added to every qubit at submit."),
+                ),
+                ("num_qubits", models.PositiveIntegerField()),
+                ("num_clbits", models.PositiveIntegerField()),
+                ("depth", models.PositiveIntegerField()),
+                ("gate_counts", models.JSONField(blank=True, default=dict)),
+                (
+                    "estimated_memory_bytes",
+                    models.BigIntegerField(
+                        blank=True,
+                        help_text="Simulator state size for the method; empty when it does not grow with 2ⁿ.",
+                        null=True,
+                    ),
+                ),
+                ("shots", models.PositiveIntegerField()),
+                (
+                    "method",
+                    models.CharField(
+                        choices=[
+                            ("automatic", "Automatic"),
+                            ("statevector", "Statevector"),
+                            ("density_matrix", "Density matrix"),
+                            ("matrix_product_state", "Matrix product state"),
+                            ("stabilizer", "Stabilizer (Clifford circuits)"),
+                            ("extended_stabilizer", "Extended stabilizer"),
+                        ],
+                        default="automatic",
+                        max_length=24,
+                    ),
+                ),
+                (
+                    "seed",
+                    models.BigIntegerField(blank=True, help_text="Simulator seed; same seed, same counts.", null=True),
+                ),
+                (
+                    "noise_depolarizing_1q",
+                    models.FloatField(default=0.0, help_text="Depolarizing error rate of 1-qubit gates."),
+                ),
+                (
+                    "noise_depolarizing_2q",
+                    models.FloatField(default=0.0, help_text="Depolarizing error rate of 2-qubit gates."),
+                ),
+                (
+                    "noise_readout",
+                    models.FloatField(default=0.0, help_text="Probability that a measured bit is flipped."),
+                ),
+                ("priority", models.SmallIntegerField(default=0, help_text="Higher runs first (-10 … 10).")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("cancelling", "Cancelling"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=12,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "duration_seconds",
+                    models.FloatField(blank=True, help_text="Simulation time on the worker.", null=True),
+                ),
+                ("counts", models.JSONField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                (
+                    "celery_task_id",
+                    models.CharField(blank=True, help_text="The task message that holds the job.", max_length=64),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="quantum_jobs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "rerun_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="reruns",
+                        to="quantum.quantumjob",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['owner', '-id'], name='quantum_job_owner_recent'), models.Index(fields=['status', '-id'], name='quantum_job_status_recent'), models.Index(fields=['created_at'], name='quantum_job_created'), models.Index(fields=['finished_at'], name='quantum_job_finished'), models.Index(condition=models.Q(('status', 'queued')), fields=['-priority', 'id'], name='quantum_job_queue_order')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('shots__gte', 1)), name='quantum_job_shots_positive')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(fields=["owner", "-id"], name="quantum_job_owner_recent"),
+                    models.Index(fields=["status", "-id"], name="quantum_job_status_recent"),
+                    models.Index(fields=["created_at"], name="quantum_job_created"),
+                    models.Index(fields=["finished_at"], name="quantum_job_finished"),
+                    models.Index(
+                        condition=models.Q(("status", "queued")),
+                        fields=["-priority", "id"],
+                        name="quantum_job_queue_order",
+                    ),
+                ],
+                "constraints": [
+                    models.CheckConstraint(condition=models.Q(("shots__gte", 1)), name="quantum_job_shots_positive")
+                ],
             },
         ),
     ]
