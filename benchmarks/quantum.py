@@ -134,7 +134,12 @@ class Api:
 async def ws_connect(port: int, token: str):
     import websockets
 
-    socket = await websockets.connect(f"ws://127.0.0.1:{port}/ws/jobs/", subprotocols=["bearer", token], max_size=None)
+    socket = await websockets.connect(
+        f"ws://127.0.0.1:{port}/ws/jobs/",
+        subprotocols=["bearer", token],
+        origin=f"http://127.0.0.1:{port}",
+        max_size=None,
+    )
     snapshot = json.loads(await socket.recv())
     if snapshot.get("type") != "jobs.snapshot":
         raise RuntimeError(f"expected a snapshot first, got {snapshot}")
@@ -324,6 +329,11 @@ def main() -> int:
             print(f"  throughput ratio     {ratio_a:6.2f}     target >= {TARGET_THROUGHPUT_RATIO}     {verdict(met_a)}")
             print(f"  24-qubit QV ratio    {ratio_b:6.3f}     target <= {TARGET_QV_RATIO}    {verdict(met_b)}")
             print(f"  event latency p95    {p95:6.1f} ms  target <= {TARGET_LATENCY_P95_MS} ms   {verdict(met_c)}")
+        except Exception:
+            if portal.process is not None:
+                portal.process.kill()
+                print(portal.process.stdout.read()[-5000:])
+            raise
         finally:
             if worker is not None:
                 worker.terminate()

@@ -142,14 +142,24 @@ def job_updates_publish(updates: list[tuple[int, dict]]) -> None:
         logger.exception("could not publish %d job update(s)", len(updates))
 
 
+# Group sends in flight at once: enough to hide Redis round trips, well under its connection pool.
+CONCURRENT_GROUP_SENDS = 16
+
+
 async def _job_updates_send(updates: list[tuple[int, dict]]) -> None:
     # Concurrently: each send is a round trip to Redis. Updates of one job are never in the same
     # call (each transition publishes after its own commit), so their order is kept.
     layer = get_channel_layer()
+    slots = asyncio.Semaphore(CONCURRENT_GROUP_SENDS)
+
+    async def send(group: str, update: dict) -> None:
+        async with slots:
+            await layer.group_send(group, update)
+
     sends = []
     for owner_id, update in updates:
-        sends.append(layer.group_send(jobs_owner_group_name(owner_id), update))
-        sends.append(layer.group_send(JOBS_ALL_GROUP, update))
+        sends.append(send(jobs_owner_group_name(owner_id), update))
+        sends.append(send(JOBS_ALL_GROUP, update))
     await asyncio.gather(*sends)
 
 

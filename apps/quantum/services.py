@@ -105,7 +105,8 @@ def jobs_submit_batch(*, owner, specs: list[JobSpec], single: bool = False) -> l
         raise JobBatchError(errors)
     with transaction.atomic():
         # One submitter at a time per owner, so two requests cannot both squeeze under a quota.
-        get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+        # NO KEY: rows that merely reference the user (jobs, audit events) may still be written.
+        get_user_model().objects.select_for_update(no_key=True).filter(pk=owner.pk).first()
         _quotas_check(owner, jobs)
         created = QuantumJob.objects.bulk_create(jobs)
         _audit_each_or_listed(created, "quantum.job.submitted", actor=owner, changes=_submitted_changes)
@@ -258,7 +259,7 @@ def job_cancel(*, job: QuantumJob, actor) -> QuantumJob:
     if not job_may_change(actor, job):
         raise PermissionError("Only the job's owner (an operator) or an administrator may cancel it.")
     with transaction.atomic():
-        job = QuantumJob.objects.select_for_update().select_related("owner").get(pk=job.pk)
+        job = QuantumJob.objects.select_for_update(of=("self",)).select_related("owner").get(pk=job.pk)
         if job.status in FINISHED_STATUSES:
             raise JobStateError(f"Job #{job.pk} is already {job.status}; there is nothing to cancel.")
         if job.status == JobStatus.CANCELLING:
@@ -411,7 +412,8 @@ def _jobs_finish(group: list[QuantumJob], *, results: list[dict] | None = None, 
     outcome = dict(zip([job.id for job in group], results or [{"error": error}] * len(group), strict=True))
     completed, failed, cancelled, again = [], [], [], []
     with transaction.atomic():
-        for job in QuantumJob.objects.select_for_update().select_related("owner").filter(id__in=outcome):
+        # Only the job rows: locking their owners too would deadlock with a submit by the same owner.
+        for job in QuantumJob.objects.select_for_update(of=("self",)).select_related("owner").filter(id__in=outcome):
             result = outcome[job.id]
             if job.status == JobStatus.CANCELLING:
                 cancelled.append(_finish(job, JobStatus.CANCELLED, "Cancelled while running; the simulation stopped."))

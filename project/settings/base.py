@@ -165,7 +165,13 @@ else:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # A 500-job batch announces 500 updates at once to every watching socket; the default
             # capacity (100 waiting messages per socket) would silently drop most of them.
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "opsdeck:asgi", "capacity": 2000},
+            # redis-py's default 5 s read timeout equals channels_redis's 5 s blocking receive, so
+            # an idle socket's receive could time out client-side and drop the websocket.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": "opsdeck:asgi",
+                "capacity": 2000,
+            },
         }
     }
 
