@@ -130,3 +130,21 @@ def test_bad_or_misplaced_token_is_refused(operator_user, where):
         return result
 
     assert async_to_sync(scenario)() == (False, UNAUTHENTICATED_CLOSE_CODE)
+
+
+def test_an_idle_socket_keeps_waiting_past_the_redis_read_timeout():
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    async def idle_then_receive() -> dict:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        # Nothing arrives for longer than redis-py's default 5 s read timeout...
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), 7)
+        # ...and the layer still delivers afterwards.
+        await layer.send(channel, {"type": "job.update", "id": 1})
+        return await asyncio.wait_for(layer.receive(channel), 5)
+
+    assert async_to_sync(idle_then_receive)() == {"type": "job.update", "id": 1}

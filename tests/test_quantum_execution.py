@@ -224,3 +224,28 @@ def test_metrics_count_jobs_shots_and_circuit_sizes(celery_worker, operator_user
     assert _sample(text, "quantum_circuit_qubits_count") >= 1
     assert _sample(text, "quantum_job_duration_seconds_count") >= 1
     assert _sample(text, "quantum_queue_length") == 0
+
+
+def test_finishing_jobs_does_not_wait_for_a_submit_by_the_same_owner(transactional_db, operator_user):
+    import psycopg
+    from django.db import connection
+
+    job = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2(2), shots=10))
+    database = settings.DATABASES["default"]
+    # Another request of the same owner is submitting: it holds the owner's row (and would
+    # soon want the audit chain lock this worker is about to take).
+    with psycopg.connect(
+        host=database["HOST"], port=database["PORT"], user=database["USER"], dbname=database["NAME"]
+    ) as submitter:
+        submitter.execute("SELECT 1 FROM accounts_user WHERE id = %s FOR NO KEY UPDATE", [operator_user.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        try:
+            jobs_run(job_ids=[job.pk], task_id="message-1", worker="test")
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+        submitter.rollback()
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED
