@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -128,39 +127,31 @@ def jobs_owner_group_name(owner_id: int) -> str:
 
 
 def job_updates_publish(updates: list[tuple[int, dict]]) -> None:
-    """Send ``(owner_id, update)`` pairs to the owners' and the all-jobs streams in one go.
+    """Send ``(owner_id, update)`` pairs to the owners' and the all-jobs streams.
 
-    Each update is a ``{"type": "job.update", ...}`` message. Called after the
-    change is committed; a failure to publish is logged and never undoes the
-    change (clients re-sync on reconnect).
+    Each update is a ``{"type": "job.update", ...}`` message; they travel as one
+    ``job.updates`` channel message per group (consumers send them on one by
+    one), so a batch of a thousand jobs costs a handful of Redis round trips.
+    Called after the change is committed; a failure to publish is logged and
+    never undoes the change (clients re-sync on reconnect).
     """
     if not updates:
         return
+    by_owner: dict[int, list[dict]] = {}
+    for owner_id, update in updates:
+        by_owner.setdefault(owner_id, []).append(update)
+    messages = [(jobs_owner_group_name(owner_id), owned) for owner_id, owned in by_owner.items()]
+    messages.append((JOBS_ALL_GROUP, [update for _, update in updates]))
     try:
-        async_to_sync(_job_updates_send)(updates)
+        async_to_sync(_job_updates_send)(messages)
     except Exception:
         logger.exception("could not publish %d job update(s)", len(updates))
 
 
-# Group sends in flight at once: enough to hide Redis round trips, well under its connection pool.
-CONCURRENT_GROUP_SENDS = 16
-
-
-async def _job_updates_send(updates: list[tuple[int, dict]]) -> None:
-    # Concurrently: each send is a round trip to Redis. Updates of one job are never in the same
-    # call (each transition publishes after its own commit), so their order is kept.
+async def _job_updates_send(messages: list[tuple[str, list[dict]]]) -> None:
     layer = get_channel_layer()
-    slots = asyncio.Semaphore(CONCURRENT_GROUP_SENDS)
-
-    async def send(group: str, update: dict) -> None:
-        async with slots:
-            await layer.group_send(group, update)
-
-    sends = []
-    for owner_id, update in updates:
-        sends.append(send(jobs_owner_group_name(owner_id), update))
-        sends.append(send(JOBS_ALL_GROUP, update))
-    await asyncio.gather(*sends)
+    for group, updates in messages:
+        await layer.group_send(group, {"type": "job.updates", "updates": updates})
 
 
 def periodic_tasks_set_enabled(*, tasks, enabled: bool | None) -> int:

@@ -62,9 +62,11 @@ class JobStreamConsumer(AuthenticatedConsumer):
     def forwards(self, message: dict) -> bool:
         return True
 
-    async def job_update(self, message: dict) -> None:
-        """A ``job.update`` published by a service: sent on unchanged, while the user may still see it."""
-        if self.closing or not self.forwards(message):
+    async def job_updates(self, message: dict) -> None:
+        """``job.update`` messages published together by a service: each sent on unchanged, in order,
+        while the user may still see them."""
+        updates = [update for update in message["updates"] if self.forwards(update)]
+        if self.closing or not updates:
             return
         if time.monotonic() - self.rights_checked_at >= self.recheck_seconds:
             self.rights_checked_at = time.monotonic()
@@ -72,7 +74,8 @@ class JobStreamConsumer(AuthenticatedConsumer):
             if code is not None:
                 await self._close(code)
                 return
-        await self.send_json(message)
+        for update in updates:
+            await self.send_json(update)
 
     def rights_lost(self) -> int | None:
         """The close code if the user was deactivated or may no longer open this stream as joined; else None."""
