@@ -18,7 +18,7 @@ def test_readiness_is_ok_with_postgres_and_redis_up(client):
     assert set(report["checks"]) == {"database", "broker", "channel_layer", "migrations", "disk"}
     assert report["checks"]["database"]["detail"] == "postgresql answers"
     assert report["checks"]["broker"]["detail"] == "broker answers"
-    assert report["checks"]["channel_layer"]["detail"] == "RedisChannelLayer round trip"
+    assert report["checks"]["channel_layer"]["detail"] == "RedisPubSubChannelLayer round trip"
     for check in report["checks"].values():
         assert check["ok"] is True
         assert check["latency_ms"] >= 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -132,16 +133,22 @@ def job_updates_publish(updates: list[tuple[int, dict]]) -> None:
     Each update is a ``{"type": "job.update", ...}`` message; they travel as one
     ``job.updates`` channel message per group (consumers send them on one by
     one), so a batch of a thousand jobs costs a handful of Redis round trips.
+    Each goes as ``{"kind", "id", "json"}``: encoded once here rather than once
+    per watching socket.
     Called after the change is committed; a failure to publish is logged and
     never undoes the change (clients re-sync on reconnect).
     """
     if not updates:
         return
+    encoded = [
+        (owner_id, {"kind": update["kind"], "id": update["id"], "json": json.dumps(update)})
+        for owner_id, update in updates
+    ]
     by_owner: dict[int, list[dict]] = {}
-    for owner_id, update in updates:
+    for owner_id, update in encoded:
         by_owner.setdefault(owner_id, []).append(update)
     messages = [(jobs_owner_group_name(owner_id), owned) for owner_id, owned in by_owner.items()]
-    messages.append((JOBS_ALL_GROUP, [update for _, update in updates]))
+    messages.append((JOBS_ALL_GROUP, [update for _, update in encoded]))
     try:
         async_to_sync(_job_updates_send)(messages)
     except Exception:

@@ -70,12 +70,14 @@ class JobStreamConsumer(AuthenticatedConsumer):
             return
         if time.monotonic() - self.rights_checked_at >= self.recheck_seconds:
             self.rights_checked_at = time.monotonic()
-            code = await database_sync_to_async(self.rights_lost)()
+            # Off the shared sync thread: hundreds of sockets re-checking at once must not queue
+            # behind each other (or behind request handling) and delay their events.
+            code = await database_sync_to_async(self.rights_lost, thread_sensitive=False)()
             if code is not None:
                 await self._close(code)
                 return
         for update in updates:
-            await self.send_json(update)
+            await self.send(text_data=update["json"])
 
     def rights_lost(self) -> int | None:
         """The close code if the user was deactivated or may no longer open this stream as joined; else None."""

@@ -162,16 +162,12 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # A 500-job batch announces 500 updates at once to every watching socket; the default
-            # capacity (100 waiting messages per socket) would silently drop most of them.
-            # redis-py's default 5 s read timeout equals channels_redis's 5 s blocking receive, so
-            # an idle socket's receive could time out client-side and drop the websocket.
-            "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
-                "prefix": "opsdeck:asgi",
-                "capacity": 2000,
-            },
+            # Pub/sub: an event reaches each portal process once, and the process hands it to all
+            # its subscribed sockets; with the list-based layer every socket costs a Redis round
+            # trip per event (200 watchers of a batch of jobs saturate it). Live updates need no
+            # persistence: a socket that reconnects starts from a fresh snapshot.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "opsdeck:asgi"},
         }
     }
 
