@@ -4,6 +4,5 @@ from .views import health, pages
 
 urlpatterns = [
     path("", pages.home, name="home"),
-    path("dashboard/", pages.dashboard, name="dashboard"),
     path("health/ready", health.ready, name="health-ready"),
 ]

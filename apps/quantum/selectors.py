@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from apps.accounts.choices import Role
@@ -92,6 +93,18 @@ def shots_submitted_today(owner) -> int:
     start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     jobs = QuantumJob.objects.filter(owner=owner, created_at__gte=start).exclude(status=JobStatus.CANCELLED)
     return jobs.aggregate(total=Sum("shots"))["total"] or 0
+
+
+def jobs_finished_per_minute(jobs: QuerySet[QuantumJob], *, since) -> list[dict]:
+    """Jobs that ran to an end (completed or failed, as the ETA's throughput counts) per minute since ``since``."""
+    per_minute = (
+        jobs.filter(finished_at__gte=since, status__in=(JobStatus.COMPLETED, JobStatus.FAILED))
+        .annotate(minute=TruncMinute("finished_at"))
+        .order_by()
+        .values("minute")
+        .annotate(count=Count("id"))
+    )
+    return [{"minute": row["minute"].isoformat(), "count": row["count"]} for row in per_minute]
 
 
 def backends() -> list[dict]:

@@ -1,7 +1,6 @@
-"""Pages people use: the landing redirect and the dashboard."""
+"""Pages people use: the landing redirect, and the portal-wide part of the dashboard."""
 
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 
 from ..health import readiness_report
 from ..selectors import maintenance_runs_recent
@@ -9,13 +8,13 @@ from ..selectors import maintenance_runs_recent
 
 def home(request):
     """Signed-in users go to the dashboard, everyone else to the login page."""
-    return redirect("dashboard" if request.user.is_authenticated else "login")
+    return redirect("dashboard:index" if request.user.is_authenticated else "login")
 
 
-@login_required
-def dashboard(request):
+def operations_context(request) -> dict:
+    """What templates/core/dashboard.html shows: live events, and readiness and maintenance runs for staff."""
     context = {"live_events_path": "/ws/events/"}
     if request.user.is_staff:
         context["readiness"] = readiness_report()
         context["maintenance_runs"] = maintenance_runs_recent(limit=10)
-    return render(request, "core/dashboard.html", context)
+    return context

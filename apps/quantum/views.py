@@ -1,0 +1,133 @@
+"""Dashboard pages for quantum jobs: the live overview with the submit form, and one job's page.
+
+Thin doors: reads come from ``selectors``, the one write (cancel) goes through ``services``; submitting
+happens in the browser against the API, so its validation messages are the API's own.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST, require_safe
+
+from apps.core.permissions import WRITE_ROLES, has_role
+from apps.core.views.pages import operations_context
+
+from .choices import FINISHED_STATUSES, JobStatus, SimulationMethod
+from .rendering import circuit_text_drawing, histogram_svg
+from .selectors import (
+    eta_seconds,
+    job_may_change,
+    jobs_finished_per_minute,
+    jobs_visible_to,
+    queue_positions,
+    status_counts,
+    throughput_per_second,
+)
+from .services import JobStateError, job_cancel
+
+RECENT_JOBS = 25
+CHART_MINUTES = 30
+# The chart counts jobs that ran to an end, as the throughput behind the ETA does.
+CHART_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED)
+GHZ_EXAMPLE = (
+    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[5];\ncreg c[5];\nh q[0];\n'
+    "cx q[0],q[1];\ncx q[1],q[2];\ncx q[2],q[3];\ncx q[3],q[4];\nmeasure q -> c;\n"
+)
+
+
+def _visible_job(request, pk: int):
+    # Others' jobs are simply not found, as in the API.
+    return get_object_or_404(jobs_visible_to(request.user).select_related("owner"), pk=pk)
+
+
+def _with_queue_positions(jobs: list) -> list:
+    positions = queue_positions(jobs)
+    for job in jobs:
+        job.queue_position = positions.get(job.id)
+    return jobs
+
+
+@login_required
+@require_safe
+def dashboard(request):
+    """Job counts, recent jobs and the jobs-per-minute chart, kept live by static/quantum/dashboard.js."""
+    jobs = jobs_visible_to(request.user)
+    counts = status_counts(jobs)
+    context = {
+        **operations_context(request),
+        "status_counts": [(status.value, status.label, counts[status.value]) for status in JobStatus],
+        "jobs": _with_queue_positions(list(jobs.select_related("owner").defer("source", "counts")[:RECENT_JOBS])),
+        "recent_jobs": RECENT_JOBS,
+        "chart_minutes": CHART_MINUTES,
+        "chart_statuses": " ".join(CHART_STATUSES),
+        "finished_per_minute": jobs_finished_per_minute(jobs, since=timezone.now() - timedelta(minutes=CHART_MINUTES)),
+        "now": timezone.now(),
+        "may_submit": has_role(request.user, *WRITE_ROLES),
+        "submit_url": reverse("quantum:job-list"),
+        "methods": SimulationMethod.choices,
+        "ghz_example": GHZ_EXAMPLE,
+        "max_shots": settings.QUANTUM_MAX_SHOTS,
+    }
+    return render(request, "quantum/dashboard.html", context)
+
+
+@login_required
+@require_safe
+def status_counts_json(request):
+    """Jobs by status, for a dashboard that reconnects after missing events."""
+    return JsonResponse({"counts": status_counts(jobs_visible_to(request.user))})
+
+
+@login_required
+@require_safe
+def job_row(request, pk: int):
+    """One row of the recent-jobs table, for a job the dashboard first hears of over the websocket."""
+    job = _with_queue_positions([_visible_job(request, pk)])[0]
+    return render(request, "quantum/_job_row.html", {"job": job})
+
+
+@login_required
+@require_safe
+def job_detail(request, pk: int):
+    """A job's settings, live status, circuit drawing and, once completed, its histogram."""
+    job = _with_queue_positions([_visible_job(request, pk)])[0]
+    context = {
+        "job": job,
+        "eta_seconds": eta_seconds(job.queue_position, throughput_per_second()) if job.queue_position else None,
+        "may_cancel": job_may_change(request.user, job),
+        "drawing": circuit_text_drawing(job.source, job.qasm_version, job.measure_all),
+        "histogram": histogram_svg(job.counts) if job.counts is not None else None,
+        "finished_statuses": " ".join(FINISHED_STATUSES),
+    }
+    return render(request, "quantum/job_detail.html", context)
+
+
+@login_required
+@require_safe
+def job_result(request, pk: int):
+    """The result part of the job page, fetched by the page when the job finishes while it is open."""
+    job = _visible_job(request, pk)
+    histogram = histogram_svg(job.counts) if job.counts is not None else None
+    return render(request, "quantum/_job_result.html", {"job": job, "histogram": histogram})
+
+
+@login_required
+@require_POST
+def job_cancel_view(request, pk: int):
+    """Cancel from the job page; refusals come back as a message on the page."""
+    job = _visible_job(request, pk)
+    try:
+        job = job_cancel(job=job, actor=request.user)
+    except (PermissionError, JobStateError) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Job #{job.pk} is {job.status}.")
+    return redirect("dashboard:job", pk=job.pk)

@@ -1,0 +1,406 @@
+// Quantum dashboard and job page: live status over websockets (with a reconnect banner), the submit
+// form and the jobs-per-minute chart. Server data comes in data-* attributes and JSON script blocks.
+(function () {
+  "use strict";
+
+  const FIRST_RETRY_MS = 1000;
+  const MAX_RETRY_MS = 10000;
+  // Close codes after which reconnecting cannot help (README, "Live job updates").
+  const FINAL_CLOSE_CODES = { 4401: "your session has ended; reload the page to sign in again", 4404: "this job is no longer visible to you" };
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  // Opens a websocket to `path`, shows the banner while it is down and reconnects with exponential back-off.
+  // handlers.open(isReconnect) runs on every connect; handlers.message(data) for every JSON message.
+  function liveSocket(path, handlers) {
+    const banner = document.getElementById("live-banner");
+    const bannerText = banner.textContent;
+    let retryMs = FIRST_RETRY_MS;
+    let connectedBefore = false;
+
+    function connect() {
+      const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+      const socket = new WebSocket(scheme + window.location.host + path);
+      socket.addEventListener("open", function () {
+        banner.hidden = true;
+        retryMs = FIRST_RETRY_MS;
+        handlers.open(connectedBefore);
+        connectedBefore = true;
+      });
+      socket.addEventListener("message", function (event) {
+        handlers.message(JSON.parse(event.data));
+      });
+      socket.addEventListener("close", function (event) {
+        banner.hidden = false;
+        if (FINAL_CLOSE_CODES[event.code]) {
+          banner.textContent = "Live updates stopped: " + FINAL_CLOSE_CODES[event.code] + ".";
+          return;
+        }
+        banner.textContent = bannerText;
+        // Jitter keeps many open pages from reconnecting in step after a server restart.
+        window.setTimeout(connect, retryMs * (0.75 + Math.random() / 4));
+        retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
+      });
+    }
+    connect();
+  }
+
+  // Microseconds since the epoch of the server's ISO timestamps: two changes of one job can share a millisecond.
+  function micros(iso) {
+    const fraction = /\.(\d+)/.exec(iso);
+    return Math.floor(Date.parse(iso) / 1000) * 1e6 + Number(fraction ? (fraction[1] + "00000").slice(0, 6) : 0);
+  }
+
+  function isNewer(message, updatedAt) {
+    return !updatedAt || !message.updated_at || micros(message.updated_at) >= micros(updatedAt);
+  }
+
+  function idUrl(template, id) {
+    return template.replace("/0/", "/" + id + "/");
+  }
+
+  function setBadge(badge, status) {
+    badge.textContent = status;
+    badge.className = "badge badge-" + status;
+  }
+
+  // --- Dashboard
+
+  function initDashboard(root) {
+    const body = document.getElementById("jobs-body");
+    const rowTemplate = document.getElementById("job-row-template");
+    const noJobs = document.getElementById("no-jobs");
+    const maxRows = Number(root.dataset.recentJobs);
+    const counters = {};
+    document.querySelectorAll("[data-count-for]").forEach(function (element) {
+      counters[element.dataset.countFor] = element;
+    });
+    const chart = jobsPerMinuteChart(root);
+
+    function rowOf(id) {
+      return body.querySelector('tr[data-job-id="' + id + '"]');
+    }
+
+    function bump(status, delta) {
+      const counter = counters[status];
+      if (counter) counter.textContent = Number(counter.textContent) + delta;
+    }
+
+    // Rows stay newest first and at most maxRows long; older jobs than those shown are not recent.
+    function insertRow(message) {
+      const rows = body.rows;
+      if (rows.length >= maxRows && message.id < Number(rows[rows.length - 1].dataset.jobId)) return null;
+      const row = rowTemplate.content.firstElementChild.cloneNode(true);
+      row.dataset.jobId = message.id;
+      const link = row.querySelector('[data-field="id"] a');
+      link.href = idUrl(root.dataset.jobUrl, message.id);
+      link.textContent = "#" + message.id;
+      row.querySelector('[data-field="name"]').textContent = message.name || "";
+      row.querySelector('[data-field="owner"]').textContent = message.owner || "";
+      const before = Array.prototype.find.call(rows, function (other) {
+        return Number(other.dataset.jobId) < message.id;
+      });
+      body.insertBefore(row, before || null);
+      while (rows.length > maxRows) rows[rows.length - 1].remove();
+      noJobs.hidden = true;
+      fillStaticCells(row, message.id);
+      return row;
+    }
+
+    // Qubits, shots and creation time are not in live messages: take them from the server's rendering of the row.
+    function fillStaticCells(row, id) {
+      fetch(idUrl(root.dataset.rowUrl, id), { credentials: "same-origin" })
+        .then(function (response) {
+          return response.ok ? response.text() : null;
+        })
+        .then(function (html) {
+          if (!html) return;
+          const holder = document.createElement("tbody");
+          holder.innerHTML = html;
+          holder.querySelectorAll("[data-static]").forEach(function (cell) {
+            const target = row.querySelector('[data-field="' + cell.dataset.field + '"]');
+            if (target) target.textContent = cell.textContent;
+          });
+        })
+        .catch(function () {
+          /* The cells stay empty; the next page load shows them. */
+        });
+    }
+
+    // Applies one job.update: changes the row in place (or adds it), the counts and the chart.
+    function apply(message) {
+      let row = rowOf(message.id);
+      let previous = null;
+      if (row) {
+        if (!isNewer(message, row.dataset.updatedAt)) return;
+        previous = row.dataset.status;
+      } else {
+        row = insertRow(message);
+        if (!row) return;
+      }
+      if (message.updated_at) row.dataset.updatedAt = message.updated_at;
+      row.querySelector('[data-field="queue_position"]').textContent = message.queue_position == null ? "" : message.queue_position;
+      if (previous === message.status) return;
+      if (previous) bump(previous, -1);
+      bump(message.status, 1);
+      row.dataset.status = message.status;
+      setBadge(row.querySelector('[data-field="status"] .badge'), message.status);
+      chart.finished(message, previous);
+    }
+
+    function resyncCounts() {
+      fetch(root.dataset.countsUrl, { credentials: "same-origin" })
+        .then(function (response) {
+          return response.ok ? response.json() : null;
+        })
+        .then(function (data) {
+          if (!data) return;
+          Object.keys(data.counts).forEach(function (status) {
+            if (counters[status]) counters[status].textContent = data.counts[status];
+          });
+        })
+        .catch(function () {
+          /* Counts catch up on the next reconnect or page load. */
+        });
+    }
+
+    liveSocket(root.dataset.socketPath, {
+      open: function (isReconnect) {
+        // Events published while disconnected are lost: the snapshot fixes the rows, this the totals.
+        if (isReconnect) resyncCounts();
+      },
+      message: function (data) {
+        if (data.type === "jobs.snapshot") {
+          data.jobs.slice().reverse().forEach(apply);
+        } else if (data.type === "job.update" && data.kind === "quantum") {
+          apply(data);
+        }
+      },
+    });
+
+    const form = document.getElementById("submit-job");
+    if (form) submitForm(form, root, apply);
+  }
+
+  // --- Jobs-per-minute chart (plain SVG)
+
+  function jobsPerMinuteChart(root) {
+    const svg = document.getElementById("jobs-per-minute");
+    const minutes = Number(root.dataset.chartMinutes);
+    const counted = new Set(root.dataset.chartStatuses.split(" "));
+    // Buckets follow the server's clock, which stamps the events.
+    const clockOffset = Date.parse(root.dataset.now) - Date.now();
+    const loadedAt = Date.parse(root.dataset.now);
+    const perMinute = new Map();
+    JSON.parse(document.getElementById("jobs-per-minute-data").textContent).forEach(function (entry) {
+      perMinute.set(Math.floor(Date.parse(entry.minute) / 60000), entry.count);
+    });
+
+    function element(name, attributes, text) {
+      const node = document.createElementNS(SVG_NS, name);
+      Object.keys(attributes).forEach(function (key) {
+        node.setAttribute(key, attributes[key]);
+      });
+      if (text !== undefined) node.textContent = text;
+      return node;
+    }
+
+    function draw() {
+      const width = 640;
+      const height = 180;
+      const left = 36;
+      const bottom = 150;
+      const top = 14;
+      const nowMinute = Math.floor((Date.now() + clockOffset) / 60000);
+      const values = [];
+      for (let minute = nowMinute - minutes + 1; minute <= nowMinute; minute += 1) {
+        values.push({ minute: minute, count: perMinute.get(minute) || 0 });
+      }
+      const tallest = Math.max(1, Math.max.apply(null, values.map(function (value) { return value.count; })));
+      const slot = (width - left - 8) / minutes;
+      svg.replaceChildren();
+      svg.appendChild(element("line", { x1: left, y1: top, x2: left, y2: bottom, stroke: "currentColor" }));
+      svg.appendChild(element("line", { x1: left, y1: bottom, x2: width - 8, y2: bottom, stroke: "currentColor" }));
+      svg.appendChild(element("text", { x: left - 4, y: top + 8, "text-anchor": "end", "font-size": 10 }, String(tallest)));
+      svg.appendChild(element("text", { x: left - 4, y: bottom, "text-anchor": "end", "font-size": 10 }, "0"));
+      let total = 0;
+      values.forEach(function (value, index) {
+        total += value.count;
+        const barHeight = ((bottom - top) * value.count) / tallest;
+        const x = left + index * slot;
+        const clock = new Date(value.minute * 60000).toISOString().slice(11, 16);
+        const bar = element("rect", { class: "bar", x: x + 1, y: bottom - barHeight, width: slot - 2, height: barHeight, "data-count": value.count });
+        bar.appendChild(element("title", {}, clock + " UTC: " + value.count + " job" + (value.count === 1 ? "" : "s")));
+        svg.appendChild(bar);
+        if ((minutes - 1 - index) % 5 === 0) {
+          svg.appendChild(element("text", { x: x + slot / 2, y: bottom + 16, "text-anchor": "middle", "font-size": 10 }, clock));
+        }
+      });
+      svg.dataset.total = total;
+    }
+
+    draw();
+    window.setInterval(draw, 15000);
+
+    const chartedIds = new Set();
+    return {
+      // A job that reached a charted status: count it once, unless the initial figures already hold it.
+      finished: function (message, previous) {
+        if (!counted.has(message.status) || counted.has(previous) || chartedIds.has(message.id)) return;
+        const at = Date.parse(message.updated_at);
+        if (!previous && !(at >= loadedAt)) return;
+        chartedIds.add(message.id);
+        const minute = Math.floor(at / 60000);
+        perMinute.set(minute, (perMinute.get(minute) || 0) + 1);
+        draw();
+      },
+    };
+  }
+
+  // --- Submit form: JSON to the API, its field errors shown next to the fields
+
+  function submitForm(form, root, apply) {
+    const result = document.getElementById("submit-result");
+    const token = form.querySelector("[name=csrfmiddlewaretoken]").value;
+    const field = function (name) {
+      return form.elements.namedItem(name);
+    };
+
+    // Numbers go as numbers; anything else goes as typed, so the API names the problem.
+    function number(name) {
+      const text = field(name).value.trim();
+      if (text === "") return null;
+      return Number.isNaN(Number(text)) ? text : Number(text);
+    }
+
+    function clearErrors() {
+      form.querySelectorAll("[data-error-for]").forEach(function (element) {
+        element.textContent = "";
+      });
+      form.querySelectorAll("[aria-invalid]").forEach(function (element) {
+        element.removeAttribute("aria-invalid");
+      });
+      result.textContent = "";
+      result.className = "";
+    }
+
+    function showError(path, message) {
+      let target = form.querySelector('[data-error-for="' + path + '"]');
+      // A nested field without its own slot (noise.x) falls back to its parent's, then to the form's.
+      for (let parent = path; !target && parent.includes("."); ) {
+        parent = parent.slice(0, parent.lastIndexOf("."));
+        target = form.querySelector('[data-error-for="' + parent + '"]');
+      }
+      if (!target) {
+        target = form.querySelector('[data-error-for="non_field_errors"]');
+        message = path === "non_field_errors" ? message : path + ": " + message;
+      }
+      target.textContent = (target.textContent ? target.textContent + " " : "") + message;
+      const describedInput = form.querySelector('[aria-describedby="' + target.id + '"]');
+      if (describedInput) describedInput.setAttribute("aria-invalid", "true");
+    }
+
+    function showErrors(errors, prefix) {
+      Object.keys(errors).forEach(function (key) {
+        const value = errors[key];
+        const path = prefix ? prefix + "." + key : key;
+        if (Array.isArray(value)) showError(path, value.join(" "));
+        else if (value && typeof value === "object") showErrors(value, path);
+        else showError(path, String(value));
+      });
+    }
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      clearErrors();
+      const payload = {
+        name: field("name").value,
+        source: field("source").value,
+        shots: number("shots"),
+        method: field("method").value,
+        measure_all: field("measure_all").checked,
+        noise: { depolarizing_1q: number("depolarizing_1q"), depolarizing_2q: number("depolarizing_2q"), readout: number("readout") },
+      };
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      fetch(root.dataset.submitUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": token },
+        body: JSON.stringify(payload),
+      })
+        .then(function (response) {
+          return response
+            .json()
+            .catch(function () {
+              return { detail: "The portal answered HTTP " + response.status + "." };
+            })
+            .then(function (data) {
+              if (response.ok) {
+                apply({ id: data.id, name: data.name, owner: data.owner, status: data.status, updated_at: data.updated_at, queue_position: data.queue_position });
+                result.textContent = "Job #" + data.id + " submitted.";
+                result.className = "ok";
+              } else if (data.errors) {
+                showErrors(data.errors, "");
+              } else {
+                result.textContent = data.detail || "Submitting failed (HTTP " + response.status + ").";
+                result.className = "error";
+              }
+            });
+        })
+        .catch(function () {
+          result.textContent = "Could not reach the portal; check the connection and submit again.";
+          result.className = "error";
+        })
+        .finally(function () {
+          button.disabled = false;
+        });
+    });
+  }
+
+  // --- Job page
+
+  function initJobPage(root) {
+    const badge = document.getElementById("job-status");
+    const position = document.getElementById("job-queue-position");
+    const error = document.getElementById("job-error");
+    const cancel = document.getElementById("cancel-job");
+    const finished = new Set(root.dataset.finishedStatuses.split(" "));
+
+    function reloadResult() {
+      fetch(root.dataset.resultUrl, { credentials: "same-origin" })
+        .then(function (response) {
+          return response.ok ? response.text() : null;
+        })
+        .then(function (html) {
+          if (html) document.getElementById("job-result").innerHTML = html;
+        })
+        .catch(function () {
+          /* The result shows on the next page load. */
+        });
+    }
+
+    liveSocket(root.dataset.socketPath, {
+      open: function () {},
+      message: function (message) {
+        if (message.type !== "job.update" || String(message.id) !== root.dataset.jobId) return;
+        if (!isNewer(message, root.dataset.updatedAt)) return;
+        const previous = root.dataset.status;
+        root.dataset.updatedAt = message.updated_at || "";
+        root.dataset.status = message.status;
+        setBadge(badge, message.status);
+        position.textContent = message.queue_position == null ? "—" : message.queue_position;
+        error.textContent = message.error || "";
+        error.hidden = !message.error;
+        if (finished.has(message.status)) {
+          if (cancel) cancel.hidden = true;
+          if (!finished.has(previous)) reloadResult();
+        }
+      },
+    });
+  }
+
+  const dashboard = document.getElementById("quantum-dashboard");
+  if (dashboard) initDashboard(dashboard);
+  const jobPage = document.getElementById("quantum-job");
+  if (jobPage) initJobPage(jobPage);
+})();
