@@ -249,3 +249,16 @@ def test_finishing_jobs_does_not_wait_for_a_submit_by_the_same_owner(transaction
 
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETED
+
+
+def test_higher_priority_job_overtakes_older_queued_ones(worker_process, operator_user):
+    busy = job_submit(owner=operator_user, spec=JobSpec(source=slow_qasm2(20, 20), shots=10, method="statevector"))
+    wait_for_status(busy, [JobStatus.RUNNING], timeout=60)
+    older = [job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2(3), seed=seed)) for seed in (1, 2)]
+    urgent = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2(3), seed=3, priority=10))
+
+    for job in [busy, *older, urgent]:
+        wait_for_status(job, [JobStatus.COMPLETED, JobStatus.FAILED], timeout=90)
+
+    assert {job.status for job in [busy, *older, urgent]} == {JobStatus.COMPLETED}
+    assert urgent.started_at < min(job.started_at for job in older)

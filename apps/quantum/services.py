@@ -236,19 +236,28 @@ def _submitted_changes(job: QuantumJob) -> dict:
 def _jobs_enqueue(jobs: list[QuantumJob]) -> None:
     from .tasks import run_jobs  # tasks import this module
 
-    # Small jobs travel in messages of up to QUANTUM_BATCH_SIZE; each large one alone, so that
-    # one message never holds more than a job timeout of simulation.
-    small = [job.id for job in jobs if _batchable(job)]
-    batch = settings.QUANTUM_BATCH_SIZE
-    for start in range(0, len(small), batch):
-        run_jobs.delay(small[start : start + batch])
+    # Small jobs of one priority travel in messages of up to QUANTUM_BATCH_SIZE; each large one
+    # alone, so that one message never holds more than a job timeout of simulation.
+    small: dict[int, list[int]] = {}
     for job in jobs:
-        if not _batchable(job):
-            run_jobs.delay([job.id])
+        if _batchable(job):
+            small.setdefault(job.priority, []).append(job.id)
+        else:
+            run_jobs.apply_async(([job.id],), priority=_message_priority(job.priority))
+    batch = settings.QUANTUM_BATCH_SIZE
+    for priority, ids in small.items():
+        for start in range(0, len(ids), batch):
+            run_jobs.apply_async((ids[start : start + batch],), priority=_message_priority(priority))
 
 
 def _batchable(job: QuantumJob) -> bool:
     return job.seed is None and job.num_qubits <= BATCHABLE_MAX_QUBITS
+
+
+def _message_priority(priority: int) -> int:
+    """Job priority 10 … -10 as the broker's levels 0 (first) … 9."""
+    low, high = PRIORITY_RANGE
+    return round((high - priority) * 9 / (high - low))
 
 
 # --- Cancel and re-run

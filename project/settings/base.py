@@ -185,7 +185,13 @@ if EMBEDDED:
 else:
     # A task not acknowledged within the visibility timeout is delivered again, so it
     # must outlast the longest task or late-acknowledged tasks would run twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+    # Ten priority levels per queue (0 first): quantum jobs of higher priority overtake older ones.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_TASK_TIME_LIMIT + 600,
+        "priority_steps": list(range(10)),
+        "sep": ":",
+        "queue_order_strategy": "priority",
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
