@@ -62,6 +62,16 @@ class JobStreamConsumer(AuthenticatedConsumer):
     def forwards(self, message: dict) -> bool:
         return True
 
+    async def dispatch(self, message: dict) -> None:
+        # Channels hops to the one shared sync thread before every handler to close stale database
+        # connections; an update reaches hundreds of sockets at once, so those hops queue up (and
+        # behind request handling). This handler reaches the database only through
+        # database_sync_to_async, which closes stale connections itself.
+        if message["type"] == "job.updates":
+            await self.job_updates(message)
+        else:
+            await super().dispatch(message)
+
     async def job_updates(self, message: dict) -> None:
         """``job.update`` messages published together by a service: each sent on unchanged, in order,
         while the user may still see them."""

@@ -48,6 +48,9 @@ class Command(BaseCommand):
                 # through exactly TRUSTED_PROXY_COUNT proxies; uvicorn must not rewrite them.
                 proxy_headers=False,
                 server_header=False,
+                # Job updates are small and go to many sockets at once: compressing every frame
+                # for every socket costs more CPU than the bytes it saves.
+                ws_per_message_deflate=False,
             )
         )
         # uvicorn re-raises the signal that stopped it once it has shut down;
