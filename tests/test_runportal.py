@@ -151,23 +151,40 @@ print(token_create(owner=user, name="e2e", scopes=["read", "write"], expires_in_
 """
 
 
-def test_embedded_portal_runs_quantum_jobs_in_process(tmp_path):
+def test_embedded_portal_runs_quantum_jobs_in_process_and_streams_them(tmp_path):
+    import asyncio
+    import json
+
+    import websockets
+
     from .quantum_circuits import ghz_qasm2
 
     portal = PortalProcess(tmp_path)
     portal.manage("migrate", "--noinput")
     token = portal.manage("shell", "-c", OPERATOR_TOKEN).strip().splitlines()[-1]
     portal.start()
+
+    async def submit_and_watch() -> tuple[list[str], dict]:
+        async with websockets.connect(
+            f"ws://127.0.0.1:{portal.port}/ws/jobs/", subprotocols=["bearer", token], origin=portal.url
+        ) as socket:
+            assert json.loads(await socket.recv())["type"] == "jobs.snapshot"
+            status, job = await asyncio.to_thread(
+                portal.post_json, "/api/v1/quantum/jobs/", {"source": ghz_qasm2(4), "shots": 300}, token=token
+            )
+            assert status == 201, job
+            seen = []
+            while not seen or seen[-1] not in ("completed", "failed"):
+                seen.append(json.loads(await asyncio.wait_for(socket.recv(), 60))["status"])
+            return seen, job
+
     try:
-        status, job = portal.post_json("/api/v1/quantum/jobs/", {"source": ghz_qasm2(4), "shots": 300}, token=token)
-        assert status == 201, job
-        deadline = time.monotonic() + 60
-        while job["status"] not in ("completed", "failed") and time.monotonic() < deadline:
-            time.sleep(0.2)
-            status, job = portal.get_json(f"/api/v1/quantum/jobs/{job['id']}/", token=token)
-        assert job["status"] == "completed", job
-        assert set(job["counts"]) == {"0000", "1111"}
+        seen, job = asyncio.run(submit_and_watch())
+        _, job = portal.get_json(f"/api/v1/quantum/jobs/{job['id']}/", token=token)
     finally:
         code, output = portal.stop(signal.SIGINT)
+    assert seen == ["queued", "running", "completed"]
+    assert job["status"] == "completed", job
+    assert set(job["counts"]) == {"0000", "1111"}
     assert code == 0, output
     assert "Traceback" not in output
