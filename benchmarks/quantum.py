@@ -17,6 +17,7 @@ scratch PostgreSQL database and Redis database 12, then:
 Missed targets are reported, not fatal; errors exit non-zero.
 
     .venv/bin/python benchmarks/quantum.py
+    QUANTUM_BENCH_CLIENTS=4 .venv/bin/python benchmarks/quantum.py   # (c) with fewer sockets
 """
 
 from __future__ import annotations
