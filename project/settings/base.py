@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.audit",
     "apps.quantum",
+    "apps.registry",
 ]
 
 MIDDLEWARE = [
@@ -205,7 +206,7 @@ CELERY_TASK_ROUTES = {
     "maintenance.*": {"queue": "maintenance"},
     "quantum.reap_stale": {"queue": "maintenance"},
     "quantum.*": {"queue": "quantum"},
-    "apps.registry.tasks.*": {"queue": "registry"},
+    "registry.*": {"queue": "registry"},
 }
 # Jobs, backups and reports must not vanish when a worker dies mid-task: the
 # message is acknowledged only after the task finished, and a task whose worker
@@ -243,6 +244,24 @@ QUANTUM_MAX_ATTEMPTS = env.int("QUANTUM_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 QUANTUM_STALE_GRACE_SECONDS = env.int("QUANTUM_STALE_GRACE_SECONDS", 120, minimum=1)
 # Small jobs that share their settings run together in one simulator call, up to this many.
 QUANTUM_BATCH_SIZE = env.int("QUANTUM_BATCH_SIZE", 50, minimum=1, maximum=500)
+
+# --- Model registry
+# Nothing is ever downloaded: transformers and huggingface_hub read only local files.
+env.environ["HF_HUB_OFFLINE"] = "1"
+env.environ["TRANSFORMERS_OFFLINE"] = "1"
+env.environ.setdefault("HF_HOME", str(DATA_DIR / "huggingface"))
+REGISTRY_DIR = Path(env.str("REGISTRY_DIR", str(DATA_DIR / "registry"))).resolve()
+REGISTRY_MAX_ARTIFACT_MB = env.int("REGISTRY_MAX_ARTIFACT_MB", 1024, minimum=1)
+REGISTRY_MAX_UNCOMPRESSED_MB = env.int("REGISTRY_MAX_UNCOMPRESSED_MB", 4096, minimum=1)
+REGISTRY_MAX_FILES = env.int("REGISTRY_MAX_FILES", 200, minimum=1)
+# Pickle weights (pytorch_model.bin, *.pt) run code when loaded: refused unless this is set.
+REGISTRY_ALLOW_PICKLE = env.bool("REGISTRY_ALLOW_PICKLE", False)
+REGISTRY_SYNC_MAX_INPUTS = env.int("REGISTRY_SYNC_MAX_INPUTS", 64, minimum=1, maximum=10_000)
+REGISTRY_MAX_INPUT_CHARS = env.int("REGISTRY_MAX_INPUT_CHARS", 10_000, minimum=1)
+REGISTRY_CACHE_SIZE = env.int("REGISTRY_CACHE_SIZE", 4, minimum=1, maximum=100)
+REGISTRY_JOB_MAX_ROWS = env.int("REGISTRY_JOB_MAX_ROWS", 1_000_000, minimum=1)
+REGISTRY_JOB_MAX_FILE_MB = env.int("REGISTRY_JOB_MAX_FILE_MB", 200, minimum=1)
+REGISTRY_JOB_BATCH_SIZE = env.int("REGISTRY_JOB_BATCH_SIZE", 256, minimum=1, maximum=10_000)
 
 # --- Health
 HEALTH_MIN_FREE_DISK_MB = env.int("HEALTH_MIN_FREE_DISK_MB", 500, minimum=0)

@@ -1,0 +1,33 @@
+from django.db import models
+
+
+class ModelTask(models.TextChoices):
+    TEXT_CLASSIFICATION = "text-classification", "Text classification"
+    TOKEN_CLASSIFICATION = "token-classification", "Token classification"
+    FILL_MASK = "fill-mask", "Fill mask"
+    FEATURE_EXTRACTION = "feature-extraction", "Feature extraction"
+    TEXT_GENERATION = "text-generation", "Text generation"
+    SUMMARIZATION = "summarization", "Summarization"
+
+
+class VersionStatus(models.TextChoices):
+    VALIDATING = "validating", "Validating"
+    READY = "ready", "Ready"
+    INVALID = "invalid", "Invalid"
+
+
+class InferenceKind(models.TextChoices):
+    BATCH = "batch", "Batch inference"
+    EVALUATION = "evaluation", "Evaluation (with labels)"
+
+
+class InferenceStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLING = "cancelling", "Cancelling"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_INFERENCE_STATUSES = (InferenceStatus.COMPLETED, InferenceStatus.FAILED, InferenceStatus.CANCELLED)

@@ -1,0 +1,12 @@
+from prometheus_client import Counter, Gauge, Histogram
+
+REGISTRY_PREDICTIONS = Counter("registry_predictions", "Inputs predicted synchronously, by model.", ["model"])
+REGISTRY_PREDICTION_LATENCY = Histogram(
+    "registry_prediction_latency_seconds",
+    "Time of one synchronous prediction call (all its inputs).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+REGISTRY_LOADED_PIPELINES = Gauge(
+    "registry_loaded_pipelines", "Model pipelines held in memory by this process.", multiprocess_mode="livesum"
+)
+REGISTRY_JOBS = Counter("registry_jobs", "Inference and evaluation jobs that reached a final state.", ["status"])

@@ -1,0 +1,105 @@
+"""Registered models, their versions and aliases, and batch inference / evaluation jobs."""
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from .choices import InferenceKind, InferenceStatus, ModelTask, VersionStatus
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+name_validator = RegexValidator(
+    NAME_PATTERN, "Use 1 to 100 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit."
+)
+
+
+class RegisteredModel(models.Model):
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
+    description = models.TextField(blank=True)
+    task = models.CharField(max_length=32, choices=ModelTask.choices)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="registered_models")
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersion(models.Model):
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    artifact = models.FileField(upload_to="registry/artifacts/", max_length=300)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField()
+    files = models.JSONField(default=list, blank=True, help_text="Files of the artifact, as extracted.")
+    status = models.CharField(max_length=12, choices=VersionStatus.choices, default=VersionStatus.VALIDATING)
+    status_reason = models.TextField(blank=True, help_text="Why the version is invalid.")
+    architectures = models.JSONField(default=list, blank=True)
+    model_type = models.CharField(max_length=100, blank=True)
+    parameter_count = models.BigIntegerField(null=True, blank=True)
+    labels = models.JSONField(default=list, blank=True)
+    load_seconds = models.FloatField(null=True, blank=True)
+    card_html = models.TextField(blank=True, help_text="The model card (README.md), rendered and sanitised.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Evaluation results (accuracy, macro-F1, …).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    validated_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True, help_text="Archived versions cannot be used.")
+
+    class Meta:
+        ordering = ["model", "-version"]
+        constraints = [models.UniqueConstraint(fields=["model", "version"], name="registry_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} v{self.version}"
+
+
+class ModelAlias(models.Model):
+    """A named pointer (production, staging, …) to one version of a model."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=50, validators=[name_validator])
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="aliases")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["model", "name"]
+        constraints = [models.UniqueConstraint(fields=["model", "name"], name="registry_alias_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}@{self.name}"
+
+
+class InferenceJob(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="inference_jobs")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="inference_jobs")
+    kind = models.CharField(max_length=12, choices=InferenceKind.choices)
+    name = models.CharField(max_length=200, blank=True)
+    input_file = models.FileField(upload_to="registry/inputs/", max_length=300)
+    input_format = models.CharField(max_length=8)  # csv or jsonl
+    rows_total = models.PositiveIntegerField()
+    rows_done = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=12, choices=InferenceStatus.choices, default=InferenceStatus.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    result_file = models.FileField(upload_to="registry/results/", max_length=300, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["owner", "-id"], name="registry_job_owner_recent"),
+            models.Index(fields=["status", "-id"], name="registry_job_status_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Inference job #{self.pk} {self.name}".strip()

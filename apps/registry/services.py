@@ -1,0 +1,343 @@
+"""Model registry: register models, upload and validate versions, move aliases, predict."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import markdown
+import nh3
+from django.conf import settings
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.choices import Role
+from apps.audit.services import event_record
+from apps.core.permissions import WRITE_ROLES, has_role
+
+from .artifacts import ArtifactError, artifact_extract
+from .choices import ModelTask, VersionStatus
+from .loading import ModelLoadError, model_load, pipelines, smoke_input
+from .metrics import REGISTRY_PREDICTION_LATENCY, REGISTRY_PREDICTIONS
+from .models import ModelAlias, ModelVersion, RegisteredModel, name_validator
+
+PROTECTED_ALIASES = ("production",)
+MAX_TAGS = 10
+
+
+class RegistryError(Exception):
+    """A registry request was refused; ``status`` is the HTTP status that fits (400, 403, 404, 409, 413)."""
+
+    def __init__(self, message: str, *, status: int = 400, field: str = ""):
+        super().__init__(message)
+        self.message, self.status, self.field = message, status, field
+
+
+# --- Permissions
+
+
+def model_may_change(user, model: RegisteredModel) -> bool:
+    """Upload versions, move aliases (except production), archive: the owner (an operator) or an admin."""
+    return has_role(user, Role.ADMIN) or (model.owner_id == user.pk and has_role(user, Role.OPERATOR))
+
+
+def _require_change(user, model: RegisteredModel) -> None:
+    if not model_may_change(user, model):
+        raise RegistryError(
+            f"Only the owner of {model.name} (an operator) or an administrator may change it.", status=403
+        )
+
+
+# --- Models
+
+
+def model_register(*, owner, name: str, task: str, description: str = "", tags=()) -> RegisteredModel:
+    """Register a new model name for a task; operators and admins."""
+    if not has_role(owner, *WRITE_ROLES):
+        raise RegistryError("Only operators and administrators may register models.", status=403)
+    try:
+        name_validator(name)
+    except Exception as exc:
+        raise RegistryError(f"Model name {name!r}: {exc.messages[0]}", field="name") from None
+    if task not in ModelTask.values:
+        raise RegistryError(f"Unknown task {task!r}; choose one of {', '.join(ModelTask.values)}.", field="task")
+    if len(tags) > MAX_TAGS:
+        raise RegistryError(f"At most {MAX_TAGS} tags; got {len(tags)}.", field="tags")
+    with transaction.atomic():
+        if RegisteredModel.objects.filter(name=name).exists():
+            raise RegistryError(f"A model named {name!r} already exists.", status=409, field="name")
+        model = RegisteredModel.objects.create(
+            name=name, task=task, description=description, owner=owner, tags=list(tags)
+        )
+        event_record(action="registry.model.registered", actor=owner, obj=model, changes={"task": task})
+    return model
+
+
+# --- Versions
+
+
+def version_directory(version: ModelVersion) -> Path:
+    """Where the version's files are extracted on this host (re-extracted from storage when missing)."""
+    return settings.REGISTRY_DIR / version.model.name / f"v{version.version}"
+
+
+def version_upload(*, model: RegisteredModel, upload, actor) -> ModelVersion:
+    """Check and extract an uploaded artifact, store it as the next version, and start validation.
+
+    A refused upload (RegistryError with 400 or 413) leaves no version and no files.
+    """
+    _require_change(actor, model)
+    incoming = settings.REGISTRY_DIR / ".incoming" / uuid.uuid4().hex
+    try:
+        extracted = artifact_extract(
+            upload,
+            incoming,
+            max_bytes=settings.REGISTRY_MAX_ARTIFACT_MB * 2**20,
+            max_files=settings.REGISTRY_MAX_FILES,
+            max_uncompressed_bytes=settings.REGISTRY_MAX_UNCOMPRESSED_MB * 2**20,
+            allow_pickle=settings.REGISTRY_ALLOW_PICKLE,
+        )
+    except ArtifactError as exc:
+        raise RegistryError(exc.message, status=exc.status, field="artifact") from None
+    stored = None
+    try:
+        with transaction.atomic():
+            # The model row serializes uploads, so version numbers never collide.
+            RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()
+            number = (model.versions.order_by("-version").values_list("version", flat=True).first() or 0) + 1
+            version = ModelVersion(
+                model=model,
+                version=number,
+                sha256=extracted.sha256,
+                size_bytes=extracted.size,
+                files=extracted.files,
+                card_html=_card_html(extracted.root),
+                created_by=actor,
+            )
+            upload.seek(0)
+            version.artifact.save(f"{model.name}-v{number}-{extracted.sha256[:12]}", File(upload), save=False)
+            stored = version.artifact.name
+            version.save()
+            target = version_directory(version)
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(extracted.root), target)
+            event_record(
+                action="registry.version.uploaded",
+                actor=actor,
+                obj=version,
+                changes={"sha256": version.sha256, "size_bytes": version.size_bytes, "files": len(version.files)},
+            )
+            transaction.on_commit(lambda: _validation_enqueue(version.pk))
+    except BaseException:
+        if stored:
+            ModelVersion.artifact.field.storage.delete(stored)
+        raise
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
+    return version
+
+
+def _validation_enqueue(version_id: int) -> None:
+    from .tasks import validate_version  # tasks import this module
+
+    validate_version.delay(version_id)
+
+
+def _card_html(root: Path) -> str:
+    card = root / "README.md"
+    if not card.is_file():
+        return ""
+    text = card.read_text(encoding="utf-8", errors="replace")[:200_000]
+    # Model cards come from uploaders: rendered Markdown is cleaned of scripts, handlers and styles.
+    return nh3.clean(markdown.markdown(text, extensions=["tables", "fenced_code"]))
+
+
+def version_validate(*, version_id: int) -> str:
+    """Load the version strictly offline, check it fits its task, run a smoke prediction; ready or invalid."""
+    version = ModelVersion.objects.select_related("model").filter(pk=version_id).first()
+    if version is None:
+        return f"Version {version_id} no longer exists."
+    try:
+        loaded = model_load(version_directory_ready(version), version.model.task)
+        output = loaded.pipeline([smoke_input(version.model.task, loaded.pipeline)])
+        if not output:
+            raise ModelLoadError("the smoke prediction returned nothing.")
+    except ModelLoadError as exc:
+        return _validation_record(version, VersionStatus.INVALID, reason=str(exc))
+    version.architectures, version.model_type = loaded.architectures, loaded.model_type
+    version.parameter_count, version.labels = loaded.parameter_count, loaded.labels
+    version.load_seconds = round(loaded.load_seconds, 4)
+    return _validation_record(version, VersionStatus.READY)
+
+
+def version_directory_ready(version: ModelVersion) -> Path:
+    """The extracted files of the version, extracting the stored artifact again on a host that lacks them."""
+    directory = version_directory(version)
+    if (directory / "config.json").is_file():
+        return directory
+    incoming = settings.REGISTRY_DIR / ".incoming" / uuid.uuid4().hex
+    with version.artifact.open("rb") as artifact:
+        extracted = artifact_extract(
+            artifact,
+            incoming,
+            max_bytes=settings.REGISTRY_MAX_ARTIFACT_MB * 2**20,
+            max_files=settings.REGISTRY_MAX_FILES,
+            max_uncompressed_bytes=settings.REGISTRY_MAX_UNCOMPRESSED_MB * 2**20,
+            allow_pickle=settings.REGISTRY_ALLOW_PICKLE,
+        )
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(directory, ignore_errors=True)
+    shutil.move(str(extracted.root), directory)
+    shutil.rmtree(incoming, ignore_errors=True)
+    return directory
+
+
+def _validation_record(version: ModelVersion, status: str, *, reason: str = "") -> str:
+    version.status, version.status_reason, version.validated_at = status, reason, timezone.now()
+    with transaction.atomic():
+        version.save()
+        event_record(
+            action="registry.version.validated",
+            obj=version,
+            changes={"status": status, "reason": reason, "parameters": version.parameter_count},
+            outcome="success" if status == VersionStatus.READY else "failure",
+        )
+    return f"{version}: {status}{f' ({reason})' if reason else ''}"
+
+
+def version_revalidate(*, version: ModelVersion, actor) -> ModelVersion:
+    _require_change(actor, version.model)
+    ModelVersion.objects.filter(pk=version.pk).update(status=VersionStatus.VALIDATING, status_reason="")
+    version.status, version.status_reason = VersionStatus.VALIDATING, ""
+    transaction.on_commit(lambda: _validation_enqueue(version.pk))
+    return version
+
+
+def version_archive(*, version: ModelVersion, actor) -> ModelVersion:
+    """Retire a version: no alias may point at it and it can no longer be used."""
+    _require_change(actor, version.model)
+    with transaction.atomic():
+        if names := list(version.aliases.values_list("name", flat=True)):
+            raise RegistryError(
+                f"{version} is still the target of the alias(es) {', '.join(names)}; move them first.", status=409
+            )
+        version.archived_at = timezone.now()
+        version.save(update_fields=["archived_at"])
+        event_record(action="registry.version.archived", actor=actor, obj=version)
+    return version
+
+
+# --- Aliases
+
+
+def alias_move(*, model: RegisteredModel, name: str, version: ModelVersion, actor) -> ModelAlias:
+    """Point alias ``name`` of ``model`` at ``version`` (creating it); ``production`` needs the admin role."""
+    _require_change(actor, model)
+    if name in PROTECTED_ALIASES and not has_role(actor, Role.ADMIN):
+        raise RegistryError(f"Moving the {name} alias needs the admin role.", status=403)
+    try:
+        name_validator(name)
+    except Exception as exc:
+        raise RegistryError(f"Alias {name!r}: {exc.messages[0]}", field="alias") from None
+    if version.model_id != model.pk:
+        raise RegistryError(f"Version {version.pk} belongs to another model.", field="version")
+    if version.status != VersionStatus.READY or version.archived_at:
+        state = "archived" if version.archived_at else version.status
+        raise RegistryError(f"{version} is {state}; only a ready version can take an alias.", status=409)
+    with transaction.atomic():
+        alias = ModelAlias.objects.select_for_update().filter(model=model, name=name).first()
+        previous = alias.version.version if alias else None
+        if alias is None:
+            alias = ModelAlias(model=model, name=name)
+        alias.version, alias.updated_by = version, actor
+        alias.save()
+        event_record(
+            action="registry.alias.moved",
+            actor=actor,
+            obj=alias,
+            changes={"alias": name, "version": [previous, version.version]},
+        )
+    return alias
+
+
+# --- Prediction
+
+
+def version_resolve(*, model: RegisteredModel, alias: str | None = None, number: int | None = None) -> ModelVersion:
+    """The version an alias points at, or version ``number``; ready and not archived."""
+    if alias and number is not None:
+        raise RegistryError("Give an alias or a version number, not both.", field="alias")
+    if number is not None:
+        version = model.versions.filter(version=number).first()
+        if version is None:
+            raise RegistryError(f"{model.name} has no version {number}.", status=404, field="version")
+    else:
+        alias = alias or "production"
+        target = model.aliases.select_related("version").filter(name=alias).first()
+        if target is None:
+            raise RegistryError(f"{model.name} has no alias {alias!r}.", status=404, field="alias")
+        version = target.version
+    if version.status != VersionStatus.READY or version.archived_at:
+        state = "archived" if version.archived_at else version.status
+        raise RegistryError(f"{version} is {state} and cannot be used.", status=409, field="version")
+    version.model = model
+    return version
+
+
+def _check_inputs(inputs) -> list[str]:
+    limit = settings.REGISTRY_SYNC_MAX_INPUTS
+    if not isinstance(inputs, list) or not inputs:
+        raise RegistryError("inputs must be a non-empty list of strings.", field="inputs")
+    if len(inputs) > limit:
+        raise RegistryError(
+            f"{len(inputs)} inputs; a synchronous prediction takes at most {limit} (REGISTRY_SYNC_MAX_INPUTS). "
+            "Use an inference job for more.",
+            status=413,
+            field="inputs",
+        )
+    for index, text in enumerate(inputs):
+        if not isinstance(text, str) or not text.strip():
+            raise RegistryError(f"Input {index} must be a non-empty string.", field="inputs")
+        if len(text) > settings.REGISTRY_MAX_INPUT_CHARS:
+            raise RegistryError(
+                f"Input {index} has {len(text):,} characters; the limit is {settings.REGISTRY_MAX_INPUT_CHARS:,} "
+                "(REGISTRY_MAX_INPUT_CHARS).",
+                field="inputs",
+            )
+    return inputs
+
+
+def predict(*, model: RegisteredModel, inputs, actor, alias: str | None = None, number: int | None = None) -> dict:
+    """Run the pipeline of the resolved version on up to REGISTRY_SYNC_MAX_INPUTS inputs; one output per input."""
+    texts = _check_inputs(inputs)
+    version = version_resolve(model=model, alias=alias, number=number)
+    started = time.perf_counter()
+    try:
+        loaded = pipelines.get(version.pk, version_directory_ready(version), model.task)
+        outputs = loaded(texts)
+    except ModelLoadError as exc:
+        raise RegistryError(f"{version} cannot be loaded: {exc}", status=409) from None
+    REGISTRY_PREDICTION_LATENCY.observe(time.perf_counter() - started)
+    REGISTRY_PREDICTIONS.labels(model=model.name).inc(len(texts))
+    event_record(
+        action="registry.prediction",
+        actor=actor,
+        obj=version,
+        changes={"inputs": len(texts), "alias": alias or "", "version": version.version},
+    )
+    return {"model": model.name, "version": version.version, "alias": alias, "outputs": _plain(outputs)}
+
+
+def _plain(value):
+    """Pipeline outputs as JSON-friendly values (numpy and torch numbers become floats, arrays lists)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
