@@ -54,6 +54,7 @@ bench: $(VENV)/.test-installed
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/audit.py
 	$(PY) benchmarks/quantum.py
+	$(PY) benchmarks/registry.py
 
 clean:
 	rm -rf $(VENV) var/static var/test

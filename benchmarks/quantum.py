@@ -23,24 +23,20 @@ Missed targets are reported, not fatal; errors exit non-zero.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import PROJECT_DIR, PortalProcess
+from benchmarks.portal import Api, percentile, portal_running, verdict
 from tests.quantum_circuits import ghz_qasm2
 
-PG = "postgres://postgres@127.0.0.1:5432"
 DATABASE = "opsdeck_bench_quantum"
 REDIS_URL = "redis://127.0.0.1:6379/12"
 JOBS = 1000
@@ -56,83 +52,7 @@ TARGET_QV_RATIO = 1.05
 TARGET_LATENCY_P95_MS = 50
 
 
-# --- Setup
-
-
-def admin_execute(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as connection:
-        connection.execute(sql)
-
-
-def environment_for(data_dir: Path) -> dict[str, str]:
-    return {
-        "DATABASE_URL": f"{PG}/{DATABASE}",
-        "REDIS_URL": REDIS_URL,
-        "DJANGO_SETTINGS_MODULE": "project.settings.local",
-        "OPSDECK_DATA_DIR": str(data_dir),
-        "LOG_LEVEL": "warning",
-        "QUANTUM_MAX_QUEUED_PER_USER": str(JOBS * 2),
-        "API_THROTTLE_USER": "100000/min",
-    }
-
-
-def django_setup(environment: dict[str, str]) -> None:
-    os.environ.update(environment)
-    import django
-
-    django.setup()
-
-
-def operator_token() -> str:
-    from django.contrib.auth.models import Group
-
-    from apps.accounts.choices import Role
-    from apps.accounts.models import User
-    from apps.accounts.roles import roles_setup
-    from apps.accounts.tokens import token_create
-
-    roles_setup()
-    user = User.objects.create_user("bench-operator", password=None)
-    user.groups.add(Group.objects.get(name=Role.OPERATOR))
-    return token_create(owner=user, name="benchmark", scopes=["read", "write"], expires_in_days=1).secret
-
-
-def worker_start(environment: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            *(sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "quantum", "-c", "1", "-P", "prefork"),
-            *("--without-gossip", "--without-mingle", "--loglevel", "warning"),
-        ],
-        cwd=PROJECT_DIR,
-        env={**os.environ, **environment},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 # --- Portal clients
-
-
-class Api:
-    def __init__(self, port: int, token: str):
-        self.port, self.token = port, token
-
-    def post(self, path: str, body: dict) -> dict:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        connection.request(
-            "POST",
-            path,
-            json.dumps(body),
-            {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
-        response = connection.getresponse()
-        payload = json.loads(response.read() or b"{}")
-        connection.close()
-        if response.status != 201:
-            raise RuntimeError(f"POST {path} answered {response.status}: {payload}")
-        return payload
 
 
 async def ws_connect(port: int, token: str):
@@ -295,83 +215,43 @@ def event_latency(api: Api, source: str) -> list[float]:
     return sorted(latencies)
 
 
-# --- Report
-
-
-def percentile(values: list[float], share: float) -> float:
-    return values[min(len(values) - 1, int(len(values) * share))]
-
-
-def verdict(met: bool) -> str:
-    return "met" if met else "MISSED"
-
-
 def main() -> int:
-    admin_execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    admin_execute(f"CREATE DATABASE {DATABASE}")
-    import redis
+    environment = {"QUANTUM_MAX_QUEUED_PER_USER": str(JOBS * 2)}
+    with portal_running(database=DATABASE, redis_url=REDIS_URL, queue="quantum", environment=environment) as portal:
+        api = portal.api
+        ghz = ghz_qasm2(5)
+        print("Quantum jobs: portal (web + 1 worker process, PostgreSQL, Redis) against bare qiskit-aer")
+        # The first job starts the worker's simulator process.
+        warm = api.post("/api/v1/quantum/jobs/", {"source": ghz, "shots": SHOTS})
+        job_wait_completed(warm["id"])
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    with tempfile.TemporaryDirectory(prefix="opsdeck-bench-quantum-") as directory:
-        data_dir = Path(directory)
-        environment = environment_for(data_dir)
-        portal = PortalProcess(data_dir)
-        portal.environment.update(environment)
-        worker = None
-        try:
-            portal.manage("migrate", "--noinput", "-v", "0")
-            django_setup(environment)
-            token = operator_token()
-            portal.start()
-            worker = worker_start(environment)
-            api = Api(portal.port, token)
-            ghz = ghz_qasm2(5)
-            print("Quantum jobs: portal (web + 1 worker process, PostgreSQL, Redis) against bare qiskit-aer")
-            # The first job starts the worker's simulator process.
-            warm = api.post("/api/v1/quantum/jobs/", {"source": ghz, "shots": SHOTS})
-            job_wait_completed(warm["id"])
+        bare_rate = bare_throughput(ghz)
+        portal_rate = asyncio.run(portal_throughput(api, ghz))
+        ratio_a = portal_rate / bare_rate
+        print(f"  (a) {JOBS} GHZ-5 jobs x {SHOTS} shots, batch API, until every completed update arrived")
+        print(f"      bare Aer one by one   {bare_rate:8.1f} jobs/s")
+        print(f"      portal                {portal_rate:8.1f} jobs/s   ratio {ratio_a:.2f}")
 
-            bare_rate = bare_throughput(ghz)
-            portal_rate = asyncio.run(portal_throughput(api, ghz))
-            ratio_a = portal_rate / bare_rate
-            print(f"  (a) {JOBS} GHZ-5 jobs x {SHOTS} shots, batch API, until every completed update arrived")
-            print(f"      bare Aer one by one   {bare_rate:8.1f} jobs/s")
-            print(f"      portal                {portal_rate:8.1f} jobs/s   ratio {ratio_a:.2f}")
+        qv = quantum_volume_source()
+        bare_qv = bare_single(qv)
+        portal_qv = asyncio.run(portal_single(api, qv))
+        ratio_b = portal_qv / bare_qv
+        print(f"  (b) one {QV_QUBITS}-qubit quantum-volume job (depth {QV_DEPTH}), statevector")
+        print(f"      bare Aer              {bare_qv:8.2f} s")
+        print(f"      portal                {portal_qv:8.2f} s   ratio {ratio_b:.3f}")
 
-            qv = quantum_volume_source()
-            bare_qv = bare_single(qv)
-            portal_qv = asyncio.run(portal_single(api, qv))
-            ratio_b = portal_qv / bare_qv
-            print(f"  (b) one {QV_QUBITS}-qubit quantum-volume job (depth {QV_DEPTH}), statevector")
-            print(f"      bare Aer              {bare_qv:8.2f} s")
-            print(f"      portal                {portal_qv:8.2f} s   ratio {ratio_b:.3f}")
+        latencies = event_latency(api, ghz)
+        p50, p95 = statistics.median(latencies), percentile(latencies, 0.95)
+        print(f"  (c) status-event latency, state change -> {CLIENTS} sockets, {CLIENT_PROCESSES} client processes")
+        worst = latencies[-1]
+        print(f"      {len(latencies):,} deliveries  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  max {worst:.1f} ms")
 
-            latencies = event_latency(api, ghz)
-            p50, p95 = statistics.median(latencies), percentile(latencies, 0.95)
-            print(f"  (c) status-event latency, state change -> {CLIENTS} sockets, {CLIENT_PROCESSES} client processes")
-            worst = latencies[-1]
-            print(f"      {len(latencies):,} deliveries  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  max {worst:.1f} ms")
-
-            print("Summary")
-            met_a, met_b = ratio_a >= TARGET_THROUGHPUT_RATIO, ratio_b <= TARGET_QV_RATIO
-            met_c = p95 <= TARGET_LATENCY_P95_MS
-            print(f"  throughput ratio     {ratio_a:6.2f}     target >= {TARGET_THROUGHPUT_RATIO}     {verdict(met_a)}")
-            print(f"  24-qubit QV ratio    {ratio_b:6.3f}     target <= {TARGET_QV_RATIO}    {verdict(met_b)}")
-            print(f"  event latency p95    {p95:6.1f} ms  target <= {TARGET_LATENCY_P95_MS} ms   {verdict(met_c)}")
-        except Exception:
-            if portal.process is not None:
-                portal.process.kill()
-                print(portal.process.stdout.read()[-5000:])
-            raise
-        finally:
-            if worker is not None:
-                worker.terminate()
-                worker.wait(30)
-            portal.kill()
-            from django.db import connections
-
-            connections.close_all()
-            admin_execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        print("Summary")
+        met_a, met_b = ratio_a >= TARGET_THROUGHPUT_RATIO, ratio_b <= TARGET_QV_RATIO
+        met_c = p95 <= TARGET_LATENCY_P95_MS
+        print(f"  throughput ratio     {ratio_a:6.2f}     target >= {TARGET_THROUGHPUT_RATIO}     {verdict(met_a)}")
+        print(f"  24-qubit QV ratio    {ratio_b:6.3f}     target <= {TARGET_QV_RATIO}    {verdict(met_b)}")
+        print(f"  event latency p95    {p95:6.1f} ms  target <= {TARGET_LATENCY_P95_MS} ms   {verdict(met_c)}")
     return 0
 
 

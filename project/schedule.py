@@ -49,4 +49,11 @@ SCHEDULE = [
         queue="maintenance",
         description="Fails quantum jobs left running past QUANTUM_JOB_TIMEOUT plus the grace period (worker lost).",
     ),
+    ScheduledTask(
+        name="Reap stale inference jobs",
+        task="registry.reap_stale",
+        crontab="*/5 * * * *",
+        queue="maintenance",
+        description="Fails inference jobs left running past REGISTRY_JOB_TIMEOUT plus the grace period (worker lost).",
+    ),
 ]

@@ -52,7 +52,7 @@ def task_fit_error(task: str, architectures: list[str]) -> str | None:
 
 def model_load(directory: Path, task: str) -> LoadedModel:
     """Load config, tokenizer and model from ``directory`` only; raises ModelLoadError with a readable reason."""
-    from transformers import AutoConfig, pipeline
+    from transformers import AutoConfig, AutoTokenizer, pipeline
 
     started = time.perf_counter()
     try:
@@ -63,7 +63,10 @@ def model_load(directory: Path, task: str) -> LoadedModel:
     if reason := task_fit_error(task, architectures):
         raise ModelLoadError(reason)
     try:
-        loaded = pipeline(task, model=str(directory), tokenizer=str(directory), device="cpu", local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        # pipeline() passes unknown arguments on to the pipeline itself (fill-mask refuses
+        # local_files_only); the model is read from the folder with HF_HUB_OFFLINE=1 (settings).
+        loaded = pipeline(task, model=str(directory), tokenizer=tokenizer, device="cpu")
     except Exception as exc:  # transformers raises many kinds; each is the artifact's fault here
         raise ModelLoadError(f"transformers could not load the model: {type(exc).__name__}: {exc}") from None
     labels = [config.id2label[index] for index in sorted(config.id2label)] if config.id2label else []

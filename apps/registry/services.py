@@ -220,6 +220,8 @@ def version_revalidate(*, version: ModelVersion, actor) -> ModelVersion:
 def version_archive(*, version: ModelVersion, actor) -> ModelVersion:
     """Retire a version: no alias may point at it and it can no longer be used."""
     _require_change(actor, version.model)
+    if version.archived_at:
+        raise RegistryError(f"{version} is already archived.", status=409)
     with transaction.atomic():
         if names := list(version.aliases.values_list("name", flat=True)):
             raise RegistryError(
@@ -329,15 +331,15 @@ def predict(*, model: RegisteredModel, inputs, actor, alias: str | None = None, 
         obj=version,
         changes={"inputs": len(texts), "alias": alias or "", "version": version.version},
     )
-    return {"model": model.name, "version": version.version, "alias": alias, "outputs": _plain(outputs)}
+    return {"model": model.name, "version": version.version, "alias": alias, "outputs": plain_outputs(outputs)}
 
 
-def _plain(value):
+def plain_outputs(value):
     """Pipeline outputs as JSON-friendly values (numpy and torch numbers become floats, arrays lists)."""
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain_outputs(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
+        return [plain_outputs(item) for item in value]
     if hasattr(value, "tolist"):
         return value.tolist()
     return value

@@ -206,6 +206,7 @@ CELERY_TASK_ROUTES = {
     "maintenance.*": {"queue": "maintenance"},
     "quantum.reap_stale": {"queue": "maintenance"},
     "quantum.*": {"queue": "quantum"},
+    "registry.reap_stale": {"queue": "maintenance"},
     "registry.*": {"queue": "registry"},
 }
 # Jobs, backups and reports must not vanish when a worker dies mid-task: the
@@ -262,7 +263,9 @@ REGISTRY_CACHE_SIZE = env.int("REGISTRY_CACHE_SIZE", 4, minimum=1, maximum=100)
 REGISTRY_JOB_MAX_ROWS = env.int("REGISTRY_JOB_MAX_ROWS", 1_000_000, minimum=1)
 REGISTRY_JOB_MAX_FILE_MB = env.int("REGISTRY_JOB_MAX_FILE_MB", 200, minimum=1)
 REGISTRY_JOB_BATCH_SIZE = env.int("REGISTRY_JOB_BATCH_SIZE", 256, minimum=1, maximum=10_000)
-REGISTRY_JOB_TIMEOUT = env.int("REGISTRY_JOB_TIMEOUT", 3600, minimum=1)
+# Below CELERY_TASK_SOFT_TIME_LIMIT, so that a job's own timeout (with its message) applies first.
+REGISTRY_JOB_TIMEOUT = env.int("REGISTRY_JOB_TIMEOUT", 3000, minimum=1)
+REGISTRY_STALE_GRACE_SECONDS = env.int("REGISTRY_STALE_GRACE_SECONDS", 120, minimum=1)
 REGISTRY_MAX_ATTEMPTS = env.int("REGISTRY_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 
 # --- Health
@@ -317,6 +320,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "QuantumJobStatusEnum": "apps.quantum.choices.JobStatus",
         "SimulationMethodEnum": "apps.quantum.choices.SimulationMethod",
+        "ModelVersionStatusEnum": "apps.registry.choices.VersionStatus",
     },
 }
 

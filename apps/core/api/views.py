@@ -16,6 +16,8 @@ ENTRY_POINTS = {
     "audit-events": "audit:event-list",
     "quantum-jobs": "quantum:job-list",
     "quantum-backends": "quantum:backends",
+    "registry-models": "registry:model-list",
+    "registry-inference-jobs": "registry:inference-job-list",
     "schema": "api-schema",
     "docs": "api-docs",
 }

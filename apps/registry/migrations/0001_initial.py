@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,97 +15,222 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='RegisteredModel',
+            name="RegisteredModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9._-]{0,99}$', "Use 1 to 100 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit.")])),
-                ('description', models.TextField(blank=True)),
-                ('task', models.CharField(choices=[('text-classification', 'Text classification'), ('token-classification', 'Token classification'), ('fill-mask', 'Fill mask'), ('feature-extraction', 'Feature extraction'), ('text-generation', 'Text generation'), ('summarization', 'Summarization')], max_length=32)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='registered_models', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=100,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z0-9][a-z0-9._-]{0,99}$",
+                                "Use 1 to 100 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit.",
+                            )
+                        ],
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                (
+                    "task",
+                    models.CharField(
+                        choices=[
+                            ("text-classification", "Text classification"),
+                            ("token-classification", "Token classification"),
+                            ("fill-mask", "Fill mask"),
+                            ("feature-extraction", "Feature extraction"),
+                            ("text-generation", "Text generation"),
+                            ("summarization", "Summarization"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("tags", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="registered_models",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('artifact', models.FileField(max_length=300, upload_to='registry/artifacts/')),
-                ('sha256', models.CharField(max_length=64)),
-                ('size_bytes', models.BigIntegerField()),
-                ('files', models.JSONField(blank=True, default=list, help_text='Files of the artifact, as extracted.')),
-                ('status', models.CharField(choices=[('validating', 'Validating'), ('ready', 'Ready'), ('invalid', 'Invalid')], default='validating', max_length=12)),
-                ('status_reason', models.TextField(blank=True, help_text='Why the version is invalid.')),
-                ('architectures', models.JSONField(blank=True, default=list)),
-                ('model_type', models.CharField(blank=True, max_length=100)),
-                ('parameter_count', models.BigIntegerField(blank=True, null=True)),
-                ('labels', models.JSONField(blank=True, default=list)),
-                ('load_seconds', models.FloatField(blank=True, null=True)),
-                ('card_html', models.TextField(blank=True, help_text='The model card (README.md), rendered and sanitised.')),
-                ('metrics', models.JSONField(blank=True, default=dict, help_text='Evaluation results (accuracy, macro-F1, …).')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('validated_at', models.DateTimeField(blank=True, null=True)),
-                ('archived_at', models.DateTimeField(blank=True, help_text='Archived versions cannot be used.', null=True)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='registry.registeredmodel')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("version", models.PositiveIntegerField()),
+                ("artifact", models.FileField(max_length=300, upload_to="registry/artifacts/")),
+                ("sha256", models.CharField(max_length=64)),
+                ("size_bytes", models.BigIntegerField()),
+                ("files", models.JSONField(blank=True, default=list, help_text="Files of the artifact, as extracted.")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("validating", "Validating"), ("ready", "Ready"), ("invalid", "Invalid")],
+                        default="validating",
+                        max_length=12,
+                    ),
+                ),
+                ("status_reason", models.TextField(blank=True, help_text="Why the version is invalid.")),
+                ("architectures", models.JSONField(blank=True, default=list)),
+                ("model_type", models.CharField(blank=True, max_length=100)),
+                ("parameter_count", models.BigIntegerField(blank=True, null=True)),
+                ("labels", models.JSONField(blank=True, default=list)),
+                ("load_seconds", models.FloatField(blank=True, null=True)),
+                (
+                    "card_html",
+                    models.TextField(blank=True, help_text="The model card (README.md), rendered and sanitised."),
+                ),
+                (
+                    "metrics",
+                    models.JSONField(blank=True, default=dict, help_text="Evaluation results (accuracy, macro-F1, …)."),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("validated_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "archived_at",
+                    models.DateTimeField(blank=True, help_text="Archived versions cannot be used.", null=True),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="versions",
+                        to="registry.registeredmodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['model', '-version'],
+                "ordering": ["model", "-version"],
             },
         ),
         migrations.CreateModel(
-            name='ModelAlias',
+            name="ModelAlias",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=50, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9._-]{0,99}$', "Use 1 to 100 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit.")])),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('updated_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='aliases', to='registry.modelversion')),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='aliases', to='registry.registeredmodel')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=50,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z0-9][a-z0-9._-]{0,99}$",
+                                "Use 1 to 100 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit.",
+                            )
+                        ],
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "updated_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="aliases", to="registry.modelversion"
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="aliases",
+                        to="registry.registeredmodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['model', 'name'],
+                "ordering": ["model", "name"],
             },
         ),
         migrations.CreateModel(
-            name='InferenceJob',
+            name="InferenceJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('batch', 'Batch inference'), ('evaluation', 'Evaluation (with labels)')], max_length=12)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('input_file', models.FileField(max_length=300, upload_to='registry/inputs/')),
-                ('input_format', models.CharField(max_length=8)),
-                ('rows_total', models.PositiveIntegerField()),
-                ('rows_done', models.PositiveIntegerField(default=0)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelling', 'Cancelling'), ('cancelled', 'Cancelled')], default='queued', max_length=12)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('result_file', models.FileField(blank=True, max_length=300, upload_to='registry/results/')),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('celery_task_id', models.CharField(blank=True, max_length=64)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='inference_jobs', to=settings.AUTH_USER_MODEL)),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='inference_jobs', to='registry.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("batch", "Batch inference"), ("evaluation", "Evaluation (with labels)")],
+                        max_length=12,
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("input_file", models.FileField(max_length=300, upload_to="registry/inputs/")),
+                ("input_format", models.CharField(max_length=8)),
+                ("rows_total", models.PositiveIntegerField()),
+                ("rows_done", models.PositiveIntegerField(default=0)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("cancelling", "Cancelling"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=12,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("result_file", models.FileField(blank=True, max_length=300, upload_to="registry/results/")),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("celery_task_id", models.CharField(blank=True, max_length=64)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="inference_jobs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="inference_jobs",
+                        to="registry.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['owner', '-id'], name='registry_job_owner_recent'), models.Index(fields=['status', '-id'], name='registry_job_status_recent')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(fields=["owner", "-id"], name="registry_job_owner_recent"),
+                    models.Index(fields=["status", "-id"], name="registry_job_status_recent"),
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(fields=('model', 'version'), name='registry_version_unique'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(fields=("model", "version"), name="registry_version_unique"),
         ),
         migrations.AddConstraint(
-            model_name='modelalias',
-            constraint=models.UniqueConstraint(fields=('model', 'name'), name='registry_alias_unique'),
+            model_name="modelalias",
+            constraint=models.UniqueConstraint(fields=("model", "name"), name="registry_alias_unique"),
         ),
     ]

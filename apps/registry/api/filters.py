@@ -1,0 +1,29 @@
+"""Filters of the registered-model and inference-job lists."""
+
+import django_filters
+
+from ..choices import InferenceKind, InferenceStatus, ModelTask
+from ..models import InferenceJob, RegisteredModel
+
+
+class RegisteredModelFilter(django_filters.FilterSet):
+    task = django_filters.ChoiceFilter(choices=ModelTask.choices)
+    owner = django_filters.CharFilter(field_name="owner__username", label="Models registered by this user (username).")
+
+    class Meta:
+        model = RegisteredModel
+        fields = ["task", "owner"]
+
+
+class InferenceJobFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(
+        choices=InferenceStatus.choices, distinct=False, label="Jobs in this status; repeat the parameter for several."
+    )
+    kind = django_filters.ChoiceFilter(choices=InferenceKind.choices)
+    model = django_filters.CharFilter(field_name="version__model__name", label="Jobs that run this model (name).")
+    # Within the jobs the user may see, like the quantum job list: another user's name gives an empty list.
+    owner = django_filters.CharFilter(field_name="owner__username", label="Jobs of this user (username).")
+
+    class Meta:
+        model = InferenceJob
+        fields = ["status", "kind", "model", "owner"]

@@ -1,0 +1,435 @@
+"""Model registry API: models, version uploads, aliases, predictions, and batch / evaluation jobs."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+
+from django.conf import settings
+from django.core.files.uploadhandler import FileUploadHandler
+from django.db.models import Max, Prefetch
+from django.http import FileResponse
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.settings import api_settings
+
+from apps.accounts.choices import Role
+from apps.core.permissions import WRITE_ROLES, has_role
+from apps.quantum.api.filters import StableOrderingFilter
+
+from ..inference import inference_job_cancel, inference_job_create, inference_job_result
+from ..models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel
+from ..selectors import inference_jobs_visible_to
+from ..services import RegistryError, alias_move, model_register, predict, version_archive, version_upload
+from .filters import InferenceJobFilter, RegisteredModelFilter
+from .serializers import (
+    AliasMoveSerializer,
+    AliasSerializer,
+    InferenceJobCreateSerializer,
+    InferenceJobSerializer,
+    ModelRegisterSerializer,
+    ModelVersionDetailSerializer,
+    ModelVersionSerializer,
+    PredictionSerializer,
+    PredictSerializer,
+    RegisteredModelDetailSerializer,
+    RegisteredModelSerializer,
+    VersionUploadSerializer,
+)
+
+MIB = 1024 * 1024
+# RegisteredModel.name's pattern without its anchors, for URLs.
+MODEL_NAME_REGEX = r"[a-z0-9][a-z0-9._-]{0,99}"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+
+ERRORS_BY_STATUS = {
+    403: exceptions.PermissionDenied,
+    404: exceptions.NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+}
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """Turn RegistryError into the API error of its status, in the project's JSON shape."""
+    try:
+        yield
+    except RegistryError as exc:
+        error = ERRORS_BY_STATUS.get(exc.status)
+        if error is None:
+            raise exceptions.ValidationError({exc.field or api_settings.NON_FIELD_ERRORS_KEY: [exc.message]}) from None
+        raise error(exc.message) from None
+
+
+class RegistryAccess(BasePermission):
+    """Every role reads the registry; operators and administrators use it (the services then check ownership)."""
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in SAFE_METHODS:
+            self.message = "Reading the model registry needs a role: admin, operator, viewer or compliance."
+            return has_role(request.user, *Role.values)
+        self.message = (
+            "Only operators and administrators may change the model registry or run its models; "
+            "viewers and compliance officers only read."
+        )
+        return has_role(request.user, *WRITE_ROLES)
+
+
+class UploadLimit(FileUploadHandler):
+    """Refuses an upload over a size limit as soon as that is known.
+
+    From the declared Content-Length, before a byte of the body is read; without one (chunked requests), as soon as
+    the bytes received pass the limit, instead of spooling gigabytes to disk for the service to refuse.
+    """
+
+    # Room for the multipart boundaries and the small form fields next to the file.
+    MULTIPART_ALLOWANCE = 64 * 1024
+
+    def __init__(self, request, *, setting: str):
+        super().__init__(request)
+        self.setting = setting
+        self.limit_mb = getattr(settings, setting)
+        self.received = 0
+
+    def _refuse(self, size: str = ""):
+        raise PayloadTooLarge(f"The upload{size} is larger than the limit of {self.limit_mb:,} MB ({self.setting}).")
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        if content_length > self.limit_mb * MIB + self.MULTIPART_ALLOWANCE:
+            self._refuse(f" ({content_length:,} bytes)")
+
+    def receive_data_chunk(self, raw_data, start):
+        self.received += len(raw_data)
+        if self.received > self.limit_mb * MIB:
+            self._refuse()
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+class UploadLimitMixin:
+    """Installs UploadLimit for the actions in ``upload_limits`` (action → setting in MB)."""
+
+    upload_limits: dict[str, str] = {}
+
+    def initial(self, request, *args, **kwargs):
+        # Before authentication: session authentication's CSRF check already parses the body.
+        if setting := self.upload_limits.get(self.action):
+            request.upload_handlers.insert(0, UploadLimit(request, setting=setting))
+        super().initial(request, *args, **kwargs)
+
+
+def registered_model(name: str) -> RegisteredModel:
+    model = RegisteredModel.objects.filter(name=name).first()
+    if model is None:
+        raise exceptions.NotFound(f"No model named {name!r}.")
+    return model
+
+
+READ_ONLY_403 = OpenApiResponse(description="Viewers and compliance officers only read; users without a role: all.")
+SERVICE_403 = OpenApiResponse(
+    description="Not allowed: viewers and compliance officers only read; an operator changes only own models; "
+    "moving production needs the admin role."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Registered models, by name, each with its aliases and latest version number."),
+    retrieve=extend_schema(summary="One model with all its versions (status, aliases, metrics) newest first."),
+)
+class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Registered models. Every role reads them all; operators and administrators register and use them."""
+
+    # The audit middleware names the object type of API writes after this queryset's model.
+    queryset = RegisteredModel.objects.all()
+    permission_classes = [RegistryAccess]
+    lookup_field = "name"
+    lookup_value_regex = MODEL_NAME_REGEX
+    filterset_class = RegisteredModelFilter
+    ordering_fields = ["name", "created_at"]
+    ordering = ["name"]
+
+    def get_queryset(self):
+        models = RegisteredModel.objects.all()
+        if self.action in ("list", "retrieve", "create"):
+            aliases = ModelAlias.objects.select_related("version")
+            models = models.select_related("owner").prefetch_related(Prefetch("aliases", queryset=aliases))
+            models = models.annotate(latest_version=Max("versions__version"))
+        return models
+
+    def get_serializer_class(self):
+        return RegisteredModelSerializer if self.action == "list" else RegisteredModelDetailSerializer
+
+    @extend_schema(
+        summary="Register a model name for a task (operators and administrators).",
+        request=ModelRegisterSerializer,
+        responses={
+            201: RegisteredModelDetailSerializer,
+            400: OpenApiResponse(description="Invalid name, unknown task or too many tags."),
+            403: READ_ONLY_403,
+            409: OpenApiResponse(description="A model of that name exists."),
+        },
+    )
+    def create(self, request):
+        body = ModelRegisterSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        with service_errors():
+            model = model_register(owner=request.user, **body.validated_data)
+        response = Response(self.get_serializer(self.get_queryset().get(pk=model.pk)).data, status.HTTP_201_CREATED)
+        response["Location"] = reverse("registry:model-detail", kwargs={"name": model.name}, request=request)
+        return response
+
+    @extend_schema(
+        summary="Point an alias (staging, production, …) at a ready version; production needs the admin role.",
+        request=AliasMoveSerializer,
+        responses={
+            200: AliasSerializer,
+            400: OpenApiResponse(description="Invalid alias name or no such version."),
+            403: SERVICE_403,
+            409: OpenApiResponse(description="The version is not ready or is archived."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def aliases(self, request, name=None):
+        body = AliasMoveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        model = self.get_object()
+        number = body.validated_data["version"]
+        version = model.versions.filter(version=number).first()
+        if version is None:
+            raise exceptions.ValidationError({"version": [f"{model.name} has no version {number}."]})
+        with service_errors():
+            alias = alias_move(model=model, name=body.validated_data["alias"], version=version, actor=request.user)
+        return Response(AliasSerializer(alias).data)
+
+    @extend_schema(
+        summary="Run the model on up to REGISTRY_SYNC_MAX_INPUTS inputs: one output per input, and the version used.",
+        request=PredictSerializer,
+        responses={
+            200: PredictionSerializer,
+            400: OpenApiResponse(description="inputs is not a list of non-empty strings, or one is too long."),
+            403: READ_ONLY_403,
+            404: OpenApiResponse(description="No such model, alias or version."),
+            409: OpenApiResponse(description="The version is not ready, archived or cannot be loaded."),
+            413: OpenApiResponse(description="More inputs than REGISTRY_SYNC_MAX_INPUTS; use an inference job."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def predict(self, request, name=None):
+        body = PredictSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        with service_errors():
+            result = predict(
+                model=self.get_object(),
+                inputs=data["inputs"],
+                actor=request.user,
+                alias=data["alias"],
+                number=data["version"],
+            )
+        return Response(result)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The model's versions, newest first."),
+    retrieve=extend_schema(summary="One version: status and reason, metadata, metrics, files and model card."),
+)
+class ModelVersionViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Versions of one registered model, by number."""
+
+    queryset = ModelVersion.objects.all()
+    permission_classes = [RegistryAccess]
+    lookup_field = "version"
+    lookup_url_kwarg = "number"
+    lookup_value_regex = "[0-9]+"
+    upload_limits = {"create": "REGISTRY_MAX_ARTIFACT_MB"}
+    filterset_fields = ["status"]
+    ordering_fields = ["version", "created_at"]
+    ordering = ["-version"]
+
+    @cached_property
+    def registered_model(self) -> RegisteredModel:
+        return registered_model(self.kwargs["name"])
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ModelVersion.objects.none()
+        versions = self.registered_model.versions.select_related("model", "created_by")
+        return versions.prefetch_related("aliases")
+
+    def get_serializer_class(self):
+        return ModelVersionSerializer if self.action == "list" else ModelVersionDetailSerializer
+
+    def _version_response(self, version: ModelVersion, status_code: int = status.HTTP_200_OK) -> Response:
+        return Response(ModelVersionDetailSerializer(version, context=self.get_serializer_context()).data, status_code)
+
+    @extend_schema(
+        summary="Upload the next version: a .zip or .tar.gz of a save_pretrained folder; validation then runs.",
+        request={"multipart/form-data": VersionUploadSerializer},
+        responses={
+            201: ModelVersionDetailSerializer,
+            400: OpenApiResponse(description="Unsafe or malformed archive (paths, links, pickle weights, …)."),
+            403: SERVICE_403,
+            404: OpenApiResponse(description="No such model."),
+            413: OpenApiResponse(
+                description="Over REGISTRY_MAX_ARTIFACT_MB, REGISTRY_MAX_FILES or REGISTRY_MAX_UNCOMPRESSED_MB."
+            ),
+        },
+    )
+    def create(self, request, name=None):
+        """Check and store the artifact as version ``validating``; a worker loads it and sets ready or invalid."""
+        model = self.registered_model
+        body = VersionUploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        with service_errors():
+            version = version_upload(model=model, upload=body.validated_data["artifact"], actor=request.user)
+        response = self._version_response(version, status.HTTP_201_CREATED)
+        kwargs = {"name": model.name, "number": version.version}
+        response["Location"] = reverse("registry:version-detail", kwargs=kwargs, request=request)
+        return response
+
+    @extend_schema(
+        summary="Archive a version: it can no longer be used; no alias may point at it.",
+        request=None,
+        responses={
+            200: ModelVersionDetailSerializer,
+            403: SERVICE_403,
+            409: OpenApiResponse(description="An alias still points at the version."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def archive(self, request, name=None, number=None):
+        with service_errors():
+            version = version_archive(version=self.get_object(), actor=request.user)
+        return self._version_response(version)
+
+
+class DownloadNegotiation(DefaultContentNegotiation):
+    """The result download answers whatever the client accepts; its errors are JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class CanRunModels(BasePermission):
+    message = "Only operators and administrators may run inference jobs; viewers and compliance officers only read."
+
+    def has_permission(self, request, view) -> bool:
+        return has_role(request.user, *WRITE_ROLES)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Inference jobs the user may see (everyone's for administrators and viewers)."),
+    retrieve=extend_schema(summary="One job with its progress (rows done / total) and, for evaluations, metrics."),
+)
+class InferenceJobViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Batch inference and evaluation jobs. Others' jobs are invisible (404) unless administrator or viewer."""
+
+    queryset = InferenceJob.objects.all()
+    serializer_class = InferenceJobSerializer
+    upload_limits = {"create": "REGISTRY_JOB_MAX_FILE_MB"}
+    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
+    filterset_class = InferenceJobFilter
+    ordering_fields = ["id", "created_at", "finished_at"]
+    ordering = ["-id"]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return InferenceJob.objects.none()
+        return inference_jobs_visible_to(self.request.user).select_related("owner", "version__model")
+
+    def get_permissions(self):
+        if self.action == "create":
+            return [*super().get_permissions(), CanRunModels()]
+        return super().get_permissions()
+
+    def _job_response(self, job: InferenceJob, status_code: int = status.HTTP_200_OK) -> Response:
+        return Response(self.get_serializer(job).data, status=status_code)
+
+    @extend_schema(
+        summary="Run a model over a CSV or JSON Lines file (a text column; with a label column, an evaluation).",
+        request={"multipart/form-data": InferenceJobCreateSerializer},
+        responses={
+            201: InferenceJobSerializer,
+            400: OpenApiResponse(description="Unknown model, or a file without a text column or with bad rows."),
+            403: READ_ONLY_403,
+            404: OpenApiResponse(description="No such alias or version."),
+            409: OpenApiResponse(description="The version is not ready or archived."),
+            413: OpenApiResponse(description="Over REGISTRY_JOB_MAX_FILE_MB."),
+        },
+    )
+    def create(self, request):
+        body = InferenceJobCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        model = RegisteredModel.objects.filter(name=data["model"]).first()
+        if model is None:
+            raise exceptions.ValidationError({"model": [f"No model named {data['model']!r}."]})
+        with service_errors():
+            job = inference_job_create(
+                owner=request.user,
+                model=model,
+                upload=data["file"],
+                alias=data["alias"],
+                number=data["version"],
+                name=data["name"],
+            )
+        response = self._job_response(job, status.HTTP_201_CREATED)
+        response["Location"] = reverse("registry:inference-job-detail", kwargs={"pk": job.pk}, request=request)
+        return response
+
+    @extend_schema(
+        summary="Cancel a queued or running job.",
+        request=None,
+        responses={
+            200: InferenceJobSerializer,
+            403: OpenApiResponse(description="Only the owner (an operator) or an administrator may cancel."),
+            404: OpenApiResponse(description="No such job among those the user may see."),
+            409: OpenApiResponse(description="The job has already finished."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        with service_errors():
+            job = inference_job_cancel(job=self.get_object(), actor=request.user)
+        return self._job_response(job)
+
+    @extend_schema(
+        summary="Download the results of a completed job (CSV or JSON Lines, like its input).",
+        responses={
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/x-ndjson"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="No such job among those the user may see."),
+            409: OpenApiResponse(description="The job has not completed."),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        renderer_classes=[JSONRenderer],
+        content_negotiation_class=DownloadNegotiation,
+    )
+    def result(self, request, pk=None):
+        with service_errors():
+            file, filename, content_type = inference_job_result(self.get_object())
+        return FileResponse(file, as_attachment=True, filename=filename, content_type=content_type)

@@ -1,0 +1,136 @@
+"""Model registry benchmark: a batch inference job against a bare transformers pipeline, in the same run.
+
+Starts the portal (web) and one `celery worker` process on the registry queue
+(scratch PostgreSQL database, Redis database 13), registers a tiny BERT text
+classifier built on the spot (nothing is downloaded), uploads it, waits until
+it is ready, then times an inference job over 10,000 short texts through the
+API (upload to completed, results stored) against `transformers.pipeline`
+with the same model over the same texts in this process. Target ratio >= 0.8.
+
+    .venv/bin/python benchmarks/registry.py
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.portal import portal_running, verdict
+from tests.registry_models import build_tiny_classifier, pack_zip
+
+DATABASE = "opsdeck_bench_registry"
+REDIS_URL = "redis://127.0.0.1:6379/13"
+ROWS = 10_000
+TARGET_RATIO = 0.8
+WORDS = ("the", "portal", "runs", "jobs", "fast", "slow", "quantum", "model", "great", "terrible", "fine", "broken")
+
+
+def texts(count: int) -> list[str]:
+    rng = random.Random(7)  # noqa: S311 - reproducible text, not secrets
+    return [" ".join(rng.choices(WORDS, k=rng.randint(3, 12))) for _ in range(count)]
+
+
+def as_csv(rows: list[str]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["text"])
+    writer.writerows([text] for text in rows)
+    return buffer.getvalue().encode()
+
+
+def bare_rate(model_dir: Path, rows: list[str], batch_size: int) -> float:
+    from transformers import pipeline
+
+    classifier = pipeline("text-classification", model=str(model_dir), tokenizer=str(model_dir), device="cpu")
+    classifier(rows[:batch_size], batch_size=batch_size)  # warm up, as the portal's worker is warm
+    started = time.perf_counter()
+    outputs = classifier(rows, batch_size=batch_size)
+    elapsed = time.perf_counter() - started
+    if len(outputs) != len(rows):
+        raise RuntimeError("the bare pipeline lost rows")
+    return len(rows) / elapsed
+
+
+def wait_for(check, what: str, timeout: float = 600) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = check()
+        if state is not None:
+            return state
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not happen within {timeout} s")
+
+
+def main() -> int:
+    rows = texts(ROWS)
+    with tempfile.TemporaryDirectory(prefix="opsdeck-bench-model-") as directory:
+        model_dir = build_tiny_classifier(Path(directory) / "model")
+        archive = pack_zip(model_dir)
+        with portal_running(database=DATABASE, redis_url=REDIS_URL, queue="registry", environment={}) as portal:
+            from django.conf import settings
+
+            api = portal.api
+            batch_size = settings.REGISTRY_JOB_BATCH_SIZE
+            print("Model registry: batch inference job (web + 1 worker process) against a bare transformers pipeline")
+            api.post("/api/v1/registry/models/", {"name": "bench-sentiment", "task": "text-classification"})
+            version = api.post_files(
+                "/api/v1/registry/models/bench-sentiment/versions/", {}, {"artifact": ("model.zip", archive)}
+            )
+            version_path = f"/api/v1/registry/models/bench-sentiment/versions/{version['version']}/"
+            validated = wait_for(lambda: _unless_validating(api.get(version_path)), "validation")
+            if validated["status"] != "ready":
+                raise RuntimeError(f"the model did not validate: {validated.get('status_reason')}")
+            # A small job first: the worker loads the pipeline once, as it would have in service.
+            warm = api.post_files(
+                "/api/v1/registry/inference-jobs/",
+                {"model": "bench-sentiment", "version": str(version["version"])},
+                {"file": ("warm.csv", as_csv(rows[:batch_size]))},
+            )
+            job_wait(api, warm["id"])
+
+            payload = as_csv(rows)
+            started = time.perf_counter()
+            job = api.post_files(
+                "/api/v1/registry/inference-jobs/",
+                {"model": "bench-sentiment", "version": str(version["version"])},
+                {"file": ("texts.csv", payload)},
+            )
+            finished = job_wait(api, job["id"])
+            portal_rate = ROWS / (time.perf_counter() - started)
+            if finished["rows_done"] != ROWS:
+                raise RuntimeError(f"the job did {finished['rows_done']} of {ROWS} rows")
+
+            bare = bare_rate(model_dir, rows, batch_size)
+            ratio = portal_rate / bare
+            print(f"  {ROWS:,} short texts, batches of {batch_size}")
+            print(f"    bare pipeline, one process   {bare:9.0f} rows/s")
+            print(f"    portal job, upload to done   {portal_rate:9.0f} rows/s   ratio {ratio:.2f}")
+            print("Summary")
+            met = verdict(ratio >= TARGET_RATIO)
+            print(f"  inference job / bare pipeline   {ratio:5.2f}   target >= {TARGET_RATIO}   {met}")
+    return 0
+
+
+def _unless_validating(state: dict) -> dict | None:
+    return None if state["status"] == "validating" else state
+
+
+def job_wait(api, job_id: int) -> dict:
+    def finished():
+        state = api.get(f"/api/v1/registry/inference-jobs/{job_id}/")
+        if state["status"] in ("failed", "cancelled"):
+            raise RuntimeError(f"inference job {job_id} {state['status']}: {state.get('error')}")
+        return state if state["status"] == "completed" else None
+
+    return wait_for(finished, f"inference job {job_id}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
