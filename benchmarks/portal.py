@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,6 +151,36 @@ def portal_running(
 
             connections.close_all()
             admin_execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+async def ws_connect(port: int, token: str):
+    """A /ws/jobs/ stream with the token, past its snapshot."""
+    import websockets
+
+    socket = await websockets.connect(
+        f"ws://127.0.0.1:{port}/ws/jobs/",
+        subprotocols=["bearer", token],
+        origin=f"http://127.0.0.1:{port}",
+        max_size=None,
+    )
+    snapshot = json.loads(await socket.recv())
+    if snapshot.get("type") != "jobs.snapshot":
+        raise RuntimeError(f"expected a snapshot first, got {snapshot}")
+    return socket
+
+
+async def wait_for_completed(socket, ids: set[int], timeout: float, kind: str = "quantum") -> None:
+    """Read updates until every ``kind`` job in ``ids`` was reported completed (failed or cancelled: an error)."""
+    remaining = set(ids)
+    deadline = time.monotonic() + timeout
+    while remaining:
+        message = json.loads(await asyncio.wait_for(socket.recv(), deadline - time.monotonic()))
+        if message.get("type") != "job.update" or message["kind"] != kind or message["id"] not in remaining:
+            continue
+        if message["status"] in ("failed", "cancelled"):
+            raise RuntimeError(f"job {message['id']} failed: {message['error']}")
+        if message["status"] == "completed":
+            remaining.discard(message["id"])
 
 
 def percentile(values: list[float], share: float) -> float:

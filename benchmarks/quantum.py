@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.portal import Api, percentile, portal_running, verdict
+from benchmarks.portal import Api, percentile, portal_running, verdict, wait_for_completed, ws_connect
 from tests.quantum_circuits import ghz_qasm2
 
 DATABASE = "opsdeck_bench_quantum"
@@ -53,35 +53,6 @@ TARGET_LATENCY_P95_MS = 50
 
 
 # --- Portal clients
-
-
-async def ws_connect(port: int, token: str):
-    import websockets
-
-    socket = await websockets.connect(
-        f"ws://127.0.0.1:{port}/ws/jobs/",
-        subprotocols=["bearer", token],
-        origin=f"http://127.0.0.1:{port}",
-        max_size=None,
-    )
-    snapshot = json.loads(await socket.recv())
-    if snapshot.get("type") != "jobs.snapshot":
-        raise RuntimeError(f"expected a snapshot first, got {snapshot}")
-    return socket
-
-
-async def wait_for_completed(socket, ids: set[int], timeout: float) -> None:
-    """Read updates until every id in ``ids`` was reported completed (or failed: an error)."""
-    remaining = set(ids)
-    deadline = time.monotonic() + timeout
-    while remaining:
-        message = json.loads(await asyncio.wait_for(socket.recv(), deadline - time.monotonic()))
-        if message.get("type") != "job.update" or message["id"] not in remaining:
-            continue
-        if message["status"] == "failed":
-            raise RuntimeError(f"job {message['id']} failed: {message['error']}")
-        if message["status"] == "completed":
-            remaining.discard(message["id"])
 
 
 def job_wait_completed(job_id: int, timeout: float = 120) -> None:
