@@ -192,6 +192,26 @@ def test_progress_and_status_of_a_job_stream_on_the_jobs_websocket(
     assert any(0 < count < 3_000 for count in done), f"no progress between start and end: {done}"
 
 
+def test_jobs_websocket_snapshot_includes_unfinished_inference_jobs(version, operator_user, sentiment, client):
+    job = _submit(operator_user, sentiment, _csv(_texts(5)))
+    communicator = WebsocketCommunicator(
+        application, "/ws/jobs/", headers=[ORIGIN, _session_cookie(client, operator_user)]
+    )
+
+    async def scenario():
+        connected, _ = await communicator.connect()
+        assert connected
+        snapshot = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return snapshot
+
+    snapshot = async_to_sync(scenario)()
+
+    inference = [update for update in snapshot["jobs"] if update["kind"] == "inference"]
+    assert [(update["id"], update["status"]) for update in inference] == [(job.pk, "queued")]
+    assert inference[0]["progress"] == {"done": 0, "total": 5}
+
+
 def test_evaluation_job_stores_accuracy_macro_f1_and_confusion_matrix_on_job_and_version(
     worker_version, operator_user, sentiment
 ):

@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 
 from apps.core.permissions import READ_ALL_ROLES, has_role
 
+from .choices import FINISHED_INFERENCE_STATUSES
 from .models import InferenceJob, ModelVersion
 
 
@@ -13,6 +14,17 @@ def inference_jobs_visible_to(user) -> QuerySet[InferenceJob]:
     """Everyone's jobs for administrators and viewers; one's own for everyone else."""
     jobs = InferenceJob.objects.all()
     return jobs if has_role(user, *READ_ALL_ROLES) else jobs.filter(owner=user)
+
+
+SNAPSHOT_RECENT_JOBS = 50
+
+
+def inference_jobs_snapshot(user) -> list[dict]:
+    """Update messages of the user's recent inference jobs and every unfinished one, newest first."""
+    visible = inference_jobs_visible_to(user).select_related("owner").order_by("-id")
+    unfinished = visible.exclude(status__in=FINISHED_INFERENCE_STATUSES)
+    jobs = {job.id: job for job in [*visible[:SNAPSHOT_RECENT_JOBS], *unfinished[: SNAPSHOT_RECENT_JOBS * 10]]}
+    return [inference_job_update_message(jobs[job_id]) for job_id in sorted(jobs, reverse=True)]
 
 
 def versions_compared(model) -> list[ModelVersion]:

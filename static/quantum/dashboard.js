@@ -170,7 +170,13 @@
       },
       message: function (data) {
         if (data.type === "jobs.snapshot") {
-          data.jobs.slice().reverse().forEach(apply);
+          data.jobs
+            .filter(function (job) {
+              return job.kind === "quantum";
+            })
+            .slice()
+            .reverse()
+            .forEach(apply);
         } else if (data.type === "job.update" && data.kind === "quantum") {
           apply(data);
         }
