@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import PROJECT_DIR, PortalProcess
+from tests.helpers import PROJECT_DIR, PortalProcess, multipart_body
 
 PG = "postgres://postgres@127.0.0.1:5432"
 
@@ -56,18 +55,8 @@ class Api:
 
     def post_files(self, path: str, fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> dict:
         """A multipart/form-data POST: ``files`` maps a field to (file name, content)."""
-        boundary = uuid.uuid4().hex
-        parts = []
-        for name, value in fields.items():
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-        for name, (filename, content) in files.items():
-            head = (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                "Content-Type: application/octet-stream\r\n\r\n"
-            )
-            parts.append(head.encode() + content + b"\r\n")
-        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        return self._request("POST", path, body, f"multipart/form-data; boundary={boundary}")
+        body, content_type = multipart_body(fields, files)
+        return self._request("POST", path, body, content_type)
 
     def get(self, path: str) -> dict:
         return self._request("GET", path, None, "application/json", expect=200)

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -33,6 +34,22 @@ def manage(*args: str, environment: dict[str, str], timeout: float = 120) -> sub
         timeout=timeout,
         check=False,
     )
+
+
+def multipart_body(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body and its content type; ``files`` maps a field to (file name, content)."""
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    for name, (filename, content) in files.items():
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        parts.append(head.encode() + content + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def free_port() -> int:
@@ -88,6 +105,11 @@ class PortalProcess:
         request = urllib.request.Request(
             self.url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
         )
+        return self._json_request(request, token)
+
+    def post_files(self, path: str, fields: dict, files: dict, *, token: str = "") -> tuple[int, dict]:
+        body, content_type = multipart_body(fields, files)
+        request = urllib.request.Request(self.url + path, data=body, headers={"Content-Type": content_type})
         return self._json_request(request, token)
 
     @staticmethod

@@ -545,3 +545,29 @@ def test_some_rows_labelled_makes_a_batch_job_keeping_the_labels_given(version, 
     rows, _, _ = _result_rows(job)
     assert [(row["row"], row["label"]) for row in rows] == [("1", "negative"), ("2", "")]
     assert set(job.metrics) == {"seconds", "rows_per_second"}
+
+
+def test_metrics_count_predictions_latency_loaded_pipelines_and_jobs(version, operator_user, sentiment, client):
+    from apps.registry.services import predict
+
+    from .test_metrics import _sample
+
+    client.force_login(operator_user)
+
+    def sample(name: str, **labels) -> float:
+        # Counters of this process add up over the session: compare before and after.
+        return _sample(client.get("/metrics").content.decode(), name, **labels) or 0
+
+    before = {
+        "predictions": sample("registry_predictions_total", model="sentiment"),
+        "latency": sample("registry_prediction_latency_seconds_count"),
+        "jobs": sample("registry_jobs_total", status="completed"),
+    }
+    predict(model=sentiment, inputs=["fine", "broken", "works"], actor=operator_user, number=version.version)
+    job = _submit(operator_user, sentiment, _csv(_texts(10)))
+    inference_job_run(job_id=job.pk, task_id="metrics-test", worker="test")
+
+    assert sample("registry_predictions_total", model="sentiment") - before["predictions"] == 3
+    assert sample("registry_prediction_latency_seconds_count") - before["latency"] == 1
+    assert sample("registry_jobs_total", status="completed") - before["jobs"] == 1
+    assert sample("registry_loaded_pipelines") >= 1

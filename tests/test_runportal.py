@@ -188,3 +188,54 @@ def test_embedded_portal_runs_quantum_jobs_in_process_and_streams_them(tmp_path)
     assert set(job["counts"]) == {"0000", "1111"}
     assert code == 0, output
     assert "Traceback" not in output
+
+
+def test_embedded_portal_validates_a_model_predicts_and_runs_an_inference_job(tmp_path):
+    from .registry_models import build_tiny_classifier, pack_zip
+
+    archive = pack_zip(build_tiny_classifier(tmp_path / "model", labels=("negative", "positive")))
+    portal = PortalProcess(tmp_path / "portal")
+    portal.manage("migrate", "--noinput")
+    token = portal.manage("shell", "-c", OPERATOR_TOKEN).strip().splitlines()[-1]
+    portal.start()
+
+    def until(path: str, done) -> dict:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            _, state = portal.get_json(path, token=token)
+            if done(state):
+                return state
+            time.sleep(0.2)
+        raise AssertionError(f"{path} stayed {state}")
+
+    try:
+        status, model = portal.post_json(
+            "/api/v1/registry/models/", {"name": "sentiment", "task": "text-classification"}, token=token
+        )
+        assert status == 201, model
+        status, version = portal.post_files(
+            "/api/v1/registry/models/sentiment/versions/", {}, {"artifact": ("model.zip", archive)}, token=token
+        )
+        assert status == 201, version
+        version = until("/api/v1/registry/models/sentiment/versions/1/", lambda v: v["status"] != "validating")
+        assert version["status"] == "ready", version
+        status, prediction = portal.post_json(
+            "/api/v1/registry/models/sentiment/predict/", {"inputs": ["fine", "broken"], "version": 1}, token=token
+        )
+        assert status == 200, prediction
+        assert [output["label"] in ("negative", "positive") for output in prediction["outputs"]] == [True, True]
+        rows = "text\n" + "\n".join(f"row {index} works" for index in range(300)) + "\n"
+        status, job = portal.post_files(
+            "/api/v1/registry/inference-jobs/",
+            {"model": "sentiment", "version": "1"},
+            {"file": ("rows.csv", rows.encode())},
+            token=token,
+        )
+        assert status == 201, job
+        job = until(f"/api/v1/registry/inference-jobs/{job['id']}/", lambda j: j["status"] not in ("queued", "running"))
+    finally:
+        code, output = portal.stop(signal.SIGINT)
+    assert job["status"] == "completed", job
+    assert job["rows_done"] == 300
+    assert code == 0, output
+    assert "Traceback" not in output
