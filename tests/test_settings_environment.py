@@ -81,6 +81,7 @@ def _production_environment(tmp_path, **overrides):
         "OPSDECK_DATA_DIR": str(tmp_path),
         "SECRET_KEY": LONG_SECRET,
         "AUDIT_SIGNING_KEY": "audit-" + "Zq8Rw3Tn" * 5,
+        "BACKUP_ENCRYPTION_KEY": "5f" * 32,
         "ALLOWED_HOSTS": "opsdeck.example.com",
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/opsdeck",
     }
@@ -93,7 +94,9 @@ def test_production_settings_pass_deploy_check_without_warnings(tmp_path):
     assert "System check identified no issues" in result.stdout
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "AUDIT_SIGNING_KEY", "ALLOWED_HOSTS", "DATABASE_URL"])
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "AUDIT_SIGNING_KEY", "BACKUP_ENCRYPTION_KEY", "ALLOWED_HOSTS", "DATABASE_URL"]
+)
 def test_production_settings_have_no_default_for_required_variables(tmp_path, missing):
     environment = _production_environment(tmp_path)
     del environment[missing]

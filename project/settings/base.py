@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.quantum",
     "apps.registry",
+    "apps.backups",
 ]
 
 MIDDLEWARE = [
@@ -147,9 +148,15 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", str(DATA_DIR / "media")))
+# Backups go through their own storage (a local folder by default; any Django storage backend works).
+BACKUP_STORAGE = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(Path(env.str("BACKUP_DIR", str(DATA_DIR / "backups"))).resolve())},
+}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "backups": BACKUP_STORAGE,
 }
 
 # --- Redis: broker, channel layer and cache; unset means embedded, in-process.
@@ -267,6 +274,15 @@ REGISTRY_JOB_BATCH_SIZE = env.int("REGISTRY_JOB_BATCH_SIZE", 256, minimum=1, max
 REGISTRY_JOB_TIMEOUT = env.int("REGISTRY_JOB_TIMEOUT", 3000, minimum=1)
 REGISTRY_STALE_GRACE_SECONDS = env.int("REGISTRY_STALE_GRACE_SECONDS", 120, minimum=1)
 REGISTRY_MAX_ATTEMPTS = env.int("REGISTRY_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+
+# --- Backups
+BACKUP_DIR = Path(BACKUP_STORAGE["OPTIONS"]["location"])
+# BACKUP_ENCRYPTION_KEY (32 bytes as 64 hex characters or base64) is set in local.py / production.py.
+BACKUP_COMPRESSION = env.choice("BACKUP_COMPRESSION", "zstd", ("zstd", "gzip", "none"))
+BACKUP_KEEP_DAILY = env.int("BACKUP_KEEP_DAILY", 7, minimum=0)
+BACKUP_KEEP_WEEKLY = env.int("BACKUP_KEEP_WEEKLY", 4, minimum=0)
+BACKUP_KEEP_MONTHLY = env.int("BACKUP_KEEP_MONTHLY", 12, minimum=0)
+BACKUP_MAX_AGE_HOURS = env.int("BACKUP_MAX_AGE_HOURS", 26, minimum=1)
 
 # --- Health
 HEALTH_MIN_FREE_DISK_MB = env.int("HEALTH_MIN_FREE_DISK_MB", 500, minimum=0)

@@ -1,9 +1,10 @@
 """The embedded default: works on a laptop with nothing configured.
 
-The secret key and the audit signing key come from SECRET_KEY and
-AUDIT_SIGNING_KEY (or their _FILE) when given; otherwise each is generated on
-first start and kept in the data directory, so sessions and audit checkpoints
-survive restarts without anyone having to invent a key.
+The secret key, the audit signing key and the backup encryption key come from
+SECRET_KEY, AUDIT_SIGNING_KEY and BACKUP_ENCRYPTION_KEY (or their _FILE) when
+given; otherwise each is generated on first start and kept in the data
+directory, so sessions, audit checkpoints and backups survive restarts without
+anyone having to invent a key.
 """
 
 import os
@@ -13,14 +14,17 @@ from .base import *  # noqa: F403
 from .base import DATA_DIR, env
 
 
-def _generated_secret(name: str) -> str:
+def _generated_secret(name: str, make=lambda: secrets.token_urlsafe(50)) -> str:
     key_file = DATA_DIR / name
     if not key_file.exists():
         descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(50))
+            handle.write(make())
     return key_file.read_text().strip()
 
 
 SECRET_KEY = env.raw("SECRET_KEY", None) or _generated_secret("secret_key")
 AUDIT_SIGNING_KEY = env.raw("AUDIT_SIGNING_KEY", None) or _generated_secret("audit_signing_key")
+BACKUP_ENCRYPTION_KEY = env.raw("BACKUP_ENCRYPTION_KEY", None) or _generated_secret(
+    "backup_encryption_key", lambda: secrets.token_hex(32)
+)

@@ -1,6 +1,6 @@
 """Production: the base settings with security tightened and no defaults for secrets.
 
-Required: SECRET_KEY, AUDIT_SIGNING_KEY, ALLOWED_HOSTS and DATABASE_URL (each
+Required: SECRET_KEY, AUDIT_SIGNING_KEY, BACKUP_ENCRYPTION_KEY, ALLOWED_HOSTS and DATABASE_URL (each
 also as <NAME>_FILE where it is a secret). The portal is expected behind a TLS-terminating proxy
 that sets X-Forwarded-Proto.
 """
@@ -8,7 +8,7 @@ that sets X-Forwarded-Proto.
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DEBUG, database_settings, env
+from .base import BACKUP_STORAGE, DEBUG, database_settings, env
 
 SECRET_KEY = env.secret("SECRET_KEY", min_length=50)
 if SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5:
@@ -16,6 +16,8 @@ if SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5:
         "SECRET_KEY must be a long random value (e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
     )
 AUDIT_SIGNING_KEY = env.secret("AUDIT_SIGNING_KEY", min_length=32)
+# Its form (32 bytes, hex or base64) is checked where backups use it, with a message naming it.
+BACKUP_ENCRYPTION_KEY = env.secret("BACKUP_ENCRYPTION_KEY", min_length=44)
 if DEBUG:
     raise ImproperlyConfigured("DEBUG must be false with project.settings.production.")
 
@@ -36,4 +38,5 @@ CSRF_COOKIE_SECURE = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "backups": BACKUP_STORAGE,
 }

@@ -1,0 +1,38 @@
+"""Database backups: where each one is, what it holds, and how its verification went."""
+
+from django.conf import settings
+from django.db import models
+
+from .choices import BackupStatus, BackupTrigger
+
+
+class Backup(models.Model):
+    status = models.CharField(max_length=16, choices=BackupStatus.choices, default=BackupStatus.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True, help_text="Size of the stored, encrypted file.")
+    plain_bytes = models.BigIntegerField(null=True, blank=True, help_text="Size of the dump before compression.")
+    sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the stored file.")
+    compression = models.CharField(max_length=8)
+    key_id = models.CharField(max_length=32, help_text="Fingerprint of the encryption key (never the key).")
+    storage_name = models.CharField(max_length=100, help_text="The Django storage the file is in.")
+    path = models.CharField(max_length=300, blank=True, help_text="The file's name in that storage.")
+    database_engine = models.CharField(max_length=20)
+    server_version = models.CharField(max_length=100, blank=True)
+    migrations = models.JSONField(default=dict, blank=True, help_text="Latest applied migration per app.")
+    row_counts = models.JSONField(default=dict, blank=True, help_text="Rows per table when the backup was taken.")
+    trigger = models.CharField(max_length=10, choices=BackupTrigger.choices)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verification = models.JSONField(default=dict, blank=True, help_text="The report of the last verification.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["status", "-started_at"], name="backup_status_recent")]
+
+    def __str__(self) -> str:
+        return f"Backup #{self.pk} of {self.started_at:%Y-%m-%d %H:%M} UTC" if self.started_at else "Backup"
