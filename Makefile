@@ -55,6 +55,7 @@ bench: $(VENV)/.test-installed
 	$(PY) benchmarks/audit.py
 	$(PY) benchmarks/quantum.py
 	$(PY) benchmarks/registry.py
+	$(PY) benchmarks/backups.py
 
 clean:
 	rm -rf $(VENV) var/static var/test

@@ -56,4 +56,25 @@ SCHEDULE = [
         queue="maintenance",
         description="Fails inference jobs left running past REGISTRY_JOB_TIMEOUT plus the grace period (worker lost).",
     ),
+    ScheduledTask(
+        name="Nightly database backup",
+        task="maintenance.backup_create_nightly",
+        crontab="30 1 * * *",
+        queue="maintenance",
+        description="Dumps the database into an encrypted, checksummed file in the backup storage every night.",
+    ),
+    ScheduledTask(
+        name="Verify backups by restoring them",
+        task="maintenance.backup_verify_weekly",
+        crontab="0 4 * * 0",
+        queue="maintenance",
+        description="Restores the newest backup and one random older one into a scratch database every Sunday.",
+    ),
+    ScheduledTask(
+        name="Prune old backups",
+        task="maintenance.backup_prune_daily",
+        crontab="15 3 * * *",
+        queue="maintenance",
+        description="Deletes backups outside BACKUP_KEEP_DAILY / _WEEKLY / _MONTHLY; never the newest verified one.",
+    ),
 ]

@@ -1,6 +1,13 @@
 """Liveness and readiness probes against the real PostgreSQL and Redis."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
+
+from apps.backups.choices import BackupStatus
+
+from .test_backup_retention import backup_at
 
 
 def test_liveness_answers_without_database_or_known_host(client):
@@ -11,11 +18,12 @@ def test_liveness_answers_without_database_or_known_host(client):
 
 @pytest.mark.django_db
 def test_readiness_is_ok_with_postgres_and_redis_up(client):
+    backup_at(timezone.now() - timedelta(hours=1), BackupStatus.VERIFIED)
     response = client.get("/health/ready")
     assert response.status_code == 200
     report = response.json()
     assert report["status"] == "ok"
-    assert set(report["checks"]) == {"database", "broker", "channel_layer", "migrations", "disk"}
+    assert set(report["checks"]) == {"database", "broker", "channel_layer", "migrations", "disk", "backups"}
     assert report["checks"]["database"]["detail"] == "postgresql answers"
     assert report["checks"]["broker"]["detail"] == "broker answers"
     assert report["checks"]["channel_layer"]["detail"] == "RedisPubSubChannelLayer round trip"

@@ -1,10 +1,16 @@
 """Pages: landing redirect, dashboard, error pages without tracebacks."""
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client, override_settings
 from django.urls import include, path
+from django.utils import timezone
 
+from apps.backups.choices import BackupStatus
 from project.urls import handler500  # noqa: F401 - the portal's own 500 handler serves this urlconf too
+
+from .test_backup_retention import backup_at
 
 
 def _explode(request):
@@ -44,6 +50,7 @@ def test_login_page_rejects_a_wrong_password(client, operator_user):
 
 @pytest.mark.django_db
 def test_dashboard_shows_readiness_and_maintenance_to_staff(client, admin_user, otp_login):
+    backup_at(timezone.now() - timedelta(hours=1), BackupStatus.VERIFIED)
     otp_login(client, admin_user)
     page = client.get("/dashboard/").content.decode()
     assert 'id="readiness-status">ok<' in page

@@ -35,6 +35,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "audit.view_auditevent",
         "audit.view_auditcheckpoint",
         "audit.view_auditarchive",
+        "backups.view_backup",
         "core.view_maintenancerun",
     ),
 }

@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.db import connections
 from django.utils.html import format_html, format_html_join
 
+from apps.core.admin_mixins import ServiceWrittenAdminMixin
 from apps.core.paginators import EstimatedCountPaginator
 
 from .models import AuditArchive, AuditCheckpoint, AuditEvent
@@ -87,7 +88,7 @@ def change_rows(changes) -> list[tuple[str, str, str]]:
     return [(str(name), _cell(before), _cell(after)) for name, before, after in sorted(pairs, key=lambda p: str(p[0]))]
 
 
-class ReadOnlyAuditAdmin(admin.ModelAdmin):
+class ReadOnlyAuditAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
     """Nobody writes the audit tables through the admin; the services are their only writers."""
 
     actions = None
@@ -97,15 +98,6 @@ class ReadOnlyAuditAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None) -> bool:
         return CanReadAuditTrail.allows(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(AuditEvent)

@@ -18,7 +18,8 @@ from django.utils import timezone
 from apps.audit.services import event_record
 
 from .choices import BackupStatus, BackupTrigger
-from .keys import backup_key, key_id
+from .keys import BackupKeyError, backup_key, key_id
+from .metrics import backup_metrics_record
 from .models import Backup
 from .stream import EncryptingWriter
 
@@ -28,6 +29,14 @@ READ_SIZE = 1 << 20
 
 class BackupError(Exception):
     """A backup operation failed or was refused; the message says why and what to do."""
+
+
+def configured_key() -> bytes:
+    """The backup key from the settings; a missing or malformed key is a BackupError naming the setting."""
+    try:
+        return backup_key()
+    except BackupKeyError as exc:
+        raise BackupError(str(exc)) from None
 
 
 def backup_storage():
@@ -44,7 +53,7 @@ def _applied_migrations() -> dict[str, str]:
     return latest
 
 
-def _table_row_counts(cursor) -> dict[str, int]:
+def table_row_counts(cursor) -> dict[str, int]:
     quote = connection.ops.quote_name
     counts = {}
     for table in sorted(connection.introspection.table_names(cursor)):
@@ -65,7 +74,7 @@ def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
     storage: it never lands on disk and is never whole in memory. A failure
     leaves a ``failed`` record and no file.
     """
-    key = backup_key()
+    key = configured_key()
     backup = Backup.objects.create(
         status=BackupStatus.RUNNING,
         compression=_compression(),
@@ -78,9 +87,9 @@ def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
     backup.path = f"opsdeck-{timezone.now():%Y%m%dT%H%M%SZ}-{backup.pk}.backup"
     started = time.monotonic()
     storage = backup_storage()
-    if location := getattr(storage, "location", None):
-        Path(location).mkdir(parents=True, exist_ok=True)
     try:
+        if location := getattr(storage, "location", None):
+            Path(location).mkdir(parents=True, exist_ok=True)
         with _dump_source(backup) as chunks, storage.open(backup.path, "wb") as out:
             writer = EncryptingWriter(out, key=key, compression=backup.compression)
             for chunk in chunks:
@@ -91,7 +100,9 @@ def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
         backup.status, backup.error = BackupStatus.FAILED, _failure_message(exc)
         backup.finished_at = timezone.now()
         backup.save()
-        event_record(action="backup.created", actor=actor, obj=backup, outcome="failure", changes={"error": backup.error})
+        event_record(
+            action="backup.created", actor=actor, obj=backup, outcome="failure", changes={"error": backup.error}
+        )
         if isinstance(exc, Exception):
             raise BackupError(backup.error) from exc
         raise
@@ -106,6 +117,7 @@ def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
         obj=backup,
         changes={"size_bytes": backup.size_bytes, "sha256": backup.sha256, "key_id": backup.key_id},
     )
+    backup_metrics_record(backup)
     return backup
 
 
@@ -136,7 +148,8 @@ def _dump_source(backup: Backup) -> Iterator[Iterator[bytes]]:
 
 @contextmanager
 def _postgres_dump(backup: Backup) -> Iterator[Iterator[bytes]]:
-    if shutil.which("pg_dump") is None:
+    pg_dump = shutil.which("pg_dump")
+    if pg_dump is None:
         raise BackupError("pg_dump is not installed: install the PostgreSQL client (postgresql-client).")
     # A repeatable-read transaction exports its snapshot: pg_dump dumps exactly what the row counts
     # recorded here see, even while the portal keeps writing (the audit trail, jobs).
@@ -145,13 +158,13 @@ def _postgres_dump(backup: Backup) -> Iterator[Iterator[bytes]]:
         cursor.execute("SELECT pg_export_snapshot(), current_setting('server_version')")
         snapshot, server_version = cursor.fetchone()
         backup.server_version = f"PostgreSQL {server_version}"
-        backup.row_counts = _table_row_counts(cursor)
+        backup.row_counts = table_row_counts(cursor)
         backup.migrations = _applied_migrations()
         process = subprocess.Popen(  # noqa: S603 - fixed program, arguments from settings
-            ["pg_dump", "--format=custom", "--compress=0", f"--snapshot={snapshot}", "--no-password"],
+            [pg_dump, "--format=custom", "--compress=0", f"--snapshot={snapshot}", "--no-password"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_libpq_environment(),
+            env=libpq_environment(),
         )
         try:
             yield iter(lambda: process.stdout.read(READ_SIZE), b"")
@@ -169,7 +182,7 @@ def _pg_dump_error(stderr: str, code: int) -> str:
     return f"pg_dump failed (exit {code}): {stderr.splitlines()[-1] if stderr else 'no message'}"
 
 
-def _libpq_environment() -> dict[str, str]:
+def libpq_environment() -> dict[str, str]:
     """The connection settings for pg_dump / pg_restore, passed in the environment (never on the command line)."""
     import os
 
@@ -188,6 +201,17 @@ def _libpq_environment() -> dict[str, str]:
     return {name: value for name, value in environment.items() if value}
 
 
+def sqlite_row_counts(database: sqlite3.Connection) -> dict[str, int]:
+    """Rows per table of a SQLite database opened with the sqlite3 module (also the restored copy when verifying)."""
+    cursor = database.cursor()
+    tables = cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+    return {
+        table: cursor.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]  # noqa: S608
+        for (table,) in tables
+        if not table.startswith("sqlite_")
+    }
+
+
 def _sqlite_dump(backup: Backup) -> Iterator[bytes]:
     # The online backup API copies a consistent database into memory (embedded databases are small),
     # so the plain copy never lands on disk; its bytes then go through the same pipeline.
@@ -195,13 +219,8 @@ def _sqlite_dump(backup: Backup) -> Iterator[bytes]:
     copy = sqlite3.connect(":memory:")
     try:
         source.backup(copy)
-        cursor = copy.cursor()
         backup.server_version = f"SQLite {sqlite3.sqlite_version}"
-        backup.row_counts = {
-            table: cursor.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]  # noqa: S608
-            for (table,) in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            if not table.startswith("sqlite_")
-        }
+        backup.row_counts = sqlite_row_counts(copy)
         backup.migrations = _applied_migrations()
         image = copy.serialize()
     finally:

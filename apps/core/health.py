@@ -16,6 +16,9 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from kombu import Connection
 
+from apps.backups.metrics import backup_metrics_refresh
+from apps.backups.selectors import backups_health
+
 
 class CheckFailed(Exception):
     """A check found a problem; the message is shown in the report."""
@@ -97,12 +100,23 @@ def check_disk() -> str:
     return f"{free_mb} MB free"
 
 
+def check_backups() -> str:
+    # Readiness is probed often and by every process, so it also keeps the backup gauges current.
+    backup_metrics_refresh()
+    ok, detail = backups_health()
+    if not ok:
+        raise CheckFailed(detail)
+    return detail
+
+
 CHECKS = (
     Check("database", check_database),
     Check("broker", check_broker),
     Check("channel_layer", check_channel_layer),
     Check("migrations", check_migrations),
     Check("disk", check_disk, required=False),
+    # Old, missing or unverifiable backups need an operator, but the portal still serves: degraded, not down.
+    Check("backups", check_backups, required=False),
 )
 
 

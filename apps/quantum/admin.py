@@ -11,6 +11,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.template.defaultfilters import pluralize
 from django.utils.html import format_html, format_html_join
 
+from apps.core.admin_mixins import ServiceWrittenAdminMixin
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.permissions import WRITE_ROLES, has_role
 
@@ -51,7 +52,7 @@ class JobChangeList(ChangeList):
 
 
 @admin.register(QuantumJob)
-class QuantumJobAdmin(admin.ModelAdmin):
+class QuantumJobAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
     list_display = ["id", "name", "owner", "status", "num_qubits", "shots", "method", "duration", "created_at"]
     list_display_links = ["id", "name"]
     list_filter = ["status", "method", "qasm_version", "created_at"]
@@ -112,15 +113,6 @@ class QuantumJobAdmin(admin.ModelAdmin):
         if job_id.isdigit() and int(job_id) < 2**63:
             results |= queryset.filter(pk=int(job_id))
         return results, may_have_duplicates
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_operate_permission(self, request) -> bool:
         """Who sees the cancel and re-run actions; the services still check each job's owner."""

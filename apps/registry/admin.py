@@ -25,6 +25,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from apps.accounts.choices import Role
+from apps.core.admin_mixins import ServiceWrittenAdminMixin
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.permissions import WRITE_ROLES, has_role
 
@@ -172,7 +173,7 @@ class RegisterModelForm(forms.ModelForm):
         return tags
 
 
-class VersionInline(admin.TabularInline):
+class VersionInline(ServiceWrittenAdminMixin, admin.TabularInline):
     model = ModelVersion
     fields = ["version", "state", "aliases_list", "size", "parameters", "metrics_summary", "created_by", "created_at"]
     readonly_fields = fields
@@ -189,15 +190,6 @@ class VersionInline(admin.TabularInline):
             .prefetch_related("aliases")
             .defer("files", "card_html")
         )
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="Status")
     def state(self, version: ModelVersion) -> str:
@@ -220,7 +212,7 @@ class VersionInline(admin.TabularInline):
         return _metrics_summary(_evaluation(version.metrics))
 
 
-class AliasInline(admin.TabularInline):
+class AliasInline(ServiceWrittenAdminMixin, admin.TabularInline):
     model = ModelAlias
     fields = ["name", "version", "updated_by", "updated_at"]
     readonly_fields = fields
@@ -229,15 +221,6 @@ class AliasInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("version__model", "updated_by")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def _alias_target(name: str) -> Subquery:
@@ -662,7 +645,7 @@ class InferenceJobChangeList(ChangeList):
 
 
 @admin.register(InferenceJob)
-class InferenceJobAdmin(_ServiceActionsMixin, admin.ModelAdmin):
+class InferenceJobAdmin(ServiceWrittenAdminMixin, _ServiceActionsMixin, admin.ModelAdmin):
     list_display = ["id", "name", "owner", "model_version", "kind", "status", "progress", "created_at"]
     list_display_links = ["id", "name"]
     list_filter = ["status", "kind", "created_at"]
@@ -698,15 +681,6 @@ class InferenceJobAdmin(_ServiceActionsMixin, admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return InferenceJobChangeList
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="Model version", ordering="version")
     def model_version(self, job: InferenceJob) -> str:

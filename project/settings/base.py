@@ -337,6 +337,7 @@ SPECTACULAR_SETTINGS = {
         "QuantumJobStatusEnum": "apps.quantum.choices.JobStatus",
         "SimulationMethodEnum": "apps.quantum.choices.SimulationMethod",
         "ModelVersionStatusEnum": "apps.registry.choices.VersionStatus",
+        "BackupStatusEnum": "apps.backups.choices.BackupStatus",
     },
 }
 

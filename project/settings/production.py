@@ -17,7 +17,7 @@ if SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5:
     )
 AUDIT_SIGNING_KEY = env.secret("AUDIT_SIGNING_KEY", min_length=32)
 # Its form (32 bytes, hex or base64) is checked where backups use it, with a message naming it.
-BACKUP_ENCRYPTION_KEY = env.secret("BACKUP_ENCRYPTION_KEY", min_length=44)
+BACKUP_ENCRYPTION_KEY = env.secret("BACKUP_ENCRYPTION_KEY", min_length=43)
 if DEBUG:
     raise ImproperlyConfigured("DEBUG must be false with project.settings.production.")
 

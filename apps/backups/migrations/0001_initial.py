@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,33 +14,84 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Backup',
+            name="Backup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('running', 'Running'), ('completed', 'Completed'), ('failed', 'Failed'), ('verified', 'Verified by a restore'), ('verify_failed', 'Verification failed'), ('pruned', 'Pruned')], default='running', max_length=16)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('duration_seconds', models.FloatField(blank=True, null=True)),
-                ('size_bytes', models.BigIntegerField(blank=True, help_text='Size of the stored, encrypted file.', null=True)),
-                ('plain_bytes', models.BigIntegerField(blank=True, help_text='Size of the dump before compression.', null=True)),
-                ('sha256', models.CharField(blank=True, help_text='SHA-256 of the stored file.', max_length=64)),
-                ('compression', models.CharField(max_length=8)),
-                ('key_id', models.CharField(help_text='Fingerprint of the encryption key (never the key).', max_length=32)),
-                ('storage_name', models.CharField(help_text='The Django storage the file is in.', max_length=100)),
-                ('path', models.CharField(blank=True, help_text="The file's name in that storage.", max_length=300)),
-                ('database_engine', models.CharField(max_length=20)),
-                ('server_version', models.CharField(blank=True, max_length=100)),
-                ('migrations', models.JSONField(blank=True, default=dict, help_text='Latest applied migration per app.')),
-                ('row_counts', models.JSONField(blank=True, default=dict, help_text='Rows per table when the backup was taken.')),
-                ('trigger', models.CharField(choices=[('user', 'A user'), ('schedule', 'The schedule'), ('safety', 'Safety backup before a restore')], max_length=10)),
-                ('verified_at', models.DateTimeField(blank=True, null=True)),
-                ('verification', models.JSONField(blank=True, default=dict, help_text='The report of the last verification.')),
-                ('error', models.TextField(blank=True)),
-                ('triggered_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("verified", "Verified by a restore"),
+                            ("verify_failed", "Verification failed"),
+                            ("pruned", "Pruned"),
+                        ],
+                        default="running",
+                        max_length=16,
+                    ),
+                ),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("duration_seconds", models.FloatField(blank=True, null=True)),
+                (
+                    "size_bytes",
+                    models.BigIntegerField(blank=True, help_text="Size of the stored, encrypted file.", null=True),
+                ),
+                (
+                    "plain_bytes",
+                    models.BigIntegerField(blank=True, help_text="Size of the dump before compression.", null=True),
+                ),
+                ("sha256", models.CharField(blank=True, help_text="SHA-256 of the stored file.", max_length=64)),
+                ("compression", models.CharField(max_length=8)),
+                (
+                    "key_id",
+                    models.CharField(help_text="Fingerprint of the encryption key (never the key).", max_length=32),
+                ),
+                ("storage_name", models.CharField(help_text="The Django storage the file is in.", max_length=100)),
+                ("path", models.CharField(blank=True, help_text="The file's name in that storage.", max_length=300)),
+                ("database_engine", models.CharField(max_length=20)),
+                ("server_version", models.CharField(blank=True, max_length=100)),
+                (
+                    "migrations",
+                    models.JSONField(blank=True, default=dict, help_text="Latest applied migration per app."),
+                ),
+                (
+                    "row_counts",
+                    models.JSONField(blank=True, default=dict, help_text="Rows per table when the backup was taken."),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("user", "A user"),
+                            ("schedule", "The schedule"),
+                            ("safety", "Safety backup before a restore"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("verified_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "verification",
+                    models.JSONField(blank=True, default=dict, help_text="The report of the last verification."),
+                ),
+                ("error", models.TextField(blank=True)),
+                (
+                    "triggered_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at', '-id'],
-                'indexes': [models.Index(fields=['status', '-started_at'], name='backup_status_recent')],
+                "ordering": ["-started_at", "-id"],
+                "indexes": [models.Index(fields=["status", "-started_at"], name="backup_status_recent")],
             },
         ),
     ]

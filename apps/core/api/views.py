@@ -18,6 +18,7 @@ ENTRY_POINTS = {
     "quantum-backends": "quantum:backends",
     "registry-models": "registry:model-list",
     "registry-inference-jobs": "registry:inference-job-list",
+    "backups": "backups:backup-list",
     "schema": "api-schema",
     "docs": "api-docs",
 }

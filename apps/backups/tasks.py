@@ -1,0 +1,43 @@
+"""Scheduled backups: the nightly backup, the weekly verification by restore, and the daily pruning."""
+
+from apps.core.maintenance import maintenance_task
+
+from . import retention, services
+from .choices import BackupStatus, BackupTrigger
+from .restore import backup_verify
+from .selectors import backups_to_verify_weekly
+
+
+def backup_create_scheduled() -> str:
+    """Back up the database (triggered by the schedule)."""
+    backup = services.backup_create(trigger=BackupTrigger.SCHEDULE)
+    return f"Backup #{backup.pk} completed: {backup.size_bytes} bytes in {backup.duration_seconds} s."
+
+
+def backups_verify_scheduled() -> str:
+    """Verify the newest backup and one random older one by restoring them into a scratch database.
+
+    Both are verified even when the first fails; the run fails if either did, so it shows among failed
+    maintenance runs as well as in the backups health.
+    """
+    chosen = backups_to_verify_weekly()
+    if not chosen:
+        return "No completed backup to verify."
+    results = []
+    for backup in chosen:
+        try:
+            verified = backup_verify(backup=backup)
+        except services.BackupError as exc:
+            results.append((backup, False, str(exc)))
+        else:
+            passed = verified.status == BackupStatus.VERIFIED
+            results.append((verified, passed, "passed" if passed else f"failed: {verified.error or 'no reason'}"))
+    message = "; ".join(f"backup #{backup.pk} {outcome}" for backup, _, outcome in results)
+    if not all(passed for _, passed, _ in results):
+        raise services.BackupError(f"Verification failed: {message}")
+    return f"Verified: {message}."
+
+
+backup_create_nightly = maintenance_task("backup_create_nightly", backup_create_scheduled)
+backup_verify_weekly = maintenance_task("backup_verify_weekly", backups_verify_scheduled)
+backup_prune_daily = maintenance_task("backup_prune_daily", retention.backups_prune)
