@@ -115,3 +115,16 @@ def chromium():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def registry_storage(settings, tmp_path):
+    """Model registry tests: artifacts, inputs and results in folders of the test's own (so leftovers
+    can be counted), and no pipeline loaded before or after."""
+    from apps.registry.loading import pipelines
+
+    settings.REGISTRY_DIR = tmp_path / "registry"
+    settings.MEDIA_ROOT = tmp_path / "media"
+    pipelines.clear()
+    yield settings
+    pipelines.clear()

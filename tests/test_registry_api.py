@@ -12,12 +12,19 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from apps.accounts.choices import Role
-from apps.registry.loading import pipelines
 from apps.registry.models import InferenceJob, ModelVersion, RegisteredModel
 from apps.registry.services import model_register, version_upload, version_validate
 
 from .factories import UserFactory
-from .registry_models import BAD_ARTIFACTS, build_tiny_classifier, build_tiny_fill_mask, pack_tar_gz, pack_zip
+from .registry_models import (
+    BAD_ARTIFACTS,
+    build_tiny_classifier,
+    build_tiny_fill_mask,
+    pack_tar_gz,
+    pack_zip,
+)
+
+pytestmark = pytest.mark.usefixtures("registry_storage")
 
 MODELS_URL = "/api/v1/registry/models/"
 JOBS_URL = "/api/v1/registry/inference-jobs/"
@@ -68,16 +75,6 @@ def _wait_for_status(client: APIClient, number: int, *, name: str = "sentiment")
         time.sleep(0.05)
         version = client.get(_version_url(number, name)).json()
     return version
-
-
-@pytest.fixture(autouse=True)
-def registry_storage(settings, tmp_path):
-    """Each test stores artifacts and extracted versions in folders of its own, so leftovers can be counted."""
-    settings.REGISTRY_DIR = tmp_path / "registry"
-    settings.MEDIA_ROOT = tmp_path / "media"
-    pipelines.clear()
-    yield settings
-    pipelines.clear()
 
 
 @pytest.fixture(scope="module")

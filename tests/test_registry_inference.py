@@ -30,20 +30,17 @@ from apps.registry.services import RegistryError, model_register, version_direct
 from project.asgi import application
 
 from .factories import UserFactory
-from .registry_models import SENTENCES, build_tiny_classifier, build_tiny_fill_mask, pack_zip
+from .registry_models import (
+    SENTENCES,
+    build_tiny_classifier,
+    build_tiny_fill_mask,
+    pack_zip,
+)
 from .test_live_events import ORIGIN, _session_cookie
 
+pytestmark = pytest.mark.usefixtures("registry_storage")
+
 LABELS = ("negative", "positive")
-
-
-@pytest.fixture(autouse=True)
-def registry_storage(settings, tmp_path):
-    """Each test stores artifacts, inputs and results in folders of its own, so leftovers can be counted."""
-    settings.REGISTRY_DIR = tmp_path / "registry"
-    settings.MEDIA_ROOT = tmp_path / "media"
-    pipelines.clear()
-    yield settings
-    pipelines.clear()
 
 
 @pytest.fixture(scope="module")

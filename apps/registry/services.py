@@ -92,14 +92,7 @@ def version_upload(*, model: RegisteredModel, upload, actor) -> ModelVersion:
     _require_change(actor, model)
     incoming = settings.REGISTRY_DIR / ".incoming" / uuid.uuid4().hex
     try:
-        extracted = artifact_extract(
-            upload,
-            incoming,
-            max_bytes=settings.REGISTRY_MAX_ARTIFACT_MB * 2**20,
-            max_files=settings.REGISTRY_MAX_FILES,
-            max_uncompressed_bytes=settings.REGISTRY_MAX_UNCOMPRESSED_MB * 2**20,
-            allow_pickle=settings.REGISTRY_ALLOW_PICKLE,
-        )
+        extracted = _extract(upload, incoming)
     except ArtifactError as exc:
         raise RegistryError(exc.message, status=exc.status, field="artifact") from None
     stored = None
@@ -139,6 +132,18 @@ def version_upload(*, model: RegisteredModel, upload, actor) -> ModelVersion:
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
     return version
+
+
+def _extract(source, destination: Path):
+    """Check and extract an artifact within the configured limits (ArtifactError when it is refused)."""
+    return artifact_extract(
+        source,
+        destination,
+        max_bytes=settings.REGISTRY_MAX_ARTIFACT_MB * 2**20,
+        max_files=settings.REGISTRY_MAX_FILES,
+        max_uncompressed_bytes=settings.REGISTRY_MAX_UNCOMPRESSED_MB * 2**20,
+        allow_pickle=settings.REGISTRY_ALLOW_PICKLE,
+    )
 
 
 def _validation_enqueue(version_id: int) -> None:
@@ -181,14 +186,7 @@ def version_directory_ready(version: ModelVersion) -> Path:
         return directory
     incoming = settings.REGISTRY_DIR / ".incoming" / uuid.uuid4().hex
     with version.artifact.open("rb") as artifact:
-        extracted = artifact_extract(
-            artifact,
-            incoming,
-            max_bytes=settings.REGISTRY_MAX_ARTIFACT_MB * 2**20,
-            max_files=settings.REGISTRY_MAX_FILES,
-            max_uncompressed_bytes=settings.REGISTRY_MAX_UNCOMPRESSED_MB * 2**20,
-            allow_pickle=settings.REGISTRY_ALLOW_PICKLE,
-        )
+        extracted = _extract(artifact, incoming)
     directory.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(directory, ignore_errors=True)
     shutil.move(str(extracted.root), directory)

@@ -1,6 +1,6 @@
 """One error shape for the whole API: ``{"detail": ..., "code": ...}`` (+ ``errors`` for fields)."""
 
-from rest_framework import exceptions
+from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -30,3 +30,17 @@ def exception_handler(exc, context):
         if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
             response.data["retry_after_seconds"] = int(exc.wait)
     return response
+
+
+class Conflict(exceptions.APIException):
+    """409: the object is not in a state that allows the request (the message says which)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    """413: the request is over a size limit (the message names it)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from apps.core.api.errors import Conflict
 from apps.core.permissions import WRITE_ROLES, has_role
 
 from ..models import QuantumJob
@@ -41,11 +42,6 @@ from .serializers import (
 class QuotaExceeded(exceptions.APIException):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "quota_exceeded"
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 class CanSubmitJobs(BasePermission):

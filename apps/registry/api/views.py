@@ -21,6 +21,7 @@ from rest_framework.reverse import reverse
 from rest_framework.settings import api_settings
 
 from apps.accounts.choices import Role
+from apps.core.api.errors import Conflict, PayloadTooLarge
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.quantum.api.filters import StableOrderingFilter
 
@@ -47,16 +48,6 @@ from .serializers import (
 MIB = 1024 * 1024
 # RegisteredModel.name's pattern without its anchors, for URLs.
 MODEL_NAME_REGEX = r"[a-z0-9][a-z0-9._-]{0,99}"
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "too_large"
 
 
 ERRORS_BY_STATUS = {
