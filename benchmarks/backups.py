@@ -44,10 +44,10 @@ def database_fill(size_mb: int) -> tuple[int, float]:
         connection.execute(
             """
             INSERT INTO bench_events
-            SELECT n, (ARRAY['job', 'login', 'upload', 'report'])[1 + n % 4],
-                   md5(n::text) || ' ' || repeat(chr(97 + n % 26), 40) || ' ' || md5((n * 7)::text)
+            SELECT n, (ARRAY['job', 'login', 'upload', 'report'])[1 + n %% 4],
+                   md5(n::text) || ' ' || repeat(chr(97 + n %% 26), 40) || ' ' || md5((n * 7)::text)
                    || ' event number ' || n || ' ' || md5((n * 13)::text),
-                   (n % 100000) / 100.0, now() - make_interval(secs => n)
+                   (n %% 100000) / 100.0, now() - make_interval(secs => n)
             FROM generate_series(1, %s) AS n
             """,
             [rows],

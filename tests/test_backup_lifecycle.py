@@ -346,3 +346,43 @@ def test_embedded_sqlite_backup_create_verify_restore(tmp_path):
     undone = run("restore", "2", "--yes")
     assert undone.returncode == 0, undone.stderr
     assert _sqlite_fingerprints(database) == changed
+
+
+def test_backup_progress_streams_to_administrators_and_not_to_viewers(
+    backup_dir, people, admin_user, viewer_user, client
+):
+    from asgiref.sync import async_to_sync, sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.test import Client
+
+    from project.asgi import application
+
+    from .test_live_events import ORIGIN, _session_cookie
+
+    admin_stream = WebsocketCommunicator(
+        application, "/ws/jobs/", headers=[ORIGIN, _session_cookie(client, admin_user)]
+    )
+    viewer_stream = WebsocketCommunicator(
+        application, "/ws/jobs/", headers=[ORIGIN, _session_cookie(Client(), viewer_user)]
+    )
+
+    async def scenario():
+        for stream in (admin_stream, viewer_stream):
+            connected, _ = await stream.connect()
+            assert connected
+            await stream.receive_json_from(timeout=5)  # the snapshot
+        backup = await sync_to_async(backup_create)(actor=admin_user)
+        updates = []
+        while not updates or updates[-1]["status"] == BackupStatus.RUNNING:
+            updates.append(await admin_stream.receive_json_from(timeout=30))
+        viewer_saw_nothing = await viewer_stream.receive_nothing(timeout=0.5)
+        for stream in (admin_stream, viewer_stream):
+            await stream.disconnect()
+        return backup, updates, viewer_saw_nothing
+
+    backup, updates, viewer_saw_nothing = async_to_sync(scenario)()
+
+    assert {(update["kind"], update["id"]) for update in updates} == {("backup", backup.pk)}
+    assert [updates[0]["status"], updates[-1]["status"]] == [BackupStatus.RUNNING, BackupStatus.COMPLETED]
+    assert updates[-1]["progress"] == {"bytes_written": backup.size_bytes}
+    assert viewer_saw_nothing

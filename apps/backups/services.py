@@ -16,11 +16,13 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from apps.audit.services import event_record
+from apps.core.services import admin_job_updates_publish
 
 from .choices import BackupStatus, BackupTrigger
 from .keys import BackupKeyError, backup_key, key_id
 from .metrics import backup_metrics_record
 from .models import Backup
+from .selectors import backup_update_message
 from .stream import EncryptingWriter
 
 STORAGE_NAME = "backups"
@@ -87,6 +89,8 @@ def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
     backup.path = f"opsdeck-{timezone.now():%Y%m%dT%H%M%SZ}-{backup.pk}.backup"
     started = time.monotonic()
     storage = backup_storage()
+    progress = BackupProgress(backup, actor)
+    progress.publish(0, now=True)
     try:
         if location := getattr(storage, "location", None):
             Path(location).mkdir(parents=True, exist_ok=True)
@@ -94,6 +98,7 @@ def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
             writer = EncryptingWriter(out, key=key, compression=backup.compression)
             for chunk in chunks:
                 writer.write(chunk)
+                progress.publish(writer.bytes_out)
             writer.close()
     except BaseException as exc:
         storage.delete(backup.path)
@@ -103,6 +108,7 @@ def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
         event_record(
             action="backup.created", actor=actor, obj=backup, outcome="failure", changes={"error": backup.error}
         )
+        progress.publish(0, now=True)
         if isinstance(exc, Exception):
             raise BackupError(backup.error) from exc
         raise
@@ -118,7 +124,28 @@ def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
         changes={"size_bytes": backup.size_bytes, "sha256": backup.sha256, "key_id": backup.key_id},
     )
     backup_metrics_record(backup)
+    progress.publish(backup.size_bytes, now=True)
     return backup
+
+
+class BackupProgress:
+    """Live ``job.update`` messages (kind "backup", bytes written, at most every half second).
+
+    To administrators' streams only: backups are their business, not that of
+    everyone who may watch all jobs.
+    """
+
+    interval_seconds = 0.5
+
+    def __init__(self, backup: Backup, actor):
+        self.backup, self.actor = backup, actor
+        self.sent_at = 0.0
+
+    def publish(self, bytes_written: int, *, now: bool = False) -> None:
+        if not now and time.monotonic() - self.sent_at < self.interval_seconds:
+            return
+        self.sent_at = time.monotonic()
+        admin_job_updates_publish([backup_update_message(self.backup, actor=self.actor, bytes_written=bytes_written)])
 
 
 def _compression() -> str:

@@ -118,8 +118,10 @@ def live_event_publish(*, group: str, event: str, payload: dict) -> None:
 
 
 # Every job stream (quantum, inference, backups, reports) publishes here: one group per
-# owner, and one for the roles that see everyone's jobs.
+# owner, one for the roles that see everyone's jobs, and one for administrators only
+# (backups and other work of the whole portal).
 JOBS_ALL_GROUP = "jobs.all"
+JOBS_ADMINS_GROUP = "jobs.admins"
 
 
 def jobs_owner_group_name(owner_id: int) -> str:
@@ -153,6 +155,17 @@ def job_updates_publish(updates: list[tuple[int, dict]]) -> None:
         async_to_sync(_job_updates_send)(messages)
     except Exception:
         logger.exception("could not publish %d job update(s)", len(updates))
+
+
+def admin_job_updates_publish(updates: list[dict]) -> None:
+    """Send ``job.update`` messages about the portal's own work (backups) to administrators' streams only."""
+    if not updates:
+        return
+    encoded = [{"kind": update["kind"], "id": update["id"], "json": json.dumps(update)} for update in updates]
+    try:
+        async_to_sync(_job_updates_send)([(JOBS_ADMINS_GROUP, encoded)])
+    except Exception:
+        logger.exception("could not publish %d administrators' job update(s)", len(updates))
 
 
 async def _job_updates_send(messages: list[tuple[str, list[dict]]]) -> None:

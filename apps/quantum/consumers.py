@@ -10,9 +10,10 @@ import time
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 
+from apps.accounts.choices import Role
 from apps.core.consumers import UNAUTHENTICATED_CLOSE_CODE, AuthenticatedConsumer, StreamRefused
 from apps.core.permissions import READ_ALL_ROLES, has_role
-from apps.core.services import JOBS_ALL_GROUP, jobs_owner_group_name
+from apps.core.services import JOBS_ADMINS_GROUP, JOBS_ALL_GROUP, jobs_owner_group_name
 from apps.registry.selectors import inference_jobs_snapshot
 
 from .choices import FINISHED_STATUSES, JobStatus
@@ -45,8 +46,9 @@ class JobStreamConsumer(AuthenticatedConsumer):
         return await database_sync_to_async(self.groups_of)(user)
 
     def groups_of(self, user) -> list[str]:
-        """Everyone's jobs for administrators and viewers; one's own for everyone else."""
-        return [JOBS_ALL_GROUP] if has_role(user, *READ_ALL_ROLES) else [jobs_owner_group_name(user.pk)]
+        """Everyone's jobs for administrators and viewers, one's own for everyone else; backups for administrators."""
+        groups = [JOBS_ALL_GROUP] if has_role(user, *READ_ALL_ROLES) else [jobs_owner_group_name(user.pk)]
+        return [*groups, JOBS_ADMINS_GROUP] if has_role(user, Role.ADMIN) else groups
 
     async def stream_opened(self, user) -> None:
         self.rights_checked_at = time.monotonic()
