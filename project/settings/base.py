@@ -148,11 +148,29 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", str(DATA_DIR / "media")))
-# Backups go through their own storage (a local folder by default; any Django storage backend works).
-BACKUP_STORAGE = {
-    "BACKEND": "django.core.files.storage.FileSystemStorage",
-    "OPTIONS": {"location": str(Path(env.str("BACKUP_DIR", str(DATA_DIR / "backups"))).resolve())},
-}
+# Backups go through their own storage: a local folder by default, an S3-compatible bucket when
+# BACKUP_S3_BUCKET is set (django-storages).
+BACKUP_DIR = Path(env.str("BACKUP_DIR", str(DATA_DIR / "backups"))).resolve()
+BACKUP_S3_BUCKET = env.str("BACKUP_S3_BUCKET", "")
+if BACKUP_S3_BUCKET:
+    BACKUP_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": BACKUP_S3_BUCKET,
+            "location": env.str("BACKUP_S3_PREFIX", "opsdeck-backups"),
+            "endpoint_url": env.str("BACKUP_S3_ENDPOINT_URL", "") or None,
+            "region_name": env.str("BACKUP_S3_REGION", "") or None,
+            "access_key": env.str("BACKUP_S3_ACCESS_KEY_ID", "") or None,
+            "secret_key": env.str("BACKUP_S3_SECRET_ACCESS_KEY", "") or None,
+            # Never replace an object: each backup has a name of its own.
+            "file_overwrite": False,
+        },
+    }
+else:
+    BACKUP_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(BACKUP_DIR)},
+    }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -276,7 +294,6 @@ REGISTRY_STALE_GRACE_SECONDS = env.int("REGISTRY_STALE_GRACE_SECONDS", 120, mini
 REGISTRY_MAX_ATTEMPTS = env.int("REGISTRY_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 
 # --- Backups
-BACKUP_DIR = Path(BACKUP_STORAGE["OPTIONS"]["location"])
 # BACKUP_ENCRYPTION_KEY (32 bytes as 64 hex characters or base64) is set in local.py / production.py.
 BACKUP_COMPRESSION = env.choice("BACKUP_COMPRESSION", "zstd", ("zstd", "gzip", "none"))
 BACKUP_KEEP_DAILY = env.int("BACKUP_KEEP_DAILY", 7, minimum=0)
