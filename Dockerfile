@@ -37,6 +37,7 @@ COPY . .
 RUN SECRET_KEY="build-only-$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
     AUDIT_SIGNING_KEY="build-only-$(python -c 'import secrets; print(secrets.token_urlsafe(32))')" \
     BACKUP_ENCRYPTION_KEY="$(python -c 'import secrets; print(secrets.token_hex(32))')" \
+    REPORT_SIGNING_KEY="build-only-placeholder-not-a-key-build-only-placeholder" \
     ALLOWED_HOSTS=build \
     DATABASE_URL=postgres://build@127.0.0.1/build \
     OPSDECK_DATA_DIR=/tmp/build-data \

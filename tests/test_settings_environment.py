@@ -82,6 +82,7 @@ def _production_environment(tmp_path, **overrides):
         "SECRET_KEY": LONG_SECRET,
         "AUDIT_SIGNING_KEY": "audit-" + "Zq8Rw3Tn" * 5,
         "BACKUP_ENCRYPTION_KEY": "5f" * 32,
+        "REPORT_SIGNING_KEY": "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIGlfx0Zq8Rw3TnQ9aX7YbQ9aX7YbQ9aX7YbQ9aX7YbQ9\n-----END PRIVATE KEY-----",
         "ALLOWED_HOSTS": "opsdeck.example.com",
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/opsdeck",
     }
@@ -95,7 +96,8 @@ def test_production_settings_pass_deploy_check_without_warnings(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "missing", ["SECRET_KEY", "AUDIT_SIGNING_KEY", "BACKUP_ENCRYPTION_KEY", "ALLOWED_HOSTS", "DATABASE_URL"]
+    "missing",
+    ["SECRET_KEY", "AUDIT_SIGNING_KEY", "BACKUP_ENCRYPTION_KEY", "REPORT_SIGNING_KEY", "ALLOWED_HOSTS", "DATABASE_URL"],
 )
 def test_production_settings_have_no_default_for_required_variables(tmp_path, missing):
     environment = _production_environment(tmp_path)

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.quantum",
     "apps.registry",
     "apps.backups",
+    "apps.compliance",
 ]
 
 MIDDLEWARE = [
@@ -300,6 +301,11 @@ BACKUP_KEEP_DAILY = env.int("BACKUP_KEEP_DAILY", 7, minimum=0)
 BACKUP_KEEP_WEEKLY = env.int("BACKUP_KEEP_WEEKLY", 4, minimum=0)
 BACKUP_KEEP_MONTHLY = env.int("BACKUP_KEEP_MONTHLY", 12, minimum=0)
 BACKUP_MAX_AGE_HOURS = env.int("BACKUP_MAX_AGE_HOURS", 26, minimum=1)
+
+# --- Compliance reports
+# REPORT_SIGNING_KEY (an Ed25519 private key, PEM) is set in local.py / production.py.
+REPORT_MAX_PERIOD_DAYS = env.int("REPORT_MAX_PERIOD_DAYS", 3660, minimum=1)
+REPORT_RETENTION_DAYS = env.int("REPORT_RETENTION_DAYS", 2555, minimum=1)
 
 # --- Health
 HEALTH_MIN_FREE_DISK_MB = env.int("HEALTH_MIN_FREE_DISK_MB", 500, minimum=0)

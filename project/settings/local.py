@@ -28,3 +28,20 @@ AUDIT_SIGNING_KEY = env.raw("AUDIT_SIGNING_KEY", None) or _generated_secret("aud
 BACKUP_ENCRYPTION_KEY = env.raw("BACKUP_ENCRYPTION_KEY", None) or _generated_secret(
     "backup_encryption_key", lambda: secrets.token_hex(32)
 )
+
+
+
+def _ed25519_private_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
+
+
+REPORT_SIGNING_KEY = env.raw("REPORT_SIGNING_KEY", None) or _generated_secret(
+    "report_signing_key.pem", _ed25519_private_pem
+)

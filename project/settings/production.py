@@ -1,6 +1,7 @@
 """Production: the base settings with security tightened and no defaults for secrets.
 
-Required: SECRET_KEY, AUDIT_SIGNING_KEY, BACKUP_ENCRYPTION_KEY, ALLOWED_HOSTS and DATABASE_URL (each
+Required: SECRET_KEY, AUDIT_SIGNING_KEY, BACKUP_ENCRYPTION_KEY, REPORT_SIGNING_KEY, ALLOWED_HOSTS and
+DATABASE_URL (each
 also as <NAME>_FILE where it is a secret). The portal is expected behind a TLS-terminating proxy
 that sets X-Forwarded-Proto.
 """
@@ -18,6 +19,8 @@ if SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5:
 AUDIT_SIGNING_KEY = env.secret("AUDIT_SIGNING_KEY", min_length=32)
 # Its form (32 bytes, hex or base64) is checked where backups use it, with a message naming it.
 BACKUP_ENCRYPTION_KEY = env.secret("BACKUP_ENCRYPTION_KEY", min_length=43)
+# An Ed25519 private key in PEM; its form is checked where reports are signed.
+REPORT_SIGNING_KEY = env.secret("REPORT_SIGNING_KEY", min_length=40)
 if DEBUG:
     raise ImproperlyConfigured("DEBUG must be false with project.settings.production.")
 
