@@ -30,7 +30,6 @@ BACKUP_ENCRYPTION_KEY = env.raw("BACKUP_ENCRYPTION_KEY", None) or _generated_sec
 )
 
 
-
 def _ed25519_private_pem() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
