@@ -56,6 +56,7 @@ bench: $(VENV)/.test-installed
 	$(PY) benchmarks/quantum.py
 	$(PY) benchmarks/registry.py
 	$(PY) benchmarks/backups.py
+	$(PY) benchmarks/compliance.py
 
 clean:
 	rm -rf $(VENV) var/static var/test
