@@ -15,6 +15,7 @@ urlpatterns = [
     path("quantum/", include(("apps.quantum.api.urls", "quantum"), namespace="quantum")),
     path("registry/", include(("apps.registry.api.urls", "registry"), namespace="registry")),
     path("backups/", include(("apps.backups.api.urls", "backups"), namespace="backups")),
+    path("compliance/", include(("apps.compliance.api.urls", "compliance"), namespace="compliance")),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),
     # People open the docs in a browser: send them to the login page rather than a bare 403.
     path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),

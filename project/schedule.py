@@ -77,4 +77,19 @@ SCHEDULE = [
         queue="maintenance",
         description="Deletes backups outside BACKUP_KEEP_DAILY / _WEEKLY / _MONTHLY; never the newest verified one.",
     ),
+    ScheduledTask(
+        name="Monthly compliance reports",
+        task="maintenance.reports_monthly",
+        crontab="0 1 1 * *",
+        queue="maintenance",
+        description="On the 1st, queues the access review, MFA coverage and backup evidence (PDF) for the previous "
+        "calendar month.",
+    ),
+    ScheduledTask(
+        name="Prune old compliance reports",
+        task="maintenance.reports_prune_daily",
+        crontab="45 3 * * *",
+        queue="maintenance",
+        description="Deletes reports (files and manifests) older than REPORT_RETENTION_DAYS every night.",
+    ),
 ]

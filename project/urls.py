@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("apps.core.urls")),
     path("accounts/", include("apps.accounts.urls")),
     path("account/", include("apps.accounts.account_urls")),
+    path("compliance/", include("apps.compliance.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("project.api_urls")),
     path("", include("django_prometheus.urls")),

@@ -36,6 +36,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "audit.view_auditcheckpoint",
         "audit.view_auditarchive",
         "backups.view_backup",
+        "compliance.view_report",
         "core.view_maintenancerun",
     ),
 }

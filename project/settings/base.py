@@ -234,6 +234,7 @@ CELERY_TASK_ROUTES = {
     "quantum.*": {"queue": "quantum"},
     "registry.reap_stale": {"queue": "maintenance"},
     "registry.*": {"queue": "registry"},
+    "compliance.*": {"queue": "default"},
 }
 # Jobs, backups and reports must not vanish when a worker dies mid-task: the
 # message is acknowledged only after the task finished, and a task whose worker

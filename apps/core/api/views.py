@@ -19,6 +19,8 @@ ENTRY_POINTS = {
     "registry-models": "registry:model-list",
     "registry-inference-jobs": "registry:inference-job-list",
     "backups": "backups:backup-list",
+    "compliance-reports": "compliance:report-list",
+    "compliance-public-key": "compliance:public-key",
     "schema": "api-schema",
     "docs": "api-docs",
 }

@@ -1,0 +1,80 @@
+"""Compliance reports in the admin: a read-only list and detail; officers generate and download on /compliance/.
+
+Reports are written by the services only (requested, generated, pruned), so the admin never adds, changes or
+deletes them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.html import format_html
+
+from apps.core.admin_mixins import ServiceWrittenAdminMixin
+
+from .models import Report
+
+
+@admin.register(Report)
+class ReportAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "kind", "format", "period", "status", "requested_by", "scheduled", "size", "created_at"]
+    list_filter = ["kind", "format", "status", "scheduled", "created_at"]
+    list_select_related = ["requested_by"]
+    search_fields = ["requested_by__username", "sha256"]
+    date_hierarchy = "created_at"
+    fieldsets = [
+        (None, {"fields": ["id", "kind", "format", "period_start", "period_end", "filters", "scheduled"]}),
+        ("State", {"fields": ["status", "progress", "error", "requested_by", "created_at", "finished_at"]}),
+        (
+            "Signed file",
+            {
+                "fields": [
+                    "file_link",
+                    "size",
+                    "sha256",
+                    "signature",
+                    "key_fingerprint",
+                    "audit_head_hash",
+                    "row_counts",
+                    "manifest_json",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            return queryset.defer("manifest", "signature")
+        return queryset
+
+    @admin.display(description="Period", ordering="period_start")
+    def period(self, report: Report) -> str:
+        return f"{report.period_start:%Y-%m-%d %H:%M} to {report.period_end:%Y-%m-%d %H:%M}"
+
+    @admin.display(description="Size", ordering="size_bytes")
+    def size(self, report: Report) -> str:
+        return filesizeformat(report.size_bytes) if report.size_bytes is not None else "—"
+
+    @admin.display(description="File")
+    def file_link(self, report: Report) -> str:
+        if not report.file or report.status != "completed":
+            return "—"
+        # Downloads go through the compliance page: it asks for a fresh second factor and audits them.
+        return format_html(
+            '<a href="{}">{}</a> (download on the compliance page, inside the sudo window)',
+            reverse("compliance_page:download", args=[report.pk]),
+            report.file.name.rsplit("/", 1)[-1],
+        )
+
+    @admin.display(description="Manifest")
+    def manifest_json(self, report: Report) -> str:
+        if not report.manifest:
+            return "—"
+        return format_html(
+            '<pre style="max-height: 32em; overflow: auto">{}</pre>', json.dumps(report.manifest, indent=2)
+        )

@@ -1,0 +1,213 @@
+"""Compliance reports API: request a report, follow it, download the signed file and its manifest, and fetch the
+public key that verifies the signatures.
+
+Only compliance officers and administrators see reports at all. Requesting and downloading also need a browser
+session that confirmed the password and an authenticator code within SUDO_WINDOW_MINUTES (API tokens are
+refused): evidence about every account leaves the portal only after a fresh second factor.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.http import FileResponse, HttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.reverse import reverse as api_reverse
+from rest_framework.views import APIView
+
+from apps.accounts.api.token_views import ReauthenticationRequired
+from apps.accounts.models import ApiToken
+from apps.accounts.sudo import sudo_is_fresh, sudo_url
+from apps.core.api.errors import Conflict
+from apps.registry.api.views import DownloadNegotiation
+
+from ..models import Report
+from ..selectors import report_access_allowed, reports_visible_to
+from ..services import ReportError, report_download, report_request
+from .serializers import ReportDetailSerializer, ReportRequestSerializer, ReportSerializer
+
+# A ReportError about these is the report's state (409), not the request's parameters (400).
+CONFLICT_FIELDS = ("status", "file")
+CONTENT_TYPES = {"pdf": "application/pdf", "json": "application/json", "csv": "text/csv", "zip": "application/zip"}
+
+
+class ReportAccess(BasePermission):
+    message = "Compliance reports are for compliance officers and administrators."
+
+    def has_permission(self, request, view) -> bool:
+        return report_access_allowed(request.user)
+
+
+def require_sudo_window(request, doing: str) -> None:
+    """Requesting or downloading evidence: only a browser session with a fresh password and authenticator code."""
+    window = settings.SUDO_WINDOW_MINUTES
+    if isinstance(request.auth, ApiToken):
+        raise ReauthenticationRequired(
+            f"API tokens cannot be used for {doing}: sign in with a browser session and confirm your password and "
+            f"authenticator code (valid for {window} minutes), then use that session."
+        )
+    is_verified = getattr(request.user, "is_verified", None)
+    if not (callable(is_verified) and is_verified() and sudo_is_fresh(request)):
+        raise ReauthenticationRequired(
+            f"{doing.capitalize()} needs your password and a fresh authenticator code from the last {window} "
+            f"minutes: re-authenticate at {sudo_url(reverse('compliance_page:index'))} and try again."
+        )
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """The service's refusals in the API's shape: bad parameters 400, no file 409, wrong role 403."""
+    try:
+        yield
+    except ReportError as exc:
+        if exc.field in CONFLICT_FIELDS:
+            raise Conflict(exc.message) from None
+        raise exceptions.ValidationError({exc.field: [exc.message]}) from None
+    except PermissionError as exc:
+        raise exceptions.PermissionDenied(str(exc)) from None
+
+
+ERROR_403 = OpenApiResponse(description="Not a compliance officer or administrator.")
+ERROR_404 = OpenApiResponse(description="No such report.")
+SUDO_403 = OpenApiResponse(
+    description="Not a compliance officer or administrator, an API token, or no re-authentication (password and a "
+    "fresh authenticator code) within SUDO_WINDOW_MINUTES; the detail gives the re-authentication page."
+)
+CONFLICT_409 = OpenApiResponse(description="The report has no file (queued, running or failed).")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Compliance reports, newest first (compliance officers and administrators)."),
+    retrieve=extend_schema(summary="One report: status, progress, size, SHA-256, signature, key, row counts."),
+)
+class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Signed evidence reports: access reviews, MFA coverage, authentication failures, the audit trail, …"""
+
+    # The audit middleware names the object type of API writes after this queryset's model.
+    queryset = Report.objects.all()
+    permission_classes = [ReportAccess]
+    filterset_fields = ["kind", "format", "status", "scheduled"]
+    ordering_fields = ["id", "created_at", "period_start", "size_bytes"]
+    ordering = ["-created_at", "-id"]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        reports = reports_visible_to(self.request.user)
+        return reports.defer("manifest") if self.action == "list" else reports
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return ReportRequestSerializer
+        return ReportSerializer if self.action == "list" else ReportDetailSerializer
+
+    @extend_schema(
+        summary="Request a report; it is generated in the background (watch it on /ws/jobs/ or poll the detail).",
+        request=ReportRequestSerializer,
+        responses={
+            202: ReportDetailSerializer,
+            400: OpenApiResponse(
+                description="Unknown kind or format, a period that ends before it starts, in the future or longer "
+                "than REPORT_MAX_PERIOD_DAYS, or bad filters; the detail names the limit."
+            ),
+            403: SUDO_403,
+        },
+    )
+    def create(self, request):
+        require_sudo_window(request, "generating a report")
+        body = ReportRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        values = body.validated_data
+        with service_errors():
+            report = report_request(
+                kind=values["kind"],
+                fmt=values["format"],
+                period_start=values["period_start"],
+                period_end=values["period_end"],
+                filters=values["filters"],
+                actor=request.user,
+            )
+        response = Response(
+            ReportDetailSerializer(report, context=self.get_serializer_context()).data, status.HTTP_202_ACCEPTED
+        )
+        response["Location"] = api_reverse("compliance:report-detail", kwargs={"pk": report.pk}, request=request)
+        return response
+
+    @extend_schema(
+        summary="Download the signed report file (inside the sudo window).",
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            403: SUDO_403,
+            404: ERROR_404,
+            409: CONFLICT_409,
+        },
+    )
+    @action(
+        detail=True, methods=["get"], renderer_classes=[JSONRenderer], content_negotiation_class=DownloadNegotiation
+    )
+    def download(self, request, pk=None):
+        report = self.get_object()
+        require_sudo_window(request, "downloading a report")
+        with service_errors():
+            file, filename = report_download(report=report, actor=request.user)
+        extension = filename.rsplit(".", 1)[-1]
+        response = FileResponse(
+            file,
+            as_attachment=True,
+            filename=filename,
+            content_type=CONTENT_TYPES.get(extension, "application/octet-stream"),
+        )
+        response["X-Report-SHA256"] = report.sha256
+        response["X-Report-Key-Fingerprint"] = report.key_fingerprint
+        return response
+
+    @extend_schema(
+        summary="The signed manifest: kind, parameters, generated at/by, row counts, SHA-256, signature, key.",
+        responses={
+            200: OpenApiResponse(response=OpenApiTypes.OBJECT, description="The manifest stored beside the file."),
+            403: ERROR_403,
+            404: ERROR_404,
+            409: CONFLICT_409,
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def manifest(self, request, pk=None):
+        report = self.get_object()
+        if not report.manifest:
+            raise Conflict(
+                f"Report #{report.pk} is {report.get_status_display().lower()}: only a completed report has a manifest."
+            )
+        response = Response(report.manifest)
+        response["Content-Disposition"] = (
+            f'inline; filename="{report.manifest.get("file_name", report.pk)}.manifest.json"'
+        )
+        return response
+
+
+class PublicKeyView(APIView):
+    """The Ed25519 public key that verifies every report's signature (PEM); public, as auditors need it."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="The public key (PEM) that verifies report signatures; its fingerprint is in each manifest.",
+        responses={(200, "application/x-pem-file"): OpenApiTypes.STR},
+    )
+    def get(self, request):
+        from ..signing import SigningKeyError, key_fingerprint, public_key_pem
+
+        try:
+            pem, fingerprint = public_key_pem(), key_fingerprint()
+        except SigningKeyError as exc:
+            raise exceptions.APIException(str(exc)) from None
+        response = HttpResponse(pem, content_type="application/x-pem-file")
+        response["Content-Disposition"] = 'inline; filename="opsdeck-report-signing.pub.pem"'
+        response["X-Key-Fingerprint"] = fingerprint
+        return response

@@ -1,0 +1,505 @@
+"""Renderers: report sections into CSV (or a zip of CSVs), JSON or PDF, streamed into a binary file.
+
+``render(sections, fmt, out, meta)`` consumes each section's rows exactly once and returns the row count per
+section. CSV and JSON write row by row. A PDF needs the row counts and summaries on its cover before the rows,
+so its rows are first spooled to a temporary file (constant memory), then laid out in chunks.
+
+The *rows digest* is the SHA-256 over every row, in order, each as the line
+``json.dumps([section_name, row], sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\\n"`` (UTF-8),
+with values as the JSON report holds them. It is printed in the PDF's footer and closes the JSON report, so a
+PDF and a JSON report of the same data can be shown to hold the same rows. (A file cannot contain its own
+SHA-256: that, and the signature, are in the manifest beside the file.)
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import hashlib
+import io
+import itertools
+import json
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+FORMATS = ("csv", "json", "pdf")
+# A PDF of more rows than this is refused: reportlab keeps the finished pages in memory until the file is
+# written, and nobody reads a 1,000-page table. CSV and JSON have no limit.
+PDF_MAX_ROWS = 50_000
+# Rows per PDF table: one table at a time is laid out, so memory does not grow with the report.
+PDF_CHUNK_ROWS = 500
+# Longer cell values are cut in the PDF (with an ellipsis); CSV and JSON hold them whole.
+PDF_MAX_CELL_CHARS = 600
+PDF_SUMMARY_VALUE_CHARS = 300
+
+
+class RenderError(ValueError):
+    """A report cannot be rendered in the format asked for; the message says why and what to do instead."""
+
+    def __init__(self, message: str, field: str = "format"):
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+# --- Values
+
+
+def plain(value):
+    """A value as the reports hold it: JSON types, with times in ISO 8601 and anything else as text."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [plain(item) for item in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    return str(value)
+
+
+def canonical(value) -> str:
+    """Canonical JSON text: sorted keys, no spaces, UTF-8 characters kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def cell_text(value) -> str:
+    """A value as one CSV or PDF cell: empty for None, lower-case booleans, JSON for lists and mappings."""
+    value = plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return canonical(value)
+    return str(value)
+
+
+class RowsDigest:
+    """The rows digest described in the module's docstring, fed one row at a time."""
+
+    def __init__(self):
+        self._sha = hashlib.sha256()
+
+    def line(self, section_name: str, row: list) -> bytes:
+        encoded = (canonical([section_name, row]) + "\n").encode()
+        self._sha.update(encoded)
+        return encoded
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def _plain_row(section, row) -> list:
+    values = [plain(value) for value in row]
+    if len(values) != len(section.columns):
+        raise RenderError(
+            f"Section {section.name!r} has {len(section.columns)} columns but a row with {len(values)} values.",
+            "kind",
+        )
+    return values
+
+
+def _finding_index(section) -> int | None:
+    column = getattr(section, "findings_column", None)
+    if not column:
+        return None
+    if column not in section.columns:
+        raise RenderError(f"Section {section.name!r}: findings column {column!r} is not one of its columns.", "kind")
+    return list(section.columns).index(column)
+
+
+def _summary(section) -> dict:
+    return plain(dict(getattr(section, "summary", None) or {}))
+
+
+# --- Entry point
+
+
+def render(sections: Iterable, fmt: str, out: BinaryIO, meta: dict) -> dict[str, int]:
+    """Write the sections to ``out`` in ``fmt`` (csv, json or pdf); returns the number of rows per section.
+
+    ``meta`` holds title, kind, period_start, period_end, generated_at, generated_by, filters and
+    audit_head_hash. Each section's rows are consumed once, as they stream.
+    """
+    fmt = str(fmt)
+    if fmt == "csv":
+        return _render_csv(iter(sections), out, meta)
+    if fmt == "json":
+        return _render_json(sections, out, meta)
+    if fmt == "pdf":
+        return _render_pdf(sections, out, meta)
+    raise RenderError(f"Unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}.")
+
+
+# --- CSV
+
+
+def _write_csv(section, text: io.TextIOBase) -> int:
+    writer = csv.writer(text)
+    writer.writerow(section.columns)
+    count = 0
+    for row in section.rows:
+        writer.writerow([cell_text(value) for value in _plain_row(section, row)])
+        count += 1
+    return count
+
+
+def _zip_time(meta: dict) -> tuple[int, int, int, int, int, int]:
+    # Entries carry the generation time, not the wall clock at writing: the same report zips the same way.
+    try:
+        moment = dt.datetime.fromisoformat(str(meta.get("generated_at")))
+    except ValueError:
+        moment = dt.datetime(1980, 1, 1)
+    return max(moment, dt.datetime(1980, 1, 1, tzinfo=moment.tzinfo)).timetuple()[:6]
+
+
+def _render_csv(sections: Iterator, out: BinaryIO, meta: dict) -> dict[str, int]:
+    first = next(sections, None)
+    if first is None:
+        raise RenderError("The report has no sections.", "kind")
+    second = next(sections, None)
+    counts: dict[str, int] = {}
+    if second is None:
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+        counts[first.name] = _write_csv(first, text)
+        text.flush()
+        text.detach()
+        return counts
+    date_time = _zip_time(meta)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for section in itertools.chain([first, second], sections):
+            name = _unique(section.name, counts)
+            info = zipfile.ZipInfo(f"{name}.csv", date_time=date_time)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            # force_zip64: the size is unknown while streaming and an audit trail may pass 2 GiB.
+            with archive.open(info, "w", force_zip64=True) as member:
+                text = io.TextIOWrapper(member, encoding="utf-8", newline="")
+                counts[name] = _write_csv(section, text)
+                text.flush()
+                text.detach()
+    return counts
+
+
+def _unique(name: str, taken: dict) -> str:
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name}-{number}", number + 1
+    return candidate
+
+
+# --- JSON
+
+
+def _render_json(sections: Iterable, out: BinaryIO, meta: dict) -> dict[str, int]:
+    digest = RowsDigest()
+    counts: dict[str, int] = {}
+    out.write(b'{"meta":' + canonical(plain(meta)).encode() + b',"sections":{')
+    for index, section in enumerate(sections):
+        name = _unique(section.name, counts)
+        _finding_index(section)
+        head = {"title": section.title, "columns": list(section.columns), "findings_column": section.findings_column}
+        out.write(b"," if index else b"")
+        # Keys in a fixed order with rows before the summary: a summary may be filled in while rows stream.
+        out.write(canonical(name).encode() + b":{")
+        out.write(b",".join(canonical(key).encode() + b":" + canonical(head[key]).encode() for key in head))
+        out.write(b',"rows":[')
+        count = 0
+        for row in section.rows:
+            values = _plain_row(section, row)
+            digest.line(name, values)
+            out.write((b",\n" if count else b"\n") + canonical(values).encode())
+            count += 1
+        out.write(b'],"summary":' + canonical(_summary(section)).encode() + b"}")
+        counts[name] = count
+    out.write(b'},"rows_sha256":' + canonical(digest.hexdigest()).encode() + b"}\n")
+    return counts
+
+
+# --- PDF
+
+
+class _SpooledSection:
+    """What the PDF needs of a section once its rows are on disk."""
+
+    def __init__(self, name: str, section):
+        self.name, self.title = name, str(section.title)
+        self.columns = [str(column) for column in section.columns]
+        self.finding_index = _finding_index(section)
+        self.count = 0
+        self.findings = 0
+        self.summary: dict = {}
+
+
+def _spool(sections: Iterable, spool: BinaryIO) -> tuple[list[_SpooledSection], str]:
+    digest = RowsDigest()
+    spooled: list[_SpooledSection] = []
+    total = 0
+    for section in sections:
+        entry = _SpooledSection(_unique(section.name, {item.name: 1 for item in spooled}), section)
+        for row in section.rows:
+            values = _plain_row(section, row)
+            total += 1
+            if total > PDF_MAX_ROWS:
+                raise RenderError(
+                    f"This report has more than {PDF_MAX_ROWS:,} rows, the most a PDF report holds "
+                    f"(section {entry.title!r} alone reached {entry.count:,}): choose CSV or JSON, "
+                    "or a shorter period or narrower filters."
+                )
+            spool.write(digest.line(entry.name, values))
+            entry.count += 1
+            if entry.finding_index is not None and values[entry.finding_index] not in (None, "", [], {}):
+                entry.findings += 1
+        entry.summary = _summary(section)
+        spooled.append(entry)
+    if not spooled:
+        raise RenderError("The report has no sections.", "kind")
+    return spooled, digest.hexdigest()
+
+
+def _render_pdf(sections: Iterable, out: BinaryIO, meta: dict) -> dict[str, int]:
+    with tempfile.TemporaryFile(prefix="opsdeck-report-rows-") as spool:
+        spooled, rows_digest = _spool(sections, spool)
+        spool.seek(0)
+        _PdfReport(meta, spooled, rows_digest).build(out, spool)
+    return {entry.name: entry.count for entry in spooled}
+
+
+def _truncated(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _PdfReport:
+    """The PDF's layout: a cover, then one table per section, laid out a chunk of rows at a time."""
+
+    def __init__(self, meta: dict, sections: list[_SpooledSection], rows_digest: str):
+        # Imported here: reportlab is needed only for PDFs.
+        from reportlab.lib import colors
+        from reportlab.lib.pagesizes import A4, landscape
+        from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+        from reportlab.lib.units import mm
+
+        self.meta, self.sections, self.rows_digest = meta, sections, rows_digest
+        self.colors, self.mm = colors, mm
+        self.pagesize = landscape(A4)
+        self.margin = 12 * mm
+        styles = getSampleStyleSheet()
+        self.title_style = styles["Title"]
+        self.heading = styles["Heading2"]
+        self.body = styles["BodyText"]
+        self.small = ParagraphStyle("small", parent=styles["BodyText"], fontSize=8, leading=10)
+        self.cell = ParagraphStyle("cell", parent=styles["BodyText"], fontSize=6.5, leading=8)
+        self.header_cell = ParagraphStyle("header", parent=self.cell, fontName="Helvetica-Bold")
+        self.finding_colour = colors.HexColor("#fde2e1")
+        self.header_colour = colors.HexColor("#417690")  # the admin's header blue
+
+    # Text helpers
+
+    def _p(self, text, style=None):
+        from xml.sax.saxutils import escape
+
+        from reportlab.platypus import Paragraph
+
+        return Paragraph(escape(str(text)), style or self.cell)
+
+    # Page furniture
+
+    def _footer(self, canvas, doc) -> None:
+        canvas.saveState()
+        canvas.setFont("Helvetica", 7)
+        canvas.setFillColor(self.colors.HexColor("#555555"))
+        width, _ = self.pagesize
+        y = 7 * self.mm
+        canvas.drawString(
+            self.margin,
+            y,
+            f"{self.meta.get('title', 'Report')} · SHA-256 of this file: in the manifest beside it · "
+            f"Rows digest (SHA-256): {self.rows_digest}",
+        )
+        canvas.drawRightString(width - self.margin, y, f"Page {doc.page}")
+        canvas.restoreState()
+
+    # Content
+
+    def _cover(self) -> list:
+        from reportlab.platypus import PageBreak, Spacer, Table
+
+        meta = self.meta
+        available = self.pagesize[0] - 2 * self.margin
+        facts = [
+            ("Kind", meta.get("kind", "")),
+            ("Period", f"{meta.get('period_start', '')} to {meta.get('period_end', '')}"),
+            ("Generated at", meta.get("generated_at", "")),
+            ("Generated by", meta.get("generated_by", "")),
+            ("Filters", cell_text(meta.get("filters") or {}) if meta.get("filters") else "none"),
+            ("Audit head hash", meta.get("audit_head_hash", "")),
+            ("Rows digest (SHA-256)", self.rows_digest),
+            ("File SHA-256 and signature", "in the manifest beside this file (a file cannot hold its own hash)"),
+        ]
+        story = [
+            self._p(meta.get("title", "Report"), self.title_style),
+            self._p(f"Period: {meta.get('period_start', '')} to {meta.get('period_end', '')}", self.body),
+            Spacer(1, 4 * self.mm),
+            self._table(
+                [[self._p(k, self.small), self._p(v, self.small)] for k, v in facts],
+                [60 * self.mm, available - 60 * self.mm],
+            ),
+            Spacer(1, 6 * self.mm),
+            self._p("Summary", self.heading),
+        ]
+        rows = [[self._p(text, self.header_cell) for text in ("Section", "Rows", "Findings", "Key facts")]]
+        findings_rows = []
+        for entry in self.sections:
+            facts_text = "; ".join(
+                f"{key}: {_truncated(cell_text(value), PDF_SUMMARY_VALUE_CHARS)}"
+                for key, value in entry.summary.items()
+            )
+            rows.append(
+                [
+                    self._p(entry.title, self.small),
+                    self._p(f"{entry.count:,}", self.small),
+                    self._p(f"{entry.findings:,}" if entry.finding_index is not None else "-", self.small),
+                    self._p(facts_text or "-", self.small),
+                ]
+            )
+            if entry.findings:
+                findings_rows.append(len(rows) - 1)
+        summary = Table(
+            rows, colWidths=[55 * self.mm, 22 * self.mm, 22 * self.mm, available - 99 * self.mm], repeatRows=1
+        )
+        style = self._grid_style()
+        for index in findings_rows:
+            style.add("BACKGROUND", (0, index), (-1, index), self.finding_colour)
+        summary.setStyle(style)
+        story += [summary, PageBreak()]
+        return story
+
+    def _fits(self, width: float) -> int:
+        # How many characters surely fit on one line of a column (Helvetica averages about half an em, and
+        # capitals and digits are wider): up to that, a cell is drawn as plain text, which is much cheaper
+        # to lay out than a wrapping Paragraph.
+        return max(int((width - 4) / (self.cell.fontSize * 0.62)), 1)
+
+    def _cell(self, value, capacity: int):
+        text = cell_text(value)
+        if len(text) <= capacity and "\n" not in text:
+            return text
+        return self._p(_truncated(text, PDF_MAX_CELL_CHARS))
+
+    def _grid_style(self):
+        from reportlab.platypus import TableStyle
+
+        return TableStyle(
+            [
+                ("GRID", (0, 0), (-1, -1), 0.25, self.colors.HexColor("#bbbbbb")),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEFTPADDING", (0, 0), (-1, -1), 2),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 2),
+                ("TOPPADDING", (0, 0), (-1, -1), 1),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
+            ]
+        )
+
+    def _table(self, rows: list, widths: list):
+        from reportlab.platypus import Table
+
+        table = Table(rows, colWidths=widths)
+        table.setStyle(self._grid_style())
+        return table
+
+    def _column_widths(self, entry: _SpooledSection, sample: list[list]) -> list[float]:
+        # Widths follow the header and the first chunk's text lengths, bounded so no column starves or hogs.
+        available = self.pagesize[0] - 2 * self.margin
+        weights = []
+        for index, column in enumerate(entry.columns):
+            lengths = sorted(len(cell_text(row[index])) for row in sample) or [0]
+            typical = lengths[int(len(lengths) * 0.9)] if len(lengths) > 1 else lengths[0]
+            weights.append(min(max(len(column), typical, 4), 60))
+        total = sum(weights)
+        return [available * weight / total for weight in weights]
+
+    def _section_story(self, entry: _SpooledSection, spool: BinaryIO) -> Iterator:
+        from reportlab.platypus import Spacer, Table
+
+        yield self._p(f"{entry.title} ({entry.count:,} rows)", self.heading)
+        if entry.findings:
+            column = entry.columns[entry.finding_index]
+            yield self._p(f"{entry.findings:,} rows with findings are highlighted (column “{column}”).", self.small)
+        yield Spacer(1, 2 * self.mm)
+        if not entry.count:
+            yield self._p("No rows in this period.", self.body)
+        header = [self._p(column, self.header_cell) for column in entry.columns]
+        widths = None
+        remaining = entry.count
+        while remaining:
+            size = min(PDF_CHUNK_ROWS, remaining)
+            remaining -= size
+            chunk = [json.loads(spool.readline())[1] for _ in range(size)]
+            if widths is None:
+                widths = self._column_widths(entry, chunk)
+                capacities = [self._fits(width) for width in widths]
+            style = self._grid_style()
+            style.add("FONT", (0, 1), (-1, -1), self.cell.fontName, self.cell.fontSize, self.cell.leading)
+            style.add("BACKGROUND", (0, 0), (-1, 0), self.header_colour)
+            style.add("TEXTCOLOR", (0, 0), (-1, 0), self.colors.white)
+            cells = [header]
+            for number, values in enumerate(chunk, 1):
+                cells.append([self._cell(value, capacity) for value, capacity in zip(values, capacities, strict=True)])
+                if entry.finding_index is not None and values[entry.finding_index] not in (None, "", [], {}):
+                    style.add("BACKGROUND", (0, number), (-1, number), self.finding_colour)
+            table = Table(cells, colWidths=widths, repeatRows=1)
+            table.setStyle(style)
+            yield table
+
+    def _story(self, spool: BinaryIO) -> Iterator:
+        from reportlab.platypus import PageBreak
+
+        yield from self._cover()
+        for index, entry in enumerate(self.sections):
+            if index:
+                yield PageBreak()
+            yield from self._section_story(entry, spool)
+
+    def build(self, out: BinaryIO, spool: BinaryIO) -> None:
+        from reportlab.platypus import SimpleDocTemplate
+
+        meta = self.meta
+        story = self._story(spool)
+
+        first = list(itertools.islice(story, 3))
+
+        class StreamingDoc(SimpleDocTemplate):
+            # platypus lays out a list of flowables; this one is topped up from a generator as it drains, so
+            # only a chunk's table is in memory at a time. (It also handles its own internal lists: not those.)
+            def handle_flowable(self, flowables):
+                super().handle_flowable(flowables)
+                while flowables is first and len(flowables) < 3:
+                    following = next(story, None)
+                    if following is None:
+                        break
+                    flowables.append(following)
+
+        doc = StreamingDoc(
+            out,
+            pagesize=self.pagesize,
+            leftMargin=self.margin,
+            rightMargin=self.margin,
+            topMargin=self.margin,
+            bottomMargin=14 * self.mm,
+            title=str(self.meta.get("title", "Report")),
+            author=str(self.meta.get("generated_by", "")),
+            subject=f"{meta.get('kind', '')} {meta.get('period_start', '')} to {meta.get('period_end', '')}",
+            creator="Opsdeck",
+        )
+        doc.build(first, onFirstPage=self._footer, onLaterPages=self._footer)

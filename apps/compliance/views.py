@@ -1,0 +1,161 @@
+"""The compliance officer's page at /compliance/: request a report, watch it, download it.
+
+Thin doors: the form's values go to ``services.report_request`` (whose messages become form errors), the
+download through ``services.report_download``; both need sudo mode with a fresh authenticator code, as in the API.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_safe
+
+from apps.accounts.sudo import sudo_is_fresh, sudo_redirect
+
+from . import selectors, services
+from .api.views import CONTENT_TYPES
+from .choices import ReportFormat, ReportKind
+
+RECENT_REPORTS = 50
+CUSTOM = "custom"
+TEMPLATE = "compliance/index.html"
+
+
+class ReportForm(forms.Form):
+    kind = forms.ChoiceField(choices=ReportKind.choices)
+    period = forms.ChoiceField(choices=[*services.PERIOD_PRESETS.items(), (CUSTOM, "Custom dates")])
+    start_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
+    end_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To (included)")
+    format = forms.ChoiceField(choices=ReportFormat.choices, initial=ReportFormat.PDF)
+    username = forms.CharField(required=False, help_text="Data-subject export: whose data.")
+    action_prefix = forms.CharField(required=False, help_text="Audit trail: only actions starting with this.")
+    actor = forms.CharField(required=False, help_text="Audit trail: only events by this username.")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("period") == CUSTOM:
+            start, end = cleaned.get("start_date"), cleaned.get("end_date")
+            if start is None:
+                self.add_error("start_date", "Pick the first day of the period.")
+            if end is None:
+                self.add_error("end_date", "Pick the last day of the period.")
+        return cleaned
+
+    def period_bounds(self) -> tuple:
+        data = self.cleaned_data
+        if data["period"] == CUSTOM:
+            return services.period_from_dates(data["start_date"], data["end_date"])
+        return services.period_preset(data["period"])
+
+    def filters(self) -> dict:
+        names = services.ALLOWED_FILTERS.get(self.cleaned_data["kind"], ())
+        return {name: self.cleaned_data[name] for name in names if self.cleaned_data.get(name)}
+
+
+# Where a service error about a parameter shows on the form.
+FORM_FIELDS = {"period_start": "start_date", "period_end": "end_date", "filters": None, "period": "period"}
+
+
+def _fresh_second_factor(request) -> bool:
+    is_verified = getattr(request.user, "is_verified", None)
+    return callable(is_verified) and is_verified() and sudo_is_fresh(request)
+
+
+def _require_officer(request) -> None:
+    if not selectors.report_access_allowed(request.user):
+        raise PermissionDenied("Compliance reports are for compliance officers and administrators.")
+
+
+def _page(request, form: ReportForm, *, status: int = 200):
+    from .signing import key_fingerprint
+
+    context = {
+        **admin.site.each_context(request),
+        "is_nav_sidebar_enabled": False,
+        "title": "Compliance reports",
+        "form": form,
+        "reports": selectors.reports_recent(request.user, limit=RECENT_REPORTS),
+        "recent_reports": RECENT_REPORTS,
+        "sudo_fresh": _fresh_second_factor(request),
+        "sudo_window": settings.SUDO_WINDOW_MINUTES,
+        "max_period_days": settings.REPORT_MAX_PERIOD_DAYS,
+        "key_fingerprint": key_fingerprint(),
+        "today": timezone.now().date(),
+    }
+    return render(request, TEMPLATE, context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def index(request):
+    """The form and the past reports; a POST requests a report (inside the sudo window)."""
+    _require_officer(request)
+    if request.method != "POST":
+        # Coming back from re-authentication, the form keeps what was picked.
+        initial = {name: request.GET[name] for name in ReportForm.base_fields if name in request.GET}
+        return _page(request, ReportForm(initial=initial or None))
+    form = ReportForm(request.POST)
+    if not _fresh_second_factor(request):
+        messages.warning(
+            request,
+            "Generating a report needs your password and a fresh authenticator code. Confirm them, then generate "
+            "the report again.",
+        )
+        kept = {name: value for name, value in request.POST.items() if name in ReportForm.base_fields and value}
+        back = reverse("compliance_page:index")
+        if kept:
+            back = f"{back}?{urlencode(kept)}"
+        return sudo_redirect(request, back)
+    if not form.is_valid():
+        return _page(request, form, status=400)
+    try:
+        start, end = form.period_bounds()
+        report = services.report_request(
+            kind=form.cleaned_data["kind"],
+            fmt=form.cleaned_data["format"],
+            period_start=start,
+            period_end=end,
+            filters=form.filters(),
+            actor=request.user,
+        )
+    except services.ReportError as exc:
+        field = FORM_FIELDS.get(exc.field, exc.field)
+        if exc.field == "filters":
+            field = "username" if form.cleaned_data["kind"] == ReportKind.SUBJECT_EXPORT else None
+        form.add_error(field if field in form.fields else None, exc.message)
+        return _page(request, form, status=400)
+    messages.success(request, f"Report #{report.pk} ({report}) is queued; it appears below as it is generated.")
+    return redirect("compliance_page:index")
+
+
+@login_required
+@require_safe
+def download(request, pk: int):
+    """The signed file; outside the sudo window, re-authenticate first and come straight back here."""
+    _require_officer(request)
+    report = get_object_or_404(selectors.reports_visible_to(request.user), pk=pk)
+    if not _fresh_second_factor(request):
+        return sudo_redirect(request, reverse("compliance_page:download", args=[report.pk]))
+    try:
+        file, filename = services.report_download(report=report, actor=request.user)
+    except services.ReportError as exc:
+        messages.error(request, exc.message)
+        return redirect("compliance_page:index")
+    extension = filename.rsplit(".", 1)[-1]
+    response = FileResponse(
+        file,
+        as_attachment=True,
+        filename=filename,
+        content_type=CONTENT_TYPES.get(extension, "application/octet-stream"),
+    )
+    response["X-Report-SHA256"] = report.sha256
+    return response

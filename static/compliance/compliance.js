@@ -1,0 +1,147 @@
+// Compliance page: report rows follow their status and progress live over /ws/jobs/ (kind "report"),
+// re-sync from the API after a reconnect, and the form shows only the filters the chosen kind understands.
+(function () {
+  "use strict";
+
+  const root = document.getElementById("content-main");
+  const table = document.getElementById("reports");
+  if (!root || !table) return;
+  const FINISHED = ["completed", "failed"];
+  const STATUS_LABELS = { queued: "Queued", running: "Running", completed: "Completed", failed: "Failed" };
+  const FILTERS_OF_KIND = { audit_trail: ["action_prefix", "actor"], subject_export: ["username"] };
+  const FIRST_RETRY_MS = 1000;
+  const MAX_RETRY_MS = 10000;
+
+  function idUrl(template, id) {
+    return template.replace("/0/", "/" + id + "/");
+  }
+
+  function humanSize(bytes) {
+    if (bytes === null || bytes === undefined) return "";
+    const units = ["bytes", "KB", "MB", "GB", "TB"];
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return (unit === 0 ? value : value.toFixed(1)) + " " + units[unit];
+  }
+
+  function cell(row, name) {
+    return row.querySelector('[data-cell="' + name + '"]');
+  }
+
+  function setCode(target, value) {
+    const code = target.querySelector("code") || target.appendChild(document.createElement("code"));
+    code.textContent = (value || "").slice(0, 16);
+    code.title = value || "";
+  }
+
+  function rowFor(id, name) {
+    let row = table.querySelector('tr[data-report-id="' + id + '"]');
+    if (row) return row;
+    const empty = document.getElementById("reports-empty");
+    if (empty) empty.remove();
+    row = document.getElementById("report-row-template").content.firstElementChild.cloneNode(true);
+    row.dataset.reportId = id;
+    cell(row, "id").textContent = id;
+    cell(row, "name").textContent = name || "";
+    table.tBodies[0].prepend(row);
+    return row;
+  }
+
+  // `data` is a live job.update (progress in data.progress) or the API's detail of the report.
+  function update(data) {
+    const progress = data.progress && typeof data.progress === "object" ? data.progress : data;
+    const percent = typeof data.progress === "number" ? data.progress : progress.percent;
+    const row = rowFor(data.id, data.name);
+    row.className = "report-row status-" + data.status;
+    const status = cell(row, "status");
+    status.textContent = "";
+    const label = status.appendChild(document.createElement("span"));
+    label.className = "report-status";
+    label.textContent = STATUS_LABELS[data.status] || data.status;
+    if (data.error) {
+      const error = status.appendChild(document.createElement("span"));
+      error.className = "report-error errornote";
+      error.textContent = data.error;
+    }
+    if (percent !== undefined && percent !== null) {
+      cell(row, "progress").querySelector("progress").value = percent;
+      cell(row, "progress").querySelector(".percent").textContent = percent + " %";
+    }
+    cell(row, "size").textContent = humanSize(progress.size_bytes);
+    setCode(cell(row, "sha256"), progress.sha256);
+    setCode(cell(row, "fingerprint"), progress.key_fingerprint);
+    const files = cell(row, "files");
+    if (data.status === "completed" && !files.querySelector("a")) {
+      const download = files.appendChild(document.createElement("a"));
+      download.className = "report-download";
+      download.href = idUrl(root.dataset.downloadUrl, data.id);
+      download.textContent = "Download";
+      files.appendChild(document.createTextNode(" · "));
+      const manifest = files.appendChild(document.createElement("a"));
+      manifest.className = "report-manifest";
+      manifest.href = idUrl(root.dataset.manifestUrl, data.id);
+      manifest.textContent = "Manifest";
+    }
+  }
+
+  // After a reconnect, events may have been missed: ask the API about every row still in progress.
+  function resync() {
+    table.querySelectorAll("tr[data-report-id]").forEach(function (row) {
+      if (!row.dataset.reportId || FINISHED.some((status) => row.classList.contains("status-" + status))) return;
+      fetch(idUrl(root.dataset.detailUrl, row.dataset.reportId), { headers: { Accept: "application/json" } })
+        .then((response) => (response.ok ? response.json() : null))
+        .then((detail) => detail && update(detail));
+    });
+  }
+
+  function connect(retryMs, connectedBefore) {
+    const banner = document.getElementById("live-banner");
+    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    const socket = new WebSocket(scheme + window.location.host + root.dataset.socketPath);
+    let opened = false;
+    socket.addEventListener("open", function () {
+      opened = true;
+      banner.hidden = true;
+      if (connectedBefore) resync();
+    });
+    socket.addEventListener("message", function (event) {
+      const data = JSON.parse(event.data);
+      if (data.type === "job.update" && data.kind === "report") update(data);
+    });
+    socket.addEventListener("close", function (event) {
+      banner.hidden = false;
+      if (event.code === 4401) {
+        banner.textContent = "Live updates stopped: your session has ended; reload the page to sign in again.";
+        return;
+      }
+      const next = opened ? FIRST_RETRY_MS : Math.min(retryMs * 2, MAX_RETRY_MS);
+      window.setTimeout(function () {
+        connect(next, connectedBefore || opened);
+      }, next * (0.75 + Math.random() / 4));
+    });
+  }
+
+  // Only the filters of the chosen kind, and the dates only for a custom period.
+  const form = document.getElementById("report-form");
+  function showFields() {
+    const kind = form.elements.kind.value;
+    const custom = form.elements.period.value === "custom";
+    ["action_prefix", "actor", "username"].forEach(function (name) {
+      form.querySelector('[data-field="' + name + '"]').hidden = !(FILTERS_OF_KIND[kind] || []).includes(name);
+    });
+    ["start_date", "end_date"].forEach(function (name) {
+      form.querySelector('[data-field="' + name + '"]').hidden = !custom;
+    });
+  }
+  if (form) {
+    form.elements.kind.addEventListener("change", showFields);
+    form.elements.period.addEventListener("change", showFields);
+    showFields();
+  }
+
+  connect(FIRST_RETRY_MS, false);
+})();
