@@ -392,8 +392,11 @@ def secondary_indexes(cursor) -> list[tuple[str, str | None, str]]:
     return cursor.execute(SECONDARY_INDEXES_SQL).fetchall()
 
 
-def bench_load(count: int) -> dict:
-    """COPY the chain with the secondary indexes dropped, then rebuild them as they were, in one transaction."""
+def bench_load(count: int, *, since=None) -> dict:
+    """COPY the chain with the secondary indexes dropped, then rebuild them as they were, in one transaction.
+
+    The events continue the chain from its head; their timestamps start at the head's, or at ``since``.
+    """
     import psycopg
 
     from apps.audit.hashing import canonical_timestamp, event_hash
@@ -402,7 +405,7 @@ def bench_load(count: int) -> dict:
     head = AuditEvent.objects.order_by("-id").values("hash", "timestamp").first()
     if head is None:
         raise RuntimeError("event_record left no events to continue from")
-    prev_hash, moment = head["hash"], head["timestamp"]
+    prev_hash, moment = head["hash"], since or head["timestamp"]
     rng = random.Random(SEED + 1)  # noqa: S311 - reproducible content, not secrets
     make = EventFactory(rng)
     templates = []

@@ -529,3 +529,23 @@ def test_subject_export_holds_only_that_users_data_and_no_token_hash(operator_us
 def test_subject_export_of_an_unknown_user_is_refused(db):
     with pytest.raises(LookupError, match="ghost"):
         build(ReportKind.SUBJECT_EXPORT, *around_now(), username="ghost")
+
+
+def test_audit_trail_csv_written_by_the_database_holds_the_same_rows_as_formatted_ones(trail):
+    import csv
+    import io
+
+    from apps.compliance.rendering import cell_text, render
+
+    events, start, end = trail
+    params = ReportParams(ReportKind.AUDIT_TRAIL, start, end, {"action_prefix": "quantum."})
+    section = next(REPORT_BUILDERS[ReportKind.AUDIT_TRAIL](params))
+    expected = [[cell_text(value) for value in row] for row in section.rows]
+    out = io.BytesIO()
+
+    counts = render(REPORT_BUILDERS[ReportKind.AUDIT_TRAIL](params), "csv", out, {"generated_at": end.isoformat()})
+
+    header, *rows = list(csv.reader(io.StringIO(out.getvalue().decode())))
+    assert header == section.columns
+    assert rows == expected
+    assert counts == {"events": 2}

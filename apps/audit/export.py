@@ -91,6 +91,13 @@ def _postgres_csv_blocks(events: QuerySet) -> Iterator[bytes]:
             yield bytes(pending)
 
 
+def postgres_csv_rows(events: QuerySet) -> Iterator[bytes] | None:
+    """The export's CSV rows (no header) written by PostgreSQL itself; None on another database."""
+    if connections[events.db].vendor != "postgresql":
+        return None
+    return _postgres_csv_blocks(events)
+
+
 async def export_chunks_async(events: QuerySet, fmt: str) -> AsyncIterator[bytes]:
     """The same blocks as an async iterator, for an ASGI streaming response.
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from django.db.models import Case, CharField, Count, F, Max, Min, Q, QuerySet, Value, When
 
-from apps.audit.export import EXPORT_COLUMNS, EXPORT_FIELDS
+from apps.audit.export import EXPORT_COLUMNS, EXPORT_FIELDS, postgres_csv_rows
 from apps.audit.hashing import GENESIS_HASH, canonical_timestamp
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import chain_anchor, events_between
@@ -182,6 +182,8 @@ def audit_trail(params: ReportParams) -> Iterator[Section]:
         columns=list(EXPORT_FIELDS),
         rows=_export_rows(events),
         summary=summary,
+        csv_rows=postgres_csv_rows(events.order_by("id")),
+        row_count=summary["events"],
     )
 
 

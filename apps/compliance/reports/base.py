@@ -36,6 +36,10 @@ class Section:
     rows: Iterable[Sequence]
     findings_column: str | None = None
     summary: dict = field(default_factory=dict)
+    # Optional: the same rows already encoded as CSV (no header), e.g. written by PostgreSQL's COPY,
+    # with their number; the CSV renderer then uses them instead of formatting ``rows`` itself.
+    csv_rows: Iterable[bytes] | None = None
+    row_count: int | None = None
 
 
 ReportBuilder = Callable[[ReportParams], Iterator[Section]]
