@@ -537,7 +537,7 @@ def test_audit_trail_csv_written_by_the_database_holds_the_same_rows_as_formatte
 
     from apps.compliance.rendering import cell_text, render
 
-    events, start, end = trail
+    _, start, end = trail
     params = ReportParams(ReportKind.AUDIT_TRAIL, start, end, {"action_prefix": "quantum."})
     section = next(REPORT_BUILDERS[ReportKind.AUDIT_TRAIL](params))
     expected = [[cell_text(value) for value in row] for row in section.rows]
