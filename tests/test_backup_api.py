@@ -350,3 +350,20 @@ def test_download_of_a_file_missing_from_storage_is_a_409_naming_the_file(api_cl
 
     assert "opsdeck-gone.backup" in detail
     assert not _events("backup.downloaded")
+
+
+@pytest.mark.django_db
+def test_download_service_refuses_a_backup_without_a_file_and_audits_nothing(admin_user):
+    from apps.audit.models import AuditEvent
+    from apps.backups.choices import BackupStatus
+    from apps.backups.models import Backup
+    from apps.backups.services import BackupError, backup_file_open
+
+    failed = Backup.objects.create(
+        status=BackupStatus.FAILED, compression="zstd", key_id="x", storage_name="backups", database_engine="pg",
+        trigger="user",
+    )  # fmt: skip
+
+    with pytest.raises(BackupError, match="has no stored file"):
+        backup_file_open(backup=failed, actor=admin_user)
+    assert not AuditEvent.objects.filter(action="backup.downloaded").exists()

@@ -568,3 +568,13 @@ def test_metrics_count_predictions_latency_loaded_pipelines_and_jobs(version, op
     assert sample("registry_prediction_latency_seconds_count") - before["latency"] == 1
     assert sample("registry_jobs_total", status="completed") - before["jobs"] == 1
     assert sample("registry_loaded_pipelines") >= 1
+
+
+@pytest.mark.parametrize("role", ["viewer_user", "compliance_user", "outsider_user"])
+def test_readers_cannot_predict_whatever_calls_the_service(request, role, version, sentiment):
+    from apps.registry.services import predict
+
+    with pytest.raises(RegistryError) as refused:
+        predict(model=sentiment, inputs=["fine"], actor=request.getfixturevalue(role), number=version.version)
+
+    assert refused.value.status == 403

@@ -34,7 +34,7 @@ from .choices import BackupStatus, BackupTrigger
 from .keys import key_id
 from .metrics import backup_metrics_record
 from .models import Backup
-from .selectors import RESTORABLE
+from .selectors import RESTORABLE, VERIFIABLE
 from .services import (
     READ_SIZE,
     BackupError,
@@ -46,7 +46,6 @@ from .services import (
 )
 from .stream import BackupFormatError, decrypt_chunks, read_header
 
-VERIFIABLE = (*RESTORABLE, BackupStatus.VERIFY_FAILED)
 # The format's own reasons, named as the verification report names them.
 FORMAT_REASONS = {
     "wrong_key": "wrong_key",

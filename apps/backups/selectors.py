@@ -14,6 +14,8 @@ from .models import Backup
 # Backups whose file is in storage and was written completely. A backup whose verification failed is not one:
 # it cannot be trusted to restore.
 RESTORABLE = (BackupStatus.COMPLETED, BackupStatus.VERIFIED)
+# Backups that have a stored file (a failed verification still leaves it, to be examined).
+VERIFIABLE = (*RESTORABLE, BackupStatus.VERIFY_FAILED)
 # The health detail names this many failed verifications, then says there are more.
 SHOWN_FAILURES = 3
 

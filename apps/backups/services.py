@@ -22,7 +22,7 @@ from .choices import BackupStatus, BackupTrigger
 from .keys import BackupKeyError, backup_key, key_id
 from .metrics import backup_metrics_record
 from .models import Backup
-from .selectors import backup_update_message
+from .selectors import VERIFIABLE, backup_update_message
 from .stream import EncryptingWriter
 
 STORAGE_NAME = "backups"
@@ -125,6 +125,35 @@ def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
     )
     backup_metrics_record(backup)
     progress.publish(backup.size_bytes, now=True)
+    return backup
+
+
+# --- Handing out the stored file
+
+
+def _require_stored_file(backup: Backup) -> None:
+    # Running and failed backups never had a file; pruned ones had theirs deleted.
+    if backup.status not in VERIFIABLE:
+        raise BackupError(f"Backup #{backup.pk} is {backup.get_status_display().lower()}: it has no stored file.")
+
+
+def backup_file_open(*, backup: Backup, actor):
+    """The stored, encrypted file of a backup, opened for a download; audited as backup.downloaded."""
+    _require_stored_file(backup)
+    try:
+        file = backup_storage().open(backup.path, "rb")
+    except FileNotFoundError:
+        raise BackupError(
+            f"The file of backup #{backup.pk} ({backup.path}) is missing from the backup storage."
+        ) from None
+    event_record(action="backup.downloaded", actor=actor, obj=backup, changes={"sha256": backup.sha256})
+    return file
+
+
+def backup_manifest(*, backup: Backup, actor) -> Backup:
+    """The backup whose manifest is handed out (checksum, key id, row counts); audited."""
+    _require_stored_file(backup)
+    event_record(action="backup.manifest_downloaded", actor=actor, obj=backup)
     return backup
 
 

@@ -312,7 +312,12 @@ def _check_inputs(inputs) -> list[str]:
 
 
 def predict(*, model: RegisteredModel, inputs, actor, alias: str | None = None, number: int | None = None) -> dict:
-    """Run the pipeline of the resolved version on up to REGISTRY_SYNC_MAX_INPUTS inputs; one output per input."""
+    """Run the pipeline of the resolved version on up to REGISTRY_SYNC_MAX_INPUTS inputs; one output per input.
+
+    Predicting is a use of the model: operators and administrators only.
+    """
+    if not has_role(actor, *WRITE_ROLES):
+        raise RegistryError("Only operators and administrators may run predictions.", status=403)
     texts = _check_inputs(inputs)
     version = version_resolve(model=model, alias=alias, number=number)
     started = time.perf_counter()

@@ -24,15 +24,14 @@ from apps.accounts.api.token_views import ReauthenticationRequired
 from apps.accounts.choices import Role
 from apps.accounts.models import ApiToken
 from apps.accounts.sudo import sudo_is_fresh, sudo_url
-from apps.audit.services import event_record
 from apps.core.permissions import has_role
 from apps.registry.api.views import DownloadNegotiation
 
 from ..choices import BackupTrigger
 from ..keys import BackupKeyError
 from ..models import Backup
-from ..restore import VERIFIABLE, backup_verify
-from ..services import BackupError, backup_create, backup_storage
+from ..restore import backup_verify
+from ..services import BackupError, backup_create, backup_file_open, backup_manifest
 from .serializers import BackupDetailSerializer, BackupManifestSerializer, BackupSerializer, download_name
 
 # The actions a compliance officer may use: reading the evidence, not the data.
@@ -79,12 +78,6 @@ def _require_sudo_window(request, backup: Backup) -> None:
             f"Downloading a backup needs your password and a fresh authenticator code from the last {window} "
             f"minutes: re-authenticate at {sudo_url(next_url)} and try again."
         )
-
-
-def _require_stored_file(backup: Backup) -> None:
-    # Running and failed backups never had a file; pruned ones had theirs deleted.
-    if backup.status not in VERIFIABLE:
-        raise BackupConflict(f"Backup #{backup.pk} is {backup.get_status_display().lower()}: it has no stored file.")
 
 
 ERROR_403 = OpenApiResponse(description="Not an administrator (compliance officers only list and read).")
@@ -175,15 +168,8 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def download(self, request, pk=None):
         backup = self.get_object()
         _require_sudo_window(request, backup)
-        _require_stored_file(backup)
-        storage = backup_storage()
-        try:
-            file = storage.open(backup.path, "rb")
-        except FileNotFoundError:
-            raise BackupConflict(
-                f"The file of backup #{backup.pk} ({backup.path}) is missing from the backup storage."
-            ) from None
-        event_record(action="backup.downloaded", actor=request.user, obj=backup, changes={"sha256": backup.sha256})
+        with service_errors():
+            file = backup_file_open(backup=backup, actor=request.user)
         response = FileResponse(
             file, as_attachment=True, filename=download_name(backup), content_type="application/octet-stream"
         )
@@ -198,6 +184,6 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def manifest(self, request, pk=None):
         backup = self.get_object()
         _require_sudo_window(request, backup)
-        _require_stored_file(backup)
-        event_record(action="backup.manifest_downloaded", actor=request.user, obj=backup)
+        with service_errors():
+            backup = backup_manifest(backup=backup, actor=request.user)
         return Response(BackupManifestSerializer(backup).data)
