@@ -1,15 +1,20 @@
 """Shared fixtures: named users per role, API and browser clients, a real Celery worker."""
 
 import os
+import threading
+import time
 
 import pytest
 import redis
+import uvicorn
 from django.conf import settings
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from rest_framework.test import APIClient
 
 from apps.accounts.choices import Role
 
 from .factories import DEFAULT_PASSWORD, UserFactory
+from .helpers import free_port
 from .mfa import otp_force_login
 
 CHROMIUM = "/usr/bin/chromium"
@@ -98,6 +103,28 @@ def celery_worker(transactional_db):
         shutdown_timeout=30,
     ) as worker:
         yield worker
+
+
+@pytest.fixture
+def asgi_live_server(transactional_db):
+    """The portal's ASGI application (HTTP and websockets) under uvicorn in a thread, static files included."""
+    from project.asgi import application
+
+    port = free_port()
+    config = uvicorn.Config(
+        ASGIStaticFilesHandler(application), host="127.0.0.1", port=port, lifespan="off", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="asgi-live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("The ASGI test server did not start within 20 s.")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=20)
 
 
 @pytest.fixture

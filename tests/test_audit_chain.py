@@ -5,7 +5,7 @@ import itertools
 import json
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -148,6 +148,19 @@ def test_verify_from_an_id_checks_only_the_rest():
     assert report.verified == 4
 
 
+def test_verify_up_to_an_id_checks_only_that_range_and_its_checkpoints():
+    events = _record(5)
+    checkpoint_create()  # signs the head, events[4]: outside the range below
+    _raw("UPDATE audit_auditevent SET object_repr = 'edited' WHERE id = %s", [events[4].id])
+    assert not chain_verify().ok
+    report = chain_verify(from_id=events[1].id, to_id=events[3].id)
+    assert (report.ok, report.verified, report.head_id, report.head_hash) == (True, 3, events[3].id, events[3].hash)
+    assert report.checkpoints == 0
+    _raw("UPDATE audit_auditevent SET object_repr = 'edited' WHERE id = %s", [events[2].id])
+    broken = chain_verify(from_id=events[1].id, to_id=events[3].id)
+    assert (broken.ok, broken.bad_event_id) == (False, events[2].id)
+
+
 def test_verify_warns_when_no_recent_checkpoint(capsys):
     _record(1)
     call_command("audit", "verify")
@@ -271,6 +284,14 @@ def test_large_chains_verified_in_parallel_ranges_find_the_same_first_problem(mo
     else:
         assert report.bad_event_id == events[20].id
         assert report.problem.startswith("content changed")
+
+
+def test_every_timestamp_text_has_the_length_postgres_verification_assumes():
+    from apps.audit.hashing import TIMESTAMP_TEXT_LENGTH, canonical_timestamp
+
+    earliest = datetime(1, 1, 1, tzinfo=UTC)
+    latest = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    assert {len(canonical_timestamp(moment)) for moment in (earliest, latest)} == {TIMESTAMP_TEXT_LENGTH}
 
 
 def test_events_appended_by_postgres_hash_exactly_as_python_does(operator_user):

@@ -1,12 +1,13 @@
 """The report kinds: on seeded data, each gives exactly the expected rows, findings and summary."""
 
 import inspect
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from axes.models import AccessAttempt
 from django.contrib.auth.models import Group, Permission
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule
@@ -300,6 +301,8 @@ def test_audit_trail_rows_stream_and_summary_has_chain_result_and_head_at_period
     events, start, end = trail
     section = next(REPORT_BUILDERS[ReportKind.AUDIT_TRAIL](ReportParams(ReportKind.AUDIT_TRAIL, start, end, {})))
     assert inspect.isgenerator(section.rows)  # read from a cursor as it is written, never loaded whole
+    assert "chain intact in period" not in section.summary  # completed once the rows have been read
+    assert len(list(section.rows)) == 3
     assert section.summary["chain intact in period"] == "yes"
     assert section.summary["chain verification"].startswith("Verified ")
     assert section.summary["head hash at end of period"] == events[-1].hash
@@ -315,6 +318,31 @@ def test_audit_trail_summary_reports_a_tampered_event_in_the_period(trail):
     summary = build(ReportKind.AUDIT_TRAIL, start, end)["events"][0].summary
     assert summary["chain intact in period"] == "no"
     assert f"#{events[1].id}" in summary["chain verification"]
+
+
+def _tamper(event_id: int) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = 'replica'")
+        cursor.execute("UPDATE audit_auditevent SET object_repr = 'edited' WHERE id = %s", [event_id])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_long_periods_have_their_chain_verified_while_the_rows_are_written(monkeypatch, trail, fmt):
+    from apps.compliance.rendering import render
+    from apps.compliance.reports import audit as audit_reports
+
+    monkeypatch.setattr(audit_reports, "CONCURRENT_VERIFY_MIN_EVENTS", 2)  # this period counts as long
+    events, start, end = trail
+    _tamper(events[1].id)
+    section = next(REPORT_BUILDERS[ReportKind.AUDIT_TRAIL](ReportParams(ReportKind.AUDIT_TRAIL, start, end, {})))
+
+    counts = render([section], fmt, io.BytesIO(), {"generated_at": end.isoformat()})
+
+    assert counts == {"events": 3}
+    assert section.summary["chain intact in period"] == "no"
+    assert f"at event #{events[1].id}: content changed" in section.summary["chain verification"]
+    assert section.summary["head hash at end of period"] == events[-1].hash
 
 
 # --- privileged_changes

@@ -24,6 +24,7 @@ from apps.audit.models import AuditEvent
 from apps.compliance.rendering import render
 from apps.compliance.reports.base import Section
 from apps.compliance.signing import (
+    HASH_CHUNK,
     file_sha256,
     key_fingerprint,
     private_key,
@@ -132,6 +133,20 @@ def test_sha256sum_of_the_file_is_the_manifests_sha256(signed):
     printed = subprocess.run([sha256sum, str(report)], capture_output=True, text=True, check=True).stdout
 
     assert printed.split()[0] == json.loads(manifest_path.read_text())["sha256"]
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, HASH_CHUNK - 1, HASH_CHUNK, 2 * HASH_CHUNK + 17])
+def test_streamed_signature_is_byte_for_byte_the_reference_ed25519_signature(settings, tmp_path, size):
+    # Ed25519 is deterministic: signing in chunks must give exactly what the reference signs over the whole file.
+    data = os.urandom(size)
+    path = tmp_path / "report.bin"
+    path.write_bytes(data)
+    for _ in range(3):  # several keys: every secret scalar must come out right
+        key = Ed25519PrivateKey.generate()
+        settings.REPORT_SIGNING_KEY = pem_of(key)
+        sha256, signature = sign_file(path)
+        assert base64.b64decode(signature) == key.sign(data)
+        assert sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_fingerprint_is_the_sha256_of_the_raw_public_key(signing_key):

@@ -1,15 +1,11 @@
 """The quantum dashboard in headless Chromium against the real ASGI app, Redis channel layer and a Celery worker."""
 
 import re
-import threading
 import time
 
 import pytest
-import uvicorn
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from playwright.sync_api import expect
 
-from .helpers import free_port
 from .quantum_circuits import slow_qasm2
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -66,28 +62,6 @@ API_SUBMIT = """async (body) => {
   return [response.status, await response.json()];
 }"""
 API_STATUS = """async (id) => (await (await fetch("/api/v1/quantum/jobs/" + id + "/")).json()).status"""
-
-
-@pytest.fixture
-def asgi_live_server(transactional_db):
-    """The portal's ASGI application (HTTP and websockets) under uvicorn in a thread, static files included."""
-    from project.asgi import application
-
-    port = free_port()
-    config = uvicorn.Config(
-        ASGIStaticFilesHandler(application), host="127.0.0.1", port=port, lifespan="off", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="asgi-live-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("The ASGI test server did not start within 20 s.")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
 
 
 def _sign_in_to_dashboard(browser, base_url: str, user, password: str):

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 
 from asgiref.sync import sync_to_async
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import CharField, F, Func, QuerySet
 
-from .hashing import HASHED_FIELDS, canonical_timestamp
+from .hashing import HASHED_FIELDS, POSTGRES_TIMESTAMP_FORMAT, canonical_timestamp
 
 # What an export holds: id, the hashed fields (``changes`` as its canonical JSON text) and hash.
 EXPORT_FIELDS = ("id", *("changes" if name == "changes_text" else name for name in HASHED_FIELDS), "hash")
@@ -63,22 +63,21 @@ def export_chunks(events: QuerySet, fmt: str) -> Iterator[bytes]:
     yield from (block_of(rows).encode() for rows in _batched(_rows(events).iterator(chunk_size=ROWS_PER_CHUNK)))
 
 
-# The export's columns as PostgreSQL writes them: the timestamp in the same ISO
-# form as elsewhere, ``changes`` as the canonical JSON text the hash covers.
-_POSTGRES_COLUMNS = {
-    "timestamp": """to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')""",
-}
+# The timestamp as PostgreSQL writes it: the same ISO form as elsewhere (``changes`` is already the
+# canonical JSON text the hash covers).
+_TIMESTAMP_TEXT = Func(
+    F("timestamp"),
+    template=f"to_char(%(expressions)s AT TIME ZONE 'UTC', '{POSTGRES_TIMESTAMP_FORMAT}')",
+    output_field=CharField(),
+)
 COPY_BLOCK_BYTES = 256 * 1024
 
 
 def _postgres_csv_blocks(events: QuerySet) -> Iterator[bytes]:
-    ids_sql, params = events.order_by().values("id").query.sql_with_params()
-    columns = ", ".join(_POSTGRES_COLUMNS.get(name, name) for name in EXPORT_COLUMNS)
-    table = events.model._meta.db_table
-    statement = (
-        f"COPY (SELECT {columns} FROM {table} WHERE id IN ({ids_sql}) ORDER BY id) "  # noqa: S608
-        "TO STDOUT WITH (FORMAT csv)"
-    )
+    columns = ["timestamp_text" if name == "timestamp" else name for name in EXPORT_COLUMNS]
+    query = events.annotate(timestamp_text=_TIMESTAMP_TEXT).order_by("id").values_list(*columns)
+    select_sql, params = query.query.sql_with_params()
+    statement = f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv)"
     with connections[events.db].cursor() as wrapper, wrapper.cursor.copy(statement, params) as copy:
         # libpq hands over small pieces; larger blocks mean fewer hops in an ASGI response.
         pending = bytearray()

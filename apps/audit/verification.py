@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hmac
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -49,11 +48,12 @@ class VerifyReport:
         return self
 
 
-def chain_verify(*, from_id: int | None = None) -> VerifyReport:
+def chain_verify(*, from_id: int | None = None, to_id: int | None = None) -> VerifyReport:
     """Recompute every event's hash and link in id order, then check the signed checkpoints.
 
     From ``from_id`` on, the first event's stored link is trusted as the
     starting point; otherwise the chain starts at the archive anchor or genesis.
+    With ``to_id``, only events up to it (and the checkpoints that signed them) are checked.
     """
     report = VerifyReport()
     anchor = chain_anchor()
@@ -63,7 +63,7 @@ def chain_verify(*, from_id: int | None = None) -> VerifyReport:
     else:
         expected_prev = anchor.anchor_hash if anchor else GENESIS_HASH
     report.head_hash = expected_prev
-    for segment in _segments_checked(from_id or 0):
+    for segment in _segments_checked(from_id or 0, to_id):
         if segment.count:
             if segment.first_prev != expected_prev:
                 return report.fail(
@@ -76,12 +76,15 @@ def chain_verify(*, from_id: int | None = None) -> VerifyReport:
             if segment.bad_link is None:
                 return report.fail(segment.bad_id, f"content changed: event #{segment.bad_id} does not match its hash")
             return report.fail(segment.bad_id, _broken_link_problem(segment.bad_id, segment.last_id, segment.bad_link))
-    return _checkpoints_verify(report, anchor, from_id)
+    return _checkpoints_verify(report, anchor, from_id, to_id)
 
 
 @dataclass
 class _Segment:
-    """The result of checking one id range: its own links, and where it starts and ends."""
+    """The result of checking one id range: its own links, and where it starts and ends.
+
+    ``count``, ``last_id`` and ``last_hash`` describe the events before the first problem, if there is one.
+    """
 
     count: int = 0
     first_id: int | None = None
@@ -93,9 +96,14 @@ class _Segment:
 
 
 def _segment_check(from_id: int, to_id: int) -> _Segment:
+    if connection.vendor == "postgresql":
+        return _segment_check_in_postgres(from_id, to_id)
     segment = _Segment()
-    for event_id, content_ok, prev_hash, stored_hash in _checked_rows(from_id, to_id):
-        if not content_ok:
+    events = AuditEvent.objects.filter(id__gte=from_id, id__lte=to_id).order_by("id")
+    rows = events.values_list("id", *HASHED_FIELDS, "hash").iterator(chunk_size=VERIFY_BATCH)
+    for event_id, *content, stored_hash in rows:
+        prev_hash = content[-1]
+        if row_hash(content) != stored_hash:
             segment.bad_id = event_id
             break
         if segment.count == 0:
@@ -105,6 +113,38 @@ def _segment_check(from_id: int, to_id: int) -> _Segment:
             break
         segment.count += 1
         segment.last_id, segment.last_hash = event_id, stored_hash
+    return segment
+
+
+_TABLE = AuditEvent._meta.db_table
+# PostgreSQL recomputes each hash and compares each link with the previous event's hash itself, so only the
+# first problem in the range (if any) crosses the wire.
+_POSTGRES_FIRST_PROBLEM = (
+    "SELECT id, content_ok, prev_hash FROM ("  # noqa: S608
+    f"SELECT id, ({POSTGRES_HASH_SQL}) = hash AS content_ok, prev_hash, lag(hash) OVER (ORDER BY id) AS linked "
+    f"FROM {_TABLE} WHERE id >= %s AND id <= %s) AS checked "
+    "WHERE NOT content_ok OR prev_hash <> linked ORDER BY id LIMIT 1"
+)
+_POSTGRES_SPAN = f"SELECT count(*), min(id), max(id) FROM {_TABLE} WHERE id >= %s AND id < %s"  # noqa: S608
+_POSTGRES_LINKS = f"SELECT id, prev_hash, hash FROM {_TABLE} WHERE id IN (%s, %s)"  # noqa: S608
+
+
+def _segment_check_in_postgres(from_id: int, to_id: int) -> _Segment:
+    segment = _Segment()
+    with connection.cursor() as cursor:
+        cursor.execute(_POSTGRES_FIRST_PROBLEM, [from_id, to_id])
+        problem = cursor.fetchone()
+        if problem is not None:
+            segment.bad_id = problem[0]
+            segment.bad_link = None if not problem[1] else problem[2]
+        # The events before the first problem (all of them when there is none) are the verified ones.
+        cursor.execute(_POSTGRES_SPAN, [from_id, segment.bad_id if problem else to_id + 1])
+        segment.count, segment.first_id, segment.last_id = cursor.fetchone()
+        if segment.count:
+            cursor.execute(_POSTGRES_LINKS, [segment.first_id, segment.last_id])
+            links = {event_id: (prev_hash, stored_hash) for event_id, prev_hash, stored_hash in cursor.fetchall()}
+            segment.first_prev = links[segment.first_id][0]
+            segment.last_hash = links[segment.last_id][1]
     return segment
 
 
@@ -121,8 +161,11 @@ VERIFY_PARALLEL_MIN_EVENTS = 50_000
 VERIFY_WORKERS = 2
 
 
-def _segments_checked(from_id: int) -> list[_Segment]:
-    bounds = AuditEvent.objects.filter(id__gte=from_id).aggregate(low=Min("id"), high=Max("id"), count=Count("id"))
+def _segments_checked(from_id: int, to_id: int | None = None) -> list[_Segment]:
+    events = AuditEvent.objects.filter(id__gte=from_id)
+    if to_id is not None:
+        events = events.filter(id__lte=to_id)
+    bounds = events.aggregate(low=Min("id"), high=Max("id"), count=Count("id"))
     if bounds["count"] == 0:
         return []
     low, high = bounds["low"], bounds["high"]
@@ -134,29 +177,6 @@ def _segments_checked(from_id: int) -> list[_Segment]:
         return list(pool.map(_segment_check_in_thread, ranges))
 
 
-_TABLE = AuditEvent._meta.db_table
-# PostgreSQL recomputes each hash itself, so only ids, links and one flag per row cross the wire.
-_POSTGRES_CHECK = (
-    f"SELECT id, ({POSTGRES_HASH_SQL}) = hash, prev_hash, hash FROM {_TABLE} "  # noqa: S608
-    "WHERE id >= %s AND id <= %s ORDER BY id"
-)
-
-
-def _checked_rows(from_id: int, to_id: int) -> Iterator[tuple[int, bool, str, str]]:
-    """(id, content matches its hash, prev_hash, hash) for each event in the id range, in id order."""
-    if connection.vendor == "postgresql":
-        with connection.chunked_cursor() as cursor:
-            cursor.execute(_POSTGRES_CHECK, [from_id, to_id])
-            while rows := cursor.fetchmany(VERIFY_BATCH):
-                yield from rows
-        return
-    events = AuditEvent.objects.filter(id__gte=from_id, id__lte=to_id).order_by("id")
-    for event_id, *content, stored_hash in events.values_list("id", *HASHED_FIELDS, "hash").iterator(
-        chunk_size=VERIFY_BATCH
-    ):
-        yield event_id, row_hash(content) == stored_hash, content[-1], stored_hash
-
-
 def _broken_link_problem(event_id: int, previous_id: int | None, linked_hash: str) -> str:
     after = f" after event #{previous_id}" if previous_id is not None else " at the start of the chain"
     linked = AuditEvent.objects.filter(hash=linked_hash).values_list("id", flat=True).first()
@@ -165,7 +185,9 @@ def _broken_link_problem(event_id: int, previous_id: int | None, linked_hash: st
     return f"event missing: the event before #{event_id}{after} is gone"
 
 
-def _checkpoints_verify(report: VerifyReport, anchor: AuditArchive | None, from_id: int | None) -> VerifyReport:
+def _checkpoints_verify(
+    report: VerifyReport, anchor: AuditArchive | None, from_id: int | None, to_id: int | None
+) -> VerifyReport:
     key = settings.AUDIT_SIGNING_KEY.encode()
     checkpoints = list(AuditCheckpoint.objects.order_by("id"))
     previous_signature = checkpoints[0].previous_signature if checkpoints else ""
@@ -183,7 +205,8 @@ def _checkpoints_verify(report: VerifyReport, anchor: AuditArchive | None, from_
         if checkpoint.previous_signature != previous_signature:
             return report.fail(checkpoint.head_id, f"a checkpoint before checkpoint {checkpoint.id} is missing")
         previous_signature = checkpoint.signature
-    relevant = [c for c in checkpoints if c.head_id >= max(first_kept_id, from_id or 0)]
+    lowest = max(first_kept_id, from_id or 0)
+    relevant = [c for c in checkpoints if c.head_id >= lowest and (to_id is None or c.head_id <= to_id)]
     stored = dict(AuditEvent.objects.filter(id__in=[c.head_id for c in relevant]).values_list("id", "hash"))
     for checkpoint in relevant:
         if checkpoint.head_id not in stored:
@@ -206,7 +229,8 @@ def _checkpoints_verify(report: VerifyReport, anchor: AuditArchive | None, from_
                 f"event count changed: checkpoint {newest.id} signed {newest.event_count} events up to "
                 f"#{newest.head_id}, now there are {counted}",
             )
-    _warn_if_checkpoints_stale(report, checkpoints)
+    if to_id is None:
+        _warn_if_checkpoints_stale(report, checkpoints)
     return report
 
 

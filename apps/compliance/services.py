@@ -423,6 +423,13 @@ def _render_to_file(report: Report, progress: ReportProgress, path: str) -> dict
     return meta
 
 
+class _FinishedFile(File):
+    """The finished report on local disk: a filesystem storage moves it into place rather than copying it."""
+
+    def temporary_file_path(self) -> str:
+        return self.file.name
+
+
 def _sign_and_store(report: Report, path: str, meta: dict) -> None:
     from .signing import key_fingerprint, sign_file
 
@@ -434,7 +441,7 @@ def _sign_and_store(report: Report, path: str, meta: dict) -> None:
     stored = ""
     try:
         with open(path, "rb") as handle:
-            report.file.save(name, File(handle, name=name), save=False)
+            report.file.save(name, _FinishedFile(handle, name=name), save=False)
         stored = report.file.name
         report.manifest = _manifest(report, meta, file_name=stored.rsplit("/", 1)[-1])
         manifest_path = manifest_name(report)

@@ -88,7 +88,8 @@
     }
   }
 
-  // After a reconnect, events may have been missed: ask the API about every row still in progress.
+  // Events sent before the socket opened (the page's first load, or a reconnect) were missed: ask the API
+  // about every row still in progress.
   function resync() {
     table.querySelectorAll("tr[data-report-id]").forEach(function (row) {
       if (!row.dataset.reportId || FINISHED.some((status) => row.classList.contains("status-" + status))) return;
@@ -98,7 +99,7 @@
     });
   }
 
-  function connect(retryMs, connectedBefore) {
+  function connect(retryMs) {
     const banner = document.getElementById("live-banner");
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + window.location.host + root.dataset.socketPath);
@@ -106,7 +107,7 @@
     socket.addEventListener("open", function () {
       opened = true;
       banner.hidden = true;
-      if (connectedBefore) resync();
+      resync();
     });
     socket.addEventListener("message", function (event) {
       const data = JSON.parse(event.data);
@@ -120,7 +121,7 @@
       }
       const next = opened ? FIRST_RETRY_MS : Math.min(retryMs * 2, MAX_RETRY_MS);
       window.setTimeout(function () {
-        connect(next, connectedBefore || opened);
+        connect(next);
       }, next * (0.75 + Math.random() / 4));
     });
   }
@@ -143,5 +144,5 @@
     showFields();
   }
 
-  connect(FIRST_RETRY_MS, false);
+  connect(FIRST_RETRY_MS);
 })();
