@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.accounts.sudo import SUDO_SESSION_KEY
 from apps.accounts.tokens import token_create
 from apps.audit.models import AuditEvent
+from apps.audit.services import event_record
 from apps.compliance import services, tasks
 from apps.compliance.choices import ReportFormat, ReportKind, ReportStatus
 from apps.compliance.models import Report
@@ -345,6 +346,7 @@ def test_generated_report_is_completed_downloadable_and_verifies_with_only_the_p
     body = json.loads(content)
     assert body["meta"]["kind"] == "mfa_coverage"
     assert {name: len(section["rows"]) for name, section in body["sections"].items()} == detail["row_counts"]
+    assert manifest["summaries"] == {name: section["summary"] for name, section in body["sections"].items()}
 
     # The manifest lies beside the file in storage, as served.
     stored = report_storage / f"{report.file.name}.manifest.json"
@@ -354,6 +356,30 @@ def test_generated_report_is_completed_downloadable_and_verifies_with_only_the_p
     assert (generated.actor, generated.outcome, generated.object_id) == (compliance_user, "success", str(report.pk))
     [downloaded] = _events("compliance.report.downloaded")
     assert downloaded.actor == compliance_user
+
+
+@pytest.mark.django_db
+def test_audit_trail_csv_has_its_chain_verification_and_head_hash_in_the_manifest(
+    api_client, compliance_user, report_storage
+):
+    start = timezone.now() - timedelta(hours=1)
+    event_record(action="test.in_period")
+    end = timezone.now()
+    body = _body(kind=ReportKind.AUDIT_TRAIL, fmt=ReportFormat.CSV, start=start, end=end)
+
+    report = _generated(api_client, compliance_user, body)
+
+    manifest = api_client.get(_detail_url(report.pk, "manifest/")).json()
+    summary = manifest["summaries"]["events"]
+    assert manifest["file_name"].endswith(".csv")  # one section: a plain CSV file, with no room for the summary
+    assert (
+        summary["events"]
+        == manifest["row_counts"]["events"]
+        == AuditEvent.objects.filter(timestamp__gte=start, timestamp__lt=end).count()
+    )
+    assert summary["chain intact in period"] == "yes"
+    assert summary["chain verification"].startswith(f"Verified {summary['events']} events")
+    assert summary["head hash at end of period"] == AuditEvent.objects.filter(timestamp__lt=end).latest("id").hash
 
 
 @pytest.mark.django_db

@@ -342,6 +342,7 @@ def _manifest(report: Report, meta: dict, *, file_name: str) -> dict:
         "file_name": file_name,
         "size_bytes": report.size_bytes,
         "row_counts": report.row_counts,
+        "summaries": meta.get("summaries", {}),
         "audit_head_hash": report.audit_head_hash,
         "sha256": report.sha256,
         "signature_algorithm": SIGNATURE_ALGORITHM,
@@ -403,7 +404,7 @@ def report_generate(*, report_id: int) -> str:
 
 def _render_to_file(report: Report, progress: ReportProgress, path: str) -> dict:
     """Render the report into the file at ``path``; returns the metadata given to the renderer."""
-    from .rendering import render
+    from .rendering import plain, render
     from .reports import REPORT_BUILDERS
     from .reports.base import ReportParams
 
@@ -416,11 +417,23 @@ def _render_to_file(report: Report, progress: ReportProgress, path: str) -> dict
     params = ReportParams(
         kind=report.kind, period_start=report.period_start, period_end=report.period_end, filters=dict(report.filters)
     )
+    sections: list = []
     with open(path, "w+b") as out:
-        report.row_counts = dict(render(progress.wrap(builder(params)), report.format, out, meta))
+        report.row_counts = dict(render(progress.wrap(_kept(builder(params), sections)), report.format, out, meta))
         out.flush()
         os.fsync(out.fileno())
+    # Each section's key facts (the audit trail's chain verification, say) go into the manifest too: a CSV file
+    # has no place for them. Summaries are complete once the rows have been written.
+    meta["summaries"] = {
+        name: plain(section.summary) for name, section in zip(report.row_counts, sections, strict=True)
+    }
     return meta
+
+
+def _kept(sections: Iterable, into: list) -> Iterator:
+    for section in sections:
+        into.append(section)
+        yield section
 
 
 class _FinishedFile(File):
