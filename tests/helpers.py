@@ -132,3 +132,18 @@ class PortalProcess:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.communicate()
+
+
+# For ``page.evaluate(PAGE_POST_JSON, [url, body])``: a JSON POST from inside a signed-in page (its session and
+# CSRF token), bypassing the page's own form; gives ``[status, body]``.
+PAGE_POST_JSON = """async ([url, body]) => {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: {
+      "Content-Type": "application/json",
+      "X-CSRFToken": document.querySelector("[name=csrfmiddlewaretoken]").value,
+    },
+    body: JSON.stringify(body),
+  });
+  return [response.status, await response.json()];
+}"""

@@ -54,12 +54,25 @@ def sudo_force_login(client, user) -> TOTPDevice:
     return device
 
 
-def browser_admin_sign_in(page, base_url: str, *, username: str, password: str, key_hex: str) -> None:
-    """In a real browser on the admin login page: the password, then the authenticator's code."""
+def browser_sign_in(page, *, username: str, password: str, key_hex: str, submit: str, landing: str) -> None:
+    """In a real browser on a login page: the password (sent with the ``submit`` button), then the
+    authenticator's code; waits until the browser lands on ``landing``."""
     page.fill("#id_username", username)
     page.fill("#id_password", password)
-    page.click("input[type=submit]")
-    page.wait_for_url("**/accounts/login/code/?next=%2Fadmin%2F")
+    page.click(submit)
+    page.wait_for_url("**/accounts/login/code/**")
     page.fill("#id_code", totp_code(key_hex))
-    page.click("button[type=submit]")
-    page.wait_for_url(base_url + "/admin/")
+    page.click("main button[type=submit]")
+    page.wait_for_url(landing)
+
+
+def browser_admin_sign_in(page, base_url: str, *, username: str, password: str, key_hex: str) -> None:
+    """In a real browser on the admin login page: the password, then the authenticator's code."""
+    browser_sign_in(
+        page,
+        username=username,
+        password=password,
+        key_hex=key_hex,
+        submit="input[type=submit]",
+        landing=base_url + "/admin/",
+    )

@@ -14,7 +14,8 @@ from playwright.sync_api import expect
 from apps.compliance.services import previous_month
 from apps.compliance.signing import key_fingerprint
 
-from .mfa import totp_code, totp_device_create
+from .helpers import PAGE_POST_JSON
+from .mfa import browser_sign_in, totp_device_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -30,20 +31,6 @@ window.WebSocket = class extends NativeWebSocket {
 """
 SOCKET_OPEN = "() => window.__sockets.length > 0 && window.__sockets.at(-1).readyState === 1"
 
-# A report requested through the API from inside the page (the session's sudo window is fresh after sign-in),
-# so the page itself is never reloaded: its row can only appear and change through the websocket.
-API_REQUEST = """async (body) => {
-  const response = await fetch("/api/v1/compliance/reports/", {
-    method: "POST",
-    headers: {
-      "Content-Type": "application/json",
-      "X-CSRFToken": document.querySelector("[name=csrfmiddlewaretoken]").value,
-    },
-    body: JSON.stringify(body),
-  });
-  return [response.status, await response.json()];
-}"""
-
 
 @pytest.fixture
 def report_storage(settings, tmp_path):
@@ -54,18 +41,6 @@ def report_storage(settings, tmp_path):
 @pytest.fixture
 def officer_key(compliance_user):
     return totp_device_create(compliance_user).key
-
-
-def _sign_in(page, base_url: str, user, password: str, key_hex: str) -> None:
-    page.goto(base_url + "/compliance/")
-    page.wait_for_url("**/accounts/login/?next=/compliance/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", password)
-    page.click("main button[type=submit]")
-    page.wait_for_url("**/accounts/login/code/**")
-    page.fill("#id_code", totp_code(key_hex))
-    page.click("main button[type=submit]")
-    page.wait_for_url(base_url + "/compliance/")
 
 
 def _row(page, report_id):
@@ -79,7 +54,16 @@ def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
     start, end = previous_month()
     page = chromium.new_page()
     page.add_init_script(SOCKET_RECORDER)
-    _sign_in(page, asgi_live_server, compliance_user, password, officer_key)
+    page.goto(asgi_live_server + "/compliance/")
+    page.wait_for_url("**/accounts/login/?next=/compliance/")
+    browser_sign_in(
+        page,
+        username=compliance_user.username,
+        password=password,
+        key_hex=officer_key,
+        submit="main button[type=submit]",
+        landing=asgi_live_server + "/compliance/",
+    )
     expect(page.locator("#key-fingerprint")).to_have_text(fingerprint)
 
     # The form shows only what the chosen kind and period need.
@@ -108,10 +92,10 @@ def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
 
     # Requested without reloading the page: the row appears and completes live over the websocket.
     page.wait_for_function(SOCKET_OPEN)
-    status, body = page.evaluate(
-        API_REQUEST,
-        {"kind": "mfa_coverage", "format": "json", "period_start": start.isoformat(), "period_end": end.isoformat()},
-    )
+    # Through the API from inside the page (its sudo window is fresh after sign-in): never reloaded, the page can
+    # only learn of this report over the websocket.
+    body = {"kind": "mfa_coverage", "format": "json", "period_start": start.isoformat(), "period_end": end.isoformat()}
+    status, body = page.evaluate(PAGE_POST_JSON, ["/api/v1/compliance/reports/", body])
     assert status == 202, body  # accepted: generated in the background
     row = _row(page, body["id"])
     expect(row.locator(".report-status")).to_have_text("Completed", timeout=30_000)

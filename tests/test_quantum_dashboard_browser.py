@@ -6,6 +6,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from .helpers import PAGE_POST_JSON
 from .quantum_circuits import slow_qasm2
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -49,18 +50,8 @@ document.addEventListener("DOMContentLoaded", () => {
 
 SOCKET_OPEN = "() => window.__jobSockets().length > 0 && window.__jobSockets().at(-1).readyState === 1"
 
-# Submit through the API from inside the page, bypassing the dashboard's form (which would add the row itself).
-API_SUBMIT = """async (body) => {
-  const response = await fetch("/api/v1/quantum/jobs/", {
-    method: "POST",
-    headers: {
-      "Content-Type": "application/json",
-      "X-CSRFToken": document.querySelector("[name=csrfmiddlewaretoken]").value,
-    },
-    body: JSON.stringify(body),
-  });
-  return [response.status, await response.json()];
-}"""
+# Jobs are submitted through the API from inside the page, bypassing the dashboard's form (which would add the row).
+JOBS_URL = "/api/v1/quantum/jobs/"
 API_STATUS = """async (id) => (await (await fetch("/api/v1/quantum/jobs/" + id + "/")).json()).status"""
 
 
@@ -118,7 +109,7 @@ def test_job_page_shows_the_histogram_when_the_job_completes_while_open(
     asgi_live_server, celery_worker, operator_user, password, chromium
 ):
     page = _sign_in_to_dashboard(chromium, asgi_live_server, operator_user, password)
-    status, job = page.evaluate(API_SUBMIT, {"source": slow_qasm2(), "shots": 256})
+    status, job = page.evaluate(PAGE_POST_JSON, [JOBS_URL, {"source": slow_qasm2(), "shots": 256}])
     assert status == 201, job
     page.goto(f"{asgi_live_server}/dashboard/jobs/{job['id']}/")
     page.evaluate("window.__sameDocument = true")
@@ -165,7 +156,7 @@ def test_dropped_websocket_shows_banner_then_reconnects_and_resyncs_missed_jobs(
     expect(banner).to_have_text("Live updates disconnected — reconnecting…")
 
     # A job submitted and finished while the page is deaf to events.
-    status, job = page.evaluate(API_SUBMIT, {"source": slow_qasm2(qubits=3, layers=2), "shots": 100})
+    status, job = page.evaluate(PAGE_POST_JSON, [JOBS_URL, {"source": slow_qasm2(qubits=3, layers=2), "shots": 100}])
     assert status == 201, job
     deadline = time.monotonic() + 30
     while page.evaluate(API_STATUS, job["id"]) != "completed":

@@ -215,7 +215,8 @@ def _publish_to(user, job_id) -> None:
 
 
 def test_deactivated_user_is_disconnected_once_the_recheck_interval_has_passed(client, operator_user, monkeypatch):
-    monkeypatch.setattr(JobStreamConsumer, "recheck_seconds", 0.5)
+    # Long enough that the first event surely comes within the interval, on a loaded machine too.
+    monkeypatch.setattr(JobStreamConsumer, "recheck_seconds", 2.0)
     job_id = _submit(operator_user)
 
     communicator = _stream(client, operator_user)
@@ -225,7 +226,7 @@ def test_deactivated_user_is_disconnected_once_the_recheck_interval_has_passed(c
         await sync_to_async(type(operator_user).objects.filter(pk=operator_user.pk).update)(is_active=False)
         await sync_to_async(_publish_to)(operator_user, job_id)
         within_interval = await communicator.receive_json_from(timeout=5)
-        await communicator.receive_nothing(timeout=0.6)
+        await communicator.receive_nothing(timeout=2.1)
         await sync_to_async(_publish_to)(operator_user, job_id)
         closed = await communicator.receive_output(timeout=5)
         await communicator.wait()

@@ -13,7 +13,6 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -22,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from apps.accounts.sudo import sudo_is_fresh, sudo_redirect
 
 from . import selectors, services
-from .api.views import CONTENT_TYPES
+from .api.views import report_file_response
 from .choices import ReportFormat, ReportKind
 
 RECENT_REPORTS = 50
@@ -150,12 +149,4 @@ def download(request, pk: int):
     except services.ReportError as exc:
         messages.error(request, exc.message)
         return redirect("compliance_page:index")
-    extension = filename.rsplit(".", 1)[-1]
-    response = FileResponse(
-        file,
-        as_attachment=True,
-        filename=filename,
-        content_type=CONTENT_TYPES.get(extension, "application/octet-stream"),
-    )
-    response["X-Report-SHA256"] = report.sha256
-    return response
+    return report_file_response(report, file, filename)

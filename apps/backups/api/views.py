@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -25,6 +24,7 @@ from apps.accounts.choices import Role
 from apps.accounts.models import ApiToken
 from apps.accounts.sudo import sudo_is_fresh, sudo_url
 from apps.core.permissions import has_role
+from apps.core.responses import StreamedFileResponse
 from apps.registry.api.views import DownloadNegotiation
 
 from ..choices import BackupTrigger
@@ -170,7 +170,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         _require_sudo_window(request, backup)
         with service_errors():
             file = backup_file_open(backup=backup, actor=request.user)
-        response = FileResponse(
+        response = StreamedFileResponse(
             file, as_attachment=True, filename=download_name(backup), content_type="application/octet-stream"
         )
         response["X-Backup-SHA256"] = backup.sha256

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -26,6 +26,7 @@ from apps.accounts.api.token_views import ReauthenticationRequired
 from apps.accounts.models import ApiToken
 from apps.accounts.sudo import sudo_is_fresh, sudo_url
 from apps.core.api.errors import Conflict
+from apps.core.responses import StreamedFileResponse
 from apps.registry.api.views import DownloadNegotiation
 
 from ..models import Report
@@ -36,6 +37,20 @@ from .serializers import ReportDetailSerializer, ReportRequestSerializer, Report
 # A ReportError about these is the report's state (409), not the request's parameters (400).
 CONFLICT_FIELDS = ("status", "file")
 CONTENT_TYPES = {"pdf": "application/pdf", "json": "application/json", "csv": "text/csv", "zip": "application/zip"}
+
+
+def report_file_response(report: Report, file, filename: str) -> StreamedFileResponse:
+    """A report's file as an attachment, with its SHA-256 and the signing key's fingerprint as headers."""
+    extension = filename.rsplit(".", 1)[-1]
+    response = StreamedFileResponse(
+        file,
+        as_attachment=True,
+        filename=filename,
+        content_type=CONTENT_TYPES.get(extension, "application/octet-stream"),
+    )
+    response["X-Report-SHA256"] = report.sha256
+    response["X-Report-Key-Fingerprint"] = report.key_fingerprint
+    return response
 
 
 class ReportAccess(BasePermission):
@@ -156,16 +171,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         require_sudo_window(request, "downloading a report")
         with service_errors():
             file, filename = report_download(report=report, actor=request.user)
-        extension = filename.rsplit(".", 1)[-1]
-        response = FileResponse(
-            file,
-            as_attachment=True,
-            filename=filename,
-            content_type=CONTENT_TYPES.get(extension, "application/octet-stream"),
-        )
-        response["X-Report-SHA256"] = report.sha256
-        response["X-Report-Key-Fingerprint"] = report.key_fingerprint
-        return response
+        return report_file_response(report, file, filename)
 
     @extend_schema(
         summary="The signed manifest: kind, parameters, generated at/by, row counts, SHA-256, signature, key.",

@@ -7,7 +7,6 @@ from functools import cached_property
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
 from django.db.models import Max, Prefetch
-from django.http import FileResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -23,6 +22,7 @@ from rest_framework.settings import api_settings
 from apps.accounts.choices import Role
 from apps.core.api.errors import Conflict, PayloadTooLarge
 from apps.core.permissions import WRITE_ROLES, has_role
+from apps.core.responses import StreamedFileResponse
 from apps.quantum.api.filters import StableOrderingFilter
 
 from ..inference import inference_job_cancel, inference_job_create, inference_job_result
@@ -423,4 +423,4 @@ class InferenceJobViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.Retrie
     def result(self, request, pk=None):
         with service_errors():
             file, filename, content_type = inference_job_result(self.get_object())
-        return FileResponse(file, as_attachment=True, filename=filename, content_type=content_type)
+        return StreamedFileResponse(file, as_attachment=True, filename=filename, content_type=content_type)
