@@ -3,6 +3,7 @@
 import gzip
 import itertools
 import json
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from apps.audit.models import AuditCheckpoint, AuditEvent
 from apps.audit.services import AuditError, archive_create, checkpoint_create, event_record
 from apps.audit.verification import archive_verify, chain_verify
 
-from .helpers import PROJECT_DIR
+from .helpers import PROJECT_DIR, clean_environment, manage
 
 pytestmark = pytest.mark.django_db
 
@@ -302,3 +303,22 @@ def test_events_appended_by_postgres_hash_exactly_as_python_does(operator_user):
     event_record(action="test.hash", changes={}, object_type="a.b", object_id="7")
     for event_id, *content, stored in AuditEvent.objects.values_list("id", *HASHED_FIELDS, "hash"):
         assert row_hash(content) == stored, event_id
+
+
+def test_embedded_sqlite_chain_is_verified_in_python_and_a_changed_event_is_named(tmp_path):
+    database = tmp_path / "portal.sqlite3"
+    environment = clean_environment(OPSDECK_DATA_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{database}")
+    assert manage("migrate", "--noinput", environment=environment).returncode == 0
+    record = "from apps.audit.services import event_record\nfor n in range(4): event_record(action=f'test.{n}')"
+    assert manage("shell", "-c", record, environment=environment).returncode == 0
+
+    intact = manage("audit", "verify", environment=environment)
+    with sqlite3.connect(database) as db:
+        changed = db.execute("SELECT max(id) - 1 FROM audit_auditevent").fetchone()[0]
+        db.execute("UPDATE audit_auditevent SET object_repr = 'edited' WHERE id = ?", [changed])
+    broken = manage("audit", "verify", environment=environment)
+
+    assert intact.returncode == 0, intact.stderr
+    assert intact.stdout.startswith("Verified 4 events")
+    assert broken.returncode == 1
+    assert f"Audit chain broken at event #{changed}: content changed" in broken.stderr
