@@ -2,6 +2,7 @@
 
 import inspect
 import io
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -333,6 +334,14 @@ def test_long_periods_have_their_chain_verified_while_the_rows_are_written(monke
     from apps.compliance.reports import audit as audit_reports
 
     monkeypatch.setattr(audit_reports, "CONCURRENT_VERIFY_MIN_EVENTS", 2)  # this period counts as long
+    verified_in = []
+    chain_summary = audit_reports._chain_summary
+
+    def chain_summary_noting_its_thread(first_id, last_id):
+        verified_in.append(threading.current_thread().name)
+        return chain_summary(first_id, last_id)
+
+    monkeypatch.setattr(audit_reports, "_chain_summary", chain_summary_noting_its_thread)
     events, start, end = trail
     _tamper(events[1].id)
     section = next(REPORT_BUILDERS[ReportKind.AUDIT_TRAIL](ReportParams(ReportKind.AUDIT_TRAIL, start, end, {})))
@@ -343,6 +352,8 @@ def test_long_periods_have_their_chain_verified_while_the_rows_are_written(monke
     assert section.summary["chain intact in period"] == "no"
     assert f"at event #{events[1].id}: content changed" in section.summary["chain verification"]
     assert section.summary["head hash at end of period"] == events[-1].hash
+    assert len(verified_in) == 1
+    assert verified_in[0].startswith("report-chain-verify")  # on its own thread, beside the rows
 
 
 # --- privileged_changes

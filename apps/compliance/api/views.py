@@ -174,7 +174,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return report_file_response(report, file, filename)
 
     @extend_schema(
-        summary="The signed manifest: kind, parameters, generated at/by, row counts, SHA-256, signature, key.",
+        summary="The manifest: kind, parameters, generated at/by, row counts, summaries, SHA-256, signature, key.",
         responses={
             200: OpenApiResponse(response=OpenApiTypes.OBJECT, description="The manifest stored beside the file."),
             403: ERROR_403,
