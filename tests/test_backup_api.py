@@ -18,7 +18,7 @@ from apps.backups.models import Backup
 from apps.backups.services import backup_create
 from apps.backups.stream import MAGIC
 
-from .mfa import otp_force_login, sudo_force_login
+from .mfa import otp_force_login, sudo_force_login, totp_device_create
 
 BACKUPS_URL = "/api/v1/backups/"
 
@@ -280,6 +280,7 @@ def test_download_and_manifest_are_refused_outside_the_sudo_window(
         sudo_force_login(api_client, admin_user)
         _expire_sudo(api_client)
     else:
+        totp_device_create(admin_user)  # a token of a user without MFA would be refused before the sudo rule
         issued = token_create(owner=admin_user, name="ci", scopes=["read", "write"], expires_in_days=1)
         headers = {"HTTP_AUTHORIZATION": f"Bearer {issued.secret}"}
 

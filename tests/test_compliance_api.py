@@ -23,7 +23,7 @@ from apps.compliance.models import Report
 from apps.compliance.selectors import audit_head_hash
 
 from .factories import UserFactory
-from .mfa import otp_force_login, sudo_force_login
+from .mfa import otp_force_login, sudo_force_login, totp_device_create
 
 REPORTS_URL = "/api/v1/compliance/reports/"
 PUBLIC_KEY_URL = "/api/v1/compliance/public-key/"
@@ -220,6 +220,7 @@ def test_compliance_officer_cannot_generate_without_a_fresh_authenticator_code(a
         sudo_force_login(api_client, compliance_user)
         _expire_sudo(api_client)
     else:
+        totp_device_create(compliance_user)  # a token of a user without MFA would be refused before the sudo rule
         issued = token_create(owner=compliance_user, name="ci", scopes=["read", "write"], expires_in_days=1)
         headers = {"HTTP_AUTHORIZATION": f"Bearer {issued.secret}"}
 
@@ -411,6 +412,7 @@ def test_download_of_a_generated_report_needs_a_fresh_authenticator_code(
         sudo_force_login(api_client, compliance_user)
         _expire_sudo(api_client)
     else:
+        totp_device_create(compliance_user)  # a token of a user without MFA would be refused before the sudo rule
         issued = token_create(owner=compliance_user, name="ci", scopes=["read"], expires_in_days=1)
         headers = {"HTTP_AUTHORIZATION": f"Bearer {issued.secret}"}
 

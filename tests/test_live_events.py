@@ -9,12 +9,15 @@ from apps.core.consumers import UNAUTHENTICATED_CLOSE_CODE
 from apps.core.services import live_event_publish, user_group_name
 from project.asgi import application
 
+from .mfa import otp_force_login
+
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://localhost")
 
 
 def _session_cookie(client, user) -> tuple[bytes, bytes]:
-    client.force_login(user)
+    """The session cookie of ``user`` signed in as the two-step sign-in leaves it (OTP-verified)."""
+    otp_force_login(client, user)
     return (b"cookie", f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode())
 
 

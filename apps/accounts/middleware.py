@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from . import selectors
+from . import access
 
 # Always reachable, also for a user who still has to enroll: the way in and out, and probes.
 ALWAYS_OPEN_URL_NAMES = (
@@ -38,14 +38,10 @@ class MfaEnrollmentMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
-        if (
-            user is not None
-            and user.is_authenticated
-            and not user.is_verified()
-            and not self._is_open(request.path)
-            and selectors.mfa_required_for(user=user)
-        ):
-            return self._blocked(request, user)
+        if user is not None and user.is_authenticated and not self._is_open(request.path):
+            refusal = access.mfa_refusal(user=user, verified=user.is_verified())
+            if refusal is not None:
+                return self._blocked(request, refusal)
         return self.get_response(request)
 
     def _is_open(self, path: str) -> bool:
@@ -55,14 +51,8 @@ class MfaEnrollmentMiddleware:
             self._open_exact = {reverse(name) for name in ALWAYS_OPEN_URL_NAMES}
         return path in self._open_exact or path.startswith(self._open_paths)
 
-    def _blocked(self, request, user):
-        has_device = selectors.user_has_confirmed_device(user=user)
+    def _blocked(self, request, refusal: str):
         if request.path.startswith("/api/"):
-            detail = (
-                "Confirm your sign-in with your authentication code first."
-                if has_device
-                else "Your role requires two-factor authentication: set it up at /account/mfa/enroll/ first."
-            )
-            return JsonResponse({"detail": detail, "code": "mfa_required"}, status=403)
-        step = "login-otp" if has_device else "mfa-enroll"
+            return JsonResponse({"detail": refusal, "code": "mfa_required"}, status=403)
+        step = "login-otp" if refusal == access.MFA_VERIFY_HINT else "mfa-enroll"
         return redirect(f"{reverse(step)}?{urlencode({REDIRECT_FIELD_NAME: request.get_full_path()})}")

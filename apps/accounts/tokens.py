@@ -20,6 +20,7 @@ from apps.audit.services import event_record
 
 from .choices import Role
 from .models import ApiToken, User
+from .selectors import mfa_required_for, user_has_confirmed_device
 
 TOKEN_PREFIX = "odk_"  # noqa: S105 - the public marker of Opsdeck tokens, not a secret
 PREFIX_LENGTH = len(TOKEN_PREFIX) + 8  # "odk_" and 8 hex digits; the secret part may contain "_"
@@ -130,18 +131,40 @@ def token_authenticate(*, secret: str, client_ip: str | None, write: bool) -> Ap
     token = ApiToken.objects.select_related("owner").filter(prefix=prefix).first() if prefix else None
     if token is None or not hmac.compare_digest(token.secret_hash, _digest(secret)):
         raise TokenRejected("Invalid token.", 401)
-    if token.revoked is not None:
-        raise TokenRejected(f"Token {token.prefix} was revoked on {token.revoked:%Y-%m-%d %H:%M} UTC.", 401)
-    if token.is_expired:
-        raise TokenRejected(f"Token {token.prefix} expired on {token.expires:%Y-%m-%d %H:%M} UTC.", 401)
-    if not token.owner.is_active:
-        raise TokenRejected("The token's account is deactivated.", 401)
+    _check_usable(token)
     if token.allowed_networks and not _address_allowed(client_ip, token.allowed_networks):
         raise TokenRejected(f"Token {token.prefix} may not be used from {client_ip}.", 403)
     if write and "write" not in token.scopes:
         raise TokenRejected(f"Token {token.prefix} has only the read scope; writing needs the write scope.", 403)
     _note_use(token, client_ip)
     return token
+
+
+def token_check(*, token_id: int) -> ApiToken:
+    """The token again, as it is now, or TokenRejected: a connection opened with it re-checks it while open."""
+    token = ApiToken.objects.select_related("owner").filter(pk=token_id).first()
+    if token is None:
+        raise TokenRejected("The token no longer exists.", 401)
+    _check_usable(token)
+    return token
+
+
+def _check_usable(token: ApiToken) -> None:
+    if token.revoked is not None:
+        raise TokenRejected(f"Token {token.prefix} was revoked on {token.revoked:%Y-%m-%d %H:%M} UTC.", 401)
+    if token.is_expired:
+        raise TokenRejected(f"Token {token.prefix} expired on {token.expires:%Y-%m-%d %H:%M} UTC.", 401)
+    if not token.owner.is_active:
+        raise TokenRejected("The token's account is deactivated.", 401)
+    # A token is a way around the sign-in; for a role that must use a second factor it may only stand
+    # in for one that exists. An MFA reset or a promotion into such a role suspends the user's tokens
+    # until they enroll; they work again after that, with nothing to re-issue.
+    if mfa_required_for(user=token.owner) and not user_has_confirmed_device(user=token.owner):
+        raise TokenRejected(
+            f"Token {token.prefix} is suspended: its owner's role requires two-factor authentication, "
+            "and they have not set it up (at /account/mfa/enroll/).",
+            403,
+        )
 
 
 def _address_allowed(client_ip: str | None, networks: list[str]) -> bool:

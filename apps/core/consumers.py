@@ -2,8 +2,8 @@
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.contrib.auth import get_user_model
 
+from apps.accounts.access import websocket_refusal
 from apps.accounts.channels_auth import BEARER_SUBPROTOCOL
 
 from .services import user_group_name
@@ -30,7 +30,7 @@ class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated or not user.is_active:
+        if user is None or not user.is_authenticated or await database_sync_to_async(self.access_lost)():
             await self.close(code=UNAUTHENTICATED_CLOSE_CODE)
             return
         try:
@@ -56,10 +56,13 @@ class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
         """Runs once accepted, after the groups were joined: a snapshot sent here misses no event."""
 
     async def may_receive(self, message: dict) -> bool:
-        return await database_sync_to_async(self._user_still_active)()
+        return not await database_sync_to_async(self.access_lost)()
 
-    def _user_still_active(self) -> bool:
-        return get_user_model().objects.filter(pk=self.scope["user"].pk, is_active=True).exists()
+    def access_lost(self) -> bool:
+        """True when HTTP would no longer let this connection's user in: signed out, session expired or
+        idle too long, account deactivated, token revoked or expired, or a second factor their role
+        requires not (or no longer) in place."""
+        return websocket_refusal(scope=self.scope) is not None
 
     async def live_event(self, message: dict) -> None:
         """Forward a live event published by a service, if the user may still see it."""

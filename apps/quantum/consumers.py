@@ -93,8 +93,9 @@ class JobStreamConsumer(AuthenticatedConsumer):
             await self.send(text_data=update["json"])
 
     def rights_lost(self) -> int | None:
-        """The close code if the user was deactivated or may no longer open this stream as joined; else None."""
-        user = get_user_model().objects.filter(pk=self.scope["user"].pk, is_active=True).first()
+        """The close code if the user may no longer be let in at all, or may no longer open this stream as
+        joined; else None."""
+        user = None if self.access_lost() else get_user_model().objects.filter(pk=self.scope["user"].pk).first()
         if user is None:
             return UNAUTHENTICATED_CLOSE_CODE
         try:
