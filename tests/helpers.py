@@ -147,3 +147,9 @@ PAGE_POST_JSON = """async ([url, body]) => {
   });
   return [response.status, await response.json()];
 }"""
+
+
+def manifest_signed_bytes(manifest: dict) -> bytes:
+    """What a report manifest's signature covers, rebuilt as the README tells auditors (no portal code)."""
+    unsigned = {key: value for key, value in manifest.items() if key != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from apps.compliance.services import previous_month
 from apps.compliance.signing import key_fingerprint
 
-from .helpers import PAGE_POST_JSON
+from .helpers import PAGE_POST_JSON, manifest_signed_bytes
 from .mfa import browser_sign_in, totp_device_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -115,4 +115,6 @@ def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
     assert json.loads(data)["meta"]["kind"] == "mfa_coverage"
     assert hashlib.sha256(data).hexdigest() == manifest["sha256"]
     assert row.locator('[data-cell="sha256"] code').get_attribute("title") == manifest["sha256"]
-    serialization.load_pem_public_key(public_pem).verify(base64.b64decode(manifest["signature"]), data)
+    serialization.load_pem_public_key(public_pem).verify(
+        base64.b64decode(manifest["signature"]), manifest_signed_bytes(manifest)
+    )

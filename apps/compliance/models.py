@@ -25,7 +25,10 @@ class Report(models.Model):
     manifest = models.JSONField(default=dict, blank=True, help_text="The signed manifest written beside the file.")
     size_bytes = models.BigIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
-    signature = models.TextField(blank=True, help_text="Base64 Ed25519 signature over the file's bytes.")
+    signature = models.TextField(
+        blank=True,
+        help_text="Base64 Ed25519 signature over the canonical manifest (over the file's bytes before manifest-v1).",
+    )
     key_fingerprint = models.CharField(max_length=64, blank=True)
     row_counts = models.JSONField(default=dict, blank=True, help_text="Rows per section.")
     audit_head_hash = models.CharField(max_length=64, blank=True, help_text="The audit chain's head at generation.")

@@ -1,13 +1,13 @@
-"""Ed25519 signatures over the exact bytes of report files, and their verification.
+"""Ed25519 signatures of compliance reports, and their verification with the public key alone.
 
-The private key is ``settings.REPORT_SIGNING_KEY`` (PEM, PKCS#8). Anyone holding only the public key
-(``GET /api/v1/compliance/public-key/``) can check a report with ``openssl pkeyutl -verify -rawin`` or a few
-lines of Python: the signature is plain Ed25519 (RFC 8032) over the file's bytes, not over a digest of them.
+A report is vouched for by its manifest, which carries the file's SHA-256 and size, what the report covers and the
+key's fingerprint. The portal signs the manifest's canonical bytes (``manifest_message``) with ``cryptography``'s
+Ed25519, not the file: the message is small and fixed once the stored file has been hashed (in chunks, once), so
+memory stays constant whatever the file's size, and a file that changes afterwards fails its SHA-256. Every
+signature is verified with the published public key before it is stored.
 
-Pure Ed25519 hashes the whole message twice, and the usual APIs want it in memory at once. Reports can be
-hundreds of megabytes, so signing reads the file twice in chunks instead, with the same steps (RFC 8032,
-section 5.1.6) and libsodium's group arithmetic: the signature is byte for byte the one ``cryptography`` would
-make (Ed25519 is deterministic), in constant memory.
+Manifests written before this scheme have no ``signature_scheme``: their signature is pure Ed25519 over the whole
+file, and they are still verified that way.
 """
 
 from __future__ import annotations
@@ -17,17 +17,24 @@ import binascii
 import hashlib
 import mmap
 import os
-from collections.abc import Iterator
 from functools import lru_cache
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from nacl import bindings as sodium
+
+from .rendering import canonical
 
 HASH_CHUNK = 1024 * 1024
+SIGNATURE_ALGORITHM = "Ed25519"
+# The signature covers manifest_message(manifest); the version names that canonical form.
+MANIFEST_SCHEME = "manifest-v1"
+# Manifests without "signature_scheme" (reports signed before manifests were): Ed25519 over the file's bytes.
+FILE_SCHEME = "file"
+SCHEMES = (MANIFEST_SCHEME, FILE_SCHEME)
 
 SHA256_MISMATCH = "sha256 mismatch"
 SIGNATURE_INVALID = "signature does not verify"
@@ -36,6 +43,10 @@ FINGERPRINT_DIFFERS = "key fingerprint differs"
 
 class SigningKeyError(ImproperlyConfigured):
     """The configured or given key cannot be used; the message names it but never shows it."""
+
+
+class SignatureNotVerified(SigningKeyError):
+    """A fresh signature does not verify with the published public key: it is never stored."""
 
 
 @lru_cache(maxsize=4)
@@ -65,7 +76,7 @@ def private_key() -> Ed25519PrivateKey:
 
 
 def public_key() -> Ed25519PublicKey:
-    """The public half of the configured signing key."""
+    """The published public key: the half of the configured signing key that auditors are given."""
     return private_key().public_key()
 
 
@@ -101,60 +112,68 @@ def load_public_key(pem: bytes | str, *, source: str = "the public key") -> Ed25
     return key
 
 
-def _chunks(path: str | os.PathLike) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            yield chunk
+def stream_sha256(handle: BinaryIO) -> tuple[str, int]:
+    """SHA-256 (hex) and size of what is left to read in a binary file, read in chunks (constant memory)."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := handle.read(HASH_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 (hex) of a file, read in chunks."""
-    digest = hashlib.sha256()
-    for chunk in _chunks(path):
-        digest.update(chunk)
-    return digest.hexdigest()
+    with open(path, "rb") as handle:
+        return stream_sha256(handle)[0]
 
 
-def _scalar_of(digest) -> bytes:
-    """A SHA-512 digest as a scalar modulo the group order (little-endian, 32 bytes)."""
-    return sodium.crypto_core_ed25519_scalar_reduce(digest.digest())
+def manifest_message(manifest: dict) -> bytes:
+    """The bytes a manifest's signature covers: the manifest without ``signature``, as canonical JSON in UTF-8
+    (sorted keys, no spaces, characters kept), i.e. ``json.dumps(m, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False).encode()``."""
+    return canonical({name: value for name, value in manifest.items() if name != "signature"}).encode("utf-8")
 
 
-def sign_file(path: str | os.PathLike) -> tuple[str, str]:
-    """Sign a file's exact bytes with the report key: ``(sha256_hex, signature_base64)``, in constant memory."""
-    key = private_key()
-    seed = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
-    expanded = hashlib.sha512(seed).digest()
-    secret = bytearray(expanded[:32])  # the secret scalar, clamped
-    secret[0] &= 248
-    secret[31] = (secret[31] & 127) | 64
-    secret, nonce_prefix = bytes(secret), expanded[32:]
-    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    # First pass: the file's SHA-256 and the deterministic nonce r = SHA-512(prefix || M).
-    sha256, nonce_digest = hashlib.sha256(), hashlib.sha512(nonce_prefix)
-    for chunk in _chunks(path):
-        sha256.update(chunk)
-        nonce_digest.update(chunk)
-    nonce = _scalar_of(nonce_digest)
-    commitment = sodium.crypto_scalarmult_ed25519_base_noclamp(nonce)  # R = rB
-    # Second pass: the challenge k = SHA-512(R || A || M); then S = r + k·a (mod L).
-    challenge_digest = hashlib.sha512(commitment + public)
-    for chunk in _chunks(path):
-        challenge_digest.update(chunk)
-    challenge = _scalar_of(challenge_digest)
-    response = sodium.crypto_core_ed25519_scalar_add(nonce, sodium.crypto_core_ed25519_scalar_mul(challenge, secret))
-    return sha256.hexdigest(), base64.b64encode(commitment + response).decode("ascii")
+def manifest_sign(manifest: dict) -> dict:
+    """The manifest completed with the key's fingerprint, the scheme and the Ed25519 signature of its canonical
+    bytes; ``SignatureNotVerified`` if the signature does not verify with the published public key.
+
+    The manifest must already carry the SHA-256 of the stored file: that is what ties the file to the signature.
+    """
+    published = public_key()
+    signed = {
+        **manifest,
+        "signature_algorithm": SIGNATURE_ALGORITHM,
+        "signature_scheme": MANIFEST_SCHEME,
+        "key_fingerprint": fingerprint_of(published),
+    }
+    message = manifest_message(signed)
+    signature = private_key().sign(message)
+    # An auditor only has the public key: a signature it would reject must fail the report, not be handed out.
+    try:
+        published.verify(signature, message)
+    except InvalidSignature:
+        raise SignatureNotVerified(
+            f"The report's signature does not verify with the published public key {signed['key_fingerprint']}: "
+            "REPORT_SIGNING_KEY is not the key whose public half is published. Nothing was stored."
+        ) from None
+    return {**signed, "signature": base64.b64encode(signature).decode("ascii")}
 
 
-def _with_file_bytes(path: str | os.PathLike, use):
-    # Verification (an auditor's or an administrator's check, not the worker's) uses the reference
-    # implementation, which needs the whole message: a read-only memory map gives it the bytes without copying
-    # them into the process's own memory.
+def signature_scheme(manifest: dict) -> str:
+    """What the manifest's signature covers: ``manifest-v1`` (its canonical bytes) or ``file`` (older reports)."""
+    return str(manifest.get("signature_scheme", FILE_SCHEME))
+
+
+def _verify_over_file(key: Ed25519PublicKey, signature: bytes, path: str | os.PathLike) -> None:
+    # Older reports' signatures cover the whole file, and Ed25519 verification needs the whole message: a read-only
+    # memory map gives it the bytes without copying them into the process's own memory.
     with open(path, "rb") as handle:
         if os.fstat(handle.fileno()).st_size == 0:
-            return use(b"")
+            key.verify(signature, b"")
+            return
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return use(mapped)
+            key.verify(signature, mapped)
 
 
 def verify_file(
@@ -162,10 +181,12 @@ def verify_file(
 ) -> list[str]:
     """Check a report file against its manifest; the problems found, empty when it is authentic.
 
-    The hash and the signature are both checked (one changed byte fails both). The signature is checked with
-    ``public_key_to_use`` or else the configured key; the manifest's ``key_fingerprint`` must name that key.
+    The file's SHA-256 must be the manifest's, the signature must verify (over the canonical manifest, or over the
+    file for manifests of the ``file`` scheme) with ``public_key_to_use`` or else the configured key, and the
+    manifest's ``key_fingerprint`` must name that key.
     """
     key = public_key_to_use or public_key()
+    scheme = signature_scheme(manifest)
     problems = []
     if file_sha256(path) != str(manifest.get("sha256", "")).lower():
         problems.append(SHA256_MISMATCH)
@@ -174,7 +195,12 @@ def verify_file(
     except (binascii.Error, ValueError):
         signature = b""
     try:
-        _with_file_bytes(path, lambda data: key.verify(signature, data))
+        if scheme == MANIFEST_SCHEME:
+            key.verify(signature, manifest_message(manifest))
+        elif scheme == FILE_SCHEME:
+            _verify_over_file(key, signature, path)
+        else:
+            problems.append(f"unknown signature scheme {scheme!r} (known: {', '.join(SCHEMES)})")
     except InvalidSignature:
         problems.append(SIGNATURE_INVALID)
     if manifest.get("key_fingerprint") and manifest["key_fingerprint"] != fingerprint_of(key):
@@ -210,6 +236,8 @@ def report_verify(
         changes={
             "file": name,
             "sha256": manifest.get("sha256", ""),
+            # Not "signature_scheme": the audit trail masks values under names that look secret.
+            "signed_over": signature_scheme(manifest),
             "key_fingerprint": fingerprint_of(key),
             "problems": problems,
         },

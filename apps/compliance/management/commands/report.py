@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.compliance.signing import SigningKeyError, load_public_key, report_verify
+from apps.compliance.signing import MANIFEST_SCHEME, SigningKeyError, load_public_key, report_verify, signature_scheme
 
 
 def _manifest(path: Path) -> dict:
@@ -48,9 +48,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if problems:
             raise CommandError(f"FAILED: {path.name}: {'; '.join(problems)}.")
+        signed = "the manifest" if signature_scheme(manifest) == MANIFEST_SCHEME else "the whole file (older report)"
         self.stdout.write(
             self.style.SUCCESS(
                 f"OK: {path.name} matches its manifest: SHA-256 {manifest['sha256']}, "
-                f"Ed25519 signature valid for key {fingerprint}."
+                f"Ed25519 signature over {signed} valid for key {fingerprint}."
             )
         )
