@@ -26,6 +26,8 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
+from apps.core.csv_cells import csv_cell
+
 FORMATS = ("csv", "json", "pdf")
 # A PDF of more rows than this is refused: reportlab keeps the finished pages in memory until the file is
 # written, and nobody reads a 1,000-page table. CSV and JSON have no limit.
@@ -147,7 +149,8 @@ def render(sections: Iterable, fmt: str, out: BinaryIO, meta: dict) -> dict[str,
 
 def _write_csv(section, text: io.TextIOBase) -> int:
     if getattr(section, "csv_rows", None) is not None:
-        # Rows the database already wrote as CSV (an audit trail of millions): copied through as they are.
+        # Rows the database already wrote as CSV (an audit trail of millions), formula cells already
+        # neutralised by the same rule in SQL: copied through as they are.
         csv.writer(text, lineterminator="\n").writerow(section.columns)
         text.flush()
         for block in section.csv_rows:
@@ -157,7 +160,9 @@ def _write_csv(section, text: io.TextIOBase) -> int:
     writer.writerow(section.columns)
     count = 0
     for row in section.rows:
-        writer.writerow([cell_text(value) for value in _plain_row(section, row)])
+        # Text is neutralised before cell_text turns numbers into text too, so a negative number stays a
+        # number (hence a plain csv.writer, not SafeCsvWriter, which would see only text).
+        writer.writerow([cell_text(csv_cell(value)) for value in _plain_row(section, row)])
         count += 1
     return count
 
