@@ -29,6 +29,13 @@ SCHEDULE = [
         description="Recomputes the whole audit chain and its checkpoints every night; a failure shows in the admin.",
     ),
     ScheduledTask(
+        name="Summarise refused requests",
+        task="maintenance.audit_refusals_flush",
+        crontab="*/5 * * * *",
+        queue="maintenance",
+        description="Writes one audit event per client and closed window of refused requests, with their count.",
+    ),
+    ScheduledTask(
         name="Clear expired lockouts",
         task="maintenance.lockout_clear_expired",
         crontab="47 * * * *",

@@ -1,12 +1,12 @@
-"""Request-level audit events: API writes and denied access."""
+"""Request-level audit events: API writes and refused requests."""
 
 from django.http import HttpRequest, HttpResponse
 
 from .choices import Outcome
+from .refusals import is_refusal, refusal_record
 from .services import event_record
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-DENIED_STATUSES = frozenset({401, 403})
 
 
 def _api_object(request: HttpRequest, response: HttpResponse) -> dict[str, str]:
@@ -24,7 +24,7 @@ def _api_object(request: HttpRequest, response: HttpResponse) -> dict[str, str]:
 
 
 class AuditMiddleware:
-    """Record every API write (method, path, object, status) and every 401/403 response."""
+    """Record every API write (method, path, object, status) and count every refusal (see refusals.py)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -32,8 +32,8 @@ class AuditMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         details = {"method": request.method, "path": request.path[:500], "status": response.status_code}
-        if response.status_code in DENIED_STATUSES:
-            event_record(action="access.denied", outcome=Outcome.DENIED, changes=details, request=request)
+        if is_refusal(response):
+            refusal_record(request=request, status=response.status_code, details=details)
         elif request.path.startswith("/api/") and request.method not in SAFE_METHODS:
             outcome = Outcome.SUCCESS if response.status_code < 400 else Outcome.FAILURE
             event_record(
