@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import QuerySet
 
 from .models import AuditArchive, AuditEvent
 
 
-def chain_anchor() -> AuditArchive | None:
+def chain_anchor(*, using: str = DEFAULT_DB_ALIAS) -> AuditArchive | None:
     """The newest archive: the remaining chain continues from its anchor hash."""
-    return AuditArchive.objects.order_by("-last_id").first()
+    return AuditArchive.objects.using(using).order_by("-last_id").first()
 
 
 def events_between(*, since: datetime | None = None, until: datetime | None = None) -> QuerySet[AuditEvent]:

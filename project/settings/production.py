@@ -9,7 +9,7 @@ that sets X-Forwarded-Proto.
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import BACKUP_STORAGE, DEBUG, database_settings, env
+from .base import BACKUP_STORAGE, DEBUG, database_settings, env, with_audit_archive
 
 SECRET_KEY = env.secret("SECRET_KEY", min_length=50)
 if SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5:
@@ -27,7 +27,7 @@ if DEBUG:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set to the host names the portal answers to.")
-DATABASES = {"default": database_settings(env.database("DATABASE_URL"))}
+DATABASES = with_audit_archive({"default": database_settings(env.database("DATABASE_URL"))})
 
 SECURE_SSL_REDIRECT = True
 # Probes and Prometheus scrape over plain HTTP inside the network.

@@ -3,8 +3,9 @@
 import os
 from pathlib import Path
 
-# A <NAME>_FILE would win over the test values: never let one point tests at real data.
-for name in ("DATABASE_URL_FILE", "REDIS_URL_FILE"):
+# A <NAME>_FILE would win over the test values: never let one point tests at real data. The archive
+# connection is left out too: tests archive through the test database's own (owner) connection.
+for name in ("DATABASE_URL_FILE", "REDIS_URL_FILE", "AUDIT_ARCHIVE_DATABASE_URL", "AUDIT_ARCHIVE_DATABASE_URL_FILE"):
     os.environ.pop(name, None)
 os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/opsdeck")
 os.environ.setdefault("OPSDECK_DATA_DIR", str(Path(__file__).resolve().parents[2] / "var" / "test"))

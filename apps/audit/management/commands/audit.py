@@ -1,10 +1,12 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.audit.services import AuditError, archive_create, checkpoint_record
 from apps.audit.verification import archive_verify, chain_verify
+from apps.core.datetimes import validate_storable_datetime
 
 
 def _date(value: str) -> datetime:
@@ -12,6 +14,10 @@ def _date(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise CommandError(f"--before must be a date like 2019-01-31 (or an ISO timestamp), got {value!r}.") from None
+    try:
+        validate_storable_datetime(parsed)
+    except ValidationError as exc:
+        raise CommandError(f"--before {value!r}: {exc.messages[0]}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
