@@ -11,6 +11,8 @@ from django_celery_beat.models import PeriodicTask
 from apps.audit.models import AuditEvent
 from apps.core.request_context import current_request, current_request_id
 
+from .mfa import sudo_force_login
+
 pytestmark = pytest.mark.django_db
 
 
@@ -57,8 +59,8 @@ def test_invalid_request_id_is_replaced(client):
     assert len(response["X-Request-ID"]) == 32
 
 
-def test_admin_change_records_field_diff_and_masks_the_password(client, superuser, operator_user, otp_login):
-    otp_login(client, superuser)
+def test_admin_change_records_field_diff_and_masks_the_password(client, superuser, operator_user):
+    sudo_force_login(client, superuser)  # setting a password needs a fresh second factor
     response = client.post(
         f"/admin/accounts/user/{operator_user.pk}/password/",
         {"password1": "A-new-Secret-Passphrase-9", "password2": "A-new-Secret-Passphrase-9", "usable_password": "true"},
@@ -74,11 +76,11 @@ def test_admin_change_records_field_diff_and_masks_the_password(client, superuse
     assert "A-new-Secret-Passphrase-9" not in _row_text(event)
 
 
-def test_admin_role_change_records_the_added_role_and_staff_flag(client, superuser, viewer_user, otp_login):
+def test_admin_role_change_records_the_added_role_and_staff_flag(client, superuser, viewer_user):
     from django.contrib.auth.models import Group
 
     compliance = Group.objects.get_or_create(name="compliance")[0]
-    otp_login(client, superuser)
+    sudo_force_login(client, superuser)  # granting a role needs a fresh second factor
     data = {
         "username": viewer_user.username,
         "email": viewer_user.email,

@@ -1,4 +1,4 @@
-"""The account page at /account/ and its MFA, re-authentication and session pages."""
+"""The account page at /account/ and its MFA, re-authentication, password and session pages."""
 
 from django.urls import path
 
@@ -7,6 +7,7 @@ from . import token_pages, views
 urlpatterns = [
     path("", views.account, name="account"),
     path("reauthenticate/", views.reauthenticate, name="sudo"),
+    path("password/", views.password_change, name="password-change"),
     path("sessions/<int:pk>/end/", views.session_end, name="session-end"),
     path("sessions/end-others/", views.sessions_end_others, name="sessions-end-others"),
     path("tokens/new/", token_pages.token_new, name="token-new"),

@@ -1,15 +1,39 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.template.defaultfilters import pluralize
 
-from . import selectors, services
+from apps.core.request_context import current_request
+
+from . import selectors, services, sessions
 from .models import User
-from .sudo import sudo_admin_action_check
+from .sudo import sudo_admin_action_check, sudo_redirect, sudo_second_factor_fresh
 from .tokens import tokens_revoke_all
+
+PRIVILEGE_FIELDS = frozenset({"is_staff", "is_superuser", "groups", "user_permissions"})
+PRIVILEGE_M2M = ("groups", "user_permissions")
+NEEDS_SECOND_FACTOR = (
+    "Nothing was saved: {what} needs your password and a fresh authenticator code. "
+    "Confirm them here, then make the change again."
+)
+
+
+class ServicePasswordForm(AdminPasswordChangeForm):
+    """Django's admin form for a user's password, saved through ``services.user_password_change``."""
+
+    def save(self, commit=True):
+        usable = self.cleaned_data["set_usable_password"]
+        # Django's admin view builds this form without the request; the request context middleware holds it.
+        services.user_password_change(
+            user=self.user, password=self.cleaned_data["password1"] if usable else None, request=current_request.get()
+        )
+        return self.user
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    change_password_form = ServicePasswordForm
     list_display = [
         "username",
         "email",
@@ -27,6 +51,57 @@ class UserAdmin(DjangoUserAdmin):
 
     def get_queryset(self, request):
         return selectors.users_with_account_state(super().get_queryset(request).prefetch_related("groups"))
+
+    # --- Privileges and passwords: only with a fresh second factor, through the services
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """Refuse a privilege change outside the sudo window before anything is saved, and re-authenticate."""
+        if request.method == "POST" and object_id is not None and not sudo_second_factor_fresh(request):
+            user = self.get_object(request, unquote(object_id))
+            if user is not None and self.has_change_permission(request, user):
+                form = self.get_form(request, user, change=True)(request.POST, request.FILES, instance=user)
+                if PRIVILEGE_FIELDS.intersection(form.changed_data):
+                    what = "changing roles, permissions, staff or superuser status"
+                    self.message_user(request, NEEDS_SECOND_FACTOR.format(what=what), messages.ERROR)
+                    return sudo_redirect(request, request.get_full_path())
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            # The privilege flags are the service's to set (in save_related, audited): this save keeps the stored ones.
+            stored = User.objects.values("is_staff", "is_superuser").get(pk=obj.pk)
+            obj.is_staff, obj.is_superuser = stored["is_staff"], stored["is_superuser"]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        if not change:
+            super().save_related(request, form, formsets, change)
+            return
+        # form.save_m2m() sets only the fields left in cleaned_data: the roles and permissions go to the service.
+        requested = {name: form.cleaned_data.pop(name) for name in PRIVILEGE_M2M if name in form.cleaned_data}
+        super().save_related(request, form, formsets, change)
+        user, data = form.instance, form.cleaned_data
+        services.user_privileges_change(
+            user=user,
+            actor=request.user,
+            is_staff=data.get("is_staff", user.is_staff),
+            is_superuser=data.get("is_superuser", user.is_superuser),
+            roles=requested.get("groups", user.groups.all()),
+            permissions=requested.get("user_permissions", user.user_permissions.all()),
+            request=request,
+        )
+
+    def user_change_password(self, request, id, form_url=""):
+        """Setting a password needs a fresh second factor: without one, re-authenticate first and come back."""
+        if not sudo_second_factor_fresh(request):
+            if request.method == "POST":
+                self.message_user(request, NEEDS_SECOND_FACTOR.format(what="setting a password"), messages.ERROR)
+            return sudo_redirect(request, request.get_full_path())
+        old_key = request.session.session_key
+        response = super().user_change_password(request, id, form_url)
+        # Django's view gives the administrator's session a new key after a change.
+        sessions.session_list_entry_rekey(old_key=old_key, new_key=request.session.session_key)
+        return response
 
     @admin.display(description="Roles")
     def roles(self, obj: User) -> str:

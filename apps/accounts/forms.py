@@ -1,6 +1,8 @@
-"""Forms of the sign-in, enrollment and re-authentication pages."""
+"""Forms of the sign-in, enrollment, re-authentication and password pages."""
 
 from django import forms
+from django.contrib.auth import authenticate
+from django.contrib.auth.forms import PasswordChangeForm
 
 CODE_ATTRS = {"autocomplete": "one-time-code", "autofocus": True, "spellcheck": "false", "autocapitalize": "off"}
 
@@ -35,3 +37,25 @@ class ReauthenticationForm(forms.Form):
             self.fields["code"].required = True
         else:
             del self.fields["code"]
+
+
+class CurrentPasswordChangeForm(PasswordChangeForm):
+    """Django's password change form; the current password is checked by ``authenticate``.
+
+    So a wrong current password counts towards the lockout and is audited like a failed sign-in, and a
+    stolen session cannot guess it without limit.
+    """
+
+    error_messages = {**PasswordChangeForm.error_messages, "password_incorrect": "That is not your current password."}
+
+    def __init__(self, user, *args, request, **kwargs):
+        super().__init__(user, *args, **kwargs)
+        self.request = request
+        self.fields["old_password"].label = "Current password"
+
+    def clean_old_password(self):
+        old_password = self.cleaned_data["old_password"]
+        checked = authenticate(self.request, username=self.user.get_username(), password=old_password)
+        if checked is None or checked.pk != self.user.pk:
+            raise forms.ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return old_password

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 from django.utils import timezone
@@ -17,7 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
 
-from . import selectors
+from . import selectors, sessions
 from .models import User
 
 GENERATED_PASSWORD_BYTES = 18
@@ -218,3 +220,82 @@ def lockout_records_clear_expired() -> str:
     attempts, _ = AccessAttempt.objects.filter(attempt_time__lt=threshold).delete()
     failure_logs, _ = AccessFailureLog.objects.filter(attempt_time__lt=threshold).delete()
     return f"Deleted {attempts} expired lockout record(s) and {failure_logs} failure log entrie(s)."
+
+
+# --- Privileges and passwords (the doors check the sudo window first: that is a property of the session)
+
+
+def _privileges(user: User) -> dict:
+    """What ``user`` may do, as stored: staff and superuser flags, roles, direct permissions."""
+    permissions = user.user_permissions.values_list("content_type__app_label", "codename")
+    return {
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+        "roles": sorted(user.groups.values_list("name", flat=True)),
+        "permissions": sorted(f"{app_label}.{codename}" for app_label, codename in permissions),
+    }
+
+
+@transaction.atomic
+def user_privileges_change(
+    *,
+    user: User,
+    actor: User,
+    is_staff: bool,
+    is_superuser: bool,
+    roles: Iterable[Group],
+    permissions: Iterable[Permission],
+    request=None,
+) -> dict | None:
+    """Set what ``user`` may do, all or nothing; returns the recorded before/after, or None when nothing changed.
+
+    One ``accounts.privileges.changed`` event holds the privileges before and after and what was granted or
+    revoked. The caller has checked that ``actor`` may do this now (a fresh second factor).
+    """
+    before = _privileges(user)
+    user.is_staff, user.is_superuser = is_staff, is_superuser
+    user.save(update_fields=["is_staff", "is_superuser"])
+    user.groups.set(roles)
+    user.user_permissions.set(permissions)
+    after = _privileges(user)
+    if after == before:
+        return None
+    changes = {"before": before, "after": after, "granted": [], "revoked": []}
+    for name in ("is_staff", "is_superuser"):
+        if before[name] != after[name]:
+            changes["granted" if after[name] else "revoked"].append(name)
+    for name in ("roles", "permissions"):
+        changes["granted"] += [f"{name}:{item}" for item in after[name] if item not in before[name]]
+        changes["revoked"] += [f"{name}:{item}" for item in before[name] if item not in after[name]]
+    event_record(action="accounts.privileges.changed", actor=actor, obj=user, changes=changes, request=request)
+    return changes
+
+
+@transaction.atomic
+def user_password_change(*, user: User, password: str | None, request) -> int:
+    """Set ``user``'s password (None: disable password sign-in) and end their other sessions; returns how many.
+
+    The caller has validated the password (Django's forms run the validators) and checked the current password
+    or the admin's right and the sudo window. The session making the request survives when it is the user's own;
+    the caller then refreshes its auth hash (``sessions.session_keep_after_password_change``). Every session of
+    someone else whose password an administrator set is ended. The audit event never holds the password.
+    """
+    actor = request.user
+    own = actor.pk == user.pk
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    user.save(update_fields=["password"])
+    ended = sessions.sessions_end_others(
+        user=user, current_session_key=request.session.session_key if own else None, request=request, actor=actor
+    )
+    event_record(
+        action="accounts.password.changed",
+        actor=actor,
+        obj=user,
+        request=request,
+        # Keys that do not look like secrets: the audit trail would mask their values.
+        changes={"by": "self" if own else "administrator", "usable": password is not None, "signed_out": ended},
+    )
+    return ended

@@ -13,7 +13,7 @@ from datetime import timedelta
 from importlib import import_module
 
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
+from django.contrib.auth import SESSION_KEY, update_session_auth_hash
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.models import Session
 from django.db import transaction
@@ -186,10 +186,11 @@ def session_end(*, user: User, user_session_id: int, current_session_key: str | 
     return user_session
 
 
-def sessions_end_others(*, user: User, current_session_key: str | None, request=None) -> int:
-    """End every session of the user except the one making the request; returns how many.
+def sessions_end_others(*, user: User, current_session_key: str | None, request=None, actor: User | None = None) -> int:
+    """End every session of the user except ``current_session_key`` (None: all of them); returns how many.
 
-    One ``auth.session.ended`` event lists the count (none when there was nothing to end).
+    One ``auth.session.ended`` event lists the count (none when there was nothing to end); its actor is the
+    user, or ``actor`` (an administrator who set the user's password).
     """
     others = UserSession.objects.filter(user=user).exclude(session_key=current_session_key or "")
     with transaction.atomic():
@@ -199,7 +200,7 @@ def sessions_end_others(*, user: User, current_session_key: str | None, request=
         if ended:
             event_record(
                 action="auth.session.ended",
-                actor=user,
+                actor=actor or user,
                 obj=user,
                 request=request,
                 changes={
@@ -221,3 +222,20 @@ def user_sessions_clear_orphaned() -> int:
 def session_is_signed_in(*, request) -> bool:
     """True when the request's session belongs to a signed-in user (without loading the user)."""
     return SESSION_KEY in request.session
+
+
+def session_keep_after_password_change(*, request, user: User) -> None:
+    """Keep the request's session signed in after its user's password changed.
+
+    Django signs out sessions whose stored password hash is stale; this one gets the new hash and, against
+    session fixation, a new key, which its entry in the list of active sessions follows.
+    """
+    old_key = request.session.session_key
+    update_session_auth_hash(request, user)
+    session_list_entry_rekey(old_key=old_key, new_key=request.session.session_key)
+
+
+def session_list_entry_rekey(*, old_key: str | None, new_key: str | None) -> None:
+    """Point the list entry of a session at its new key (after ``cycle_key``)."""
+    if old_key and new_key and old_key != new_key:
+        UserSession.objects.filter(session_key=old_key).update(session_key=new_key)

@@ -12,6 +12,9 @@ or, where a decorator does not fit (admin actions, API views)::
 
     if not sudo_is_fresh(request):
         return sudo_redirect(request, next_url)
+
+The most sensitive actions (restores, downloads of backups and reports, privilege and password changes in the
+admin) use ``sudo_second_factor_fresh``, which also demands that the window was opened with an authenticator code.
 """
 
 from __future__ import annotations
@@ -45,6 +48,16 @@ def sudo_is_fresh(request) -> bool:
     if not isinstance(verified_at, int | float) or session.get(SUDO_USER_SESSION_KEY) != str(user.pk):
         return False
     return 0 <= time.time() - verified_at <= settings.SUDO_WINDOW_MINUTES * 60
+
+
+def sudo_second_factor_fresh(request) -> bool:
+    """Sudo mode proven with an authenticator code: an OTP-verified session that re-authenticated just now.
+
+    The rule for the most sensitive actions (restoring a backup, changing someone's privileges or password):
+    unlike ``sudo_is_fresh`` it is never satisfied by a password alone.
+    """
+    is_verified = getattr(request.user, "is_verified", None)
+    return callable(is_verified) and is_verified() and sudo_is_fresh(request)
 
 
 def sudo_url(next_url: str) -> str:

@@ -26,7 +26,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from . import selectors, services, sessions
-from .forms import EnrollmentForm, OtpCodeForm, ReauthenticationForm
+from .forms import CurrentPasswordChangeForm, EnrollmentForm, OtpCodeForm, ReauthenticationForm
 from .lockout import lockout_response
 from .models import User
 from .sudo import sudo_mark, sudo_required
@@ -303,6 +303,28 @@ def sessions_end_others(request):
     else:
         messages.info(request, "There were no other sessions to sign out.")
     return redirect(f"{reverse('account')}#sessions")
+
+
+@never_cache
+@login_required
+@sudo_required
+@require_http_methods(["GET", "POST"])
+def password_change(request):
+    """Change one's own password: the current one, inside the sudo window; every other session is signed out."""
+    form = CurrentPasswordChangeForm(request.user, request.POST or None, request=request)
+    if request.method == "POST":
+        valid = form.is_valid()
+        if getattr(request, "axes_locked_out", False):
+            return lockout_response(request, credentials={"username": request.user.get_username()})
+        if valid:
+            ended = services.user_password_change(
+                user=request.user, password=form.cleaned_data["new_password1"], request=request
+            )
+            sessions.session_keep_after_password_change(request=request, user=request.user)
+            signed_out = f" {ended} other session{'s' if ended != 1 else ''} signed out." if ended else ""
+            messages.success(request, f"Your password was changed.{signed_out}")
+            return redirect("account")
+    return render(request, "accounts/password_change.html", {"form": form})
 
 
 @never_cache

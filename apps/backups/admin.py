@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from apps.accounts.choices import Role
-from apps.accounts.sudo import sudo_is_fresh, sudo_redirect
+from apps.accounts.sudo import sudo_redirect, sudo_second_factor_fresh
 from apps.core.admin_mixins import ServiceWrittenAdminMixin
 from apps.core.permissions import has_role
 
@@ -49,12 +49,6 @@ def _json_block(value) -> str:
     return format_html(
         '<pre style="max-height: 32em; overflow: auto">{}</pre>', json.dumps(value, indent=2, sort_keys=True)
     )
-
-
-def _fresh_second_factor(request) -> bool:
-    """Sudo mode proven with an authenticator code: an OTP-verified session that re-authenticated just now."""
-    is_verified = getattr(request.user, "is_verified", None)
-    return callable(is_verified) and is_verified() and sudo_is_fresh(request)
 
 
 @admin.register(Backup)
@@ -197,7 +191,7 @@ class BackupAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
         if backup is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         restore_url = reverse("admin:backups_backup_restore", args=[backup.pk])
-        if not _fresh_second_factor(request):
+        if not sudo_second_factor_fresh(request):
             if request.method == "POST":
                 self.message_user(
                     request,

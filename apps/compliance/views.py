@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_safe
 
-from apps.accounts.sudo import sudo_is_fresh, sudo_redirect
+from apps.accounts.sudo import sudo_redirect, sudo_second_factor_fresh
 
 from . import selectors, services
 from .api.views import report_file_response
@@ -64,11 +64,6 @@ class ReportForm(forms.Form):
 FORM_FIELDS = {"period_start": "start_date", "period_end": "end_date", "filters": None, "period": "period"}
 
 
-def _fresh_second_factor(request) -> bool:
-    is_verified = getattr(request.user, "is_verified", None)
-    return callable(is_verified) and is_verified() and sudo_is_fresh(request)
-
-
 def _require_officer(request) -> None:
     if not selectors.report_access_allowed(request.user):
         raise PermissionDenied("Compliance reports are for compliance officers and administrators.")
@@ -84,7 +79,7 @@ def _page(request, form: ReportForm, *, status: int = 200):
         "form": form,
         "reports": selectors.reports_recent(request.user, limit=RECENT_REPORTS),
         "recent_reports": RECENT_REPORTS,
-        "sudo_fresh": _fresh_second_factor(request),
+        "sudo_fresh": sudo_second_factor_fresh(request),
         "sudo_window": settings.SUDO_WINDOW_MINUTES,
         "max_period_days": settings.REPORT_MAX_PERIOD_DAYS,
         "key_fingerprint": key_fingerprint(),
@@ -103,7 +98,7 @@ def index(request):
         initial = {name: request.GET[name] for name in ReportForm.base_fields if name in request.GET}
         return _page(request, ReportForm(initial=initial or None))
     form = ReportForm(request.POST)
-    if not _fresh_second_factor(request):
+    if not sudo_second_factor_fresh(request):
         messages.warning(
             request,
             "Generating a report needs your password and a fresh authenticator code. Confirm them, then generate "
@@ -142,7 +137,7 @@ def download(request, pk: int):
     """The signed file; outside the sudo window, re-authenticate first and come straight back here."""
     _require_officer(request)
     report = get_object_or_404(selectors.reports_visible_to(request.user), pk=pk)
-    if not _fresh_second_factor(request):
+    if not sudo_second_factor_fresh(request):
         return sudo_redirect(request, reverse("compliance_page:download", args=[report.pk]))
     try:
         file, filename = services.report_download(report=report, actor=request.user)
