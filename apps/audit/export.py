@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
-from asgiref.sync import sync_to_async
 from django.db import connections
-from django.db.models import CharField, F, Func, QuerySet
+from django.db.models import CharField, F, Func, QuerySet, TextField
+
+from apps.core.csv_cells import CSV_CELL_SQL_FUNCTION, SafeCsvWriter
 
 from .hashing import HASHED_FIELDS, POSTGRES_TIMESTAMP_FORMAT, canonical_timestamp
 
@@ -24,7 +24,7 @@ _TIMESTAMP = EXPORT_FIELDS.index("timestamp")
 
 def _csv_block(rows: list[tuple]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(
+    SafeCsvWriter(buffer).writerows(
         (*row[:_TIMESTAMP], canonical_timestamp(row[_TIMESTAMP]), *row[_TIMESTAMP + 1 :]) for row in rows
     )
     return buffer.getvalue()
@@ -53,14 +53,25 @@ def export_chunks(events: QuerySet, fmt: str) -> Iterator[bytes]:
 
     CSV on PostgreSQL is written by the server itself (COPY ... TO STDOUT),
     several times faster than formatting rows in Python; otherwise rows come
-    from a server-side cursor and are formatted here.
+    from a server-side cursor and are formatted here. Either way a text cell
+    that a spreadsheet would run as a formula starts with ``'`` (see
+    ``apps.core.csv_cells``), so CSV is for reading; JSON Lines holds the exact
+    values each hash covers.
     """
     yield _header(fmt).encode()
     if fmt == "csv" and connections[events.db].vendor == "postgresql":
         yield from _postgres_csv_blocks(events)
         return
     block_of = _csv_block if fmt == "csv" else _jsonl_block
-    yield from (block_of(rows).encode() for rows in _batched(_rows(events).iterator(chunk_size=ROWS_PER_CHUNK)))
+    rows = _rows(events).iterator(chunk_size=ROWS_PER_CHUNK)
+    try:
+        for batch in _batched(rows):
+            yield block_of(batch).encode()
+    finally:
+        # Closes the server-side cursor now, in this thread, however the export ends (a row that does not
+        # serialise included). Left to the garbage collector, it would be closed later from any thread, on a
+        # connection already back in the pool and perhaps locked by its next user: a deadlock.
+        rows.close()
 
 
 # The timestamp as PostgreSQL writes it: the same ISO form as elsewhere (``changes`` is already the
@@ -73,9 +84,25 @@ _TIMESTAMP_TEXT = Func(
 COPY_BLOCK_BYTES = 256 * 1024
 
 
+# Cells the server writes itself: a number, hex digests, and the timestamp's text (it starts with its year).
+_SERVER_MADE = frozenset({"id", "timestamp", "prev_hash", "hash"})
+
+
+def _postgres_cell(column: str):
+    # Every other column may hold text from outside (a User-Agent, a username tried at the login page): it goes
+    # through the SQL twin of csv_cell, so that no cell reaches a spreadsheet as a formula.
+    if column == "timestamp":
+        return _TIMESTAMP_TEXT
+    if column in _SERVER_MADE:
+        return F(column)
+    return Func(F(column), function=CSV_CELL_SQL_FUNCTION, output_field=TextField())
+
+
+_POSTGRES_CELLS = {f"cell_{column}": _postgres_cell(column) for column in EXPORT_COLUMNS}
+
+
 def _postgres_csv_blocks(events: QuerySet) -> Iterator[bytes]:
-    columns = ["timestamp_text" if name == "timestamp" else name for name in EXPORT_COLUMNS]
-    query = events.annotate(timestamp_text=_TIMESTAMP_TEXT).order_by("id").values_list(*columns)
+    query = events.annotate(**_POSTGRES_CELLS).order_by("id").values_list(*_POSTGRES_CELLS)
     select_sql, params = query.query.sql_with_params()
     statement = f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv)"
     with connections[events.db].cursor() as wrapper, wrapper.cursor.copy(statement, params) as copy:
@@ -95,22 +122,6 @@ def postgres_csv_rows(events: QuerySet) -> Iterator[bytes] | None:
     if connections[events.db].vendor != "postgresql":
         return None
     return _postgres_csv_blocks(events)
-
-
-async def export_chunks_async(events: QuerySet, fmt: str) -> AsyncIterator[bytes]:
-    """The same blocks as an async iterator, for an ASGI streaming response.
-
-    Django would buffer a sync iterator whole under ASGI. Each block is read in
-    the request's database thread (thread-sensitive), where the server-side
-    cursor lives; it is closed there too when the client goes away.
-    """
-    chunks = export_chunks(events, fmt)
-    next_block = sync_to_async(next, thread_sensitive=True)
-    try:
-        while (block := await next_block(chunks, None)) is not None:
-            yield block
-    finally:
-        await sync_to_async(chunks.close, thread_sensitive=True)()
 
 
 def _batched(rows: Iterable[tuple]) -> Iterator[list[tuple]]:

@@ -1,4 +1,10 @@
-"""Readiness checks: each reports ok or a short reason, and how long it took."""
+"""Readiness checks: each reports ok or a short reason, and how long it took, within a bounded time.
+
+A readiness probe that hangs is as bad as none: an orchestrator waiting on it neither routes traffic away nor
+restarts anything. So the checks that need no request state run in worker threads with a deadline, the database
+one borrowing a pool connection with its own short timeout, and the checks that read through the request's
+database connection run only once the database has answered.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,17 @@ import asyncio
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.db.migrations.executor import MigrationExecutor
 from kombu import Connection
+from psycopg_pool import PoolTimeout
 
 from apps.backups.metrics import backup_metrics_refresh
 from apps.backups.selectors import backups_health
@@ -29,11 +37,35 @@ class Check:
     name: str
     probe: Callable[[], str]
     required: bool = True
+    # Reads through the request's own connection (so a test's transaction is visible): run after "database".
+    uses_database: bool = False
+
+
+# Beyond each check's own timeout, so that a check reports its own reason when it can.
+DEADLINE_GRACE_SECONDS = 1
 
 
 def check_database() -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    pool = getattr(connection, "pool", None)
+    if pool is None:  # SQLite, the embedded mode: no pool to wait on
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return f"{connection.vendor} answers"
+    timeout = settings.HEALTH_CHECK_TIMEOUT_SECONDS
+    pool.open()
+    try:
+        # Not Django's connection: its pool.getconn() would wait DATABASE_POOL_TIMEOUT, not the check's timeout.
+        with pool.connection(timeout=timeout) as borrowed:
+            borrowed.execute("SELECT 1")
+    except PoolTimeout as exc:
+        stats = pool.get_stats()
+        in_use = stats["pool_size"] - stats["pool_available"]
+        if in_use >= pool.max_size:
+            raise CheckFailed(
+                f"connection pool exhausted: all {pool.max_size} connections in use (DATABASE_POOL_MAX_SIZE), "
+                f"none free within {timeout}s"
+            ) from exc
+        raise CheckFailed(f"no connection within {timeout}s: the database does not accept connections") from exc
     return f"{connection.vendor} answers"
 
 
@@ -113,10 +145,10 @@ CHECKS = (
     Check("database", check_database),
     Check("broker", check_broker),
     Check("channel_layer", check_channel_layer),
-    Check("migrations", check_migrations),
+    Check("migrations", check_migrations, uses_database=True),
     Check("disk", check_disk, required=False),
     # Old, missing or unverifiable backups need an operator, but the portal still serves: degraded, not down.
-    Check("backups", check_backups, required=False),
+    Check("backups", check_backups, required=False, uses_database=True),
 )
 
 
@@ -141,9 +173,47 @@ def run_check(check: Check) -> dict:
     }
 
 
+def _failure(check: Check, detail: str, seconds: float = 0.0) -> dict:
+    return {"ok": False, "required": check.required, "detail": detail, "latency_ms": round(seconds * 1000, 1)}
+
+
+def _run_in_worker(check: Check) -> dict:
+    try:
+        return run_check(check)
+    finally:
+        # The worker thread's own connections (SQLite) go back now; the thread ends after this check.
+        connections.close_all()
+
+
+def _run_with_deadline(checks: Iterable[Check]) -> dict[str, dict]:
+    """Run ``checks`` side by side; one still running at the deadline is failed with that reason."""
+    checks = list(checks)
+    deadline = settings.HEALTH_CHECK_TIMEOUT_SECONDS + DEADLINE_GRACE_SECONDS
+    started = time.monotonic()
+    executor = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="health-check")
+    futures = [executor.submit(_run_in_worker, check) for check in checks]
+    # Nobody waits for a late check: its own timeouts (pool, broker, channel layer) end its thread.
+    executor.shutdown(wait=False)
+    results = {}
+    for check, future in zip(checks, futures, strict=True):
+        try:
+            results[check.name] = future.result(timeout=max(0.0, started + deadline - time.monotonic()))
+        except TimeoutError:
+            results[check.name] = _failure(check, f"no answer within {deadline}s", time.monotonic() - started)
+    return results
+
+
 def readiness_report() -> dict:
-    """Run every check; ``down`` if a required one fails, ``degraded`` if an optional one does."""
-    results = {check.name: run_check(check) for check in CHECKS}
+    """Run every check; ``down`` if a required one fails, ``degraded`` if an optional one does.
+
+    Answers within about HEALTH_CHECK_TIMEOUT_SECONDS + 1 s even when a service hangs or the pool is exhausted.
+    """
+    results = _run_with_deadline(check for check in CHECKS if not check.uses_database)
+    database_ok = results["database"]["ok"]
+    for check in CHECKS:
+        if check.uses_database:
+            results[check.name] = run_check(check) if database_ok else _failure(check, "not run: database is down")
+    results = {check.name: results[check.name] for check in CHECKS}
     failed = [result for result in results.values() if not result["ok"]]
     if any(result["required"] for result in failed):
         status = "down"

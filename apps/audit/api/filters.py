@@ -4,10 +4,10 @@ from datetime import datetime
 
 import django_filters
 
+from apps.core.datetimes import StorableIsoDateTimeFilter
+
 from ..choices import Outcome
 from ..models import AuditEvent
-
-ISO_DATETIME_ERROR = "Enter an ISO 8601 date/time, e.g. 2025-01-31T00:00:00Z."
 
 
 class AuditEventFilter(django_filters.FilterSet):
@@ -20,17 +20,11 @@ class AuditEventFilter(django_filters.FilterSet):
     object_type = django_filters.CharFilter(field_name="object_type", lookup_expr="exact")
     object_id = django_filters.CharFilter(field_name="object_id", lookup_expr="exact")
     outcome = django_filters.ChoiceFilter(field_name="outcome", choices=Outcome.choices)
-    since = django_filters.IsoDateTimeFilter(
-        field_name="timestamp",
-        lookup_expr="gte",
-        label="Events at or after this ISO 8601 time",
-        error_messages={"invalid": ISO_DATETIME_ERROR},
+    since = StorableIsoDateTimeFilter(
+        field_name="timestamp", lookup_expr="gte", label="Events at or after this ISO 8601 time"
     )
-    until = django_filters.IsoDateTimeFilter(
-        field_name="timestamp",
-        lookup_expr="lt",
-        label="Events before this ISO 8601 time",
-        error_messages={"invalid": ISO_DATETIME_ERROR},
+    until = StorableIsoDateTimeFilter(
+        field_name="timestamp", lookup_expr="lt", label="Events before this ISO 8601 time"
     )
 
     class Meta:

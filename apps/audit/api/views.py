@@ -1,6 +1,5 @@
 from datetime import UTC, datetime
 
-from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import translate_validation
@@ -13,8 +12,9 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
 
 from apps.core.api.pagination import NewestFirstCursorPagination
+from apps.core.responses import DatabaseStreamingResponse
 
-from ..export import EXPORT_FORMATS, export_chunks_async
+from ..export import EXPORT_FORMATS, export_chunks
 from ..permissions import CanReadAuditTrail
 from ..selectors import events_between
 from .filters import AuditEventFilter
@@ -78,8 +78,7 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
         if not filterset.is_valid():
             raise translate_validation(filterset.errors)
         since, until = filterset.period()
-        # An async iterator: under ASGI Django would buffer a sync one whole before sending it.
-        response = StreamingHttpResponse(export_chunks_async(filterset.qs, fmt), content_type=EXPORT_FORMATS[fmt])
+        response = DatabaseStreamingResponse(export_chunks(filterset.qs, fmt), content_type=EXPORT_FORMATS[fmt])
         filename = export_filename(since=since, until=until, fmt=fmt)
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response

@@ -3,6 +3,8 @@
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from apps.core.datetimes import StorableDateTimeField
+
 from ..choices import ReportFormat, ReportKind, ReportStatus
 from ..models import Report
 
@@ -12,8 +14,8 @@ class ReportRequestSerializer(serializers.Serializer):
     the allowed values and limits."""
 
     kind = serializers.CharField(help_text=f"One of: {', '.join(ReportKind.values)}.")
-    period_start = serializers.DateTimeField(help_text="Start of the period (ISO 8601; UTC when no offset).")
-    period_end = serializers.DateTimeField(
+    period_start = StorableDateTimeField(help_text="Start of the period (ISO 8601; UTC when no offset).")
+    period_end = StorableDateTimeField(
         help_text="End of the period (excluded); not in the future, at most REPORT_MAX_PERIOD_DAYS after the start."
     )
     format = serializers.CharField(

@@ -8,7 +8,7 @@ from django.db.models import QuerySet, TextField, Value
 from django.db.models.functions import Cast, StrIndex
 from rest_framework.filters import OrderingFilter
 
-from apps.audit.api.filters import ISO_DATETIME_ERROR
+from apps.core.datetimes import StorableIsoDateTimeFilter
 
 from ..choices import JobStatus, SimulationMethod
 from ..models import QuantumJob
@@ -36,17 +36,11 @@ class QuantumJobFilter(django_filters.FilterSet):
         field_name="owner__username",
         label="Jobs of this user (username). Administrators and viewers see everyone's jobs; others only their own.",
     )
-    created_after = django_filters.IsoDateTimeFilter(
-        field_name="created_at",
-        lookup_expr="gte",
-        label="Jobs created at or after this ISO 8601 time",
-        error_messages={"invalid": ISO_DATETIME_ERROR},
+    created_after = StorableIsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", label="Jobs created at or after this ISO 8601 time"
     )
-    created_before = django_filters.IsoDateTimeFilter(
-        field_name="created_at",
-        lookup_expr="lt",
-        label="Jobs created before this ISO 8601 time",
-        error_messages={"invalid": ISO_DATETIME_ERROR},
+    created_before = StorableIsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", label="Jobs created before this ISO 8601 time"
     )
 
     class Meta:
