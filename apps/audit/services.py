@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.models import Max, Min, Model
 from django.utils import timezone
 
@@ -34,34 +34,36 @@ from .verification import chain_verify
 # pg_advisory_xact_lock key that serializes appends to the chain ("OPSDECK" in ASCII).
 CHAIN_LOCK_KEY = 0x4F50534445434B
 USER_AGENT_LENGTH = 256
+# PostgreSQL's SQLSTATE for "permission denied", raised by grants and by the append-only trigger alike.
+INSUFFICIENT_PRIVILEGE = "42501"
 
 
 class AuditError(Exception):
     """An audit operation was refused; the message says why."""
 
 
-def _lock_chain() -> None:
+def _lock_chain(using: str = DEFAULT_DB_ALIAS) -> None:
     # PostgreSQL: every appender takes the same transaction-level advisory lock,
     # so reading the head and inserting the next event happen one writer at a
     # time across threads, processes and hosts; it is released at commit or
     # rollback. SQLite: transactions begin IMMEDIATE (see settings), which takes
     # the database's single write lock for the same effect.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+    if connections[using].vendor == "postgresql":
+        with connections[using].cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
 
 
 _HEAD_QUERY = f"SELECT hash FROM {AuditEvent._meta.db_table} ORDER BY id DESC LIMIT 1"  # noqa: S608
 
 
-def _head_hash() -> str:
+def _head_hash(using: str) -> str:
     # Plain SQL: this runs on every append, and the ORM's query building costs more than the query.
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(_HEAD_QUERY)
         head = cursor.fetchone()
     if head:
         return head[0]
-    anchor = chain_anchor()
+    anchor = chain_anchor(using=using)
     return anchor.anchor_hash if anchor else GENESIS_HASH
 
 
@@ -96,6 +98,8 @@ def event_record(
     object_type: str = "",
     object_id: str = "",
     object_repr: str = "",
+    ip: str = "",
+    using: str = DEFAULT_DB_ALIAS,
 ) -> AuditEvent:
     """Append one event to the audit trail, inside the caller's transaction.
 
@@ -103,6 +107,8 @@ def event_record(
     client address, user agent, request id and, when ``actor`` is not given,
     the signed-in user. ``changes`` is masked: secret-looking keys never get
     stored. ``object_*`` describe an object that is not a model instance.
+    ``ip`` names the client of an event written outside its request.
+    ``using`` names the connection (the archive service records on its own).
     """
     request = request if request is not None else current_request.get()
     if actor is None and request is not None:
@@ -120,15 +126,17 @@ def event_record(
         "outcome": str(outcome),
         **_request_fields(request),
     }
-    if connection.vendor == "postgresql":
-        return _append_in_postgres(actor, values)
+    if ip:
+        values["ip"] = ip
+    if connections[using].vendor == "postgresql":
+        return _append_in_postgres(actor, values, using)
     # No savepoint inside a caller's transaction: if the append fails, the change it records must fail too.
-    with transaction.atomic(savepoint=False):
-        _lock_chain()
+    with transaction.atomic(using=using, savepoint=False):
+        _lock_chain(using)
         timestamp = timezone.now()
-        values["prev_hash"] = _head_hash()
+        values["prev_hash"] = _head_hash(using)
         digest = event_hash({**values, "timestamp": canonical_timestamp(timestamp)})
-        return AuditEvent.objects.create(actor=actor, timestamp=timestamp, hash=digest, **values)
+        return AuditEvent.objects.using(using).create(actor=actor, timestamp=timestamp, hash=digest, **values)
 
 
 # audit_append()'s text parameters: the hashed fields it does not compute itself, in order.
@@ -136,15 +144,15 @@ _APPEND_ARGUMENTS = HASHED_FIELDS[1:-1]
 _APPEND_SQL = f"SELECT * FROM audit_append(%s, {', '.join(['%s'] * len(_APPEND_ARGUMENTS))})"  # noqa: S608
 
 
-def _append_in_postgres(actor, values: dict) -> AuditEvent:
+def _append_in_postgres(actor, values: dict, using: str) -> AuditEvent:
     # One statement (see migration 0006): it takes the chain lock, reads the head, hashes and
     # inserts, so an append costs one round trip; inside a caller's transaction the lock is
     # held until that transaction ends, as with the Python path.
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(_APPEND_SQL, [actor.pk if actor else None, *(values[name] for name in _APPEND_ARGUMENTS)])
         event_id, timestamp, prev_hash, digest = cursor.fetchone()
     event = AuditEvent(id=event_id, actor=actor, timestamp=timestamp, prev_hash=prev_hash, hash=digest, **values)
-    event._state.adding, event._state.db = False, connection.alias
+    event._state.adding, event._state.db = False, using
     return event
 
 
@@ -152,8 +160,8 @@ def _signing_key() -> bytes:
     return settings.AUDIT_SIGNING_KEY.encode()
 
 
-def _archived_total() -> int:
-    anchor = chain_anchor()
+def _archived_total(using: str = DEFAULT_DB_ALIAS) -> int:
+    anchor = chain_anchor(using=using)
     return anchor.archived_total if anchor else 0
 
 
@@ -204,7 +212,8 @@ def archive_create(*, before: datetime, output: Path) -> AuditArchive:
     Refuses dates inside the retention period and a chain that does not verify.
     The file starts with a header naming the anchor it continues from; the rows
     are deleted only after the file is complete, in the same transaction that
-    records the new anchor.
+    records the new anchor. All of it runs on the AUDIT_ARCHIVE_DATABASE connection:
+    on PostgreSQL only the archive role (or the tables' owner) may remove events.
     """
     retention_limit = timezone.now() - timezone.timedelta(days=settings.AUDIT_RETENTION_DAYS)
     if before > retention_limit:
@@ -217,24 +226,43 @@ def archive_create(*, before: datetime, output: Path) -> AuditArchive:
     report = chain_verify()
     if not report.ok:
         raise AuditError(f"The audit chain does not verify ({report.problem}); nothing was archived.")
+    using = settings.AUDIT_ARCHIVE_DATABASE
     try:
-        return _archive_prefix(before, output)
-    except BaseException:
+        return _archive_prefix(before, output, using)
+    except BaseException as exc:
         output.unlink(missing_ok=True)  # no archive file without the matching database change
+        if isinstance(exc, DatabaseError) and getattr(exc.__cause__, "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+            role = connections[using].settings_dict["USER"] or "(default)"
+            raise AuditError(
+                f"The database role {role} may not remove audit events ({exc.__cause__}); set "
+                "AUDIT_ARCHIVE_DATABASE_URL to the archive role (README: Database roles)."
+            ) from None
         raise
 
 
-def _archive_prefix(before: datetime, output: Path) -> AuditArchive:
-    with transaction.atomic():
-        _lock_chain()
-        selected = AuditEvent.objects.filter(timestamp__lt=before).order_by("id")
+def _remove_archived(last_id: int, using: str) -> None:
+    with connections[using].cursor() as cursor:
+        if connections[using].vendor == "postgresql":
+            # The one way past the append-only trigger (migration 0008): a SECURITY DEFINER function that only
+            # the archive role may execute, and that deletes only a prefix an archive row anchors.
+            cursor.execute("SELECT audit_archive_delete(%s)", [last_id])
+        else:
+            # One statement: the ORM would load every archived row first.
+            cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id <= %s", [last_id])  # noqa: S608
+
+
+def _archive_prefix(before: datetime, output: Path, using: str) -> AuditArchive:
+    with transaction.atomic(using=using):
+        _lock_chain(using)
+        events = AuditEvent.objects.using(using)
+        selected = events.filter(timestamp__lt=before).order_by("id")
         bounds = selected.aggregate(first_id=Min("id"), last_id=Max("id"))
         first_id, last_id = bounds["first_id"], bounds["last_id"]
         if first_id is None:
             raise AuditError(f"No audit events older than {before:%Y-%m-%d %H:%M} UTC; nothing to archive.")
-        if AuditEvent.objects.filter(id__lt=last_id, timestamp__gte=before).exists():
+        if events.filter(id__lt=last_id, timestamp__gte=before).exists():
             raise AuditError("Event timestamps are not in id order; refusing to archive a non-prefix of the chain.")
-        previous_anchor = chain_anchor()
+        previous_anchor = chain_anchor(using=using)
         header = {
             "type": "opsdeck-audit-archive",
             "version": 1,
@@ -245,27 +273,24 @@ def _archive_prefix(before: datetime, output: Path) -> AuditArchive:
         }
         count, anchor_hash = _write_archive(output, header, selected)
         file_sha256 = _file_sha256(output)
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # The one path the append-only trigger lets through (see migration 0002).
-                cursor.execute("SET LOCAL opsdeck.audit_archive = 'on'")
-            # One statement: the ORM would load every archived row first.
-            cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id <= %s", [last_id])  # noqa: S608
-        archive = AuditArchive.objects.create(
+        # The anchor first: the delete function checks that it names the last removed event.
+        archive = AuditArchive.objects.using(using).create(
             before=before,
             first_id=first_id,
             last_id=last_id,
             event_count=count,
-            archived_total=_archived_total() + count,
+            archived_total=_archived_total(using) + count,
             previous_anchor_hash=header["previous_anchor_hash"],
             anchor_hash=anchor_hash,
             file_name=str(output),
             file_sha256=file_sha256,
         )
+        _remove_archived(last_id, using)
         event_record(
             action="audit.archived",
             obj=archive,
             changes={"events": count, "first_id": first_id, "last_id": last_id, "sha256": file_sha256},
+            using=using,
         )
     return archive
 

@@ -66,6 +66,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "apps.accounts.middleware.MfaEnrollmentMiddleware",
     "apps.audit.middleware.AuditMiddleware",
+    # Inside the audit middleware, which counts the 429s it gives; before DRF's authentication.
+    "apps.core.throttling.AnonymousThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -119,7 +121,34 @@ def database_settings(config: dict) -> dict:
     return config
 
 
-DATABASES = {"default": database_settings(env.database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'opsdeck.sqlite3'}"))}
+# The audit archive service's own connection, as the one role that may remove archived audit events (README,
+# "Database roles and the append-only audit trail"). Unset, archiving uses the default connection, which then
+# succeeds only as the owner of the audit tables (or a superuser): the embedded and test setups.
+AUDIT_ARCHIVE_DATABASE = "audit_archive" if env.str("AUDIT_ARCHIVE_DATABASE_URL", "") else "default"
+
+
+def with_audit_archive(databases: dict) -> dict:
+    """``databases`` plus the ``audit_archive`` alias when AUDIT_ARCHIVE_DATABASE_URL is set."""
+    if AUDIT_ARCHIVE_DATABASE == "default":
+        return databases
+    config, default = env.database("AUDIT_ARCHIVE_DATABASE_URL"), databases["default"]
+    if not config["ENGINE"].endswith("postgresql") or not default["ENGINE"].endswith("postgresql"):
+        raise ImproperlyConfigured(
+            "AUDIT_ARCHIVE_DATABASE_URL needs PostgreSQL for both it and DATABASE_URL: SQLite has no roles to separate."
+        )
+    place = ("HOST", "PORT", "NAME")
+    if [config.get(key) for key in place] != [default.get(key) for key in place]:
+        raise ImproperlyConfigured(
+            "AUDIT_ARCHIVE_DATABASE_URL must name the same host, port and database as DATABASE_URL, as another role."
+        )
+    # Used a few times a year by one command: plain connections, no pool kept open in every process.
+    config.update(ENGINE="django_prometheus.db.backends.postgresql", CONN_MAX_AGE=0, OPTIONS={})
+    return {**databases, AUDIT_ARCHIVE_DATABASE: config}
+
+
+DATABASES = with_audit_archive(
+    {"default": database_settings(env.database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'opsdeck.sqlite3'}"))}
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -259,6 +288,8 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 # --- Audit trail
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", 2555, minimum=0)
 AUDIT_CHECKPOINT_STALE_HOURS = env.int("AUDIT_CHECKPOINT_STALE_HOURS", 3, minimum=1)
+# Refused requests are written once per client and window, plus a summary with their count (apps/audit/refusals.py).
+AUDIT_REFUSAL_WINDOW_SECONDS = env.int("AUDIT_REFUSAL_WINDOW_SECONDS", 300, minimum=10, maximum=3600)
 
 # --- Quantum jobs
 QUANTUM_MAX_MEMORY_MB = env.int("QUANTUM_MAX_MEMORY_MB", 4096, minimum=1)
@@ -329,16 +360,15 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-    ],
+    # Requests without accepted credentials are throttled per address by
+    # apps.core.throttling.AnonymousThrottleMiddleware at the "anon" rate, before authentication.
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.rate("API_THROTTLE_ANON", "1000/min"),
         "user": env.rate("API_THROTTLE_USER", "5000/min"),
     },
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.api.schema.ErrorDocumentingAutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.errors.exception_handler",
 }
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", 90, minimum=1)
