@@ -153,3 +153,15 @@ def manifest_signed_bytes(manifest: dict) -> bytes:
     """What a report manifest's signature covers, rebuilt as the README tells auditors (no portal code)."""
     unsigned = {key: value for key, value in manifest.items() if key != "signature"}
     return json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def messages_until_quiet(communicator, *, quiet: float = 0.5) -> list[dict]:
+    """Everything a websocket test client receives until it has been silent for ``quiet`` seconds.
+
+    Other tests' workers may still publish to the shared job groups; a test that a stream carries none of
+    *its* events checks what arrived rather than that nothing did.
+    """
+    received = []
+    while not await communicator.receive_nothing(timeout=quiet):
+        received.append(await communicator.receive_output())
+    return received

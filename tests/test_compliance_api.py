@@ -23,6 +23,7 @@ from apps.compliance.models import Report
 from apps.compliance.selectors import audit_head_hash
 
 from .factories import UserFactory
+from .helpers import manifest_signed_bytes, messages_until_quiet
 from .mfa import otp_force_login, sudo_force_login, totp_device_create
 
 REPORTS_URL = "/api/v1/compliance/reports/"
@@ -333,10 +334,11 @@ def test_generated_report_is_completed_downloadable_and_verifies_with_only_the_p
     assert len(content) == detail["size_bytes"]
     assert hashlib.sha256(content).hexdigest() == manifest["sha256"] == detail["sha256"]
     public_key = serialization.load_pem_public_key(public_pem)
-    public_key.verify(base64.b64decode(manifest["signature"]), content)  # raises if it does not verify
+    # The signature covers the manifest, which carries the file's SHA-256 (raises if it does not verify).
+    public_key.verify(base64.b64decode(manifest["signature"]), manifest_signed_bytes(manifest))
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert manifest["key_fingerprint"] == hashlib.sha256(raw).hexdigest()
-    assert manifest["signature_algorithm"] == "Ed25519"
+    assert (manifest["signature_algorithm"], manifest["signature_scheme"]) == ("Ed25519", "manifest-v1")
     assert (manifest["kind"], manifest["format"], manifest["generated_by"]) == (
         "mfa_coverage",
         "json",
@@ -384,18 +386,20 @@ def test_audit_trail_csv_has_its_chain_verification_and_head_hash_in_the_manifes
 
 
 @pytest.mark.django_db
-def test_one_changed_byte_no_longer_verifies(api_client, client, compliance_user, report_storage):
+def test_one_changed_byte_or_manifest_value_no_longer_verifies(api_client, client, compliance_user, report_storage):
     report = _generated(api_client, compliance_user, _body(kind=ReportKind.ACCESS_REVIEW, fmt=ReportFormat.CSV))
     content = bytearray(_download(api_client, report))
     manifest = api_client.get(_detail_url(report.pk, "manifest/")).json()
     public_key = serialization.load_pem_public_key(client.get(PUBLIC_KEY_URL).content)
     content[len(content) // 2] ^= 0x01
+    # The forger's way round the file's hash: put the changed file's SHA-256 in the manifest.
+    forged = {**manifest, "sha256": hashlib.sha256(content).hexdigest()}
 
     from cryptography.exceptions import InvalidSignature
 
-    with pytest.raises(InvalidSignature):
-        public_key.verify(base64.b64decode(manifest["signature"]), bytes(content))
     assert hashlib.sha256(content).hexdigest() != manifest["sha256"]
+    with pytest.raises(InvalidSignature):
+        public_key.verify(base64.b64decode(forged["signature"]), manifest_signed_bytes(forged))
 
 
 @pytest.mark.django_db
@@ -492,12 +496,12 @@ def test_progress_streams_to_the_requester_and_not_to_viewers(
         updates = []
         while not updates or updates[-1]["status"] == ReportStatus.RUNNING:
             updates.append(await officer_stream.receive_json_from(timeout=30))
-        viewer_saw_nothing = await viewer_stream.receive_nothing(timeout=0.5)
+        viewer_received = await messages_until_quiet(viewer_stream)
         for stream in (officer_stream, viewer_stream):
             await stream.disconnect()
-        return updates, viewer_saw_nothing
+        return updates, viewer_received
 
-    updates, viewer_saw_nothing = async_to_sync(scenario)()
+    updates, viewer_received = async_to_sync(scenario)()
 
     assert {(update["kind"], update["id"]) for update in updates} == {("report", report.pk)}
     assert [updates[0]["status"], updates[-1]["status"]] == [ReportStatus.RUNNING, ReportStatus.COMPLETED]
@@ -506,7 +510,8 @@ def test_progress_streams_to_the_requester_and_not_to_viewers(
     assert percents[-1] == 100
     assert len(percents) >= 3
     assert updates[-1]["progress"]["sha256"] == Report.objects.get(pk=report.pk).sha256
-    assert viewer_saw_nothing
+    assert all(message["type"] == "websocket.send" for message in viewer_received), "the viewer's stream stays open"
+    assert "report" not in {json.loads(message["text"]).get("kind") for message in viewer_received}
 
 
 # --- Schedule and retention
