@@ -1,14 +1,30 @@
 """Error pages: JSON in the API's shape under /api/, plain pages elsewhere, never a traceback."""
 
+import sys
+
+from django.db import OperationalError as DatabaseUnavailable
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import requires_csrf_token
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from psycopg_pool import PoolTimeout
+from redis.exceptions import ConnectionError as RedisUnavailable
+from redis.exceptions import TimeoutError as RedisTimeout
+
+# A service the request needed did not answer (the database or its pool, Redis as cache, broker or channel
+# layer, RabbitMQ): not a fault of the request, nor a bug, and it passes. Clients are told to retry.
+SERVICE_DOWN_ERRORS = (DatabaseUnavailable, PoolTimeout, BrokerUnavailable, RedisUnavailable, RedisTimeout)
+SERVICE_RETRY_AFTER_SECONDS = 30
 
 ERRORS = {
     400: ("bad_request", "Bad request."),
     403: ("permission_denied", "You do not have permission to perform this action."),
     404: ("not_found", "Not found."),
     500: ("server_error", "Internal server error. The error has been logged."),
+    503: (
+        "service_unavailable",
+        f"A service the portal needs is not answering. Try again in {SERVICE_RETRY_AFTER_SECONDS} seconds.",
+    ),
 }
 
 
@@ -36,4 +52,10 @@ def page_not_found(request, exception=None):
 
 @requires_csrf_token
 def server_error(request):
+    """500, or 503 with Retry-After when the error was a service being down (Django calls this while
+    handling the exception, so it is still the current one)."""
+    if isinstance(sys.exc_info()[1], SERVICE_DOWN_ERRORS):
+        response = _error_response(request, 503)
+        response["Retry-After"] = str(SERVICE_RETRY_AFTER_SECONDS)
+        return response
     return _error_response(request, 500)
