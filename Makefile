@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format bench services-check browser clean
+.PHONY: run test fuzz lint format bench services-check browser clean
 
 # Stamp files: requirements are installed again only when they change.
 $(PY):
@@ -40,6 +40,11 @@ services-check: $(VENV)/.test-installed
 
 test: $(VENV)/.test-installed browser services-check
 	$(PY) -m pytest
+
+# A long schema-fuzzing campaign over every API operation (the suite runs the same test with a few examples).
+FUZZ_EXAMPLES ?= 150
+fuzz: $(VENV)/.test-installed services-check
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/test_fuzz_api.py -p no:cacheprovider -q
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .

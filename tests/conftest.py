@@ -40,6 +40,17 @@ def pytest_sessionstart(session):
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
+@pytest.fixture(autouse=True)
+def _no_request_counts_of_earlier_tests():
+    """Throttle and refused-request counts live in Redis per time window, across tests: start each test at zero,
+    or it would find an earlier test's count (or its "first refusal already written") in the same window."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for pattern in ("*opsdeck:throttle:*", "*opsdeck:refused:*"):
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
+    client.close()
+
+
 @pytest.fixture
 def password():
     return DEFAULT_PASSWORD

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
+from apps.core.queueing import enqueue_on_commit
 from apps.core.services import job_updates_publish
 
 from . import metrics
@@ -112,7 +113,8 @@ def jobs_submit_batch(*, owner, specs: list[JobSpec], single: bool = False) -> l
         _audit_each_or_listed(created, "quantum.job.submitted", actor=owner, changes=_submitted_changes)
         # Announced before a worker can take them, so "queued" never arrives after "running".
         transaction.on_commit(lambda: _publish(created, with_positions=True))
-        transaction.on_commit(lambda: _jobs_enqueue(created))
+        what = "the job" if len(created) == 1 else f"the {len(created)} jobs"
+        enqueue_on_commit(lambda: _jobs_enqueue(created), refused=partial(_jobs_not_queued, created), what=what)
     for job in created:
         metrics.QUANTUM_CIRCUIT_QUBITS.observe(job.num_qubits)
         metrics.QUANTUM_CIRCUIT_DEPTH.observe(job.depth)
@@ -248,6 +250,20 @@ def _jobs_enqueue(jobs: list[QuantumJob]) -> None:
     for priority, ids in small.items():
         for start in range(0, len(ids), batch):
             run_jobs.apply_async((ids[start : start + batch],), priority=_message_priority(priority))
+
+
+def _jobs_not_queued(jobs: list[QuantumJob], reason: str) -> None:
+    """Fail the jobs still queued whose messages the broker refused, so that none waits for a run that never comes."""
+    with transaction.atomic():
+        queued = (
+            QuantumJob.objects.select_for_update(of=("self",))
+            .select_related("owner")
+            .filter(id__in=[job.id for job in jobs], status=JobStatus.QUEUED)
+        )
+        failed = [_finish(job, JobStatus.FAILED, f"Not run: {reason}. Submit it again.") for job in queued]
+        _save_finished(failed)
+        _audit_each_or_listed(failed, "quantum.job.failed", outcome=Outcome.FAILURE, changes=_error_changes)
+        transaction.on_commit(lambda: _publish(failed))
 
 
 def _batchable(job: QuantumJob) -> bool:

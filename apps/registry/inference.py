@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain, islice
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -26,7 +27,9 @@ from django.utils import timezone
 from apps.accounts.choices import Role
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
+from apps.core.csv_cells import SafeCsvWriter
 from apps.core.permissions import WRITE_ROLES, has_role
+from apps.core.queueing import QueueUnavailable, enqueue_on_commit
 from apps.core.services import job_updates_publish
 
 from . import selectors, services
@@ -232,7 +235,11 @@ def inference_job_create(
             )
             # Announced before a worker can take it, so "queued" never arrives after "running".
             transaction.on_commit(lambda: _publish(job))
-            transaction.on_commit(lambda: _job_enqueue(job.pk))
+            enqueue_on_commit(
+                lambda: _job_enqueue(job.pk), refused=partial(_job_not_queued, job.pk), what=f"job #{job.pk}"
+            )
+    except QueueUnavailable:
+        raise  # the job was committed (and marked failed): its input file stays with it
     except BaseException:
         if stored:
             InferenceJob.input_file.field.storage.delete(stored)
@@ -269,6 +276,14 @@ def _job_enqueue(job_id: int) -> None:
     from .tasks import run_inference_job  # tasks import this module
 
     run_inference_job.delay(job_id)
+
+
+def _job_not_queued(job_id: int, reason: str) -> None:
+    """Fail the job if still queued after the broker refused its message: no worker would ever take it."""
+    with transaction.atomic():
+        job = _locked(job_id)
+        if job is not None and job.status == InferenceStatus.QUEUED:
+            _finish(job, InferenceStatus.FAILED, f"Not run: {reason}. Submit it again.")
 
 
 # --- Cancel
@@ -448,7 +463,7 @@ class _ResultWriter:
         self.raw, self.format, self.with_label = raw, rows.format, rows.has_label_column
         self.classifies = task == ModelTask.TEXT_CLASSIFICATION
         if self.format == "csv":
-            self.csv = csv.writer(_Utf8(raw))
+            self.csv = SafeCsvWriter(_Utf8(raw))
             label = ["label"] if self.with_label else []
             self.csv.writerow(
                 ["row", "text", *label, *(["predicted_label", "score"] if self.classifies else ["output"])]

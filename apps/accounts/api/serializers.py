@@ -5,7 +5,15 @@ from ..models import ApiToken, User
 from ..tokens import SCOPES
 
 
+class OptionalEmailField(serializers.EmailField):
+    """An address or null: Django stores "" for an account without one, which is no email address."""
+
+    def to_representation(self, value):
+        return value or None
+
+
 class CurrentUserSerializer(serializers.ModelSerializer):
+    email = OptionalEmailField(allow_null=True, read_only=True)
     roles = serializers.ListField(source="role_names", child=serializers.CharField(), read_only=True)
 
     class Meta:

@@ -22,7 +22,7 @@ from rest_framework.reverse import reverse as api_reverse
 from apps.accounts.api.token_views import ReauthenticationRequired
 from apps.accounts.choices import Role
 from apps.accounts.models import ApiToken
-from apps.accounts.sudo import sudo_is_fresh, sudo_url
+from apps.accounts.sudo import sudo_second_factor_fresh, sudo_url
 from apps.core.permissions import has_role
 from apps.core.responses import StreamedFileResponse
 from apps.registry.api.views import DownloadNegotiation
@@ -71,8 +71,7 @@ def _require_sudo_window(request, backup: Backup) -> None:
             "API tokens cannot download backups: sign in with a browser session and confirm your password and "
             f"authenticator code (valid for {window} minutes), then download with that session."
         )
-    is_verified = getattr(request.user, "is_verified", None)
-    if not (callable(is_verified) and is_verified() and sudo_is_fresh(request)):
+    if not sudo_second_factor_fresh(request):
         next_url = reverse("admin:backups_backup_change", args=[backup.pk])
         raise ReauthenticationRequired(
             f"Downloading a backup needs your password and a fresh authenticator code from the last {window} "

@@ -26,6 +26,7 @@ from apps.accounts.api.token_views import ReauthenticationRequired
 from apps.accounts.models import ApiToken
 from apps.accounts.sudo import sudo_is_fresh, sudo_url
 from apps.core.api.errors import Conflict
+from apps.core.api.schema import QUEUE_UNAVAILABLE
 from apps.core.responses import StreamedFileResponse
 from apps.registry.api.views import DownloadNegotiation
 
@@ -132,6 +133,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
                 "than REPORT_MAX_PERIOD_DAYS, or bad filters; the detail names the limit."
             ),
             403: SUDO_403,
+            503: QUEUE_UNAVAILABLE,
         },
     )
     def create(self, request):

@@ -3,6 +3,8 @@
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from apps.core.queueing import QueueUnavailable
+
 
 def _code_of(exc: exceptions.APIException, data) -> str:
     detail = data.get("detail") if isinstance(data, dict) else None
@@ -17,6 +19,8 @@ def _first_problem(errors: dict) -> str:
 
 def exception_handler(exc, context):
     """Reshape DRF's error responses; unexpected errors fall through to the JSON 500 handler."""
+    if isinstance(exc, QueueUnavailable):
+        exc = ServiceUnavailable(str(exc), wait=exc.retry_after_seconds)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -27,7 +31,7 @@ def exception_handler(exc, context):
     else:
         detail = data.get("detail", "") if isinstance(data, dict) else str(data)
         response.data = {"detail": str(detail), "code": _code_of(exc, data)}
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        if isinstance(exc, exceptions.Throttled | ServiceUnavailable) and exc.wait is not None:
             response.data["retry_after_seconds"] = int(exc.wait)
     return response
 
@@ -44,3 +48,14 @@ class PayloadTooLarge(exceptions.APIException):
 
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "too_large"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    """503: a service the request needs (the task queue) is down; DRF sends ``wait`` as Retry-After."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "unavailable"
+
+    def __init__(self, detail: str, *, wait: int):
+        super().__init__(detail)
+        self.wait = wait

@@ -13,6 +13,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from apps.core.api.errors import Conflict
+from apps.core.api.schema import QUEUE_UNAVAILABLE
 from apps.core.permissions import WRITE_ROLES, has_role
 
 from ..models import QuantumJob
@@ -73,13 +74,17 @@ def _first_message(problem) -> str:
     return _first_message(problem[0]) if isinstance(problem, list) else str(problem)
 
 
+def _item_errors(fields) -> dict:
+    """One item's errors by field; an item that is not an object at all (null) has only item-wide ones."""
+    if not isinstance(fields, dict):
+        return {"non_field_errors": fields if isinstance(fields, list) else [fields]}
+    return {field: problem if isinstance(problem, list | dict) else [problem] for field, problem in fields.items()}
+
+
 def batch_invalid_response(errors: dict) -> Response:
     """400 naming every invalid item by its index: ``{"detail", "code", "errors": {"3": {"source": [...]}}}``."""
     by_index = {
-        str(index): {
-            field: problem if isinstance(problem, list | dict) else [problem] for field, problem in fields.items()
-        }
-        for index, fields in sorted(errors.items(), key=lambda entry: int(entry[0]))
+        str(index): _item_errors(fields) for index, fields in sorted(errors.items(), key=lambda entry: int(entry[0]))
     }
     first_index, first = next(iter(by_index.items()))
     detail = (
@@ -92,6 +97,7 @@ ERROR_RESPONSES = {
     400: OpenApiResponse(description='Invalid job: `{"detail", "code": "invalid", "errors": {field: [message]}}`.'),
     403: OpenApiResponse(description="Not allowed (viewers and compliance officers only read)."),
     429: OpenApiResponse(description="Over the queued-jobs or daily-shots quota; the detail gives the numbers."),
+    503: QUEUE_UNAVAILABLE,
 }
 
 

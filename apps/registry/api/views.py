@@ -21,6 +21,7 @@ from rest_framework.settings import api_settings
 
 from apps.accounts.choices import Role
 from apps.core.api.errors import Conflict, PayloadTooLarge
+from apps.core.api.schema import QUEUE_UNAVAILABLE
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.responses import StreamedFileResponse
 from apps.quantum.api.filters import StableOrderingFilter
@@ -367,6 +368,7 @@ class InferenceJobViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.Retrie
             404: OpenApiResponse(description="No such alias or version."),
             409: OpenApiResponse(description="The version is not ready or archived."),
             413: OpenApiResponse(description="Over REGISTRY_JOB_MAX_FILE_MB."),
+            503: QUEUE_UNAVAILABLE,
         },
     )
     def create(self, request):

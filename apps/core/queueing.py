@@ -1,0 +1,46 @@
+"""Handing work to the task broker once its rows are committed, and what happens when the broker refuses it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.db import transaction
+from kombu.exceptions import OperationalError
+
+logger = logging.getLogger(__name__)
+
+# A broker that is down usually comes back within a restart; clients are told to retry after this many seconds.
+QUEUE_RETRY_AFTER_SECONDS = 30
+
+
+class QueueUnavailable(Exception):
+    """The task broker did not take the message: the work was marked failed, and the caller should retry later.
+
+    The API answers 503 with a Retry-After header (apps.core.api.errors.exception_handler).
+    """
+
+    retry_after_seconds = QUEUE_RETRY_AFTER_SECONDS
+
+
+def enqueue_on_commit(send: Callable[[], None], *, refused: Callable[[str], None], what: str) -> None:
+    """Send the task message(s) with ``send()`` once the current transaction has committed.
+
+    The rows must exist before a worker can look for them, so the message can only follow the commit. If the
+    broker then refuses it (down, unreachable), ``refused(reason)`` (a reason fit to show users) marks the
+    committed rows failed, so none is left queued with no message that would ever run it, and QueueUnavailable
+    reaches the caller. ``what`` names the work in the message (e.g. "the job").
+    """
+
+    def send_or_fail() -> None:
+        try:
+            send()
+        except OperationalError as exc:
+            logger.error("The task broker refused %s: %s", what, exc)
+            refused("the task queue was unavailable")
+            raise QueueUnavailable(
+                f"The task queue is unavailable, so {what} could not be queued and was marked failed; nothing will "
+                f"run. Submit again in {QUEUE_RETRY_AFTER_SECONDS} seconds or later."
+            ) from exc
+
+    transaction.on_commit(send_or_fail)
