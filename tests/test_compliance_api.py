@@ -285,6 +285,19 @@ def test_public_key_is_served_as_pem_to_anyone(client):
     assert response["X-Key-Fingerprint"] == hashlib.sha256(raw).hexdigest()
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("configured", ["", "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n"])
+def test_public_key_without_a_usable_signing_key_is_503_naming_the_setting(client, settings, configured):
+    settings.REPORT_SIGNING_KEY = configured
+
+    response = client.get(PUBLIC_KEY_URL)
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "unavailable"
+    assert "REPORT_SIGNING_KEY" in response.json()["detail"]
+    assert "not a key" not in response.json()["detail"]
+
+
 # --- A generated report, end to end
 
 

@@ -28,7 +28,7 @@ def test_api_answers_503_with_retry_after_when_redis_is_down(redis_down):
     response = Client(raise_request_exception=False).get("/api/v1/quantum/jobs/")
 
     assert response.status_code == 503
-    assert response.json()["code"] == "service_unavailable"
+    assert response.json()["code"] == "unavailable"
     assert int(response["Retry-After"]) > 0
 
 
@@ -39,5 +39,5 @@ def test_running_portal_answers_503_over_http_when_redis_is_down(asgi_live_serve
     assert refused.value.code == 503
     assert refused.value.headers["Retry-After"]
     body = json.load(refused.value)
-    assert body["code"] == "service_unavailable"
+    assert body["code"] == "unavailable"
     assert "Traceback" not in json.dumps(body)

@@ -25,8 +25,8 @@ from rest_framework.views import APIView
 from apps.accounts.api.token_views import ReauthenticationRequired
 from apps.accounts.models import ApiToken
 from apps.accounts.sudo import sudo_is_fresh, sudo_url
-from apps.core.api.errors import Conflict
-from apps.core.api.schema import QUEUE_UNAVAILABLE
+from apps.core.api.errors import Conflict, ServiceUnavailable
+from apps.core.api.schema import QUEUE_UNAVAILABLE, ApiErrorSerializer
 from apps.core.responses import StreamedFileResponse
 from apps.registry.api.views import DownloadNegotiation
 
@@ -206,7 +206,10 @@ class PublicKeyView(APIView):
 
     @extend_schema(
         summary="The public key (PEM) that verifies report signatures; its fingerprint is in each manifest.",
-        responses={(200, "application/x-pem-file"): OpenApiTypes.STR},
+        responses={
+            (200, "application/x-pem-file"): OpenApiTypes.STR,
+            503: OpenApiResponse(response=ApiErrorSerializer, description="Report signing is not set up."),
+        },
     )
     def get(self, request):
         from ..signing import SigningKeyError, key_fingerprint, public_key_pem
@@ -214,7 +217,7 @@ class PublicKeyView(APIView):
         try:
             pem, fingerprint = public_key_pem(), key_fingerprint()
         except SigningKeyError as exc:
-            raise exceptions.APIException(str(exc)) from None
+            raise ServiceUnavailable(f"Report signing is not set up on this portal: {exc}") from None
         response = HttpResponse(pem, content_type="application/x-pem-file")
         response["Content-Disposition"] = 'inline; filename="opsdeck-report-signing.pub.pem"'
         response["X-Key-Fingerprint"] = fingerprint

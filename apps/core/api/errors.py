@@ -51,11 +51,11 @@ class PayloadTooLarge(exceptions.APIException):
 
 
 class ServiceUnavailable(exceptions.APIException):
-    """503: a service the request needs (the task queue) is down; DRF sends ``wait`` as Retry-After."""
+    """503: a service the request needs is down or not configured; DRF sends ``wait`` (if any) as Retry-After."""
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "unavailable"
 
-    def __init__(self, detail: str, *, wait: int):
+    def __init__(self, detail: str, *, wait: int | None = None):
         super().__init__(detail)
         self.wait = wait

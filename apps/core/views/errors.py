@@ -22,7 +22,7 @@ ERRORS = {
     404: ("not_found", "Not found."),
     500: ("server_error", "Internal server error. The error has been logged."),
     503: (
-        "service_unavailable",
+        "unavailable",
         f"A service the portal needs is not answering. Try again in {SERVICE_RETRY_AFTER_SECONDS} seconds.",
     ),
 }
