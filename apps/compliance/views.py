@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_safe
 
 from apps.accounts.sudo import sudo_redirect, sudo_second_factor_fresh
+from apps.core.queueing import QueueUnavailable
 
 from . import selectors, services
 from .api.views import report_file_response
@@ -127,6 +128,10 @@ def index(request):
             field = "username" if form.cleaned_data["kind"] == ReportKind.SUBJECT_EXPORT else None
         form.add_error(field if field in form.fields else None, exc.message)
         return _page(request, form, status=400)
+    except QueueUnavailable as exc:
+        # The report is listed below as failed; the form keeps the choice for asking again.
+        form.add_error(None, str(exc))
+        return _page(request, form)
     messages.success(request, f"Report #{report.pk} ({report}) is queued; it appears below as it is generated.")
     return redirect("compliance_page:index")
 

@@ -23,13 +23,21 @@ class QueueUnavailable(Exception):
     retry_after_seconds = QUEUE_RETRY_AFTER_SECONDS
 
 
-def enqueue_on_commit(send: Callable[[], None], *, refused: Callable[[str], None], what: str) -> None:
+def enqueue_on_commit(
+    send: Callable[[], None],
+    *,
+    refused: Callable[[str], None],
+    what: str,
+    retry: str = "Submit again",
+    outcome: str = "was marked failed; nothing will run",
+) -> None:
     """Send the task message(s) with ``send()`` once the current transaction has committed.
 
     The rows must exist before a worker can look for them, so the message can only follow the commit. If the
     broker then refuses it (down, unreachable), ``refused(reason)`` (a reason fit to show users) marks the
     committed rows failed, so none is left queued with no message that would ever run it, and QueueUnavailable
-    reaches the caller. ``what`` names the work in the message (e.g. "the job").
+    reaches the caller. ``what`` names the work in the message (e.g. "the job"), ``outcome`` what ``refused`` did
+    with it, ``retry`` what the user does once the queue is back (e.g. "Re-validate it").
     """
 
     def send_or_fail() -> None:
@@ -39,8 +47,8 @@ def enqueue_on_commit(send: Callable[[], None], *, refused: Callable[[str], None
             logger.error("The task broker refused %s: %s", what, exc)
             refused("the task queue was unavailable")
             raise QueueUnavailable(
-                f"The task queue is unavailable, so {what} could not be queued and was marked failed; nothing will "
-                f"run. Submit again in {QUEUE_RETRY_AFTER_SECONDS} seconds or later."
+                f"The task queue is unavailable, so {what} could not be queued and {outcome}. "
+                f"{retry} in {QUEUE_RETRY_AFTER_SECONDS} seconds or later."
             ) from exc
 
     transaction.on_commit(send_or_fail)

@@ -11,9 +11,10 @@ from django.contrib.admin.views.main import ChangeList
 from django.template.defaultfilters import pluralize
 from django.utils.html import format_html, format_html_join
 
-from apps.core.admin_mixins import ServiceWrittenAdminMixin
+from apps.core.admin_mixins import ServiceWrittenAdminMixin, queue_refusal_message
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.permissions import WRITE_ROLES, has_role
+from apps.core.queueing import QueueUnavailable
 
 from . import selectors, services
 from .choices import JobStatus
@@ -216,11 +217,15 @@ class QuantumJobAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
     @admin.action(description="Re-run selected jobs (as copies)", permissions=["operate"])
     def rerun_jobs(self, request, queryset):
         copies, refused = [], []
-        for job in self._selected(request, queryset):
+        jobs = self._selected(request, queryset)
+        for index, job in enumerate(jobs):
             try:
                 copies.append(services.job_rerun(job=job, actor=request.user))
             except (PermissionError, services.JobValidationError, services.JobQuotaError) as exc:
                 refused.append(f"#{job.pk}: {exc}")
+            except QueueUnavailable as exc:
+                queue_refusal_message(self, request, exc, left=len(jobs) - index - 1)
+                break
         if copies:
             listed = _listed([f"#{copy.pk} (of #{copy.rerun_of_id})" for copy in copies], ", ")
             self.message_user(

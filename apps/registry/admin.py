@@ -25,9 +25,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from apps.accounts.choices import Role
-from apps.core.admin_mixins import ServiceWrittenAdminMixin
+from apps.core.admin_mixins import ServiceWrittenAdminMixin, queue_refusal_message
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.permissions import WRITE_ROLES, has_role
+from apps.core.queueing import QueueUnavailable
 
 from . import inference, selectors, services
 from .choices import InferenceKind, InferenceStatus, VersionStatus
@@ -462,6 +463,9 @@ class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
                 )
             except services.RegistryError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            except QueueUnavailable as exc:
+                # The version is stored (invalid, saying why): uploading again would only add another number.
+                form.add_error(None, str(exc))
             else:
                 self.message_user(
                     request,
@@ -585,11 +589,15 @@ class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
 
     @admin.action(description="Re-validate selected versions", permissions=["operate"])
     def revalidate_versions(self, request, queryset):
-        for version in self._selected(request, queryset):
+        versions = self._selected(request, queryset)
+        for index, version in enumerate(versions):
             try:
                 services.version_revalidate(version=version, actor=request.user)
             except services.RegistryError as exc:
                 self._outcome(request, version, exc.message, messages.WARNING)
+            except QueueUnavailable as exc:
+                queue_refusal_message(self, request, exc, left=len(versions) - index - 1)
+                break
             else:
                 self._outcome(request, version, "validation started again.")
 
@@ -612,7 +620,7 @@ class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
                 "macro-F1 are stored on the version.",
             )
         upload = form.cleaned_data["data"]
-        for version in versions:
+        for index, version in enumerate(versions):
             upload.seek(0)  # each job reads the same upload from the start
             try:
                 job = inference.inference_job_create(
@@ -625,6 +633,9 @@ class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
             except services.RegistryError as exc:
                 self._outcome(request, version, exc.message, messages.WARNING)
                 continue
+            except QueueUnavailable as exc:
+                queue_refusal_message(self, request, exc, left=len(versions) - index - 1)
+                break
             unlabelled = (
                 ""
                 if job.kind == InferenceKind.EVALUATION

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import markdown
@@ -17,6 +18,7 @@ from django.utils import timezone
 from apps.accounts.choices import Role
 from apps.audit.services import event_record
 from apps.core.permissions import WRITE_ROLES, has_role
+from apps.core.queueing import QueueUnavailable, enqueue_on_commit
 
 from .artifacts import ArtifactError, artifact_extract
 from .choices import ModelTask, VersionStatus
@@ -124,7 +126,9 @@ def version_upload(*, model: RegisteredModel, upload, actor) -> ModelVersion:
                 obj=version,
                 changes={"sha256": version.sha256, "size_bytes": version.size_bytes, "files": len(version.files)},
             )
-            transaction.on_commit(lambda: _validation_enqueue(version.pk))
+            _validation_queue(version)
+    except QueueUnavailable:
+        raise  # the version was committed (and marked invalid): it keeps its artifact, to be re-validated
     except BaseException:
         if stored:
             ModelVersion.artifact.field.storage.delete(stored)
@@ -146,10 +150,44 @@ def _extract(source, destination: Path):
     )
 
 
+def _validation_queue(version: ModelVersion, *, earlier: tuple[str, str] | None = None) -> None:
+    """Queue the version's validation once this commits (QueueUnavailable if the broker refuses it).
+
+    A refused first validation leaves the version invalid; a refused re-validation gives the version back the
+    ``earlier`` (status, reason) it had: nothing about it was checked, so nothing about it changed.
+    """
+    enqueue_on_commit(
+        lambda: _validation_enqueue(version.pk),
+        refused=partial(_validation_not_queued, version.pk, earlier),
+        what=f"the validation of {version}",
+        retry="Re-validate it",
+        outcome="was not started; the version is marked invalid"
+        if earlier is None
+        else "was not started; the version keeps its earlier status",
+    )
+
+
 def _validation_enqueue(version_id: int) -> None:
     from .tasks import validate_version  # tasks import this module
 
     validate_version.delay(version_id)
+
+
+def _validation_not_queued(version_id: int, earlier: tuple[str, str] | None, reason: str) -> None:
+    """After the broker refused its message, a version still validating gets its ``earlier`` status back, or is
+    marked invalid (a new upload): no worker would ever validate it, and it should say why rather than look busy
+    forever."""
+    with transaction.atomic():
+        version = (
+            ModelVersion.objects.select_for_update(of=("self",))
+            .filter(pk=version_id, status=VersionStatus.VALIDATING)
+            .select_related("model")
+            .first()
+        )
+        if version is not None and earlier is not None:
+            ModelVersion.objects.filter(pk=version.pk).update(status=earlier[0], status_reason=earlier[1])
+        elif version is not None:
+            _validation_record(version, VersionStatus.INVALID, reason=f"Not validated: {reason}. Re-validate it.")
 
 
 def _card_html(root: Path) -> str:
@@ -208,10 +246,14 @@ def _validation_record(version: ModelVersion, status: str, *, reason: str = "") 
 
 
 def version_revalidate(*, version: ModelVersion, actor) -> ModelVersion:
+    """Put the version back to validating and queue its validation (QueueUnavailable if the broker refuses it;
+    the version then keeps the status it had)."""
     _require_change(actor, version.model)
-    ModelVersion.objects.filter(pk=version.pk).update(status=VersionStatus.VALIDATING, status_reason="")
-    version.status, version.status_reason = VersionStatus.VALIDATING, ""
-    transaction.on_commit(lambda: _validation_enqueue(version.pk))
+    with transaction.atomic():
+        earlier = (version.status, version.status_reason)
+        ModelVersion.objects.filter(pk=version.pk).update(status=VersionStatus.VALIDATING, status_reason="")
+        version.status, version.status_reason = VersionStatus.VALIDATING, ""
+        _validation_queue(version, earlier=earlier)
     return version
 
 

@@ -8,7 +8,7 @@ guard TRUNCATE at all. Now:
   million events costs one check, not a million). The single exception is a DELETE of events made by the
   owner of the table (or a superuser) with ``opsdeck.audit_archive`` on: ``audit_archive_delete()`` does that, a
   ``SECURITY DEFINER`` function owned by the table owner whose EXECUTE right is revoked from PUBLIC and granted
-  to the archive role alone (``manage.py audit grant-roles``). A role that merely sets the flag is not the
+  to the archive role alone (``manage.py grant_database_roles``). A role that merely sets the flag is not the
   owner, so the flag alone no longer opens anything;
 - TRUNCATE is let through for superusers only: they can switch any trigger off anyway (what they do is
   detected by ``audit verify``, not prevented), and Django's test flush runs as one.

@@ -11,9 +11,19 @@ from psycopg_pool import PoolTimeout
 from redis.exceptions import ConnectionError as RedisUnavailable
 from redis.exceptions import TimeoutError as RedisTimeout
 
+from apps.core.queueing import QueueUnavailable
+
 # A service the request needed did not answer (the database or its pool, Redis as cache, broker or channel
 # layer, RabbitMQ): not a fault of the request, nor a bug, and it passes. Clients are told to retry.
-SERVICE_DOWN_ERRORS = (DatabaseUnavailable, PoolTimeout, BrokerUnavailable, RedisUnavailable, RedisTimeout)
+# QueueUnavailable is for a door that forgot to catch a refused task message (the work is already marked failed).
+SERVICE_DOWN_ERRORS = (
+    DatabaseUnavailable,
+    PoolTimeout,
+    BrokerUnavailable,
+    RedisUnavailable,
+    RedisTimeout,
+    QueueUnavailable,
+)
 SERVICE_RETRY_AFTER_SECONDS = 30
 
 ERRORS = {

@@ -285,10 +285,13 @@ class ModelVersionViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.Retrie
             413: OpenApiResponse(
                 description="Over REGISTRY_MAX_ARTIFACT_MB, REGISTRY_MAX_FILES or REGISTRY_MAX_UNCOMPRESSED_MB."
             ),
+            503: QUEUE_UNAVAILABLE,
         },
     )
     def create(self, request, name=None):
-        """Check and store the artifact as version ``validating``; a worker loads it and sets ready or invalid."""
+        """Check and store the artifact as version ``validating``; a worker loads it and sets ready or invalid.
+
+        With the task queue down the version is stored as invalid (re-validate it later) and the answer is 503."""
         model = self.registered_model
         body = VersionUploadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
