@@ -247,7 +247,7 @@ def test_batch_with_one_invalid_circuit_names_its_index_and_submits_nothing(oper
 
     assert list(body["errors"]) == ["3"]
     assert body["errors"]["3"]["source"][0].startswith("The circuit has no measurements")
-    assert body["detail"].startswith("1 of the jobs are invalid; nothing was submitted. Job 3: source: The circuit has")
+    assert body["detail"].startswith("1 of the jobs is invalid; nothing was submitted. Job 3: source: The circuit has")
     assert not QuantumJob.objects.exists()
 
 

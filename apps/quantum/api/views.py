@@ -70,7 +70,7 @@ def service_errors() -> Iterator[None]:
 def _first_message(problem) -> str:
     if isinstance(problem, dict):
         key, inner = next(iter(problem.items()))
-        return f"{key}: {_first_message(inner)}"
+        return _first_message(inner) if key == "non_field_errors" else f"{key}: {_first_message(inner)}"
     return _first_message(problem[0]) if isinstance(problem, list) else str(problem)
 
 
@@ -87,9 +87,9 @@ def batch_invalid_response(errors: dict) -> Response:
         str(index): _item_errors(fields) for index, fields in sorted(errors.items(), key=lambda entry: int(entry[0]))
     }
     first_index, first = next(iter(by_index.items()))
-    detail = (
-        f"{len(by_index)} of the jobs are invalid; nothing was submitted. Job {first_index}: {_first_message(first)}"
-    )
+    verb = "is" if len(by_index) == 1 else "are"
+    detail = f"{len(by_index)} of the jobs {verb} invalid; nothing was submitted. Job {first_index}: "
+    detail += _first_message(first)
     return Response({"detail": detail, "code": "invalid", "errors": by_index}, status=status.HTTP_400_BAD_REQUEST)
 
 
