@@ -8,7 +8,7 @@ import time
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.utils import timezone
@@ -261,3 +261,47 @@ def test_setting_another_users_password_in_the_window_signs_them_out_and_audits_
     for row in AuditEvent.objects.all():
         assert NEW_PASSWORD not in row.changes_text
         assert target.password not in row.changes_text
+
+
+# --- What a role may do is every holder's privilege
+
+
+def _role_form(role: Group, permissions) -> dict:
+    return {"name": role.name, "permissions": [permission.pk for permission in permissions]}
+
+
+def test_stolen_session_cannot_widen_a_role(stolen_client, roles):
+    viewer = Group.objects.get(name=Role.VIEWER)
+    before = set(viewer.permissions.values_list("pk", flat=True))
+    everything = Permission.objects.all()
+
+    response = stolen_client.post(f"/admin/auth/group/{viewer.pk}/change/", _role_form(viewer, everything))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(REAUTHENTICATE)
+    assert set(viewer.permissions.values_list("pk", flat=True)) == before
+
+
+@pytest.mark.parametrize("how", ["delete_view", "add_view"])
+def test_stolen_session_cannot_create_or_delete_a_role(stolen_client, roles, how):
+    viewer = Group.objects.get(name=Role.VIEWER)
+    roles_before = Group.objects.count()
+
+    if how == "delete_view":
+        response = stolen_client.post(f"/admin/auth/group/{viewer.pk}/delete/", {"post": "yes"})
+    else:
+        response = stolen_client.post("/admin/auth/group/add/", {"name": "shadow-admins", "permissions": []})
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(REAUTHENTICATE)
+    assert Group.objects.count() == roles_before
+
+
+def test_role_changes_inside_the_window_are_saved(sudo_client, roles):
+    viewer = Group.objects.get(name=Role.VIEWER)
+    kept = list(viewer.permissions.all())[:2]
+
+    response = sudo_client.post(f"/admin/auth/group/{viewer.pk}/change/", _role_form(viewer, kept))
+
+    assert response.status_code == 302, response.content
+    assert set(viewer.permissions.all()) == set(kept)

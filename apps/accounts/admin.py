@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.contrib.auth.models import Group
 from django.template.defaultfilters import pluralize
 
 from apps.core.request_context import current_request
@@ -17,6 +19,12 @@ NEEDS_SECOND_FACTOR = (
     "Nothing was saved: {what} needs your password and a fresh authenticator code. "
     "Confirm them here, then make the change again."
 )
+
+
+def _needs_second_factor(model_admin, request, what: str):
+    """Refuse, saying why, and send the administrator to re-authenticate, coming back to this page."""
+    model_admin.message_user(request, NEEDS_SECOND_FACTOR.format(what=what), messages.ERROR)
+    return sudo_redirect(request, request.get_full_path())
 
 
 class ServicePasswordForm(AdminPasswordChangeForm):
@@ -61,9 +69,7 @@ class UserAdmin(DjangoUserAdmin):
             if user is not None and self.has_change_permission(request, user):
                 form = self.get_form(request, user, change=True)(request.POST, request.FILES, instance=user)
                 if PRIVILEGE_FIELDS.intersection(form.changed_data):
-                    what = "changing roles, permissions, staff or superuser status"
-                    self.message_user(request, NEEDS_SECOND_FACTOR.format(what=what), messages.ERROR)
-                    return sudo_redirect(request, request.get_full_path())
+                    return _needs_second_factor(self, request, "changing roles, permissions, staff or superuser status")
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
@@ -95,7 +101,7 @@ class UserAdmin(DjangoUserAdmin):
         """Setting a password needs a fresh second factor: without one, re-authenticate first and come back."""
         if not sudo_second_factor_fresh(request):
             if request.method == "POST":
-                self.message_user(request, NEEDS_SECOND_FACTOR.format(what="setting a password"), messages.ERROR)
+                return _needs_second_factor(self, request, "setting a password")
             return sudo_redirect(request, request.get_full_path())
         old_key = request.session.session_key
         response = super().user_change_password(request, id, form_url)
@@ -150,3 +156,28 @@ class UserAdmin(DjangoUserAdmin):
             services.mfa_remove(user=user, actor=request.user)
         self._report(request, len(queryset), "had their authenticator and recovery codes removed")
         return None
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class RoleAdmin(GroupAdmin):
+    """Roles: what a role may do is a privilege of everyone holding it, so creating, changing or deleting one
+    needs a fresh second factor, as granting a role to a user does."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST" and not sudo_second_factor_fresh(request):
+            return _needs_second_factor(self, request, "changing what a role may do")
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        if request.method == "POST" and not sudo_second_factor_fresh(request):
+            return _needs_second_factor(self, request, "deleting a role")
+        return super().delete_view(request, object_id, extra_context)
+
+    def get_actions(self, request):
+        # The bulk "delete selected" would go around delete_view.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
