@@ -41,10 +41,14 @@ services-check: $(VENV)/.test-installed
 test: $(VENV)/.test-installed browser services-check
 	$(PY) -m pytest
 
-# A long schema-fuzzing campaign over every API operation (the suite runs the same test with a few examples).
+# A long schema-fuzzing campaign over every API operation (the suite runs the same test with a few examples),
+# then sequences that follow the schema's links (create, then read/cancel/delete what was created).
 FUZZ_EXAMPLES ?= 150
+FUZZ_SCENARIOS ?= 300
+FUZZ_STEPS ?= 10
 fuzz: $(VENV)/.test-installed services-check
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/test_fuzz_api.py -p no:cacheprovider -q
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SCENARIOS=$(FUZZ_SCENARIOS) FUZZ_STEPS=$(FUZZ_STEPS) \
+		$(PY) -m pytest tests/test_fuzz_api.py -p no:cacheprovider -q
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .

@@ -386,6 +386,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # OpenAPI links from each create to the operations on what it created (apps/core/api/links.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apps.core.api.links.add_create_links"],
     # Several models have a "status" field; each gets its own enum name in the schema.
     "ENUM_NAME_OVERRIDES": {
         "QuantumJobStatusEnum": "apps.quantum.choices.JobStatus",
