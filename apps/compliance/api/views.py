@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.api.token_views import ReauthenticationRequired
 from apps.accounts.models import ApiToken
-from apps.accounts.sudo import sudo_is_fresh, sudo_url
+from apps.accounts.sudo import sudo_second_factor_fresh, sudo_url
 from apps.core.api.errors import Conflict, ServiceUnavailable
 from apps.core.api.schema import QUEUE_UNAVAILABLE, ApiErrorSerializer
 from apps.core.responses import StreamedFileResponse
@@ -69,8 +69,7 @@ def require_sudo_window(request, doing: str) -> None:
             f"API tokens cannot be used for {doing}: sign in with a browser session and confirm your password and "
             f"authenticator code (valid for {window} minutes), then use that session."
         )
-    is_verified = getattr(request.user, "is_verified", None)
-    if not (callable(is_verified) and is_verified() and sudo_is_fresh(request)):
+    if not sudo_second_factor_fresh(request):
         raise ReauthenticationRequired(
             f"{doing.capitalize()} needs your password and a fresh authenticator code from the last {window} "
             f"minutes: re-authenticate at {sudo_url(reverse('compliance_page:index'))} and try again."
