@@ -223,14 +223,18 @@ def test_revalidate_action_while_the_broker_is_down_says_so_and_leaves_the_rest_
     ]
 
 
-def test_ready_version_stays_ready_when_its_revalidation_cannot_be_queued(
-    transactional_db, operator_user, registry_storage, tiny_zip
-):
-    """A production model must not stop serving because the queue was down when someone asked to re-check it."""
+@pytest.fixture
+def ready_version(transactional_db, operator_user, registry_storage, tiny_zip):
+    """A validated model version, and an operator's admin client."""
     model = model_register(owner=operator_user, name="sentiment", task="text-classification")
     version = version_upload(model=model, upload=io.BytesIO(tiny_zip), actor=operator_user)
     version_validate(version_id=version.pk)
-    client = _staff_client(operator_user)
+    return version, _staff_client(operator_user)
+
+
+def test_ready_version_stays_ready_when_its_revalidation_cannot_be_queued(ready_version):
+    """A production model must not stop serving because the queue was down when someone asked to re-check it."""
+    version, client = ready_version
 
     with broker_down_context():
         response = client.post(
@@ -243,13 +247,8 @@ def test_ready_version_stays_ready_when_its_revalidation_cannot_be_queued(
     assert version.status == "ready"
 
 
-def test_evaluation_action_while_the_broker_is_down_says_so_and_leaves_the_job_failed(
-    transactional_db, operator_user, registry_storage, tiny_zip
-):
-    model = model_register(owner=operator_user, name="sentiment", task="text-classification")
-    version = version_upload(model=model, upload=io.BytesIO(tiny_zip), actor=operator_user)
-    version_validate(version_id=version.pk)
-    client = _staff_client(operator_user)
+def test_evaluation_action_while_the_broker_is_down_says_so_and_leaves_the_job_failed(ready_version):
+    version, client = ready_version
     labelled = b"text,label\ngreat service,positive\nterrible service,negative\n"
 
     with broker_down_context():

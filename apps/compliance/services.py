@@ -235,17 +235,21 @@ def _report_not_queued(report_id: int, reason: str) -> None:
         report = Report.objects.select_for_update().filter(pk=report_id, status=ReportStatus.QUEUED).first()
         if report is None:
             return
-        report.status, report.error = ReportStatus.FAILED, f"Not generated: {reason}. Ask for it again."
-        report.finished_at = timezone.now()
-        report.save(update_fields=["status", "error", "finished_at", "updated_at"])
-        event_record(
-            action="compliance.report.generated",
-            actor=report.requested_by,
-            obj=report,
-            outcome=Outcome.FAILURE,
-            changes={"error": report.error},
-        )
+        _record_failure(report, f"Not generated: {reason}. Ask for it again.")
         transaction.on_commit(lambda: report_updates_publish(report))
+
+
+def _record_failure(report: Report, error: str) -> None:
+    """Save the report as failed with ``error`` and audit it (publishing is the caller's: now or on commit)."""
+    report.status, report.error, report.finished_at = ReportStatus.FAILED, error, timezone.now()
+    report.save()
+    event_record(
+        action="compliance.report.generated",
+        actor=report.requested_by,
+        obj=report,
+        outcome=Outcome.FAILURE,
+        changes={"error": report.error},
+    )
 
 
 # --- Live updates
@@ -510,19 +514,10 @@ def _failure_message(exc: BaseException) -> str:
 
 def _fail(report: Report, exc: BaseException) -> None:
     logger.exception("report %s failed", report.pk)
-    report.status, report.error = ReportStatus.FAILED, _failure_message(exc)
-    report.finished_at = timezone.now()
     report.file.name = ""
     report.size_bytes, report.sha256, report.signature, report.key_fingerprint = None, "", "", ""
     report.manifest = {}
-    report.save()
-    event_record(
-        action="compliance.report.generated",
-        actor=report.requested_by,
-        obj=report,
-        outcome=Outcome.FAILURE,
-        changes={"error": report.error},
-    )
+    _record_failure(report, _failure_message(exc))
     report_updates_publish(report)
 
 
