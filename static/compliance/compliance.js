@@ -11,6 +11,9 @@
   const FILTERS_OF_KIND = { audit_trail: ["action_prefix", "actor"], subject_export: ["username"] };
   const FIRST_RETRY_MS = 1000;
   const MAX_RETRY_MS = 10000;
+  // A busy channel layer may drop an event (it caps what waits for each socket); unfinished rows are asked
+  // about again this often, so a dropped "completed" never leaves a row stuck.
+  const RESYNC_MS = 15000;
 
   function idUrl(template, id) {
     return template.replace("/0/", "/" + id + "/");
@@ -145,4 +148,5 @@
   }
 
   connect(FIRST_RETRY_MS);
+  window.setInterval(resync, RESYNC_MS);
 })();
