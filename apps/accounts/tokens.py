@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
+from apps.core.errors import ApplicationError
 
 from .choices import Role
 from .models import ApiToken, User
@@ -28,8 +29,8 @@ SCOPES = ("read", "write")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-class TokenError(Exception):
-    """A token request a person can correct; the message says what and the limit."""
+class TokenError(ApplicationError):
+    """A token request a person can correct (400); the message says what and the limit."""
 
 
 class TokenRejected(Exception):

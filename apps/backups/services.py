@@ -16,6 +16,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from apps.audit.services import event_record
+from apps.core.errors import ApplicationError
 from apps.core.services import admin_job_updates_publish
 
 from .choices import BackupStatus, BackupTrigger
@@ -29,8 +30,11 @@ STORAGE_NAME = "backups"
 READ_SIZE = 1 << 20
 
 
-class BackupError(Exception):
+class BackupError(ApplicationError):
     """A backup operation failed or was refused; the message says why and what to do."""
+
+    status = 409
+    code = "backup_failed"
 
 
 def configured_key() -> bytes:

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
+from apps.core.errors import ApplicationError, NotPermitted
 from apps.core.queueing import enqueue_on_commit
 from apps.core.services import JOBS_ADMINS_GROUP, jobs_owner_group_name
 
@@ -60,12 +61,14 @@ PERIOD_PRESETS = {
 MANIFEST_SUFFIX = ".manifest.json"
 
 
-class ReportError(Exception):
-    """A report request or download that cannot be served; ``field`` names the parameter at fault."""
+class ReportError(ApplicationError):
+    """A report request or download that cannot be served; ``field`` names the parameter at fault.
 
-    def __init__(self, message: str, field: str = "non_field_errors"):
-        super().__init__(message)
-        self.message, self.field = message, field
+    A bad parameter is a 400; a report without a file is a 409 (the raise site says so).
+    """
+
+    def __init__(self, message: str, field: str = "non_field_errors", *, status: int | None = None):
+        super().__init__(message, field=field, status=status)
 
 
 # --- Periods
@@ -184,7 +187,7 @@ def report_request(
     the parameter and the limit, and leaves nothing behind.
     """
     if not scheduled and not selectors.report_access_allowed(actor):
-        raise PermissionError("Only compliance officers and administrators may generate reports.")
+        raise NotPermitted("Only compliance officers and administrators may generate reports.")
     if kind not in ReportKind.values:
         raise ReportError(f"Unknown report kind {kind!r}: choose one of {', '.join(ReportKind.values)}.", "kind")
     if fmt not in ReportFormat.values:
@@ -531,17 +534,18 @@ def report_download(*, report: Report, actor):
     ``ReportError``. The caller checks the sudo window: that is a property of the session, not of the report.
     """
     if not selectors.report_access_allowed(actor):
-        raise PermissionError("Only compliance officers and administrators may download reports.")
+        raise NotPermitted("Only compliance officers and administrators may download reports.")
     if report.status != ReportStatus.COMPLETED or not report.file:
         raise ReportError(
             f"Report #{report.pk} is {report.get_status_display().lower()}: only a completed report has a file.",
             "status",
+            status=409,
         )
     try:
         handle = report.file.storage.open(report.file.name, "rb")
     except FileNotFoundError:
         raise ReportError(
-            f"The file of report #{report.pk} ({report.file.name}) is missing from storage.", "file"
+            f"The file of report #{report.pk} ({report.file.name}) is missing from storage.", "file", status=409
         ) from None
     event_record(
         action="compliance.report.downloaded",

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
+from apps.core.errors import ApplicationError, NotPermitted
 from apps.core.queueing import enqueue_on_commit
 from apps.core.services import job_updates_publish
 
@@ -42,13 +43,11 @@ _TAG = re.compile(r"^[\w.:-]+$")
 BATCHABLE_MAX_QUBITS = 16
 
 
-class JobValidationError(ValueError):
+class JobValidationError(ApplicationError, ValueError):
     """A job cannot be accepted as submitted; ``field`` names the input at fault."""
 
     def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
+        super().__init__(message, field=field)
 
 
 class JobBatchError(ValueError):
@@ -59,12 +58,17 @@ class JobBatchError(ValueError):
         self.errors = errors
 
 
-class JobQuotaError(Exception):
+class JobQuotaError(ApplicationError):
     """The owner is over a queue or daily quota; the message gives the numbers."""
 
+    status = 429
+    code = "quota_exceeded"
 
-class JobStateError(Exception):
+
+class JobStateError(ApplicationError):
     """The job is not in a state that allows this action."""
+
+    status = 409
 
 
 @dataclass(frozen=True)
@@ -282,7 +286,7 @@ def _message_priority(priority: int) -> int:
 def job_cancel(*, job: QuantumJob, actor) -> QuantumJob:
     """Cancel a queued job at once; ask the worker to stop a running one (it reaches cancelled within 2 s)."""
     if not job_may_change(actor, job):
-        raise PermissionError("Only the job's owner (an operator) or an administrator may cancel it.")
+        raise NotPermitted("Only the job's owner (an operator) or an administrator may cancel it.")
     with transaction.atomic():
         job = QuantumJob.objects.select_for_update(of=("self",)).select_related("owner").get(pk=job.pk)
         if job.status in FINISHED_STATUSES:
@@ -305,7 +309,7 @@ def job_cancel(*, job: QuantumJob, actor) -> QuantumJob:
 def job_rerun(*, job: QuantumJob, actor) -> QuantumJob:
     """Submit a copy of a job (its circuit and settings) as a new job owned by the same user."""
     if not job_may_change(actor, job):
-        raise PermissionError("Only the job's owner (an operator) or an administrator may re-run it.")
+        raise NotPermitted("Only the job's owner (an operator) or an administrator may re-run it.")
     spec = JobSpec(
         source=job.source,
         shots=job.shots,

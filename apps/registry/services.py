@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.accounts.choices import Role
 from apps.audit.services import event_record
+from apps.core.errors import ApplicationError
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable, enqueue_on_commit
 
@@ -30,12 +31,8 @@ PROTECTED_ALIASES = ("production",)
 MAX_TAGS = 10
 
 
-class RegistryError(Exception):
+class RegistryError(ApplicationError):
     """A registry request was refused; ``status`` is the HTTP status that fits (400, 403, 404, 409, 413)."""
-
-    def __init__(self, message: str, *, status: int = 400, field: str = ""):
-        super().__init__(message)
-        self.message, self.status, self.field = message, status, field
 
 
 # --- Permissions

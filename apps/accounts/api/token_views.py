@@ -1,16 +1,15 @@
 """Token management: signed-in browser sessions only; a token can never manage tokens."""
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
 from ..models import ApiToken
-from ..sudo import sudo_is_fresh, sudo_url
-from ..tokens import TokenError, token_create, token_revoke
+from ..tokens import token_create, token_revoke
 from .serializers import ApiTokenCreateSerializer, ApiTokenSerializer, IssuedApiTokenSerializer
+from .sudo import require_fresh_second_factor
 
 
 class SignedInSessionOnly(BasePermission):
@@ -20,23 +19,16 @@ class SignedInSessionOnly(BasePermission):
         return not isinstance(request.auth, ApiToken)
 
 
-class ReauthenticationRequired(PermissionDenied):
-    default_code = "reauthentication_required"
-
-
 def _require_fresh_second_factor(request) -> None:
     """Creating a credential needs a code-verified session re-authenticated within the sudo window."""
     if not request.user.is_verified():
+        # Checked first for its own message: a session without a second factor must set one up, not re-authenticate.
         raise PermissionDenied(
             "Creating a token needs two-factor authentication: set up an authenticator on your account page "
             "and sign in with a code.",
             code="otp_required",
         )
-    if not sudo_is_fresh(request):
-        raise ReauthenticationRequired(
-            f"Confirm your password and code again (the last time was over {settings.SUDO_WINDOW_MINUTES} "
-            f"minutes ago): {sudo_url('/account/')}"
-        )
+    require_fresh_second_factor(request, doing="creating a token", next_url="/account/")
 
 
 class ApiTokenViewSet(
@@ -58,10 +50,7 @@ class ApiTokenViewSet(
         _require_fresh_second_factor(request)
         form = ApiTokenCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            issued = token_create(owner=request.user, **form.validated_data)
-        except TokenError as error:
-            raise ValidationError({"non_field_errors": [str(error)]}) from None
+        issued = token_create(owner=request.user, **form.validated_data)
         body = IssuedApiTokenSerializer(issued.token).data | {"token": issued.secret}
         return Response(body, status=status.HTTP_201_CREATED)
 

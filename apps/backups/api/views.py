@@ -5,42 +5,30 @@ evidence; they cannot create, verify or download. Creating runs synchronously fo
 backup is stored (seconds for a portal-sized database); a nightly beat task makes the scheduled ones.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse as api_reverse
 
-from apps.accounts.api.token_views import ReauthenticationRequired
+from apps.accounts.api.sudo import require_fresh_second_factor
 from apps.accounts.choices import Role
-from apps.accounts.models import ApiToken
-from apps.accounts.sudo import sudo_second_factor_fresh, sudo_url
+from apps.core.api.downloads import DownloadNegotiation
 from apps.core.permissions import has_role
 from apps.core.responses import StreamedFileResponse
-from apps.registry.api.views import DownloadNegotiation
 
 from ..choices import BackupTrigger
-from ..keys import BackupKeyError
 from ..models import Backup
 from ..restore import backup_verify
-from ..services import BackupError, backup_create, backup_file_open, backup_manifest
+from ..services import backup_create, backup_file_open, backup_manifest
 from .serializers import BackupDetailSerializer, BackupManifestSerializer, BackupSerializer, download_name
 
 # The actions a compliance officer may use: reading the evidence, not the data.
 EVIDENCE_ACTIONS = frozenset({"list", "retrieve"})
-
-
-class BackupConflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "backup_failed"
 
 
 class BackupAccess(BasePermission):
@@ -54,29 +42,10 @@ class BackupAccess(BasePermission):
         return has_role(request.user, Role.ADMIN)
 
 
-@contextmanager
-def service_errors() -> Iterator[None]:
-    """A refused or failed backup operation is a 409 whose detail is the service's message (never a 500)."""
-    try:
-        yield
-    except (BackupError, BackupKeyError) as exc:
-        raise BackupConflict(str(exc)) from None
-
-
 def _require_sudo_window(request, backup: Backup) -> None:
     """The file leaves the portal only for a browser session that gave its password and a code just now."""
-    window = settings.SUDO_WINDOW_MINUTES
-    if isinstance(request.auth, ApiToken):
-        raise ReauthenticationRequired(
-            "API tokens cannot download backups: sign in with a browser session and confirm your password and "
-            f"authenticator code (valid for {window} minutes), then download with that session."
-        )
-    if not sudo_second_factor_fresh(request):
-        next_url = reverse("admin:backups_backup_change", args=[backup.pk])
-        raise ReauthenticationRequired(
-            f"Downloading a backup needs your password and a fresh authenticator code from the last {window} "
-            f"minutes: re-authenticate at {sudo_url(next_url)} and try again."
-        )
+    next_url = reverse("admin:backups_backup_change", args=[backup.pk])
+    require_fresh_second_factor(request, doing="downloading a backup", next_url=next_url)
 
 
 ERROR_403 = OpenApiResponse(description="Not an administrator (compliance officers only list and read).")
@@ -129,8 +98,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         },
     )
     def create(self, request):
-        with service_errors():
-            backup = backup_create(trigger=BackupTrigger.USER, actor=request.user)
+        backup = backup_create(trigger=BackupTrigger.USER, actor=request.user)
         response = self._detail_response(backup, status.HTTP_201_CREATED)
         response["Location"] = api_reverse("backups:backup-detail", kwargs={"pk": backup.pk}, request=request)
         return response
@@ -148,8 +116,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @action(detail=True, methods=["post"])
     def verify(self, request, pk=None):
         """A failed verification is a 200 too: the status is then verify_failed and the report says why."""
-        with service_errors():
-            backup = backup_verify(backup=self.get_object(), actor=request.user)
+        backup = backup_verify(backup=self.get_object(), actor=request.user)
         return self._detail_response(backup)
 
     @extend_schema(
@@ -167,8 +134,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def download(self, request, pk=None):
         backup = self.get_object()
         _require_sudo_window(request, backup)
-        with service_errors():
-            file = backup_file_open(backup=backup, actor=request.user)
+        file = backup_file_open(backup=backup, actor=request.user)
         response = StreamedFileResponse(
             file, as_attachment=True, filename=download_name(backup), content_type="application/octet-stream"
         )
@@ -183,6 +149,5 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def manifest(self, request, pk=None):
         backup = self.get_object()
         _require_sudo_window(request, backup)
-        with service_errors():
-            backup = backup_manifest(backup=backup, actor=request.user)
+        backup = backup_manifest(backup=backup, actor=request.user)
         return Response(BackupManifestSerializer(backup).data)

@@ -6,15 +6,11 @@ session that confirmed the password and an authenticator code within SUDO_WINDOW
 refused): evidence about every account leaves the portal only after a fresh second factor.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from django.conf import settings
 from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.renderers import JSONRenderer
@@ -22,21 +18,17 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse as api_reverse
 from rest_framework.views import APIView
 
-from apps.accounts.api.token_views import ReauthenticationRequired
-from apps.accounts.models import ApiToken
-from apps.accounts.sudo import sudo_second_factor_fresh, sudo_url
+from apps.accounts.api.sudo import require_fresh_second_factor
+from apps.core.api.downloads import DownloadNegotiation
 from apps.core.api.errors import Conflict, ServiceUnavailable
 from apps.core.api.schema import QUEUE_UNAVAILABLE, ApiErrorSerializer
 from apps.core.responses import StreamedFileResponse
-from apps.registry.api.views import DownloadNegotiation
 
 from ..models import Report
 from ..selectors import report_access_allowed, reports_visible_to
-from ..services import ReportError, report_download, report_request
+from ..services import report_download, report_request
 from .serializers import ReportDetailSerializer, ReportRequestSerializer, ReportSerializer
 
-# A ReportError about these is the report's state (409), not the request's parameters (400).
-CONFLICT_FIELDS = ("status", "file")
 CONTENT_TYPES = {"pdf": "application/pdf", "json": "application/json", "csv": "text/csv", "zip": "application/zip"}
 
 
@@ -63,30 +55,7 @@ class ReportAccess(BasePermission):
 
 def require_sudo_window(request, doing: str) -> None:
     """Requesting or downloading evidence: only a browser session with a fresh password and authenticator code."""
-    window = settings.SUDO_WINDOW_MINUTES
-    if isinstance(request.auth, ApiToken):
-        raise ReauthenticationRequired(
-            f"API tokens cannot be used for {doing}: sign in with a browser session and confirm your password and "
-            f"authenticator code (valid for {window} minutes), then use that session."
-        )
-    if not sudo_second_factor_fresh(request):
-        raise ReauthenticationRequired(
-            f"{doing.capitalize()} needs your password and a fresh authenticator code from the last {window} "
-            f"minutes: re-authenticate at {sudo_url(reverse('compliance_page:index'))} and try again."
-        )
-
-
-@contextmanager
-def service_errors() -> Iterator[None]:
-    """The service's refusals in the API's shape: bad parameters 400, no file 409, wrong role 403."""
-    try:
-        yield
-    except ReportError as exc:
-        if exc.field in CONFLICT_FIELDS:
-            raise Conflict(exc.message) from None
-        raise exceptions.ValidationError({exc.field: [exc.message]}) from None
-    except PermissionError as exc:
-        raise exceptions.PermissionDenied(str(exc)) from None
+    require_fresh_second_factor(request, doing=doing, next_url=reverse("compliance_page:index"))
 
 
 ERROR_403 = OpenApiResponse(description="Not a compliance officer or administrator.")
@@ -140,15 +109,14 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         body = ReportRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         values = body.validated_data
-        with service_errors():
-            report = report_request(
-                kind=values["kind"],
-                fmt=values["format"],
-                period_start=values["period_start"],
-                period_end=values["period_end"],
-                filters=values["filters"],
-                actor=request.user,
-            )
+        report = report_request(
+            kind=values["kind"],
+            fmt=values["format"],
+            period_start=values["period_start"],
+            period_end=values["period_end"],
+            filters=values["filters"],
+            actor=request.user,
+        )
         response = Response(
             ReportDetailSerializer(report, context=self.get_serializer_context()).data, status.HTTP_202_ACCEPTED
         )
@@ -170,8 +138,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def download(self, request, pk=None):
         report = self.get_object()
         require_sudo_window(request, "downloading a report")
-        with service_errors():
-            file, filename = report_download(report=report, actor=request.user)
+        file, filename = report_download(report=report, actor=request.user)
         return report_file_response(report, file, filename)
 
     @extend_schema(

@@ -1,8 +1,10 @@
 """One error shape for the whole API: ``{"detail": ..., "code": ...}`` (+ ``errors`` for fields)."""
 
 from rest_framework import exceptions, status
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from apps.core.errors import ApplicationError
 from apps.core.queueing import QueueUnavailable
 
 
@@ -17,10 +19,21 @@ def _first_problem(errors: dict) -> str:
     return str(message) if field == "non_field_errors" else f"{field}: {message}"
 
 
+def _api_error(error: ApplicationError) -> exceptions.APIException:
+    """The DRF exception of an application error's status: 400 names the field, the others carry a code."""
+    if error.status == status.HTTP_400_BAD_REQUEST:
+        return exceptions.ValidationError({error.field or api_settings.NON_FIELD_ERRORS_KEY: [error.message]})
+    api_error = exceptions.APIException(error.message, code=error.code or DEFAULT_CODES.get(error.status, "error"))
+    api_error.status_code = error.status
+    return api_error
+
+
 def exception_handler(exc, context):
     """Reshape DRF's error responses; unexpected errors fall through to the JSON 500 handler."""
     if isinstance(exc, QueueUnavailable):
         exc = ServiceUnavailable(str(exc), wait=exc.retry_after_seconds)
+    elif isinstance(exc, ApplicationError):
+        exc = _api_error(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -59,3 +72,10 @@ class ServiceUnavailable(exceptions.APIException):
     def __init__(self, detail: str, *, wait: int | None = None):
         super().__init__(detail)
         self.wait = wait
+
+
+# The code of an application error that names none: the one DRF's exception of that status gives.
+DEFAULT_CODES = {
+    error.status_code: error.default_code
+    for error in (exceptions.PermissionDenied, exceptions.NotFound, Conflict, PayloadTooLarge)
+}

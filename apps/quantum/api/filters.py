@@ -1,4 +1,4 @@
-"""Filters and ordering of the quantum job list."""
+"""Filters of the quantum job list."""
 
 import json
 
@@ -6,7 +6,6 @@ import django_filters
 from django.db import connection
 from django.db.models import QuerySet, TextField, Value
 from django.db.models.functions import Cast, StrIndex
-from rest_framework.filters import OrderingFilter
 
 from apps.core.datetimes import StorableIsoDateTimeFilter
 
@@ -49,13 +48,3 @@ class QuantumJobFilter(django_filters.FilterSet):
 
     def filter_tag(self, jobs: QuerySet[QuantumJob], name: str, value: str) -> QuerySet[QuantumJob]:
         return jobs_with_tag(jobs, value)
-
-
-class StableOrderingFilter(OrderingFilter):
-    """Ties are broken by id, so that pages of a non-unique ordering (priority, shots) neither repeat nor skip jobs."""
-
-    def get_ordering(self, request, queryset, view):
-        ordering = super().get_ordering(request, queryset, view)
-        if ordering and not any(field.lstrip("-") == "id" for field in ordering):
-            return [*ordering, "-id"]
-        return ordering

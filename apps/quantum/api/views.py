@@ -1,8 +1,5 @@
 """Quantum jobs API: submit (one or a batch), list, detail, cancel, and the simulator backends."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
@@ -12,22 +9,14 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from apps.core.api.errors import Conflict
+from apps.core.api.ordering import StableOrderingFilter
 from apps.core.api.schema import QUEUE_UNAVAILABLE
 from apps.core.permissions import WRITE_ROLES, has_role
 
 from ..models import QuantumJob
 from ..selectors import backends, jobs_visible_to
-from ..services import (
-    JobBatchError,
-    JobQuotaError,
-    JobStateError,
-    JobValidationError,
-    job_cancel,
-    job_submit,
-    jobs_submit_batch,
-)
-from .filters import QuantumJobFilter, StableOrderingFilter
+from ..services import JobBatchError, job_cancel, job_submit, jobs_submit_batch
+from .filters import QuantumJobFilter
 from .serializers import (
     BackendSerializer,
     JobBatchResultSerializer,
@@ -40,31 +29,11 @@ from .serializers import (
 )
 
 
-class QuotaExceeded(exceptions.APIException):
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    default_code = "quota_exceeded"
-
-
 class CanSubmitJobs(BasePermission):
     message = "Only operators and administrators may submit quantum jobs."
 
     def has_permission(self, request, view) -> bool:
         return has_role(request.user, *WRITE_ROLES)
-
-
-@contextmanager
-def service_errors() -> Iterator[None]:
-    """Turn the errors of apps.quantum.services into API errors in the project's JSON shape."""
-    try:
-        yield
-    except JobValidationError as exc:
-        raise exceptions.ValidationError({exc.field: [exc.message]}) from None
-    except JobQuotaError as exc:
-        raise QuotaExceeded(str(exc)) from None
-    except JobStateError as exc:
-        raise Conflict(str(exc)) from None
-    except PermissionError as exc:
-        raise exceptions.PermissionDenied(str(exc)) from None
 
 
 def _first_message(problem) -> str:
@@ -151,8 +120,7 @@ class QuantumJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         """Validate and queue one job for the signed-in user."""
         body = JobSubmitSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        with service_errors():
-            job = job_submit(owner=request.user, spec=job_spec(body.validated_data))
+        job = job_submit(owner=request.user, spec=job_spec(body.validated_data))
         response = self._job_response(job, status.HTTP_201_CREATED)
         response["Location"] = reverse("quantum:job-detail", kwargs={"pk": job.pk}, request=request)
         return response
@@ -180,8 +148,7 @@ class QuantumJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             raise exceptions.ValidationError(body.errors)
         specs = [job_spec(item) for item in body.validated_data["jobs"]]
         try:
-            with service_errors():
-                jobs = jobs_submit_batch(owner=request.user, specs=specs)
+            jobs = jobs_submit_batch(owner=request.user, specs=specs)
         except JobBatchError as exc:
             return batch_invalid_response(exc.errors)
         ids = [job.pk for job in jobs]
@@ -200,8 +167,7 @@ class QuantumJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel one job the user may see; the service decides whether they may change it."""
-        with service_errors():
-            job = job_cancel(job=self.get_object(), actor=request.user)
+        job = job_cancel(job=self.get_object(), actor=request.user)
         return self._job_response(job)
 
 

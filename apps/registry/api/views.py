@@ -1,35 +1,30 @@
 """Model registry API: models, version uploads, aliases, predictions, and batch / evaluation jobs."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cached_property
 
-from django.conf import settings
-from django.core.files.uploadhandler import FileUploadHandler
 from django.db.models import Max, Prefetch
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
-from rest_framework.settings import api_settings
 
 from apps.accounts.choices import Role
-from apps.core.api.errors import Conflict, PayloadTooLarge
+from apps.core.api.downloads import DownloadNegotiation
+from apps.core.api.ordering import StableOrderingFilter
 from apps.core.api.schema import QUEUE_UNAVAILABLE
+from apps.core.api.uploads import UploadLimitMixin
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.responses import StreamedFileResponse
-from apps.quantum.api.filters import StableOrderingFilter
 
 from ..inference import inference_job_cancel, inference_job_create, inference_job_result
 from ..models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel
 from ..selectors import inference_jobs_visible_to
-from ..services import RegistryError, alias_move, model_register, predict, version_archive, version_upload
+from ..services import alias_move, model_register, predict, version_archive, version_upload
 from .filters import InferenceJobFilter, RegisteredModelFilter
 from .serializers import (
     AliasMoveSerializer,
@@ -46,29 +41,8 @@ from .serializers import (
     VersionUploadSerializer,
 )
 
-MIB = 1024 * 1024
 # RegisteredModel.name's pattern without its anchors, for URLs.
 MODEL_NAME_REGEX = r"[a-z0-9][a-z0-9._-]{0,99}"
-
-
-ERRORS_BY_STATUS = {
-    403: exceptions.PermissionDenied,
-    404: exceptions.NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-}
-
-
-@contextmanager
-def service_errors() -> Iterator[None]:
-    """Turn RegistryError into the API error of its status, in the project's JSON shape."""
-    try:
-        yield
-    except RegistryError as exc:
-        error = ERRORS_BY_STATUS.get(exc.status)
-        if error is None:
-            raise exceptions.ValidationError({exc.field or api_settings.NON_FIELD_ERRORS_KEY: [exc.message]}) from None
-        raise error(exc.message) from None
 
 
 class RegistryAccess(BasePermission):
@@ -83,51 +57,6 @@ class RegistryAccess(BasePermission):
             "viewers and compliance officers only read."
         )
         return has_role(request.user, *WRITE_ROLES)
-
-
-class UploadLimit(FileUploadHandler):
-    """Refuses an upload over a size limit as soon as that is known.
-
-    From the declared Content-Length, before a byte of the body is read; without one (chunked requests), as soon as
-    the bytes received pass the limit, instead of spooling gigabytes to disk for the service to refuse.
-    """
-
-    # Room for the multipart boundaries and the small form fields next to the file.
-    MULTIPART_ALLOWANCE = 64 * 1024
-
-    def __init__(self, request, *, setting: str):
-        super().__init__(request)
-        self.setting = setting
-        self.limit_mb = getattr(settings, setting)
-        self.received = 0
-
-    def _refuse(self, size: str = ""):
-        raise PayloadTooLarge(f"The upload{size} is larger than the limit of {self.limit_mb:,} MB ({self.setting}).")
-
-    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
-        if content_length > self.limit_mb * MIB + self.MULTIPART_ALLOWANCE:
-            self._refuse(f" ({content_length:,} bytes)")
-
-    def receive_data_chunk(self, raw_data, start):
-        self.received += len(raw_data)
-        if self.received > self.limit_mb * MIB:
-            self._refuse()
-        return raw_data
-
-    def file_complete(self, file_size):
-        return None
-
-
-class UploadLimitMixin:
-    """Installs UploadLimit for the actions in ``upload_limits`` (action → setting in MB)."""
-
-    upload_limits: dict[str, str] = {}
-
-    def initial(self, request, *args, **kwargs):
-        # Before authentication: session authentication's CSRF check already parses the body.
-        if setting := self.upload_limits.get(self.action):
-            request.upload_handlers.insert(0, UploadLimit(request, setting=setting))
-        super().initial(request, *args, **kwargs)
 
 
 def registered_model(name: str) -> RegisteredModel:
@@ -184,8 +113,7 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     def create(self, request):
         body = ModelRegisterSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        with service_errors():
-            model = model_register(owner=request.user, **body.validated_data)
+        model = model_register(owner=request.user, **body.validated_data)
         response = Response(self.get_serializer(self.get_queryset().get(pk=model.pk)).data, status.HTTP_201_CREATED)
         response["Location"] = reverse("registry:model-detail", kwargs={"name": model.name}, request=request)
         return response
@@ -209,8 +137,7 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         version = model.versions.filter(version=number).first()
         if version is None:
             raise exceptions.ValidationError({"version": [f"{model.name} has no version {number}."]})
-        with service_errors():
-            alias = alias_move(model=model, name=body.validated_data["alias"], version=version, actor=request.user)
+        alias = alias_move(model=model, name=body.validated_data["alias"], version=version, actor=request.user)
         return Response(AliasSerializer(alias).data)
 
     @extend_schema(
@@ -230,14 +157,13 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         body = PredictSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        with service_errors():
-            result = predict(
-                model=self.get_object(),
-                inputs=data["inputs"],
-                actor=request.user,
-                alias=data["alias"],
-                number=data["version"],
-            )
+        result = predict(
+            model=self.get_object(),
+            inputs=data["inputs"],
+            actor=request.user,
+            alias=data["alias"],
+            number=data["version"],
+        )
         return Response(result)
 
 
@@ -295,8 +221,7 @@ class ModelVersionViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.Retrie
         model = self.registered_model
         body = VersionUploadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        with service_errors():
-            version = version_upload(model=model, upload=body.validated_data["artifact"], actor=request.user)
+        version = version_upload(model=model, upload=body.validated_data["artifact"], actor=request.user)
         response = self._version_response(version, status.HTTP_201_CREATED)
         kwargs = {"name": model.name, "number": version.version}
         response["Location"] = reverse("registry:version-detail", kwargs=kwargs, request=request)
@@ -313,16 +238,8 @@ class ModelVersionViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.Retrie
     )
     @action(detail=True, methods=["post"])
     def archive(self, request, name=None, number=None):
-        with service_errors():
-            version = version_archive(version=self.get_object(), actor=request.user)
+        version = version_archive(version=self.get_object(), actor=request.user)
         return self._version_response(version)
-
-
-class DownloadNegotiation(DefaultContentNegotiation):
-    """The result download answers whatever the client accepts; its errors are JSON."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
 
 
 class CanRunModels(BasePermission):
@@ -381,15 +298,14 @@ class InferenceJobViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.Retrie
         model = RegisteredModel.objects.filter(name=data["model"]).first()
         if model is None:
             raise exceptions.ValidationError({"model": [f"No model named {data['model']!r}."]})
-        with service_errors():
-            job = inference_job_create(
-                owner=request.user,
-                model=model,
-                upload=data["file"],
-                alias=data["alias"],
-                number=data["version"],
-                name=data["name"],
-            )
+        job = inference_job_create(
+            owner=request.user,
+            model=model,
+            upload=data["file"],
+            alias=data["alias"],
+            number=data["version"],
+            name=data["name"],
+        )
         response = self._job_response(job, status.HTTP_201_CREATED)
         response["Location"] = reverse("registry:inference-job-detail", kwargs={"pk": job.pk}, request=request)
         return response
@@ -406,8 +322,7 @@ class InferenceJobViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.Retrie
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        with service_errors():
-            job = inference_job_cancel(job=self.get_object(), actor=request.user)
+        job = inference_job_cancel(job=self.get_object(), actor=request.user)
         return self._job_response(job)
 
     @extend_schema(
@@ -426,6 +341,5 @@ class InferenceJobViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.Retrie
         content_negotiation_class=DownloadNegotiation,
     )
     def result(self, request, pk=None):
-        with service_errors():
-            file, filename, content_type = inference_job_result(self.get_object())
+        file, filename, content_type = inference_job_result(self.get_object())
         return StreamedFileResponse(file, as_attachment=True, filename=filename, content_type=content_type)
