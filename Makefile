@@ -53,6 +53,7 @@ fuzz: $(VENV)/.test-installed services-check
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check --fix .

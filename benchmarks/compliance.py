@@ -37,10 +37,10 @@ def seed(events: int) -> tuple[str, str]:
     from django.contrib.auth.models import Group
     from django.utils import timezone
 
-    from apps.accounts.choices import Role
     from apps.accounts.models import User
     from apps.accounts.roles import roles_setup
     from apps.audit.services import event_record
+    from apps.core.choices import Role
 
     # The database stamps appended events itself (now); the bulk events are dated from a month ago.
     event_record(action="benchmark.started")

@@ -33,10 +33,10 @@ def operator_token() -> str:
     """A new operator and an API token for it (Django must be set up)."""
     from django.contrib.auth.models import Group
 
-    from apps.accounts.choices import Role
     from apps.accounts.models import User
     from apps.accounts.roles import roles_setup
     from apps.accounts.tokens import token_create
+    from apps.core.choices import Role
 
     roles_setup()
     user = User.objects.create_user("bench-operator", password=None)

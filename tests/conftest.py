@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from rest_framework.test import APIClient
 
-from apps.accounts.choices import Role
+from apps.core.choices import Role
 
 from .factories import DEFAULT_PASSWORD, UserFactory
 from .helpers import free_port

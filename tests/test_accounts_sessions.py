@@ -9,9 +9,9 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from apps.accounts.models import UserSession
+from apps.accounts.tasks import session_clear_expired
 from apps.audit.models import AuditEvent
 from apps.core.models import MaintenanceRun
-from apps.core.tasks import session_clear_expired
 
 from .helpers import clean_environment, manage
 from .mfa import totp_code, totp_device_create

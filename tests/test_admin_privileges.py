@@ -13,10 +13,10 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.utils import timezone
 
-from apps.accounts.choices import Role
 from apps.accounts.roles import roles_setup
 from apps.accounts.sudo import SUDO_SESSION_KEY
 from apps.audit.models import AuditEvent
+from apps.core.choices import Role
 
 from .factories import DEFAULT_PASSWORD, UserFactory
 from .mfa import otp_force_login, sudo_force_login, totp_code

@@ -7,13 +7,13 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.messages import get_messages
 
-from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.accounts.roles import roles_setup
 from apps.accounts.sudo import SUDO_SESSION_KEY
 from apps.audit.models import AuditEvent
 from apps.backups.choices import BackupStatus, BackupTrigger
 from apps.backups.models import Backup
+from apps.core.choices import Role
 
 from .factories import DEFAULT_PASSWORD, UserFactory
 from .mfa import otp_force_login, sudo_force_login, totp_code

@@ -15,7 +15,6 @@ from django_celery_beat.models import IntervalSchedule
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from apps.accounts.choices import Role
 from apps.accounts.models import ApiToken
 from apps.audit.models import AuditEvent
 from apps.audit.services import event_record
@@ -23,6 +22,7 @@ from apps.backups.choices import BackupStatus, BackupTrigger
 from apps.backups.models import Backup
 from apps.compliance.choices import ReportKind
 from apps.compliance.reports import REPORT_BUILDERS, ReportParams
+from apps.core.choices import Role
 from apps.quantum.models import QuantumJob
 from apps.registry.choices import InferenceKind, InferenceStatus, ModelTask
 from apps.registry.models import InferenceJob, ModelVersion, RegisteredModel

@@ -27,8 +27,8 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.stateful import run_state_machine_as_test
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from apps.accounts.choices import Role
 from apps.accounts.tokens import SCOPES, token_create
+from apps.core.choices import Role
 from apps.quantum.services import JobSpec, job_submit
 from project.asgi import application
 

@@ -6,10 +6,10 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from apps.accounts.tasks import session_clear_expired
 from apps.core.choices import MaintenanceStatus
 from apps.core.maintenance import maintenance_task
 from apps.core.models import MaintenanceRun
-from apps.core.tasks import session_clear_expired
 from project.schedule import SCHEDULE
 
 

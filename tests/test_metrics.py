@@ -9,8 +9,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from apps.accounts.tasks import session_clear_expired
 from apps.core.models import MaintenanceRun
-from apps.core.tasks import session_clear_expired
 
 from .helpers import PROJECT_DIR
 

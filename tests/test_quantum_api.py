@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.accounts.choices import Role
+from apps.core.choices import Role
 from apps.quantum.choices import JobStatus
 from apps.quantum.models import QuantumJob
 from apps.quantum.services import JobSpec, job_submit, jobs_submit_batch

@@ -3,7 +3,7 @@
 import pytest
 from django.utils import timezone
 
-from apps.accounts.choices import Role
+from apps.core.choices import Role
 from apps.quantum.choices import JobStatus
 from apps.quantum.models import QuantumJob
 from apps.quantum.services import JobSpec, job_submit

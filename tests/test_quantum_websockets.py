@@ -5,7 +5,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Group
 
-from apps.accounts.choices import Role
+from apps.core.choices import Role
 from apps.core.consumers import UNAUTHENTICATED_CLOSE_CODE
 from apps.core.services import job_updates_publish
 from apps.quantum.choices import JobStatus

@@ -11,7 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from apps.accounts.choices import Role
+from apps.core.choices import Role
 from apps.registry.models import InferenceJob, ModelVersion, RegisteredModel
 from apps.registry.services import model_register, version_upload, version_validate
 

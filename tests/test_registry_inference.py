@@ -14,8 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from transformers import AutoTokenizer
 
-from apps.accounts.choices import Role
 from apps.audit.models import AuditEvent
+from apps.core.choices import Role
 from apps.registry.choices import FINISHED_INFERENCE_STATUSES, InferenceKind
 from apps.registry.inference import (
     inference_job_cancel,

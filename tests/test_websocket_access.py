@@ -17,8 +17,8 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from apps.accounts.choices import Role
 from apps.accounts.sessions import ACTIVITY_KEY
+from apps.core.choices import Role
 from apps.core.consumers import UNAUTHENTICATED_CLOSE_CODE
 from apps.core.services import live_event_publish, user_group_name
 from apps.quantum.consumers import JobStreamConsumer

@@ -10,9 +10,13 @@ class AccountsConfig(AppConfig):
         from django.contrib.auth.models import Group
 
         from apps.audit.registry import audit_register
+        from apps.core.consumers import websocket_refusal_install
 
         from . import receivers  # noqa: F401 - connect the lockout and session receivers
+        from .access import websocket_refusal
         from .models import User
+
+        websocket_refusal_install(websocket_refusal)
 
         # A login updates last_login; the login itself is the event.
         audit_register(User, action_prefix="accounts.user", ignored_fields=("last_login",))

@@ -9,11 +9,10 @@ from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 
+from apps.core.consumers import BEARER_SUBPROTOCOL
 from apps.core.request_context import client_ip_from
 
 from .tokens import TokenRejected, token_authenticate
-
-BEARER_SUBPROTOCOL = "bearer"
 
 
 def _header(scope, name: bytes) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
-from .choices import Role
+from apps.core.choices import Role
 
 # Model permissions per role ("app_label.codename"); later apps add theirs.
 # The admin role holds every permission; object ownership rules live in apps.core.permissions.

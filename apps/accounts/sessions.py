@@ -219,6 +219,16 @@ def user_sessions_clear_orphaned() -> int:
     return deleted
 
 
+def session_clear_expired() -> str:
+    """Delete expired sessions, then the active-session list entries left without one; returns what was done."""
+    deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
+    orphaned = user_sessions_clear_orphaned()
+    message = f"Deleted {deleted} expired session(s)."
+    if orphaned:
+        message += f" Removed {orphaned} stale entr{'y' if orphaned == 1 else 'ies'} of the active-session list."
+    return message
+
+
 def session_is_signed_in(*, request) -> bool:
     """True when the request's session belongs to a signed-in user (without loading the user)."""
     return SESSION_KEY in request.session

@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
+from apps.core.choices import Role
 from apps.core.errors import ApplicationError
 
-from .choices import Role
 from .models import ApiToken, User
 from .selectors import mfa_required_for, user_has_confirmed_device
 

@@ -7,6 +7,14 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
+        from django_celery_beat import models as beat
+
         from . import receivers  # connects the auth and model-change receivers
+        from .registry import audit_register
 
         receivers.connect_delete_receivers()
+        # Beat rewrites its run bookkeeping on every run; only real schedule changes are events.
+        run_bookkeeping = ("last_run_at", "total_run_count", "date_changed")
+        for model in (beat.PeriodicTask, beat.CrontabSchedule, beat.IntervalSchedule, beat.SolarSchedule,
+                      beat.ClockedSchedule):  # fmt: skip
+            audit_register(model, action_prefix="schedule", ignored_fields=run_bookkeeping)

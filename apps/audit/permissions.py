@@ -1,6 +1,6 @@
 from rest_framework.permissions import BasePermission
 
-from apps.accounts.choices import Role
+from apps.core.choices import Role
 from apps.core.permissions import has_role
 
 AUDIT_READER_ROLES = (Role.ADMIN, Role.COMPLIANCE)

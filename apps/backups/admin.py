@@ -18,9 +18,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from apps.accounts.choices import Role
 from apps.accounts.sudo import sudo_redirect, sudo_second_factor_fresh
 from apps.core.admin_mixins import ServiceWrittenAdminMixin
+from apps.core.choices import Role
 from apps.core.permissions import has_role
 
 from . import restore, selectors, services

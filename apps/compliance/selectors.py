@@ -7,10 +7,10 @@ from datetime import datetime
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.accounts.choices import Role
 from apps.audit.hashing import GENESIS_HASH
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import chain_anchor
+from apps.core.choices import Role
 from apps.core.permissions import has_role
 
 from .choices import ReportStatus

@@ -1,14 +1,46 @@
-"""Websocket consumers of the portal core."""
+"""Websocket consumers of the portal core, and what other apps contribute to them.
+
+Core imports no app: accounts installs the access rule and other apps add their jobs to the /ws/jobs/ snapshot
+from their ``AppConfig.ready``.
+"""
+
+from collections.abc import Callable
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from apps.accounts.access import websocket_refusal
-from apps.accounts.channels_auth import BEARER_SUBPROTOCOL
-
 from .services import user_group_name
 
 UNAUTHENTICATED_CLOSE_CODE = 4401
+# Scripts pass their API token as the subprotocols ["bearer", <token>] (browsers cannot set headers).
+BEARER_SUBPROTOCOL = "bearer"
+
+
+def _refuse_every_socket(*, scope) -> str:
+    # Fails closed: without the accounts' rule nobody could be checked, so nobody gets in.
+    return "No websocket access rule is installed."
+
+
+# Why a socket may not open or must close now (None while it may stay); accounts installs its rule.
+_websocket_refusal: Callable[..., str | None] = _refuse_every_socket
+# Each job kind's part of the /ws/jobs/ snapshot, by kind.
+_job_snapshot_parts: dict[str, Callable[..., list[dict]]] = {}
+
+
+def websocket_refusal_install(rule: Callable[..., str | None]) -> None:
+    """Make ``rule(scope=...)`` decide who may keep a socket open; until then every socket is refused."""
+    global _websocket_refusal
+    _websocket_refusal = rule
+
+
+def job_snapshot_part_register(kind: str, part: Callable[..., list[dict]]) -> None:
+    """Add ``part(user)``, the ``job.update`` messages of one more job kind, to every /ws/jobs/ snapshot."""
+    _job_snapshot_parts[kind] = part
+
+
+def job_snapshot_parts(user) -> list[dict]:
+    """The registered kinds' snapshot messages for ``user``, kind after kind in registration order."""
+    return [message for part in _job_snapshot_parts.values() for message in part(user)]
 
 
 class StreamRefused(Exception):
@@ -62,7 +94,7 @@ class AuthenticatedConsumer(AsyncJsonWebsocketConsumer):
         """True when HTTP would no longer let this connection's user in: signed out, session expired or
         idle too long, account deactivated, token revoked or expired, or a second factor their role
         requires not (or no longer) in place."""
-        return websocket_refusal(scope=self.scope) is not None
+        return _websocket_refusal(scope=self.scope) is not None
 
     async def live_event(self, message: dict) -> None:
         """Forward a live event published by a service, if the user may still see it."""

@@ -24,9 +24,6 @@ from django.db.migrations.executor import MigrationExecutor
 from kombu import Connection
 from psycopg_pool import PoolTimeout
 
-from apps.backups.metrics import backup_metrics_refresh
-from apps.backups.selectors import backups_health
-
 
 class CheckFailed(Exception):
     """A check found a problem; the message is shown in the report."""
@@ -132,24 +129,21 @@ def check_disk() -> str:
     return f"{free_mb} MB free"
 
 
-def check_backups() -> str:
-    # Readiness is probed often and by every process, so it also keeps the backup gauges current.
-    backup_metrics_refresh()
-    ok, detail = backups_health()
-    if not ok:
-        raise CheckFailed(detail)
-    return detail
-
-
-CHECKS = (
+CHECKS = [
     Check("database", check_database),
     Check("broker", check_broker),
     Check("channel_layer", check_channel_layer),
     Check("migrations", check_migrations, uses_database=True),
     Check("disk", check_disk, required=False),
-    # Old, missing or unverifiable backups need an operator, but the portal still serves: degraded, not down.
-    Check("backups", check_backups, required=False, uses_database=True),
-)
+]
+
+
+def health_check_register(check: Check) -> None:
+    """Add an app's readiness check (from its ``AppConfig.ready``): core imports no app, apps contribute.
+
+    Registering a name again replaces that check, so a second ``ready`` call does not run it twice.
+    """
+    CHECKS[:] = [known for known in CHECKS if known.name != check.name] + [check]
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,13 +1,13 @@
 """Role- and owner-based access rules for API views, shared by every app.
 
-Roles are Django groups (see apps.accounts.choices.Role); superusers hold every role.
+Roles are Django groups (see apps.core.choices.Role); superusers hold every role.
 """
 
 from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from apps.accounts.choices import Role
+from apps.core.choices import Role
 
 # Who may see every user's objects; everyone else sees only their own.
 READ_ALL_ROLES = (Role.ADMIN, Role.VIEWER)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -41,19 +40,6 @@ def maintenance_run_record(*, task_name: str, celery_task_id: str = "", worker: 
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "message", "finished_at"])
         logger.info("maintenance run %s %s: %s", task_name, run.status, run.message)
-
-
-def session_clear_expired() -> str:
-    """Delete expired sessions, then the active-session list entries left without one; returns what was done."""
-    # Imported here: accounts builds on core, not the other way round at import time.
-    from apps.accounts.sessions import user_sessions_clear_orphaned
-
-    deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
-    orphaned = user_sessions_clear_orphaned()
-    message = f"Deleted {deleted} expired session(s)."
-    if orphaned:
-        message += f" Removed {orphaned} stale entr{'y' if orphaned == 1 else 'ies'} of the active-session list."
-    return message
 
 
 @dataclass(frozen=True)

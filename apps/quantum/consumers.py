@@ -10,11 +10,15 @@ import time
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 
-from apps.accounts.choices import Role
-from apps.core.consumers import UNAUTHENTICATED_CLOSE_CODE, AuthenticatedConsumer, StreamRefused
+from apps.core.choices import Role
+from apps.core.consumers import (
+    UNAUTHENTICATED_CLOSE_CODE,
+    AuthenticatedConsumer,
+    StreamRefused,
+    job_snapshot_parts,
+)
 from apps.core.permissions import READ_ALL_ROLES, has_role
 from apps.core.services import JOBS_ADMINS_GROUP, JOBS_ALL_GROUP, jobs_owner_group_name
-from apps.registry.selectors import inference_jobs_snapshot
 
 from .choices import FINISHED_STATUSES, JobStatus
 from .selectors import job_update_message, jobs_visible_to, queue_positions
@@ -118,8 +122,8 @@ class JobsConsumer(JobStreamConsumer):
         recent = list(visible[:SNAPSHOT_RECENT_JOBS])
         unfinished = visible.filter(status__in=UNFINISHED_STATUSES).exclude(id__in=[job.id for job in recent])
         jobs = sorted([*recent, *unfinished[:SNAPSHOT_MAX_UNFINISHED]], key=lambda job: job.id, reverse=True)
-        # The same stream carries inference jobs (kind "inference"): their recent and unfinished ones follow.
-        return {"type": "jobs.snapshot", "jobs": _update_messages(jobs) + inference_jobs_snapshot(user)}
+        # The same stream carries other kinds of job (inference): their recent and unfinished ones follow.
+        return {"type": "jobs.snapshot", "jobs": _update_messages(jobs) + job_snapshot_parts(user)}
 
 
 class JobConsumer(JobStreamConsumer):

@@ -9,7 +9,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from apps.accounts.choices import Role
+from apps.core.choices import Role
 from apps.core.permissions import READ_ALL_ROLES, has_role
 
 from .choices import JobStatus, SimulationMethod

@@ -24,8 +24,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from apps.accounts.choices import Role
 from apps.core.admin_mixins import ServiceWrittenAdminMixin, queue_refusal_message
+from apps.core.choices import Role
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable

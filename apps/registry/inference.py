@@ -24,9 +24,9 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.choices import Role
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
+from apps.core.choices import Role
 from apps.core.csv_cells import SafeCsvWriter
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable, enqueue_on_commit

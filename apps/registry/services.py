@@ -15,8 +15,8 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.choices import Role
 from apps.audit.services import event_record
+from apps.core.choices import Role
 from apps.core.errors import ApplicationError
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable, enqueue_on_commit

@@ -419,7 +419,7 @@ LOGGING = {
 # --- MFA, re-authentication and lockout
 # Users holding one of these roles (and every superuser) must enroll a TOTP device before doing anything else.
 MFA_REQUIRED_ROLES = env.list("MFA_REQUIRED_ROLES", ["admin", "compliance"])
-_KNOWN_ROLES = ("admin", "operator", "viewer", "compliance")  # apps.accounts.choices.Role; settings import no apps
+_KNOWN_ROLES = ("admin", "operator", "viewer", "compliance")  # apps.core.choices.Role; settings import no apps
 if unknown_roles := sorted(set(MFA_REQUIRED_ROLES) - set(_KNOWN_ROLES)):
     raise ImproperlyConfigured(
         f"MFA_REQUIRED_ROLES may only name the roles {', '.join(_KNOWN_ROLES)}; unknown: {', '.join(unknown_roles)}."

@@ -16,8 +16,8 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse as api_reverse
 
 from apps.accounts.api.sudo import require_fresh_second_factor
-from apps.accounts.choices import Role
 from apps.core.api.downloads import DownloadNegotiation
+from apps.core.choices import Role
 from apps.core.permissions import has_role
 from apps.core.responses import StreamedFileResponse
 

@@ -12,8 +12,8 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts import selectors as account_selectors
-from apps.accounts.choices import Role
 from apps.accounts.models import ApiToken, User
+from apps.core.choices import Role
 
 from .base import ReportParams, Section, iso, joined, yes_no
 

@@ -13,11 +13,11 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from apps.accounts.choices import Role
 from apps.core.api.downloads import DownloadNegotiation
 from apps.core.api.ordering import StableOrderingFilter
 from apps.core.api.schema import QUEUE_UNAVAILABLE
 from apps.core.api.uploads import UploadLimitMixin
+from apps.core.choices import Role
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.responses import StreamedFileResponse
 
