@@ -50,20 +50,6 @@ SCHEDULE = [
         description="Records in the audit trail each API token that has expired since the last run.",
     ),
     ScheduledTask(
-        name="Reap stale quantum jobs",
-        task="quantum.reap_stale",
-        crontab="*/5 * * * *",
-        queue="maintenance",
-        description="Fails quantum jobs left running past QUANTUM_JOB_TIMEOUT plus the grace period (worker lost).",
-    ),
-    ScheduledTask(
-        name="Reap stale inference jobs",
-        task="registry.reap_stale",
-        crontab="*/5 * * * *",
-        queue="maintenance",
-        description="Fails inference jobs left running past REGISTRY_JOB_TIMEOUT plus the grace period (worker lost).",
-    ),
-    ScheduledTask(
         name="Nightly database backup",
         task="maintenance.backup_create_nightly",
         crontab="30 1 * * *",

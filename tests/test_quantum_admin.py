@@ -14,8 +14,9 @@ from django.utils import timezone
 from apps.accounts.roles import roles_setup
 from apps.audit.models import AuditEvent
 from apps.core.paginators import EstimatedCountPaginator
+from apps.jobs.choices import JobStatus
 from apps.quantum import admin as quantum_admin
-from apps.quantum.choices import JobStatus, SimulationMethod
+from apps.quantum.choices import SimulationMethod
 from apps.quantum.models import QuantumJob
 from apps.quantum.rendering import (
     MAX_DRAWING_CHARS,

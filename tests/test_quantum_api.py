@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.core.choices import Role
-from apps.quantum.choices import JobStatus
+from apps.jobs.choices import JobStatus
 from apps.quantum.models import QuantumJob
 from apps.quantum.services import JobSpec, job_submit, jobs_submit_batch
 

@@ -12,9 +12,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
-from apps.quantum.choices import JobStatus
+from apps.jobs.choices import JobStatus
+from apps.jobs.lifecycle import JobStateError, jobs_requeue_lost
 from apps.quantum.models import QuantumJob
-from apps.quantum.services import JobSpec, JobStateError, job_cancel, job_submit, jobs_reap_stale, jobs_run
+from apps.quantum.services import JobSpec, job_cancel, job_submit, jobs_run
 
 from .quantum_circuits import ghz_qasm2, ghz_qasm3, slow_qasm2
 
@@ -144,26 +145,24 @@ def test_redelivered_job_over_max_attempts_fails_with_the_reason(transactional_d
 
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
-    assert "lost 2 times (QUANTUM_MAX_ATTEMPTS = 2)" in job.error
+    assert "lost during each of its 2 runs (at most 2 are allowed)" in job.error
 
 
-def test_stale_running_jobs_are_failed_by_the_reaper(transactional_db, operator_user, settings):
+def test_running_jobs_without_a_heartbeat_are_requeued(transactional_db, operator_user, settings):
     stale = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2()))
     fresh = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2()))
-    limit = settings.QUANTUM_JOB_TIMEOUT + settings.QUANTUM_STALE_GRACE_SECONDS
-    too_old = timezone.now() - timedelta(seconds=limit + 5)
-    QuantumJob.objects.filter(pk=stale.pk).update(status=JobStatus.RUNNING, started_at=too_old)
-    QuantumJob.objects.filter(pk=fresh.pk).update(status=JobStatus.RUNNING, started_at=timezone.now())
+    too_old = timezone.now() - timedelta(seconds=settings.JOBS_HEARTBEAT_TIMEOUT + 5)
+    QuantumJob.objects.filter(pk=stale.pk).update(status=JobStatus.RUNNING, attempts=1, heartbeat_at=too_old)
+    QuantumJob.objects.filter(pk=fresh.pk).update(status=JobStatus.RUNNING, attempts=1, heartbeat_at=timezone.now())
 
-    message = jobs_reap_stale()
+    moved = jobs_requeue_lost()
 
     stale.refresh_from_db()
     fresh.refresh_from_db()
-    assert message == "Reaped 1 stale job(s)."
-    assert stale.status == JobStatus.FAILED
-    assert "worker was probably lost" in stale.error
+    assert moved == {"quantum": 1}
+    assert (stale.status, stale.attempts, stale.worker, stale.heartbeat_at) == (JobStatus.QUEUED, 1, "", None)
     assert fresh.status == JobStatus.RUNNING
-    assert AuditEvent.objects.filter(action="quantum.job.reaped", object_id=str(stale.pk)).exists()
+    assert AuditEvent.objects.filter(action="quantum.job.requeued", object_id=str(stale.pk)).exists()
 
 
 @pytest.fixture

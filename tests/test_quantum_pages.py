@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from apps.core.choices import Role
-from apps.quantum.choices import JobStatus
+from apps.jobs.choices import JobStatus
 from apps.quantum.models import QuantumJob
 from apps.quantum.services import JobSpec, job_submit
 

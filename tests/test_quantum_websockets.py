@@ -7,11 +7,11 @@ from django.contrib.auth.models import Group
 
 from apps.core.choices import Role
 from apps.core.consumers import UNAUTHENTICATED_CLOSE_CODE
-from apps.core.services import job_updates_publish
-from apps.quantum.choices import JobStatus
-from apps.quantum.consumers import JOB_NOT_VISIBLE_CLOSE_CODE, RIGHTS_CHANGED_CLOSE_CODE, JobStreamConsumer
+from apps.jobs.choices import JobStatus
+from apps.jobs.consumers import JOB_NOT_VISIBLE_CLOSE_CODE, RIGHTS_CHANGED_CLOSE_CODE, JobStreamConsumer
+from apps.jobs.kinds import job_kind
+from apps.jobs.publishing import jobs_publish
 from apps.quantum.models import QuantumJob
-from apps.quantum.selectors import job_update_message
 from apps.quantum.services import JobSpec, job_cancel, job_submit
 from project.asgi import application
 
@@ -81,7 +81,9 @@ def test_snapshot_comes_first_with_each_visible_jobs_current_status(client, oper
         "status": "queued",
         "updated_at": None,
         "queue_position": 1,
+        "attempts": 0,
         "error": None,
+        "progress": {"done": 0, "total": None},
     }
     assert jobs[waiting]["updated_at"]
     assert jobs[stopped]["status"] == JobStatus.CANCELLED
@@ -211,7 +213,8 @@ def test_api_token_as_subprotocol_opens_the_job_stream(operator_user):
 
 def _publish_to(user, job_id) -> None:
     job = QuantumJob.objects.select_related("owner").get(pk=job_id)
-    job_updates_publish([(user.pk, job_update_message(job))])
+    job.owner_id = user.pk
+    jobs_publish(job_kind("quantum"), [job])
 
 
 def test_deactivated_user_is_disconnected_once_the_recheck_interval_has_passed(client, operator_user, monkeypatch):

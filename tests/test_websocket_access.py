@@ -21,7 +21,7 @@ from apps.accounts.sessions import ACTIVITY_KEY
 from apps.core.choices import Role
 from apps.core.consumers import UNAUTHENTICATED_CLOSE_CODE
 from apps.core.services import live_event_publish, user_group_name
-from apps.quantum.consumers import JobStreamConsumer
+from apps.jobs.consumers import JobStreamConsumer
 from apps.quantum.services import JobSpec, job_submit
 from project.asgi import application
 

@@ -15,9 +15,10 @@ from apps.core.admin_mixins import ServiceWrittenAdminMixin, queue_refusal_messa
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable
+from apps.jobs.choices import JobStatus
+from apps.jobs.lifecycle import JobStateError
 
 from . import selectors, services
-from .choices import JobStatus
 from .models import QuantumJob
 from .rendering import circuit_text_drawing, histogram_svg
 
@@ -196,7 +197,7 @@ class QuantumJobAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
         for job in jobs:
             try:
                 job = services.job_cancel(job=job, actor=request.user)
-            except (services.JobStateError, PermissionError) as exc:
+            except (JobStateError, PermissionError) as exc:
                 refused.append(f"#{job.pk}: {exc}")
                 continue
             if job.status == JobStatus.CANCELLED:

@@ -1,21 +1,6 @@
 from django.db import models
 
 
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    CANCELLING = "cancelling", "Cancelling"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-# States a job never leaves.
-FINISHED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
-# States in which a worker holds (or is about to hold) the job.
-ACTIVE_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELLING)
-
-
 class SimulationMethod(models.TextChoices):
     AUTOMATIC = "automatic", "Automatic"
     STATEVECTOR = "statevector", "Statevector"

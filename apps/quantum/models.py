@@ -3,10 +3,12 @@
 from django.conf import settings
 from django.db import models
 
-from .choices import JobStatus, QasmVersion, SimulationMethod
+from apps.jobs.models import Job
+
+from .choices import QasmVersion, SimulationMethod
 
 
-class QuantumJob(models.Model):
+class QuantumJob(Job):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="quantum_jobs")
     name = models.CharField(max_length=200, blank=True)
     tags = models.JSONField(default=list, blank=True, help_text="Short labels to find jobs by.")
@@ -28,19 +30,8 @@ class QuantumJob(models.Model):
     noise_depolarizing_1q = models.FloatField(default=0.0, help_text="Depolarizing error rate of 1-qubit gates.")
     noise_depolarizing_2q = models.FloatField(default=0.0, help_text="Depolarizing error rate of 2-qubit gates.")
     noise_readout = models.FloatField(default=0.0, help_text="Probability that a measured bit is flipped.")
-    priority = models.SmallIntegerField(default=0, help_text="Higher runs first (-10 … 10).")
 
-    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    duration_seconds = models.FloatField(null=True, blank=True, help_text="Simulation time on the worker.")
     counts = models.JSONField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    worker = models.CharField(max_length=200, blank=True)
-    celery_task_id = models.CharField(max_length=64, blank=True, help_text="The task message that holds the job.")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
 
     class Meta:
@@ -71,7 +62,3 @@ class QuantumJob(models.Model):
             "readout": self.noise_readout,
         }
         return rates if any(rates.values()) else None
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)

@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from apps.core.choices import Role
 from apps.core.permissions import READ_ALL_ROLES, has_role
+from apps.jobs.choices import JobStatus
 
-from .choices import JobStatus, SimulationMethod
+from .choices import SimulationMethod
 from .circuits import max_qubits_for
 from .models import QuantumJob
 
@@ -122,18 +123,3 @@ def backends() -> list[dict]:
         }
         for method in SimulationMethod
     ]
-
-
-def job_update_message(job: QuantumJob, *, queue_position: int | None = None) -> dict:
-    """The live ``job.update`` message for a job (README: "Live job updates"); load ``owner`` with the job."""
-    return {
-        "type": "job.update",
-        "kind": "quantum",
-        "id": job.id,
-        "name": job.name,
-        "owner": job.owner.get_username(),
-        "status": job.status,
-        "updated_at": job.updated_at.isoformat() if job.updated_at else None,
-        "queue_position": queue_position,
-        "error": job.error or None,
-    }

@@ -10,17 +10,18 @@ from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import transaction
 
-from apps.audit.choices import Outcome
 from apps.audit.services import event_record
 from apps.core.errors import ApplicationError, NotPermitted
-from apps.core.queueing import enqueue_on_commit
-from apps.core.services import job_updates_publish
+from apps.jobs import lifecycle
+from apps.jobs.choices import JobStatus
+from apps.jobs.kinds import job_kind
+from apps.jobs.lifecycle import Outcome, jobs_claim, jobs_finish, jobs_submitted
+from apps.jobs.running import JobRun
 
 from . import metrics
-from .choices import ACTIVE_STATUSES, FINISHED_STATUSES, JobStatus, SimulationMethod
+from .choices import SimulationMethod
 from .circuits import (
     CircuitError,
     circuit_parse,
@@ -30,7 +31,7 @@ from .circuits import (
     state_memory_bytes,
 )
 from .models import QuantumJob
-from .selectors import job_may_change, job_update_message, queue_length, queue_positions, shots_submitted_today
+from .selectors import job_may_change, queue_length, shots_submitted_today
 from .simulation import SimulationStopped, SimulatorCrashed, simulator_process
 
 MAX_BATCH_JOBS = 500
@@ -63,12 +64,6 @@ class JobQuotaError(ApplicationError):
 
     status = 429
     code = "quota_exceeded"
-
-
-class JobStateError(ApplicationError):
-    """The job is not in a state that allows this action."""
-
-    status = 409
 
 
 @dataclass(frozen=True)
@@ -114,11 +109,7 @@ def jobs_submit_batch(*, owner, specs: list[JobSpec], single: bool = False) -> l
         get_user_model().objects.select_for_update(no_key=True).filter(pk=owner.pk).first()
         _quotas_check(owner, jobs)
         created = QuantumJob.objects.bulk_create(jobs)
-        _audit_each_or_listed(created, "quantum.job.submitted", actor=owner, changes=_submitted_changes)
-        # Announced before a worker can take them, so "queued" never arrives after "running".
-        transaction.on_commit(lambda: _publish(created, with_positions=True))
-        what = "the job" if len(created) == 1 else f"the {len(created)} jobs"
-        enqueue_on_commit(lambda: _jobs_enqueue(created), refused=partial(_jobs_not_queued, created), what=what)
+        jobs_submitted(_kind(), created, actor=owner, changes=_submitted_changes)
     for job in created:
         metrics.QUANTUM_CIRCUIT_QUBITS.observe(job.num_qubits)
         metrics.QUANTUM_CIRCUIT_DEPTH.observe(job.depth)
@@ -180,6 +171,7 @@ def _job_build(owner, spec: JobSpec) -> QuantumJob:
         noise_depolarizing_2q=noise.get("depolarizing_2q", 0.0),
         noise_readout=noise.get("readout", 0.0),
         priority=spec.priority,
+        max_attempts=settings.QUANTUM_MAX_ATTEMPTS,
     )
 
 
@@ -239,7 +231,12 @@ def _submitted_changes(job: QuantumJob) -> dict:
     return {"qubits": job.num_qubits, "shots": job.shots, "method": job.method}
 
 
-def _jobs_enqueue(jobs: list[QuantumJob]) -> None:
+def _kind():
+    return job_kind("quantum")
+
+
+def jobs_send(jobs: list[QuantumJob]) -> None:
+    """Put the jobs' messages on the broker (the kind's ``send``; again for a job whose worker was lost)."""
     from .tasks import run_jobs  # tasks import this module
 
     # Small jobs of one priority travel in messages of up to QUANTUM_BATCH_SIZE; each large one
@@ -254,20 +251,6 @@ def _jobs_enqueue(jobs: list[QuantumJob]) -> None:
     for priority, ids in small.items():
         for start in range(0, len(ids), batch):
             run_jobs.apply_async((ids[start : start + batch],), priority=_message_priority(priority))
-
-
-def _jobs_not_queued(jobs: list[QuantumJob], reason: str) -> None:
-    """Fail the jobs still queued whose messages the broker refused, so that none waits for a run that never comes."""
-    with transaction.atomic():
-        queued = (
-            QuantumJob.objects.select_for_update(of=("self",))
-            .select_related("owner")
-            .filter(id__in=[job.id for job in jobs], status=JobStatus.QUEUED)
-        )
-        failed = [_finish(job, JobStatus.FAILED, f"Not run: {reason}. Submit it again.") for job in queued]
-        _save_finished(failed)
-        _audit_each_or_listed(failed, "quantum.job.failed", outcome=Outcome.FAILURE, changes=_error_changes)
-        transaction.on_commit(lambda: _publish(failed))
 
 
 def _batchable(job: QuantumJob) -> bool:
@@ -287,23 +270,7 @@ def job_cancel(*, job: QuantumJob, actor) -> QuantumJob:
     """Cancel a queued job at once; ask the worker to stop a running one (it reaches cancelled within 2 s)."""
     if not job_may_change(actor, job):
         raise NotPermitted("Only the job's owner (an operator) or an administrator may cancel it.")
-    with transaction.atomic():
-        job = QuantumJob.objects.select_for_update(of=("self",)).select_related("owner").get(pk=job.pk)
-        if job.status in FINISHED_STATUSES:
-            raise JobStateError(f"Job #{job.pk} is already {job.status}; there is nothing to cancel.")
-        if job.status == JobStatus.CANCELLING:
-            return job
-        was = job.status
-        if was == JobStatus.QUEUED:
-            job.status, job.finished_at = JobStatus.CANCELLED, timezone.now()
-            job.error = f"Cancelled by {actor.get_username()} before it ran."
-            metrics.QUANTUM_JOBS.labels(status=JobStatus.CANCELLED, method=job.method).inc()
-        else:
-            job.status = JobStatus.CANCELLING
-        job.save(update_fields=["status", "finished_at", "error", "updated_at"])
-        event_record(action="quantum.job.cancelled", actor=actor, obj=job, changes={"status": [was, job.status]})
-        transaction.on_commit(lambda: _publish([job]))
-    return job
+    return lifecycle.job_cancel(_kind(), job, actor=actor)
 
 
 def job_rerun(*, job: QuantumJob, actor) -> QuantumJob:
@@ -335,51 +302,14 @@ def job_rerun(*, job: QuantumJob, actor) -> QuantumJob:
 def jobs_run(*, job_ids: list[int], task_id: str, worker: str) -> str:
     """Run the given jobs that are still queued, small ones together in one simulator call.
 
-    A message delivered again after its worker died finds its jobs running
-    under its own task id: they are run again, or failed after
-    QUANTUM_MAX_ATTEMPTS. Returns a summary for the task result.
+    A message delivered again after its worker process died finds its jobs running under its own task id: the
+    job layer runs them again, or fails them after QUANTUM_MAX_ATTEMPTS. Returns a summary for the task result.
     """
-    jobs = _jobs_claim(job_ids, task_id, worker)
-    for group in _groups(jobs):
-        _group_run(group)
+    jobs = jobs_claim(_kind(), job_ids, task_id=task_id, worker=worker)
+    with JobRun(_kind(), jobs, task_id=task_id) as run:
+        for group in _groups(jobs):
+            _group_run(group, run)
     return f"ran {len(jobs)} of {len(job_ids)} job(s)"
-
-
-def _jobs_claim(job_ids: list[int], task_id: str, worker: str) -> list[QuantumJob]:
-    now = timezone.now()
-    claimed, lost, cancelled = [], [], []
-    with transaction.atomic():
-        candidates = (
-            QuantumJob.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("owner")
-            .filter(id__in=job_ids)
-            .order_by("-priority", "id")
-        )
-        for job in candidates:
-            redelivered = job.status in ACTIVE_STATUSES and job.celery_task_id == task_id
-            if job.status == JobStatus.CANCELLING and redelivered:
-                cancelled.append(_finish(job, JobStatus.CANCELLED, "Cancelled; its worker stopped before it finished."))
-            elif redelivered and job.attempts >= settings.QUANTUM_MAX_ATTEMPTS:
-                lost.append(
-                    _finish(
-                        job,
-                        JobStatus.FAILED,
-                        f"The worker running this job was lost {job.attempts} times "
-                        f"(QUANTUM_MAX_ATTEMPTS = {settings.QUANTUM_MAX_ATTEMPTS}); not trying again.",
-                    )
-                )
-            elif job.status == JobStatus.QUEUED or redelivered:
-                job.status, job.started_at, job.updated_at, job.finished_at = JobStatus.RUNNING, now, now, None
-                job.attempts += 1
-                job.worker, job.celery_task_id = worker[:200], task_id or ""
-                claimed.append(job)
-        _jobs_save(claimed, ["status", "started_at", "finished_at", "attempts", "worker", "celery_task_id"])
-        _save_finished(lost + cancelled)
-        _audit_each_or_listed(lost, "quantum.job.failed", outcome=Outcome.FAILURE, changes=_error_changes)
-        _audit_each_or_listed(cancelled, "quantum.job.cancelled", changes=_status_changes)
-        changed = claimed + lost + cancelled
-        transaction.on_commit(lambda: _publish(changed))
-    return claimed
 
 
 def _groups(jobs: list[QuantumJob]) -> Iterable[list[QuantumJob]]:
@@ -394,7 +324,7 @@ def _groups(jobs: list[QuantumJob]) -> Iterable[list[QuantumJob]]:
     yield from shared.values()
 
 
-def _group_run(group: list[QuantumJob]) -> None:
+def _group_run(group: list[QuantumJob], run: JobRun) -> None:
     while group:
         request = {
             "circuits": [(job.source, job.qasm_version, job.measure_all) for job in group],
@@ -406,152 +336,56 @@ def _group_run(group: list[QuantumJob]) -> None:
             else None,
         }
         deadline = time.monotonic() + settings.QUANTUM_JOB_TIMEOUT
-        cancelled = partial(_cancel_requested, [job.id for job in group])
+        cancelled = partial(run.any_cancelling, list(group))
         try:
             response = simulator_process().run(request, deadline=deadline, cancelled=cancelled)
         except SimulationStopped as stop:
             if stop.reason == "timeout":
-                _jobs_finish(group, error=f"Timed out after {settings.QUANTUM_JOB_TIMEOUT} s (QUANTUM_JOB_TIMEOUT).")
+                _jobs_end(group, error=f"Timed out after {settings.QUANTUM_JOB_TIMEOUT} s (QUANTUM_JOB_TIMEOUT).")
                 return
-            # Cancelled: finish the jobs that asked for it, run the rest again.
-            group = _jobs_finish(group, error="")
+            # Cancelled: the jobs that asked for it end cancelled, the rest run again.
+            stopped = "Cancelled while running; the simulation stopped."
+            ended = jobs_finish(_kind(), {job.pk: Outcome(JobStatus.CANCELLED, stopped) for job in group})
+            group = [job for job in group if job.pk not in {done.pk for done in ended}]
             continue
         except SimulatorCrashed as exc:
-            _jobs_finish(group, error=f"The simulator stopped unexpectedly: {exc}. It may have run out of memory.")
+            _jobs_end(group, error=f"The simulator stopped unexpectedly: {exc}. It may have run out of memory.")
             return
         if "error" in response:
-            _jobs_finish(group, error=f"The simulation failed: {response['error']}")
+            _jobs_end(group, error=f"The simulation failed: {response['error']}")
         else:
-            _jobs_finish(group, results=response["results"])
+            _jobs_end(group, results=response["results"])
         return
 
 
-def _cancel_requested(ids: list[int]) -> bool:
-    return QuantumJob.objects.filter(id__in=ids, status=JobStatus.CANCELLING).exists()
+def _jobs_end(group: list[QuantumJob], *, results: list[dict] | None = None, error: str = "") -> None:
+    """Store the outcome of a simulator call: counts, or the error of the call or of each circuit."""
+    outcomes = {}
+    for job, result in zip(group, results or [{"error": error}] * len(group), strict=True):
+        if "counts" in result:
+            fields = {"counts": result["counts"], "duration_seconds": result["seconds"]}
+            outcomes[job.pk] = Outcome(JobStatus.COMPLETED, fields=fields)
+        else:
+            outcomes[job.pk] = Outcome(JobStatus.FAILED, result["error"])
+    jobs_finish(_kind(), outcomes)
 
 
-def _jobs_finish(group: list[QuantumJob], *, results: list[dict] | None = None, error: str = "") -> list[QuantumJob]:
-    """Store the outcome of a simulator call. Jobs being cancelled end cancelled whatever the outcome.
+# --- The quantum kind's part in the job layer (registered in QuantumConfig.ready)
 
-    With neither results nor error (the call was stopped to cancel), the jobs
-    not being cancelled are returned to be run again.
-    """
-    outcome = dict(zip([job.id for job in group], results or [{"error": error}] * len(group), strict=True))
-    completed, failed, cancelled, again = [], [], [], []
-    with transaction.atomic():
-        # Only the job rows: locking their owners too would deadlock with a submit by the same owner.
-        for job in QuantumJob.objects.select_for_update(of=("self",)).select_related("owner").filter(id__in=outcome):
-            result = outcome[job.id]
-            if job.status == JobStatus.CANCELLING:
-                cancelled.append(_finish(job, JobStatus.CANCELLED, "Cancelled while running; the simulation stopped."))
-            elif job.status != JobStatus.RUNNING:
-                continue  # reaped meanwhile
-            elif results is None and not error:
-                again.append(job)
-            elif "counts" in result:
-                job.counts, job.duration_seconds = result["counts"], result["seconds"]
-                completed.append(_finish(job, JobStatus.COMPLETED, ""))
-            else:
-                failed.append(_finish(job, JobStatus.FAILED, result["error"]))
-        _save_finished(completed + failed + cancelled)
-        _audit_each_or_listed(completed, "quantum.job.completed", changes=_completed_changes)
-        _audit_each_or_listed(failed, "quantum.job.failed", outcome=Outcome.FAILURE, changes=_error_changes)
-        _audit_each_or_listed(cancelled, "quantum.job.cancelled", changes=_status_changes)
-        finished = completed + failed + cancelled
-        transaction.on_commit(lambda: _publish(finished))
-    for job in completed:
+
+def job_changes(job: QuantumJob) -> dict:
+    """What the audit trail records of a finished job."""
+    if job.status == JobStatus.COMPLETED:
+        return {"status": job.status, "duration_seconds": round(job.duration_seconds, 6)}
+    return {"status": job.status, "error": job.error} if job.status == JobStatus.FAILED else {"status": job.status}
+
+
+def job_counted(job: QuantumJob) -> None:
+    metrics.QUANTUM_JOBS.labels(status=job.status, method=job.method).inc()
+    if job.status == JobStatus.COMPLETED:
         metrics.QUANTUM_JOB_DURATION.observe(job.duration_seconds)
         metrics.QUANTUM_SHOTS.inc(job.shots)
-    return sorted(again, key=lambda job: job.id)
 
 
-def _finish(job: QuantumJob, status: str, error: str) -> QuantumJob:
-    job.status, job.error = status, error
-    job.finished_at = job.updated_at = timezone.now()
-    metrics.QUANTUM_JOBS.labels(status=status, method=job.method).inc()
-    return job
-
-
-def _save_finished(jobs: list[QuantumJob]) -> None:
-    _jobs_save(jobs, ["status", "error", "finished_at", "counts", "duration_seconds"])
-
-
-def _jobs_save(jobs: list[QuantumJob], field_names: list[str]) -> None:
-    """Write these fields (and updated_at) of each job: one UPDATE per row, sent together.
-
-    bulk_update builds a CASE expression per field and row, and resolving those
-    costs more than the database work for a batch of small jobs.
-    """
-    if not jobs:
-        return
-    fields = [QuantumJob._meta.get_field(name) for name in [*field_names, "updated_at"]]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    sql = f"UPDATE {quote(QuantumJob._meta.db_table)} SET {assignments} WHERE id = %s"  # noqa: S608
-    rows = [
-        [*(field.get_db_prep_save(getattr(job, field.attname), connection) for field in fields), job.pk] for job in jobs
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-
-
-def _completed_changes(job: QuantumJob) -> dict:
-    return {"status": JobStatus.COMPLETED, "duration_seconds": round(job.duration_seconds, 6)}
-
-
-def _error_changes(job: QuantumJob) -> dict:
-    return {"status": job.status, "error": job.error}
-
-
-def _status_changes(job: QuantumJob) -> dict:
-    return {"status": job.status}
-
-
-# --- Stale jobs (beat task quantum.reap_stale)
-
-
-def jobs_reap_stale() -> str:
-    """Fail jobs left running (or cancelling) longer than QUANTUM_JOB_TIMEOUT plus the grace period."""
-    limit = settings.QUANTUM_JOB_TIMEOUT + settings.QUANTUM_STALE_GRACE_SECONDS
-    cutoff = timezone.now() - timezone.timedelta(seconds=limit)
-    with transaction.atomic():
-        stale = list(
-            QuantumJob.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("owner")
-            .filter(status__in=ACTIVE_STATUSES, started_at__lt=cutoff)
-        )
-        for job in stale:
-            if job.status == JobStatus.CANCELLING:
-                _finish(job, JobStatus.CANCELLED, "Cancelled; its worker stopped answering.")
-            else:
-                _finish(job, JobStatus.FAILED, f"No result {limit} s after it started; its worker was probably lost.")
-        _save_finished(stale)
-        _audit_each_or_listed(stale, "quantum.job.reaped", outcome=Outcome.FAILURE, changes=_error_changes)
-        transaction.on_commit(lambda: _publish(stale))
-    metrics.QUANTUM_QUEUE_LENGTH.set(queue_length())
-    return f"Reaped {len(stale)} stale job(s)." if stale else "No stale jobs."
-
-
-# --- Audit and live updates
-
-
-def _audit_each_or_listed(jobs: list[QuantumJob], action: str, *, actor=None, outcome=Outcome.SUCCESS, changes) -> None:
-    """One audit event per job, or for many jobs at once one event listing them (ids and details)."""
-    if len(jobs) == 1:
-        event_record(action=action, actor=actor, obj=jobs[0], changes=changes(jobs[0]), outcome=outcome)
-    elif jobs:
-        event_record(
-            action=action,
-            actor=actor,
-            object_type=QuantumJob._meta.label_lower,
-            object_id=f"{jobs[0].pk}…{jobs[-1].pk}",
-            object_repr=f"{len(jobs)} jobs",
-            changes={"jobs": {str(job.pk): changes(job) for job in jobs}},
-            outcome=outcome,
-        )
-
-
-def _publish(jobs: list[QuantumJob], *, with_positions: bool = False) -> None:
-    positions = queue_positions(jobs) if with_positions else {}
-    job_updates_publish([(job.owner_id, job_update_message(job, queue_position=positions.get(job.id))) for job in jobs])
+def queue_length_record(jobs: list[QuantumJob]) -> None:
     metrics.QUANTUM_QUEUE_LENGTH.set(queue_length())

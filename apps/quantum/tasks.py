@@ -4,8 +4,6 @@ import os
 
 from celery import shared_task
 
-from apps.core.maintenance import maintenance_task
-
 from . import services
 
 
@@ -14,6 +12,3 @@ def run_jobs(task, job_ids: list[int]) -> str:
     """Run these jobs on the simulator (those still queued; again after a lost worker)."""
     worker = f"{task.request.hostname or 'worker'} pid {os.getpid()}"
     return services.jobs_run(job_ids=job_ids, task_id=task.request.id or "", worker=worker)
-
-
-reap_stale = maintenance_task("reap_stale", services.jobs_reap_stale, task_name="quantum.reap_stale")

@@ -19,8 +19,10 @@ from django.views.decorators.http import require_POST, require_safe
 
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.views.pages import operations_context
+from apps.jobs.choices import FINISHED_STATUSES, JobStatus
+from apps.jobs.lifecycle import JobStateError
 
-from .choices import FINISHED_STATUSES, JobStatus, SimulationMethod
+from .choices import SimulationMethod
 from .rendering import circuit_text_drawing, histogram_svg
 from .selectors import (
     eta_seconds,
@@ -31,7 +33,7 @@ from .selectors import (
     status_counts,
     throughput_per_second,
 )
-from .services import JobStateError, job_cancel
+from .services import job_cancel
 
 RECENT_JOBS = 25
 CHART_MINUTES = 30

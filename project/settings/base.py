@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.audit",
+    "apps.jobs",
     "apps.quantum",
     "apps.registry",
     "apps.backups",
@@ -263,6 +264,7 @@ CELERY_TASK_ROUTES = {
     "quantum.*": {"queue": "quantum"},
     "registry.reap_stale": {"queue": "maintenance"},
     "registry.*": {"queue": "registry"},
+    "backups.*": {"queue": "maintenance"},
     "compliance.*": {"queue": "default"},
 }
 # Jobs, backups and reports must not vanish when a worker dies mid-task: the
@@ -299,10 +301,16 @@ QUANTUM_MAX_QUEUED_PER_USER = env.int("QUANTUM_MAX_QUEUED_PER_USER", 1000, minim
 QUANTUM_DAILY_SHOTS_QUOTA = env.int("QUANTUM_DAILY_SHOTS_QUOTA", 100_000_000, minimum=1)
 QUANTUM_JOB_TIMEOUT = env.int("QUANTUM_JOB_TIMEOUT", 600, minimum=1)
 QUANTUM_MAX_ATTEMPTS = env.int("QUANTUM_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
-# Jobs left running this long past QUANTUM_JOB_TIMEOUT are failed by the quantum.reap_stale beat task.
-QUANTUM_STALE_GRACE_SECONDS = env.int("QUANTUM_STALE_GRACE_SECONDS", 120, minimum=1)
 # Small jobs that share their settings run together in one simulator call, up to this many.
 QUANTUM_BATCH_SIZE = env.int("QUANTUM_BATCH_SIZE", 50, minimum=1, maximum=500)
+
+# --- Jobs (every kind): a running job's worker heartbeats it every JOBS_HEARTBEAT_INTERVAL seconds; every worker
+# sweeps every JOBS_SWEEP_INTERVAL seconds and requeues the jobs not heartbeated for JOBS_HEARTBEAT_TIMEOUT.
+JOBS_HEARTBEAT_INTERVAL = env.int("JOBS_HEARTBEAT_INTERVAL", 5, minimum=1)
+JOBS_HEARTBEAT_TIMEOUT = env.int("JOBS_HEARTBEAT_TIMEOUT", 30, minimum=3)
+JOBS_SWEEP_INTERVAL = env.int("JOBS_SWEEP_INTERVAL", 10, minimum=1)
+if JOBS_HEARTBEAT_TIMEOUT < 3 * JOBS_HEARTBEAT_INTERVAL:
+    raise ImproperlyConfigured("JOBS_HEARTBEAT_TIMEOUT must be at least three JOBS_HEARTBEAT_INTERVALs.")
 
 # --- Model registry
 # Nothing is ever downloaded: transformers and huggingface_hub read only local files.
@@ -323,7 +331,6 @@ REGISTRY_JOB_MAX_FILE_MB = env.int("REGISTRY_JOB_MAX_FILE_MB", 200, minimum=1)
 REGISTRY_JOB_BATCH_SIZE = env.int("REGISTRY_JOB_BATCH_SIZE", 256, minimum=1, maximum=10_000)
 # Below CELERY_TASK_SOFT_TIME_LIMIT, so that a job's own timeout (with its message) applies first.
 REGISTRY_JOB_TIMEOUT = env.int("REGISTRY_JOB_TIMEOUT", 3000, minimum=1)
-REGISTRY_STALE_GRACE_SECONDS = env.int("REGISTRY_STALE_GRACE_SECONDS", 120, minimum=1)
 REGISTRY_MAX_ATTEMPTS = env.int("REGISTRY_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 
 # --- Backups

@@ -12,9 +12,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from apps.accounts.models import ApiToken, User, UserSession
 from apps.audit.hashing import canonical_timestamp
 from apps.audit.models import AuditEvent
-from apps.quantum.choices import JobStatus
+from apps.jobs.choices import JobStatus
 from apps.quantum.models import QuantumJob
-from apps.registry.choices import InferenceStatus
 from apps.registry.models import InferenceJob
 
 from .base import CHUNK_SIZE, ReportParams, Section, iso, joined, yes_no
@@ -28,11 +27,11 @@ _QUANTUM_COUNTS = {
 }
 _INFERENCE_COUNTS = {
     "jobs": Count("id"),
-    "completed": Count("id", filter=Q(status=InferenceStatus.COMPLETED)),
-    "failed": Count("id", filter=Q(status=InferenceStatus.FAILED)),
-    "cancelled": Count("id", filter=Q(status=InferenceStatus.CANCELLED)),
-    "rows": Coalesce(Sum("rows_total"), 0),
-    "rows_done": Coalesce(Sum("rows_done"), 0),
+    "completed": Count("id", filter=Q(status=JobStatus.COMPLETED)),
+    "failed": Count("id", filter=Q(status=JobStatus.FAILED)),
+    "cancelled": Count("id", filter=Q(status=JobStatus.CANCELLED)),
+    "rows": Coalesce(Sum("progress_total"), 0),
+    "rows_done": Coalesce(Sum("progress_done"), 0),
 }
 
 
@@ -131,7 +130,7 @@ def _quantum_rows(user: User) -> Iterator[list]:
 
 def _inference_rows(user: User) -> Iterator[list]:
     jobs = InferenceJob.objects.filter(owner=user).order_by("id")
-    fields = ("id", "name", "version__model__name", "version__version", "kind", "status", "rows_total",
+    fields = ("id", "name", "version__model__name", "version__version", "kind", "status", "progress_total",
               "created_at", "finished_at")  # fmt: skip
     for job_id, name, model, version, kind, status, rows, created, finished in jobs.values_list(*fields).iterator(
         chunk_size=CHUNK_SIZE

@@ -8,8 +8,9 @@ from django.db.models import QuerySet, TextField, Value
 from django.db.models.functions import Cast, StrIndex
 
 from apps.core.datetimes import StorableIsoDateTimeFilter
+from apps.jobs.choices import JobStatus
 
-from ..choices import JobStatus, SimulationMethod
+from ..choices import SimulationMethod
 from ..models import QuantumJob
 
 

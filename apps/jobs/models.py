@@ -1,0 +1,42 @@
+"""What every job has, whatever it runs: the abstract model each kind's table extends."""
+
+from django.conf import settings
+from django.db import models
+
+from .choices import FINISHED_STATUSES, JobStatus
+
+
+class Job(models.Model):
+    """A unit of long work run by a worker: queued, claimed, heartbeated, finished (or requeued when lost).
+
+    Kinds override ``owner`` to give it a reverse name, or to allow none (scheduled work).
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    priority = models.SmallIntegerField(default=0, help_text="Higher runs first (-10 … 10).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="When it was last put in the queue.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True, help_text="Run time on the worker.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Runs started (a lost worker's run counts).")
+    max_attempts = models.PositiveSmallIntegerField(default=3, help_text="Runs allowed before it fails for good.")
+    worker = models.CharField(max_length=200, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True, help_text="The task message that holds the job.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life from its worker while running."
+    )
+    progress_done = models.BigIntegerField(default=0, help_text="Units of work done (rows, bytes, percent…).")
+    progress_total = models.BigIntegerField(null=True, blank=True, help_text="Units of work in all, when known.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
