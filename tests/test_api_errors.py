@@ -4,9 +4,10 @@ it chose, and the project's error body — never a 500."""
 import pytest
 
 from apps.accounts.tokens import token_create
-from apps.compliance.choices import ReportFormat, ReportKind, ReportStatus
+from apps.compliance.choices import ReportFormat, ReportKind
 from apps.compliance.models import Report
 from apps.compliance.services import previous_month
+from apps.jobs.choices import JobStatus
 
 from .mfa import sudo_force_login, totp_device_create
 
@@ -20,7 +21,7 @@ def test_download_of_a_report_whose_file_vanished_is_a_409_naming_the_file(
     settings.MEDIA_ROOT = tmp_path / "media"
     start, end = previous_month()
     report = Report.objects.create(
-        status=ReportStatus.COMPLETED,
+        status=JobStatus.COMPLETED,
         kind=ReportKind.ACCESS_REVIEW,
         format=ReportFormat.PDF,
         period_start=start,

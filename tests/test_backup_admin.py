@@ -6,13 +6,15 @@ import time
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.messages import get_messages
+from django.template.defaultfilters import filesizeformat
 
 from apps.accounts.models import User
 from apps.accounts.roles import roles_setup
 from apps.accounts.sudo import SUDO_SESSION_KEY
 from apps.audit.models import AuditEvent
 from apps.backups.choices import BackupStatus, BackupTrigger
-from apps.backups.models import Backup
+from apps.backups.models import Backup, BackupJob
+from apps.backups.tasks import run_job
 from apps.core.choices import Role
 
 from .factories import DEFAULT_PASSWORD, UserFactory
@@ -21,6 +23,11 @@ from .test_backup_api import backup_dir, backup_row, stored_backup  # noqa: F401
 
 CHANGELIST_URL = "/admin/backups/backup/"
 CREATE_URL = "/admin/backups/backup/create/"
+JOBS_URL = "/admin/backups/backupjob/"
+
+
+def _job_change_url(job_id: int) -> str:
+    return f"{JOBS_URL}{job_id}/change/"
 
 
 def _change_url(backup_id: int) -> str:
@@ -127,19 +134,35 @@ def test_staff_compliance_officer_sees_the_list_but_cannot_create_verify_or_rest
 # --- Create and verify
 
 
-def test_create_button_takes_a_backup_and_reports_it(transactional_db, admin_client, backup_dir):  # noqa: F811
+def test_create_button_queues_a_job_that_takes_the_backup_and_links_to_it(
+    transactional_db,
+    admin_client,
+    backup_dir,  # noqa: F811
+):
     response = admin_client.post(CREATE_URL, follow=True)
 
-    [backup] = Backup.objects.all()
-    assert (backup.status, backup.trigger, backup.triggered_by.username) == ("completed", "user", "alice-admin")
-    assert (backup_dir / backup.path).stat().st_size == backup.size_bytes
+    [job] = BackupJob.objects.all()
+    assert (job.operation, job.status, job.owner.username) == ("create", "queued", "alice-admin")
     [(level, text)] = _messages(response)
     assert level == "success"
-    assert text.startswith(f"{backup} completed: ")
-    assert AuditEvent.objects.filter(action="backup.created", object_id=str(backup.pk)).exists()
+    assert text.startswith(f'<a href="{_job_change_url(job.pk)}">{job}</a> queued: a worker takes the backup')
+    run_job.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert job.status == "completed"
+    assert (job.backup.status, job.backup.trigger, job.backup.triggered_by.username) == (
+        "completed",
+        "user",
+        "alice-admin",
+    )
+    assert (backup_dir / job.backup.path).stat().st_size == job.backup.size_bytes
+    page = admin_client.get(_job_change_url(job.pk)).content.decode()
+    assert f"Backup #{job.backup.pk}</a>" in page
+    listed = admin_client.get(JOBS_URL).content.decode()
+    assert "Completed" in listed
+    assert filesizeformat(job.backup.size_bytes) in listed
 
 
-def test_create_without_a_key_shows_the_error_instead_of_failing(transactional_db, admin_client, settings):
+def test_create_without_a_key_shows_the_error_and_queues_nothing(transactional_db, admin_client, settings):
     settings.BACKUP_ENCRYPTION_KEY = None
 
     response = admin_client.post(CREATE_URL, follow=True)
@@ -148,6 +171,7 @@ def test_create_without_a_key_shows_the_error_instead_of_failing(transactional_d
     [(level, text)] = _messages(response)
     assert level == "error"
     assert "BACKUP_ENCRYPTION_KEY" in text
+    assert not BackupJob.objects.exists()
 
 
 @pytest.mark.django_db
@@ -156,7 +180,7 @@ def test_create_is_a_post_only(admin_client):
     assert not Backup.objects.exists()
 
 
-def test_verify_selected_restores_each_into_scratch_and_reports_each_outcome(
+def test_verify_selected_queues_a_job_per_backup_and_reports_each_refusal(
     admin_client,
     stored_backup,  # noqa: F811
     backup_dir,  # noqa: F811
@@ -167,16 +191,35 @@ def test_verify_selected_restores_each_into_scratch_and_reports_each_outcome(
         CHANGELIST_URL, {"action": "verify_selected", "_selected_action": [stored_backup.pk, failed.pk]}, follow=True
     )
 
-    stored_backup.refresh_from_db()
-    assert stored_backup.status == BackupStatus.VERIFIED
-    assert stored_backup.verification["ok"] is True
+    [job] = BackupJob.objects.all()
+    assert (job.operation, job.backup_id) == ("verify", stored_backup.pk)
     assert _messages(response) == [
         (
             "error",
             f"{failed} was not verified: Backup #{failed.pk} is failed: only completed backups can be verified.",
         ),
-        ("success", f"{stored_backup} verified by a restore."),
+        (
+            "success",
+            f'<a href="{_job_change_url(job.pk)}">{job}</a> queued: it verifies {stored_backup}; its page shows how '
+            "it goes.",
+        ),
     ]
+    run_job.apply(args=[job.pk])
+    stored_backup.refresh_from_db()
+    assert stored_backup.status == BackupStatus.VERIFIED
+    assert stored_backup.verification["ok"] is True
+
+
+@pytest.mark.django_db
+def test_backup_jobs_are_read_only_and_hidden_from_compliance_officers(admin_client, client, admin_user):
+    job = BackupJob.objects.create(operation="create", owner=admin_user, error="pg_dump failed", status="failed")
+
+    assert "pg_dump failed" in admin_client.get(JOBS_URL).content.decode()
+    assert 'name="_save"' not in admin_client.get(_job_change_url(job.pk)).content.decode()
+    assert admin_client.get(f"{JOBS_URL}add/").status_code == 403
+    officer = UserFactory(username="cora-compliance", is_staff=True, roles=[Role.COMPLIANCE])
+    sudo_force_login(client, officer)
+    assert client.get(JOBS_URL).status_code == 403
 
 
 # --- Restore: sudo mode with a fresh authenticator code

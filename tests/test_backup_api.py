@@ -14,13 +14,15 @@ from apps.accounts.tokens import token_create
 from apps.audit.models import AuditEvent
 from apps.backups.choices import BackupStatus, BackupTrigger
 from apps.backups.keys import backup_key
-from apps.backups.models import Backup
+from apps.backups.models import Backup, BackupJob
 from apps.backups.services import backup_create
 from apps.backups.stream import MAGIC
+from apps.backups.tasks import run_job
 
 from .mfa import otp_force_login, sudo_force_login, totp_device_create
 
 BACKUPS_URL = "/api/v1/backups/"
+JOBS_URL = "/api/v1/backups/jobs/"
 
 
 def _detail_url(backup_id: int, suffix: str = "") -> str:
@@ -162,47 +164,77 @@ def test_api_root_links_the_backups(api_client, admin_user):
     assert api_client.get("/api/v1/").json()["backups"].endswith(BACKUPS_URL)
 
 
-# --- Create
+# --- Create and verify: 202 with a job, run by a worker
 
 
-def test_admin_creates_a_backup_with_pg_dump_and_the_creation_is_audited(
+def _accepted_job(response) -> dict:
+    """The job of a 202 answer, checked against its Location."""
+    assert response.status_code == 202, response.content
+    job = response.json()
+    assert response["Location"].endswith(_job_url(job["id"]))
+    assert (job["status"], job["attempts"], job["bytes_written"], job["error"]) == ("queued", 0, 0, "")
+    return job
+
+
+def _job_url(job_id: int, suffix: str = "") -> str:
+    return f"{JOBS_URL}{job_id}/{suffix}"
+
+
+def _run(job_id: int) -> BackupJob:
+    """Run the job's task here, as a worker would, and return the job as it ended."""
+    run_job.apply(args=[job_id])
+    return BackupJob.objects.select_related("backup").get(pk=job_id)
+
+
+def test_admin_creates_a_backup_with_pg_dump_as_a_job_and_the_creation_is_audited(
     transactional_db, api_client, admin_user, backup_dir
 ):
     api_client.force_authenticate(admin_user)
 
-    response = api_client.post(BACKUPS_URL)
+    job = _accepted_job(api_client.post(BACKUPS_URL))
 
-    assert response.status_code == 201, response.content
-    body = response.json()
-    assert response["Location"].endswith(_detail_url(body["id"]))
+    assert (job["operation"], job["owner"], job["backup"]) == ("create", "alice-admin", None)
+    ended = _run(job["id"])
+    assert (ended.status, ended.attempts, ended.error) == ("completed", 1, "")
+    body = api_client.get(_detail_url(ended.backup_id)).json()
     assert (body["status"], body["trigger"], body["triggered_by"]) == ("completed", "user", "alice-admin")
     assert body["database_engine"] == "postgresql"
     assert body["server_version"].startswith("PostgreSQL ")
     assert body["row_counts"]["accounts_user"] == 1
-    assert body["migrations"]["backups"]
+    assert body["migrations"]["backups"] == "0002_backupjob"
     stored = (backup_dir / body["path"]).read_bytes()
     assert stored.startswith(MAGIC)
     assert (len(stored), hashlib.sha256(stored).hexdigest()) == (body["size_bytes"], body["sha256"])
+    shown = api_client.get(_job_url(job["id"])).json()
+    assert (shown["status"], shown["bytes_written"], shown["backup"]["id"]) == ("completed", len(stored), body["id"])
     [created] = _events("backup.created")
     assert (created.actor_username, created.object_id, created.outcome) == ("alice-admin", str(body["id"]), "success")
+    assert [event.action for event in AuditEvent.objects.filter(object_type="backups.backupjob").order_by("id")] == [
+        "backup.job.submitted",
+        "backup.job.completed",
+    ]
 
 
-def test_create_without_pg_dump_is_a_409_naming_it_and_leaves_a_failed_backup(
+def test_create_without_pg_dump_fails_its_job_naming_it_and_leaves_a_failed_backup(
     transactional_db, api_client, admin_user, backup_dir, monkeypatch
 ):
-    monkeypatch.setenv("PATH", "/nonexistent")
     api_client.force_authenticate(admin_user)
+    job = _accepted_job(api_client.post(BACKUPS_URL))
+    monkeypatch.setenv("PATH", "/nonexistent")
 
-    detail = _error(api_client.post(BACKUPS_URL), 409, "backup_failed")
+    ended = _run(job["id"])
 
-    assert "pg_dump is not installed" in detail
-    [failed] = Backup.objects.all()
-    assert failed.status == BackupStatus.FAILED
+    assert ended.status == "failed"
+    assert "pg_dump is not installed" in ended.error
+    assert (ended.backup.status, ended.backup.error) == (BackupStatus.FAILED, ended.error)
     assert list(backup_dir.glob("*")) == []
     assert _events("backup.created")[0].outcome == "failure"
+    assert _events("backup.job.failed")[0].outcome == "failure"
 
 
-def test_create_without_a_key_is_a_409_naming_the_setting(transactional_db, api_client, admin_user, settings):
+def test_create_without_a_key_is_a_409_naming_the_setting_and_queues_nothing(
+    transactional_db, api_client, admin_user, settings
+):
     settings.BACKUP_ENCRYPTION_KEY = None
     api_client.force_authenticate(admin_user)
 
@@ -210,18 +242,18 @@ def test_create_without_a_key_is_a_409_naming_the_setting(transactional_db, api_
 
     assert "BACKUP_ENCRYPTION_KEY" in detail
     assert not Backup.objects.exists()
+    assert not BackupJob.objects.exists()
 
 
-# --- Verify
-
-
-def test_verify_restores_into_a_scratch_database_and_answers_with_the_report(api_client, admin_user, stored_backup):
+def test_verify_queues_a_job_that_restores_into_a_scratch_database(api_client, admin_user, stored_backup):
     api_client.force_authenticate(admin_user)
 
-    response = api_client.post(_detail_url(stored_backup.pk, "verify/"))
+    job = _accepted_job(api_client.post(_detail_url(stored_backup.pk, "verify/")))
 
-    assert response.status_code == 200, response.content
-    body = response.json()
+    assert (job["operation"], job["backup"]["id"], job["backup"]["status"]) == ("verify", stored_backup.pk, "completed")
+    ended = _run(job["id"])
+    assert (ended.status, ended.cancellable) == ("completed", False)
+    body = api_client.get(_detail_url(stored_backup.pk)).json()
     assert body["status"] == "verified"
     assert body["verified_at"]
     assert body["verification"]["ok"] is True
@@ -230,7 +262,7 @@ def test_verify_restores_into_a_scratch_database_and_answers_with_the_report(api
     assert [(event.actor_username, event.object_id) for event in verified] == [("alice-admin", str(stored_backup.pk))]
 
 
-def test_verify_of_a_corrupted_file_answers_verify_failed_with_the_reason(
+def test_verify_of_a_corrupted_file_completes_its_job_with_the_backup_verify_failed(
     api_client, admin_user, stored_backup, backup_dir
 ):
     path = backup_dir / stored_backup.path
@@ -239,24 +271,78 @@ def test_verify_of_a_corrupted_file_answers_verify_failed_with_the_reason(
     path.write_bytes(bytes(data))
     api_client.force_authenticate(admin_user)
 
-    response = api_client.post(_detail_url(stored_backup.pk, "verify/"))
+    job = _accepted_job(api_client.post(_detail_url(stored_backup.pk, "verify/")))
+    ended = _run(job["id"])
 
-    assert response.status_code == 200, response.content
-    body = response.json()
+    assert ended.status == "completed"
+    body = api_client.get(_job_url(job["id"])).json()["backup"]
     assert body["status"] == "verify_failed"
-    assert (body["verification"]["ok"], body["verification"]["reason"]) == (False, "checksum")
+    stored_backup.refresh_from_db()
+    assert (stored_backup.verification["ok"], stored_backup.verification["reason"]) == (False, "checksum")
     assert _events("backup.verified")[0].outcome == "failure"
 
 
 @pytest.mark.django_db
-def test_verify_of_a_failed_backup_is_a_409_with_the_reason(api_client, admin_user):
+def test_verify_of_a_failed_backup_is_a_409_with_the_reason_and_queues_nothing(api_client, admin_user):
     failed = backup_row(status=BackupStatus.FAILED, error="pg_dump failed")
     api_client.force_authenticate(admin_user)
 
-    _error(api_client.post(_detail_url(failed.pk, "verify/")), 409, "backup_failed")
+    detail = _error(api_client.post(_detail_url(failed.pk, "verify/")), 409, "backup_failed")
 
+    assert "only completed backups can be verified" in detail
     failed.refresh_from_db()
     assert failed.status == BackupStatus.FAILED
+    assert not BackupJob.objects.exists()
+
+
+# --- Backup jobs
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("user", ["compliance_user", "operator_user", "viewer_user"])
+def test_only_administrators_see_or_cancel_backup_jobs(api_client, request, user, admin_user):
+    job = BackupJob.objects.create(operation="create", owner=admin_user)
+    api_client.force_authenticate(request.getfixturevalue(user))
+
+    for response in (
+        api_client.get(JOBS_URL),
+        api_client.get(_job_url(job.pk)),
+        api_client.post(_job_url(job.pk, "cancel/")),
+    ):
+        assert "Only administrators" in _error(response, 403, "permission_denied")
+    job.refresh_from_db()
+    assert job.status == "queued"
+
+
+@pytest.mark.django_db
+def test_admin_lists_backup_jobs_newest_first_filtered_by_operation(api_client, admin_user):
+    backup = backup_row()
+    created = BackupJob.objects.create(operation="create", owner=admin_user)
+    verify = BackupJob.objects.create(operation="verify", owner=admin_user, backup=backup)
+    api_client.force_authenticate(admin_user)
+
+    listed = api_client.get(JOBS_URL).json()["results"]
+    assert [row["id"] for row in listed] == [verify.pk, created.pk]
+    assert [row["id"] for row in api_client.get(JOBS_URL, {"operation": "verify"}).json()["results"]] == [verify.pk]
+    assert listed[0]["backup"]["id"] == backup.pk
+    _error(api_client.get(JOBS_URL, {"operation": "drop"}), 400, "invalid")
+    _error(api_client.get(_job_url(999999)), 404, "not_found")
+
+
+@pytest.mark.django_db
+def test_a_queued_job_is_cancelled_at_once_and_never_runs(api_client, admin_user):
+    api_client.force_authenticate(admin_user)
+    job = _accepted_job(api_client.post(BACKUPS_URL))
+
+    response = api_client.post(_job_url(job["id"], "cancel/"))
+
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "cancelled"
+    assert "before it ran" in response.json()["error"]
+    ended = _run(job["id"])
+    assert (ended.status, ended.attempts, ended.backup_id) == ("cancelled", 0, None)
+    assert not Backup.objects.exists()
+    assert api_client.post(_job_url(job["id"], "cancel/")).status_code == 409
 
 
 # --- Download and manifest: only inside the sudo window

@@ -23,8 +23,9 @@ from apps.backups.models import Backup
 from apps.compliance.choices import ReportKind
 from apps.compliance.reports import REPORT_BUILDERS, ReportParams
 from apps.core.choices import Role
+from apps.jobs.choices import JobStatus
 from apps.quantum.models import QuantumJob
-from apps.registry.choices import InferenceKind, InferenceStatus, ModelTask
+from apps.registry.choices import InferenceKind, ModelTask
 from apps.registry.models import InferenceJob, ModelVersion, RegisteredModel
 
 from .factories import UserFactory
@@ -487,7 +488,7 @@ def quantum_job(owner, *, shots: int, created_at: datetime | None = None, status
 def inference_job(owner, version: ModelVersion, *, rows: int, created_at: datetime | None = None) -> InferenceJob:
     job = InferenceJob.objects.create(
         owner=owner, version=version, kind=InferenceKind.BATCH, input_file="registry/inputs/x.csv",
-        input_format="csv", rows_total=rows, rows_done=rows, status=InferenceStatus.COMPLETED,
+        input_format="csv", progress_total=rows, progress_done=rows, status=JobStatus.COMPLETED,
     )  # fmt: skip
     if created_at is not None:
         InferenceJob.objects.filter(pk=job.pk).update(created_at=created_at)

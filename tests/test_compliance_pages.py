@@ -10,10 +10,12 @@ import pytest
 from apps.accounts.roles import roles_setup
 from apps.audit.models import AuditEvent
 from apps.compliance import services
-from apps.compliance.choices import ReportFormat, ReportKind, ReportStatus
+from apps.compliance.choices import ReportFormat, ReportKind
 from apps.compliance.models import Report
+from apps.jobs.choices import JobStatus
 
 from .mfa import otp_force_login, sudo_force_login
+from .test_compliance_api import run_report
 
 PAGE = "/compliance/"
 pytestmark = pytest.mark.django_db
@@ -39,10 +41,11 @@ def _sudo_next(response) -> str:
 
 
 def test_page_shows_the_form_and_past_reports_to_a_compliance_officer(client, compliance_user):
-    failed = _report(status=ReportStatus.FAILED, error="REPORT_SIGNING_KEY is not set: reports cannot be signed.")
+    failed = _report(status=JobStatus.FAILED, error="REPORT_SIGNING_KEY is not set: reports cannot be signed.")
     completed = _report(
-        status=ReportStatus.COMPLETED,
-        progress=100,
+        status=JobStatus.COMPLETED,
+        progress_done=100,
+        progress_total=100,
         file="compliance/reports/opsdeck-access-review.pdf",
         size_bytes=2048,
         sha256="ab" * 32,
@@ -77,7 +80,7 @@ def test_page_loads_for_administrators(client, admin_user):
 
 @pytest.mark.parametrize("user", ["operator_user", "viewer_user", "outsider_user"])
 def test_page_is_refused_to_everyone_else(client, request, user):
-    report = _report(status=ReportStatus.COMPLETED, file="compliance/reports/x.pdf")
+    report = _report(status=JobStatus.COMPLETED, file="compliance/reports/x.pdf")
     sudo_force_login(client, request.getfixturevalue(user))
 
     assert client.get(PAGE).status_code == 403
@@ -109,7 +112,7 @@ def test_generating_inside_the_sudo_window_queues_the_report_for_the_chosen_peri
     response = client.post(PAGE, {"kind": "mfa_coverage", "period": "last_month", "format": "json"}, follow=True)
 
     report = Report.objects.get()
-    assert (report.kind, report.format, report.status, report.requested_by) == (
+    assert (report.kind, report.format, report.status, report.owner) == (
         "mfa_coverage",
         "json",
         "queued",
@@ -175,7 +178,7 @@ def test_download_page_asks_for_reauthentication_then_serves_the_file(client, co
     sudo_force_login(client, compliance_user)
     client.post(PAGE, {"kind": "mfa_coverage", "period": "last_month", "format": "csv"})
     report = Report.objects.get()
-    services.report_generate(report_id=report.pk)
+    run_report(report.pk)
     report.refresh_from_db()
     url = f"/compliance/reports/{report.pk}/download/"
 
@@ -198,7 +201,7 @@ def test_download_page_asks_for_reauthentication_then_serves_the_file(client, co
 
 def test_admin_lists_reports_read_only_with_filters(client, admin_user):
     roles_setup()
-    report = _report(status=ReportStatus.COMPLETED, size_bytes=4096, requested_by=admin_user)
+    report = _report(status=JobStatus.COMPLETED, size_bytes=4096, owner=admin_user)
     otp_force_login(client, admin_user)
 
     listed = client.get("/admin/compliance/report/", {"status__exact": "completed"})

@@ -25,11 +25,13 @@ from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.compliance import services, signing
-from apps.compliance.choices import ReportFormat, ReportKind, ReportStatus
+from apps.compliance.choices import ReportFormat, ReportKind
 from apps.compliance.models import Report
 from apps.compliance.signing import key_fingerprint, manifest_sign, private_key, public_key_pem, verify_file
+from apps.jobs.choices import JobStatus
 
 from .helpers import PROJECT_DIR, manifest_signed_bytes
+from .test_compliance_api import run_report
 
 OPENSSL, JQ = shutil.which("openssl"), shutil.which("jq")
 needs_openssl = pytest.mark.skipif(OPENSSL is None or JQ is None, reason="openssl and jq are needed")
@@ -82,7 +84,7 @@ def generate_report(actor) -> Report:
     report = services.report_request(
         kind=ReportKind.ACCESS_REVIEW, fmt=ReportFormat.PDF, period_start=start, period_end=end, actor=actor
     )
-    services.report_generate(report_id=report.pk)
+    run_report(report.pk)
     report.refresh_from_db()
     return report
 
@@ -91,7 +93,7 @@ def generate_report(actor) -> Report:
 def generated(signing_key, report_storage, compliance_user, tmp_path):
     """A generated report as an auditor receives it: report.pdf, its manifest and the public key, in one folder."""
     report = generate_report(compliance_user)
-    assert report.status == ReportStatus.COMPLETED, report.error
+    assert report.status == JobStatus.COMPLETED, report.error
     stored = report_storage / report.file.name
     folder = tmp_path / "auditor"
     folder.mkdir()
@@ -181,7 +183,7 @@ def test_a_signature_that_does_not_verify_with_the_published_key_is_never_stored
 
     report = generate_report(compliance_user)
 
-    assert report.status == ReportStatus.FAILED
+    assert report.status == JobStatus.FAILED
     assert "does not verify with the published public key" in report.error
     assert signing.fingerprint_of(published) in report.error
     assert (report.file.name, report.signature, report.sha256, report.manifest) == ("", "", "", {})

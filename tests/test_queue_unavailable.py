@@ -120,10 +120,7 @@ def test_report_requested_while_the_broker_is_down_is_a_503_and_left_failed(
 
     _assert_unavailable(response)
     report = Report.objects.get()
-    assert (report.status, report.error) == (
-        "failed",
-        "Not generated: the task queue was unavailable. Ask for it again.",
-    )
+    assert (report.status, report.error) == ("failed", "Not run: the task queue was unavailable. Submit it again.")
 
 
 def test_broker_that_is_up_again_takes_the_next_job(transactional_db, operator_user):
@@ -312,10 +309,7 @@ def test_report_asked_for_on_the_compliance_page_while_the_broker_is_down_is_a_f
     ]
     assert "The task queue is unavailable, so the report could not be queued" in response.content.decode()
     report = Report.objects.get()
-    assert (report.status, report.error) == (
-        "failed",
-        "Not generated: the task queue was unavailable. Ask for it again.",
-    )
+    assert (report.status, report.error) == ("failed", "Not run: the task queue was unavailable. Submit it again.")
 
 
 def test_a_queue_refusal_no_door_caught_is_a_503_page_not_a_500(rf):

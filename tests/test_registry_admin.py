@@ -14,9 +14,10 @@ from django.test.utils import CaptureQueriesContext
 from apps.accounts.roles import roles_setup
 from apps.audit.models import AuditEvent
 from apps.core.paginators import EstimatedCountPaginator
+from apps.jobs.choices import JobStatus
 from apps.registry import admin as registry_admin
 from apps.registry import services
-from apps.registry.choices import InferenceKind, InferenceStatus, VersionStatus
+from apps.registry.choices import InferenceKind, VersionStatus
 from apps.registry.inference import inference_job_create
 from apps.registry.models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel
 
@@ -446,7 +447,7 @@ def test_evaluation_action_asks_for_a_file_and_queues_an_evaluation_job_of_each_
     )
 
     jobs = list(InferenceJob.objects.order_by("id"))
-    assert [(job.version, job.kind, job.rows_total, job.owner, job.name) for job in jobs] == [
+    assert [(job.version, job.kind, job.progress_total, job.owner, job.name) for job in jobs] == [
         (version, InferenceKind.EVALUATION, 3, admin_user, "weekly") for version in versions
     ]
     assert _messages(response) == [
@@ -490,7 +491,7 @@ def test_job_page_shows_progress_and_metrics_and_cancel_action_cancels_a_queued_
     queued = inference_job_create(owner=operator_user, model=model, upload=_upload(LABELLED_CSV, "e.csv"), number=1)
     done = inference_job_create(owner=operator_user, model=model, upload=_upload(LABELLED_CSV, "e.csv"), number=1)
     metrics = {"rows": 3, "accuracy": 2 / 3, "macro_f1": 0.5, "confusion_matrix": {"labels": ["a"], "matrix": [[3]]}}
-    InferenceJob.objects.filter(pk=done.pk).update(status=InferenceStatus.COMPLETED, rows_done=3, metrics=metrics)
+    InferenceJob.objects.filter(pk=done.pk).update(status=JobStatus.COMPLETED, progress_done=3, metrics=metrics)
 
     page = admin_client.get(f"{JOBS_URL}{done.pk}/change/").content.decode()
     assert "3 / 3 (100%)" in page
@@ -501,8 +502,8 @@ def test_job_page_shows_progress_and_metrics_and_cancel_action_cancels_a_queued_
 
     response = _action(admin_client, "cancel_jobs", [queued, done], url=JOBS_URL)
 
-    assert InferenceJob.objects.get(pk=queued.pk).status == InferenceStatus.CANCELLED
-    assert InferenceJob.objects.get(pk=done.pk).status == InferenceStatus.COMPLETED
+    assert InferenceJob.objects.get(pk=queued.pk).status == JobStatus.CANCELLED
+    assert InferenceJob.objects.get(pk=done.pk).status == JobStatus.COMPLETED
     assert _messages(response) == [
         ("success", f"Inference job #{queued.pk}: cancelled."),
         (

@@ -11,18 +11,22 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.utils import timezone
 from transformers import AutoTokenizer
 
 from apps.audit.models import AuditEvent
 from apps.core.choices import Role
-from apps.registry.choices import FINISHED_INFERENCE_STATUSES, InferenceKind
+from apps.jobs.choices import FINISHED_STATUSES
+from apps.jobs.consumers import JOB_NOT_VISIBLE_CLOSE_CODE
+from apps.jobs.lifecycle import JobStateError, Outcome, jobs_finish, jobs_requeue_lost
+from apps.registry.choices import InferenceKind
 from apps.registry.inference import (
+    INFERENCE_JOBS,
     inference_job_cancel,
     inference_job_create,
     inference_job_result,
     inference_job_run,
-    inference_jobs_reap_stale,
 )
 from apps.registry.loading import pipelines
 from apps.registry.models import InferenceJob, ModelVersion, RegisteredModel
@@ -113,7 +117,9 @@ def _wait_for(job: InferenceJob, statuses, timeout: float = 60) -> InferenceJob:
         if job.status in statuses:
             return job
         time.sleep(0.02)
-    raise AssertionError(f"job #{job.pk} stayed {job.status} ({job.rows_done}/{job.rows_total}), expected {statuses}")
+    raise AssertionError(
+        f"job #{job.pk} stayed {job.status} ({job.progress_done}/{job.progress_total}), expected {statuses}"
+    )
 
 
 def _result_rows(job: InferenceJob) -> tuple[list, str, str]:
@@ -140,10 +146,10 @@ def test_batch_job_over_a_thousand_rows_completes_with_one_result_row_each(worke
 
     job = _submit(operator_user, sentiment, _csv(texts), name="nightly")
 
-    assert (job.kind, job.status, job.rows_total, job.input_format) == ("batch", "queued", 1_200, "csv")
-    _wait_for(job, FINISHED_INFERENCE_STATUSES)
+    assert (job.kind, job.status, job.progress_total, job.input_format) == ("batch", "queued", 1_200, "csv")
+    _wait_for(job, FINISHED_STATUSES)
     assert job.status == "completed", job.error
-    assert job.rows_done == 1_200
+    assert job.progress_done == 1_200
     assert (job.attempts, job.metrics["rows_per_second"] > 0) == (1, True)
     rows, filename, content_type = _result_rows(job)
     assert (filename, content_type) == (f"inference-job-{job.pk}-results.csv", "text/csv; charset=utf-8")
@@ -209,6 +215,43 @@ def test_jobs_websocket_snapshot_includes_unfinished_inference_jobs(version, ope
     assert inference[0]["progress"] == {"done": 0, "total": 5}
 
 
+def test_single_inference_job_stream_sends_the_job_then_its_updates_and_refuses_others(
+    transactional_db, version, operator_user, other_operator, sentiment
+):
+    job = _submit(operator_user, sentiment, _csv(_texts(5)), name="watched")
+    owner, other = (
+        WebsocketCommunicator(
+            application, f"/ws/jobs/inference/{job.pk}/", headers=[ORIGIN, _session_cookie(Client(), user)]
+        )
+        for user in (operator_user, other_operator)
+    )
+
+    async def watch():
+        connected, _ = await owner.connect()
+        assert connected
+        first = await owner.receive_json_from(timeout=5)
+        await sync_to_async(inference_job_cancel)(job=job, actor=operator_user)
+        update = await owner.receive_json_from(timeout=5)
+        await owner.disconnect()
+        return first, update
+
+    async def refused():
+        result = await other.connect()
+        await other.disconnect()
+        return result
+
+    first, update = async_to_sync(watch)()
+
+    assert (first["kind"], first["id"], first["name"], first["status"]) == ("inference", job.pk, "watched", "queued")
+    assert (first["progress"], first["attempts"]) == ({"done": 0, "total": 5}, 0)
+    assert (update["id"], update["status"], update["error"]) == (
+        job.pk,
+        "cancelled",
+        "Cancelled by oscar-operator before it ran.",
+    )
+    assert async_to_sync(refused)() == (False, JOB_NOT_VISIBLE_CLOSE_CODE)
+
+
 def test_evaluation_job_stores_accuracy_macro_f1_and_confusion_matrix_on_job_and_version(
     worker_version, operator_user, sentiment
 ):
@@ -218,7 +261,7 @@ def test_evaluation_job_stores_accuracy_macro_f1_and_confusion_matrix_on_job_and
     job = _submit(operator_user, sentiment, _csv(texts, labels))
 
     assert job.kind == InferenceKind.EVALUATION
-    _wait_for(job, FINISHED_INFERENCE_STATUSES)
+    _wait_for(job, FINISHED_STATUSES)
     assert job.status == "completed", job.error
     rows, _, _ = _result_rows(job)
     assert list(rows[0]) == ["row", "text", "label", "predicted_label", "score"]
@@ -247,7 +290,7 @@ def test_running_job_cancelled_stops_between_batches_and_keeps_no_results(
     registry_storage.REGISTRY_JOB_BATCH_SIZE = 5
     job = _submit(operator_user, sentiment, _csv(_texts(20_000)))
     deadline = time.monotonic() + 30
-    while job.rows_done == 0 and time.monotonic() < deadline:
+    while job.progress_done == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
         job.refresh_from_db()
     assert job.status == "running"
@@ -255,9 +298,9 @@ def test_running_job_cancelled_stops_between_batches_and_keeps_no_results(
     inference_job_cancel(job=job, actor=operator_user)
 
     assert InferenceJob.objects.get(pk=job.pk).status in ("cancelling", "cancelled")
-    _wait_for(job, FINISHED_INFERENCE_STATUSES, timeout=10)
+    _wait_for(job, FINISHED_STATUSES, timeout=10)
     assert job.status == "cancelled"
-    assert job.rows_done < 20_000
+    assert job.progress_done < 20_000
     assert job.error.startswith("Cancelled while running, after")
     assert not job.result_file
     assert _stored(registry_storage.MEDIA_ROOT, "results") == []
@@ -322,7 +365,7 @@ def test_model_that_fails_on_a_row_fails_the_job_naming_the_rows(operator_user, 
     job.refresh_from_db()
     assert job.status == "failed"
     assert job.error.startswith("The model failed on rows 3 to 4: RuntimeError:")
-    assert job.rows_done == 2
+    assert job.progress_done == 2
     assert not job.result_file
     assert _stored(registry_storage.MEDIA_ROOT, "results") == []
 
@@ -343,19 +386,22 @@ def test_model_that_cannot_be_loaded_fails_the_job_with_the_reason(version, oper
 def test_redelivered_job_runs_again_then_fails_after_max_attempts(version, operator_user, sentiment, settings):
     settings.REGISTRY_MAX_ATTEMPTS = 2
     job = _submit(operator_user, sentiment, _csv(_texts(10)))
-    InferenceJob.objects.filter(pk=job.pk).update(status="running", celery_task_id="task-1", attempts=1, rows_done=4)
+    InferenceJob.objects.filter(pk=job.pk).update(
+        status="running", celery_task_id="task-1", attempts=1, progress_done=4
+    )
 
     inference_job_run(job_id=job.pk, task_id="task-1", worker="here")
 
     job.refresh_from_db()
-    assert (job.status, job.attempts, job.rows_done) == ("completed", 2, 10)
+    assert (job.status, job.attempts, job.progress_done) == ("completed", 2, 10)
     InferenceJob.objects.filter(pk=job.pk).update(status="running")
 
     inference_job_run(job_id=job.pk, task_id="task-1", worker="here")
 
     job.refresh_from_db()
     assert job.status == "failed"
-    assert job.error == "The worker running this job was lost 2 times (REGISTRY_MAX_ATTEMPTS = 2); not trying again."
+    assert job.max_attempts == 2
+    assert job.error.startswith("Its worker was lost during each of its 2 runs (at most 2 are allowed)")
 
 
 def test_job_running_under_another_task_is_not_run_twice(version, operator_user, sentiment):
@@ -380,20 +426,54 @@ def test_job_past_its_timeout_stops_between_batches_and_fails_naming_the_setting
     assert (job.status, job.error) == ("failed", "Timed out after 0 s (REGISTRY_JOB_TIMEOUT), 0 of 10 rows done.")
 
 
-def test_stale_running_job_is_failed_and_stale_cancelling_job_cancelled(version, operator_user, sentiment, settings):
-    settings.REGISTRY_JOB_TIMEOUT, settings.REGISTRY_STALE_GRACE_SECONDS = 60, 10
-    long_ago = timezone.now() - timedelta(seconds=71)
-    running, cancelling, recent = (_submit(operator_user, sentiment, _csv(_texts(3))) for _ in range(3))
-    InferenceJob.objects.filter(pk=running.pk).update(status="running", started_at=long_ago)
-    InferenceJob.objects.filter(pk=cancelling.pk).update(status="cancelling", started_at=long_ago)
-    InferenceJob.objects.filter(pk=recent.pk).update(status="running", started_at=timezone.now())
+def test_job_of_a_lost_worker_is_requeued_and_runs_again_on_another(worker_version, operator_user, sentiment):
+    job = _submit(operator_user, sentiment, _csv(_texts(10)))
+    _wait_for(job, FINISHED_STATUSES)
+    long_ago = timezone.now() - timedelta(minutes=5)
+    lost = dict(status="running", celery_task_id="lost", attempts=1, heartbeat_at=long_ago, result_file="")
+    InferenceJob.objects.filter(pk=job.pk).update(**lost, progress_done=4)
 
-    assert inference_jobs_reap_stale() == "Reaped 2 stale inference job(s)."
+    assert jobs_requeue_lost() == {"inference": 1}
+
+    _wait_for(job, FINISHED_STATUSES)
+    assert (job.status, job.attempts, job.progress_done) == ("completed", 2, 10), job.error
+    assert job.result_file
+    actions = AuditEvent.objects.filter(object_id=str(job.pk), action__startswith="registry.job.").order_by("pk")
+    assert [event.action for event in actions][-2:] == ["registry.job.requeued", "registry.job.completed"]
+
+
+def test_lost_job_that_used_its_attempts_fails_and_a_lost_cancelling_job_ends_cancelled(
+    version, operator_user, sentiment, settings
+):
+    settings.REGISTRY_MAX_ATTEMPTS = 2
+    long_ago = timezone.now() - timedelta(minutes=5)
+    running, cancelling, beating = (_submit(operator_user, sentiment, _csv(_texts(3))) for _ in range(3))
+    InferenceJob.objects.filter(pk=running.pk).update(status="running", attempts=2, heartbeat_at=long_ago)
+    InferenceJob.objects.filter(pk=cancelling.pk).update(status="cancelling", attempts=1, heartbeat_at=long_ago)
+    InferenceJob.objects.filter(pk=beating.pk).update(status="running", attempts=1, heartbeat_at=timezone.now())
+
+    assert jobs_requeue_lost() == {"inference": 2}
 
     statuses = dict(InferenceJob.objects.values_list("pk", "status"))
-    assert (statuses[running.pk], statuses[cancelling.pk], statuses[recent.pk]) == ("failed", "cancelled", "running")
+    assert (statuses[running.pk], statuses[cancelling.pk], statuses[beating.pk]) == ("failed", "cancelled", "running")
     running.refresh_from_db()
-    assert running.error == "No result 70 s after it started; its worker was probably lost."
+    assert running.error.startswith("Its worker was lost during each of its 2 runs")
+
+
+def test_evaluation_completed_while_being_cancelled_ends_cancelled_without_results_or_version_metrics(
+    version, operator_user, sentiment
+):
+    job = _submit(operator_user, sentiment, _csv(_texts(2), ["positive", "negative"]))
+    InferenceJob.objects.filter(pk=job.pk).update(status="cancelling", attempts=1)
+    figures = {"rows": 2, "accuracy": 1.0, "macro_f1": 1.0, "confusion_matrix": {"labels": [], "matrix": []}}
+
+    jobs_finish(INFERENCE_JOBS, {job.pk: Outcome("completed", fields={"metrics": figures, "result_file": "x.csv"})})
+
+    job.refresh_from_db()
+    assert (job.status, job.error, job.metrics) == ("cancelled", "Cancelled while running.", {})
+    assert not job.result_file
+    version.refresh_from_db()
+    assert "evaluation" not in version.metrics
 
 
 # --- Cancel
@@ -417,7 +497,7 @@ def test_finished_job_cannot_be_cancelled(version, operator_user, sentiment):
     job = _submit(operator_user, sentiment, _csv(_texts(10)))
     inference_job_run(job_id=job.pk, task_id="task-1", worker="here")
 
-    with pytest.raises(RegistryError) as refused:
+    with pytest.raises(JobStateError) as refused:
         inference_job_cancel(job=job, actor=operator_user)
 
     assert refused.value.status == 409

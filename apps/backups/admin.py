@@ -1,8 +1,9 @@
-"""Backups in the admin: the list, a read-only detail with the verification report, create and verify through the
-services, and the restore page behind re-authentication.
+"""Backups in the admin: the list, a read-only detail with the verification report, create and verify as jobs a
+worker runs, the restore page behind re-authentication, and the read-only list of backup jobs.
 
 Backups are made by the services only, so the admin neither adds, edits nor deletes them (retention prunes them).
 Creating, verifying and restoring are for administrators; compliance officers may look at the list as evidence.
+The restore still runs inside the request.
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from apps.accounts.sudo import sudo_redirect, sudo_second_factor_fresh
-from apps.core.admin_mixins import ServiceWrittenAdminMixin
+from apps.core.admin_mixins import ServiceWrittenAdminMixin, queue_refusal_message
 from apps.core.choices import Role
 from apps.core.permissions import has_role
+from apps.core.queueing import QueueUnavailable
 
 from . import restore, selectors, services
-from .choices import BackupStatus, BackupTrigger
+from .choices import BackupOperation
+from .jobs import backup_job_request
 from .keys import BackupKeyError
-from .models import Backup
+from .models import Backup, BackupJob
 
-# Each verification restores the backup into a scratch database, inside the request: keep a selection small.
+# Each verification restores a whole database into a scratch one on the maintenance worker: keep a selection small.
 MAX_VERIFY_SELECTED = 5
 RESTORE_TEMPLATE = "admin/backups/backup/restore.html"
 SERVICE_ERRORS = (services.BackupError, BackupKeyError)
@@ -49,6 +52,12 @@ def _json_block(value) -> str:
     return format_html(
         '<pre style="max-height: 32em; overflow: auto">{}</pre>', json.dumps(value, indent=2, sort_keys=True)
     )
+
+
+def _job_queued(job: BackupJob, doing: str) -> str:
+    """The message that a job was queued, linking to its page."""
+    url = reverse("admin:backups_backupjob_change", args=[job.pk])
+    return format_html('<a href="{}">{}</a> queued: {}; its page shows how it goes.', url, job, doing)
 
 
 @admin.register(Backup)
@@ -134,21 +143,19 @@ class BackupAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
     # --- Create and verify
 
     def create_view(self, request):
-        """The changelist's "Create a backup now" button posts here; the backup is made before the page returns."""
+        """The changelist's "Create a backup now" button posts here: a job is queued, its page shows the progress."""
         if not self.has_operate_permission(request):
             raise PermissionDenied
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         try:
-            backup = services.backup_create(trigger=BackupTrigger.USER, actor=request.user)
+            job = backup_job_request(BackupOperation.CREATE, request.user)
         except SERVICE_ERRORS as exc:
-            self.message_user(request, f"The backup failed: {exc}", messages.ERROR)
+            self.message_user(request, f"No backup was queued: {exc}", messages.ERROR)
+        except QueueUnavailable as exc:
+            queue_refusal_message(self, request, exc)
         else:
-            self.message_user(
-                request,
-                f"{backup} completed: {filesizeformat(backup.size_bytes)} in {_seconds(backup.duration_seconds)}.",
-                messages.SUCCESS,
-            )
+            self.message_user(request, _job_queued(job, "a worker takes the backup"), messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:backups_backup_changelist"))
 
     @admin.action(description="Verify selected backups (restore each into a scratch database)", permissions=["operate"])
@@ -162,18 +169,16 @@ class BackupAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
                 messages.ERROR,
             )
             return
-        for backup in backups:
+        for index, backup in enumerate(backups):
             try:
-                backup = restore.backup_verify(backup=backup, actor=request.user)
+                job = backup_job_request(BackupOperation.VERIFY, request.user, backup=backup)
             except SERVICE_ERRORS as exc:
                 self.message_user(request, f"{backup} was not verified: {exc}", messages.ERROR)
-                continue
-            if backup.status == BackupStatus.VERIFIED:
-                self.message_user(request, f"{backup} verified by a restore.", messages.SUCCESS)
+            except QueueUnavailable as exc:
+                queue_refusal_message(self, request, exc, left=len(backups) - index - 1)
+                return
             else:
-                self.message_user(
-                    request, f"{backup} failed its verification: {backup.verification['message']}", messages.ERROR
-                )
+                self.message_user(request, _job_queued(job, f"it verifies {backup}"), messages.SUCCESS)
 
     # --- Restore
 
@@ -217,3 +222,32 @@ class BackupAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
                 # relying on a session and messages that may not exist in the restored database.
                 context["safety"] = safety
         return TemplateResponse(request, RESTORE_TEMPLATE, context)
+
+
+@admin.register(BackupJob)
+class BackupJobAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
+    """Backup jobs as workers run them: read-only (the API and the backup list's buttons make them)."""
+
+    list_display = ["id", "operation", "status", "backup_link", "owner", "written", "created_at", "duration", "error"]
+    list_filter = ["status", "operation", "created_at"]
+    list_select_related = ["owner"]
+    fields = [
+        "id", "operation", "status", "backup_link", "owner", "written", "cancellable", "error", "created_at",
+        "queued_at", "started_at", "finished_at", "duration", "attempts", "max_attempts", "worker", "heartbeat_at",
+    ]  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="Backup", ordering="backup")
+    def backup_link(self, job: BackupJob) -> str:
+        if job.backup_id is None:
+            return "—"
+        url = reverse("admin:backups_backup_change", args=[job.backup_id])
+        return format_html('<a href="{}">Backup #{}</a>', url, job.backup_id)
+
+    @admin.display(description="Written", ordering="progress_done")
+    def written(self, job: BackupJob) -> str:
+        return filesizeformat(job.progress_done) if job.operation == BackupOperation.CREATE else "—"
+
+    @admin.display(description="Duration", ordering="duration_seconds")
+    def duration(self, job: BackupJob) -> str:
+        return _seconds(job.duration_seconds)

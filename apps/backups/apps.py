@@ -8,7 +8,22 @@ class BackupsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.core.health import health_check_register
+        from apps.jobs.kinds import ADMINISTRATORS, JobKind, job_kind_register
 
+        from . import jobs, tasks
         from .health import BACKUPS_CHECK
+        from .models import BackupJob
 
         health_check_register(BACKUPS_CHECK)
+        job_kind_register(
+            JobKind(
+                name=jobs.KIND,
+                model=BackupJob,
+                audit_prefix="backup.job",
+                send=tasks.backup_jobs_send,
+                visible_to=jobs.backup_jobs_visible_to,
+                audience=ADMINISTRATORS,
+                details=jobs.backup_job_details,
+                changes=jobs.backup_job_changes,
+            )
+        )

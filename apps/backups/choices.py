@@ -14,3 +14,11 @@ class BackupTrigger(models.TextChoices):
     USER = "user", "A user"
     SCHEDULE = "schedule", "The schedule"
     SAFETY = "safety", "Safety backup before a restore"
+
+
+class BackupOperation(models.TextChoices):
+    """What a backup job does: the job has the lifecycle, the backup the result."""
+
+    CREATE = "create", "Create"
+    VERIFY = "verify", "Verify"
+    RESTORE = "restore", "Restore"

@@ -1,9 +1,12 @@
-"""Database backups: where each one is, what it holds, and how its verification went."""
+"""Database backups: where each one is, what it holds, and how its verification went; the jobs that make,
+verify and restore them."""
 
 from django.conf import settings
 from django.db import models
 
-from .choices import BackupStatus, BackupTrigger
+from apps.jobs.models import Job
+
+from .choices import BackupOperation, BackupStatus, BackupTrigger
 
 
 class Backup(models.Model):
@@ -36,3 +39,42 @@ class Backup(models.Model):
 
     def __str__(self) -> str:
         return f"Backup #{self.pk} of {self.started_at:%Y-%m-%d %H:%M} UTC" if self.started_at else "Backup"
+
+
+class BackupJob(Job):
+    """A backup made, verified or restored by a worker. The job has the lifecycle; the backup the result."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="backup_jobs",
+        help_text="The administrator who asked; none for the schedule.",
+    )
+    operation = models.CharField(max_length=8, choices=BackupOperation.choices)
+    backup = models.ForeignKey(
+        Backup,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        help_text="The backup verified or restored; for a create job, the one it made (set once it has a row).",
+    )
+    cancellable = models.BooleanField(
+        default=True, help_text="False once pg_restore has started: from then on the job runs to its end."
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "-id"], name="backupjob_status_recent")]
+
+    def __str__(self) -> str:
+        return f"Backup job #{self.pk}"
+
+    @property
+    def name(self) -> str:
+        """What the job does, as the stream and the admin show it."""
+        if self.backup_id is None:
+            return f"{self.get_operation_display()} a backup"
+        return f"{self.get_operation_display()} backup #{self.backup_id}"

@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -33,13 +33,14 @@ from apps.audit.services import event_record
 from .choices import BackupStatus, BackupTrigger
 from .keys import key_id
 from .metrics import backup_metrics_record
-from .models import Backup
+from .models import Backup, BackupJob
 from .selectors import RESTORABLE, VERIFIABLE
 from .services import (
     READ_SIZE,
     BackupError,
     backup_create,
     configured_key,
+    database_connection,
     libpq_environment,
     sqlite_row_counts,
     table_row_counts,
@@ -173,19 +174,12 @@ def _pg_restore(backup: Backup, key: bytes, options: list[str], *, database: str
         raise _CheckFailed("restore", f"pg_restore failed (exit {code}): {last}")
 
 
-def _server_connection(database: str) -> psycopg.Connection:
-    """A plain autocommit connection with the portal's credentials (CREATE/DROP DATABASE refuse transactions)."""
-    params = connection.get_connection_params()
-    params["dbname"] = database
-    return psycopg.connect(**params, autocommit=True)
-
-
 def _postgres_scratch_counts(backup: Backup, key: bytes) -> tuple[str, dict[str, int]]:
     """Restore into a new scratch database, count its rows, and drop it again whatever happened."""
     _pg_restore_program()  # before creating a database it would need
     scratch = f"opsdeck_verify_{backup.pk}_{secrets.token_hex(4)}"
     try:
-        server = _server_connection("postgres")
+        server = database_connection("postgres")
     except psycopg.Error as exc:
         raise BackupError(
             f"Cannot reach the 'postgres' maintenance database to create a scratch database: {exc}"
@@ -197,7 +191,7 @@ def _postgres_scratch_counts(backup: Backup, key: bytes) -> tuple[str, dict[str,
             raise BackupError(f"Cannot create a scratch database ({exc}): the database user needs CREATEDB.") from None
         try:
             _pg_restore(backup, key, ["--no-owner", "--exit-on-error"], database=scratch)
-            with closing(_server_connection(scratch)) as restored, restored.cursor() as cursor:
+            with closing(database_connection(scratch)) as restored, restored.cursor() as cursor:
                 counts = table_row_counts(cursor)
         finally:
             server.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
@@ -297,7 +291,7 @@ def _scratch_counts(backup: Backup, key: bytes) -> tuple[str, dict[str, int]]:
     raise BackupError(f"Backup #{backup.pk} is of a {backup.database_engine} database, which cannot be verified.")
 
 
-def _verification_checks(backup: Backup, key: bytes, checks: list[dict]) -> int:
+def _verification_checks(backup: Backup, key: bytes, checks: list[dict], restore_starting: Callable[[], None]) -> int:
     """Run the checks in order, appending each result; returns the number of tables compared."""
 
     def passed(name: str, detail: str) -> None:
@@ -305,6 +299,7 @@ def _verification_checks(backup: Backup, key: bytes, checks: list[dict]) -> int:
 
     passed("checksum", _check_file(backup))
     passed("key", _check_key(backup, key))
+    restore_starting()
     where, counts = _scratch_counts(backup, key)
     passed("restore", f"restored into {where}")
     differences = _count_differences(backup.row_counts, counts)
@@ -314,7 +309,14 @@ def _verification_checks(backup: Backup, key: bytes, checks: list[dict]) -> int:
     return len(counts)
 
 
-def backup_verify(*, backup: Backup, actor=None) -> Backup:
+def verifiable_key(backup: Backup) -> bytes:
+    """The key to verify ``backup`` with; BackupError (409) when it cannot be verified: no stored file, no key."""
+    if backup.status not in VERIFIABLE:
+        raise BackupError(f"Backup #{backup.pk} is {backup.status}: only completed backups can be verified.")
+    return configured_key()
+
+
+def backup_verify(*, backup: Backup, actor=None, restore_starting: Callable[[], None] = lambda: None) -> Backup:
     """Prove that a backup restores: checksum, key, a real restore into scratch space, and row counts.
 
     PostgreSQL: pg_restore into a temporary database (dropped afterwards, whatever happened); SQLite: a private
@@ -322,15 +324,16 @@ def backup_verify(*, backup: Backup, actor=None) -> Backup:
     ``verification`` report says which check failed and why (``reason``: missing, checksum, truncated,
     wrong_key, restore or row_counts). A bad backup never raises; BackupError means the check itself could not
     run (no key configured, pg_restore missing, a backup that was never completed).
+
+    ``restore_starting()`` is called after the file checks, before the scratch restore; an exception it raises
+    stops the verification and leaves the backup as it was.
     """
-    if backup.status not in VERIFIABLE:
-        raise BackupError(f"Backup #{backup.pk} is {backup.status}: only completed backups can be verified.")
-    key = configured_key()
+    key = verifiable_key(backup)
     started = time.monotonic()
     checks: list[dict] = []
     reason, message, tables = None, "", 0
     try:
-        tables = _verification_checks(backup, key, checks)
+        tables = _verification_checks(backup, key, checks, restore_starting)
     except _CheckFailed as failure:
         reason, message = failure.reason, failure.message
         checks.append({"check": reason, "ok": False, "detail": message})
@@ -361,25 +364,42 @@ def backup_verify(*, backup: Backup, actor=None) -> Backup:
 # --- Restore
 
 
-def _catalogue_rewrite(rows: list[dict]) -> None:
-    """Put back the backup records as they were before the restore.
+def _rows_rewrite(model, rows: list[dict]) -> None:
+    """Put back a table's rows as they were before the restore; links to users the restored database lacks
+    become null."""
+    user_model = get_user_model()
+    user_fields = [
+        field.attname
+        for field in model._meta.concrete_fields
+        if field.is_relation and field.related_model is user_model
+    ]
+    user_ids = {row[name] for row in rows for name in user_fields} - {None}
+    users = set(user_model.objects.filter(pk__in=user_ids).values_list("pk", flat=True))
+    rows = [{**row, **{name: row[name] if row[name] in users else None for name in user_fields}} for row in rows]
+    fields = [field.name for field in model._meta.concrete_fields if not field.primary_key]
+    # Inserting stamps auto_now(_add) fields with the current time: the recorded times are put back after.
+    stamped = [field.name for field in model._meta.concrete_fields if getattr(field, "auto_now_add", False)]
+    model.objects.exclude(pk__in=[row["id"] for row in rows]).delete()
+    model.objects.bulk_create(
+        [model(**row) for row in rows], update_conflicts=True, unique_fields=["id"], update_fields=fields
+    )
+    if stamped and rows:
+        model.objects.bulk_update([model(**row) for row in rows], stamped)
+    with connection.cursor() as cursor:
+        for statement in connection.ops.sequence_reset_sql(no_style(), [model]):
+            cursor.execute(statement)
+
+
+def _catalogue_rewrite(catalogue: dict) -> None:
+    """Put back the backup records and the backup jobs as they were before the restore.
 
     The restored tables describe the database at backup time, but the files in storage (the safety backup among
-    them) are still there: without this the catalogue would forget them, and show the restored backup as running.
+    them) are still there: without this the catalogue would forget them, show the restored backup as running, and
+    a job that was running when it was taken would look lost and run again.
     """
-    user_ids = {row["triggered_by_id"] for row in rows} - {None}
-    users = set(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", flat=True))
-    records = [
-        Backup(**{**row, "triggered_by_id": row["triggered_by_id"] if row["triggered_by_id"] in users else None})
-        for row in rows
-    ]
-    fields = [field.name for field in Backup._meta.concrete_fields if not field.primary_key]
     with transaction.atomic():
-        Backup.objects.exclude(pk__in=[row["id"] for row in rows]).delete()
-        Backup.objects.bulk_create(records, update_conflicts=True, unique_fields=["id"], update_fields=fields)
-        with connection.cursor() as cursor:
-            for statement in connection.ops.sequence_reset_sql(no_style(), [Backup]):
-                cursor.execute(statement)
+        for model, rows in catalogue.items():
+            _rows_rewrite(model, rows)
 
 
 def backup_restore(*, backup: Backup, actor) -> Backup:
@@ -410,7 +430,7 @@ def backup_restore(*, backup: Backup, actor) -> Backup:
         safety = backup_create(trigger=BackupTrigger.SAFETY, actor=actor)
     except BackupError as exc:
         raise BackupError(f"The safety backup failed, so nothing was restored: {exc}") from None
-    catalogue = list(Backup.objects.values())
+    catalogue = {model: list(model.objects.values()) for model in (Backup, BackupJob)}
     audit_head = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
     started = time.monotonic()
     changes = {"safety_backup_id": safety.pk, "restored_by": actor.get_username() if actor is not None else ""}

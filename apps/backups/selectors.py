@@ -103,19 +103,3 @@ def backups_health(*, now: datetime | None = None) -> tuple[bool, str]:
     verified = last_verified_backup()
     checked = f"last verification passed (backup #{verified.pk})" if verified is not None else "not verified yet"
     return True, f"last successful backup #{newest.pk} {_hours(age)} ago; {checked}"
-
-
-def backup_update_message(backup: Backup, *, actor, bytes_written: int) -> dict:
-    """The live ``job.update`` message of a backup being written (README: "Live job updates")."""
-    return {
-        "type": "job.update",
-        "kind": "backup",
-        "id": backup.pk,
-        "name": backup.path,
-        "owner": actor.get_username() if getattr(actor, "is_authenticated", False) else "",
-        "status": backup.status,
-        "updated_at": timezone.now().isoformat(),
-        "queue_position": None,
-        "error": backup.error or None,
-        "progress": {"bytes_written": bytes_written},
-    }

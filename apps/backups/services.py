@@ -6,24 +6,23 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
+import psycopg
 from django.core.files.storage import storages
-from django.db import connection, transaction
-from django.db.migrations.recorder import MigrationRecorder
+from django.db import connection
 from django.utils import timezone
 
 from apps.audit.services import event_record
 from apps.core.errors import ApplicationError
-from apps.core.services import admin_job_updates_publish
 
 from .choices import BackupStatus, BackupTrigger
 from .keys import BackupKeyError, backup_key, key_id
 from .metrics import backup_metrics_record
 from .models import Backup
-from .selectors import VERIFIABLE, backup_update_message
+from .selectors import VERIFIABLE
 from .stream import EncryptingWriter
 
 STORAGE_NAME = "backups"
@@ -52,11 +51,10 @@ def backup_storage():
 # --- What the database holds
 
 
-def _applied_migrations() -> dict[str, str]:
-    latest: dict[str, str] = {}
-    for app, name in MigrationRecorder.Migration.objects.order_by("app", "name").values_list("app", "name"):
-        latest[app] = name
-    return latest
+def _applied_migrations(cursor) -> dict[str, str]:
+    """Latest applied migration per app, read through ``cursor`` (the snapshot being dumped)."""
+    cursor.execute("SELECT app, name FROM django_migrations ORDER BY app, name")
+    return dict(cursor.fetchall())
 
 
 def table_row_counts(cursor) -> dict[str, int]:
@@ -71,7 +69,21 @@ def table_row_counts(cursor) -> dict[str, int]:
 # --- Create
 
 
-def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
+class BackupWatcher:
+    """Follows a backup being written. This one does nothing (the command line, the schedule); a backup job's
+    records the backup and its progress, and stops the dumper when the job is cancelled."""
+
+    def started(self, backup: Backup) -> None:
+        """The backup has its row (status running)."""
+
+    def dumping(self, stop: Callable[[], None]) -> None:
+        """The dumper runs; ``stop()`` kills it (the backup then fails)."""
+
+    def written(self, backup: Backup, size: int) -> None:
+        """``size`` bytes of the encrypted file are written; may raise to stop the backup."""
+
+
+def backup_create(*, trigger: str = BackupTrigger.USER, actor=None, watcher: BackupWatcher | None = None) -> Backup:
     """Dump the database into an encrypted, checksummed file in the backup storage.
 
     PostgreSQL: ``pg_dump --format=custom`` of a snapshot whose row counts are
@@ -80,6 +92,7 @@ def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
     storage: it never lands on disk and is never whole in memory. A failure
     leaves a ``failed`` record and no file.
     """
+    watcher = watcher or BackupWatcher()
     key = configured_key()
     backup = Backup.objects.create(
         status=BackupStatus.RUNNING,
@@ -93,27 +106,19 @@ def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
     backup.path = f"opsdeck-{timezone.now():%Y%m%dT%H%M%SZ}-{backup.pk}.backup"
     started = time.monotonic()
     storage = backup_storage()
-    progress = BackupProgress(backup, actor)
-    progress.publish(0, now=True)
+    watcher.started(backup)
     try:
         if location := getattr(storage, "location", None):
             Path(location).mkdir(parents=True, exist_ok=True)
-        with _dump_source(backup) as chunks, storage.open(backup.path, "wb") as out:
+        with _dump_source(backup, watcher) as chunks, storage.open(backup.path, "wb") as out:
             writer = EncryptingWriter(out, key=key, compression=backup.compression)
             for chunk in chunks:
                 writer.write(chunk)
-                progress.publish(writer.bytes_out)
+                watcher.written(backup, writer.bytes_out)
             writer.close()
     except BaseException as exc:
-        storage.delete(backup.path)
-        backup.status, backup.error = BackupStatus.FAILED, _failure_message(exc)
-        backup.finished_at = timezone.now()
-        backup.save()
-        event_record(
-            action="backup.created", actor=actor, obj=backup, outcome="failure", changes={"error": backup.error}
-        )
-        progress.publish(0, now=True)
-        if isinstance(exc, Exception):
+        backup_failed(backup, _failure_message(exc), actor=actor)
+        if isinstance(exc, Exception) and not isinstance(exc, BackupError):
             raise BackupError(backup.error) from exc
         raise
     backup.status = BackupStatus.COMPLETED
@@ -128,8 +133,15 @@ def backup_create(*, trigger: str = BackupTrigger.USER, actor=None) -> Backup:
         changes={"size_bytes": backup.size_bytes, "sha256": backup.sha256, "key_id": backup.key_id},
     )
     backup_metrics_record(backup)
-    progress.publish(backup.size_bytes, now=True)
     return backup
+
+
+def backup_failed(backup: Backup, error: str, *, actor=None) -> None:
+    """Record that writing a backup failed: no file is left, the record says why (audited)."""
+    backup_storage().delete(backup.path)
+    backup.status, backup.error, backup.finished_at = BackupStatus.FAILED, error, timezone.now()
+    backup.save()
+    event_record(action="backup.created", actor=actor, obj=backup, outcome="failure", changes={"error": error})
 
 
 # --- Handing out the stored file
@@ -161,26 +173,6 @@ def backup_manifest(*, backup: Backup, actor) -> Backup:
     return backup
 
 
-class BackupProgress:
-    """Live ``job.update`` messages (kind "backup", bytes written, at most every half second).
-
-    To administrators' streams only: backups are their business, not that of
-    everyone who may watch all jobs.
-    """
-
-    interval_seconds = 0.5
-
-    def __init__(self, backup: Backup, actor):
-        self.backup, self.actor = backup, actor
-        self.sent_at = 0.0
-
-    def publish(self, bytes_written: int, *, now: bool = False) -> None:
-        if not now and time.monotonic() - self.sent_at < self.interval_seconds:
-            return
-        self.sent_at = time.monotonic()
-        admin_job_updates_publish([backup_update_message(self.backup, actor=self.actor, bytes_written=bytes_written)])
-
-
 def _compression() -> str:
     from django.conf import settings
 
@@ -196,9 +188,9 @@ def _failure_message(exc: BaseException) -> str:
 
 
 @contextmanager
-def _dump_source(backup: Backup) -> Iterator[Iterator[bytes]]:
+def _dump_source(backup: Backup, watcher: BackupWatcher) -> Iterator[Iterator[bytes]]:
     if connection.vendor == "postgresql":
-        with _postgres_dump(backup) as chunks:
+        with _postgres_dump(backup, watcher) as chunks:
             yield chunks
     elif connection.vendor == "sqlite":
         yield _sqlite_dump(backup)
@@ -207,25 +199,28 @@ def _dump_source(backup: Backup) -> Iterator[Iterator[bytes]]:
 
 
 @contextmanager
-def _postgres_dump(backup: Backup) -> Iterator[Iterator[bytes]]:
+def _postgres_dump(backup: Backup, watcher: BackupWatcher) -> Iterator[Iterator[bytes]]:
     pg_dump = shutil.which("pg_dump")
     if pg_dump is None:
         raise BackupError("pg_dump is not installed: install the PostgreSQL client (postgresql-client).")
     # A repeatable-read transaction exports its snapshot: pg_dump dumps exactly what the row counts
-    # recorded here see, even while the portal keeps writing (the audit trail, jobs).
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    # recorded here see, even while the portal keeps writing (the audit trail, jobs). It holds a connection of its
+    # own, so that the portal's connection stays free to record progress meanwhile.
+    with closing(database_connection(connection.settings_dict["NAME"])) as snapshot_holder:
+        cursor = snapshot_holder.cursor()
+        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cursor.execute("SELECT pg_export_snapshot(), current_setting('server_version')")
         snapshot, server_version = cursor.fetchone()
         backup.server_version = f"PostgreSQL {server_version}"
         backup.row_counts = table_row_counts(cursor)
-        backup.migrations = _applied_migrations()
+        backup.migrations = _applied_migrations(cursor)
         process = subprocess.Popen(  # noqa: S603 - fixed program, arguments from settings
             [pg_dump, "--format=custom", "--compress=0", f"--snapshot={snapshot}", "--no-password"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=libpq_environment(),
         )
+        watcher.dumping(process.kill)
         try:
             yield iter(lambda: process.stdout.read(READ_SIZE), b"")
         finally:
@@ -237,9 +232,19 @@ def _postgres_dump(backup: Backup) -> Iterator[Iterator[bytes]]:
 
 
 def _pg_dump_error(stderr: str, code: int) -> str:
+    if code < 0:
+        return f"pg_dump was stopped by signal {-code} (the backup was cancelled, or its worker stopped)."
     if "server version mismatch" in stderr or "aborting because of server version mismatch" in stderr:
         return f"pg_dump is older than the database server: {stderr.splitlines()[-1]}. Install a matching client."
     return f"pg_dump failed (exit {code}): {stderr.splitlines()[-1] if stderr else 'no message'}"
+
+
+def database_connection(database: str) -> psycopg.Connection:
+    """A plain autocommit connection with the portal's credentials to ``database`` (a snapshot to export, or
+    CREATE/DROP DATABASE, which refuse transactions)."""
+    params = connection.get_connection_params()
+    params["dbname"] = database
+    return psycopg.connect(**params, autocommit=True)
 
 
 def libpq_environment() -> dict[str, str]:
@@ -281,7 +286,7 @@ def _sqlite_dump(backup: Backup) -> Iterator[bytes]:
         source.backup(copy)
         backup.server_version = f"SQLite {sqlite3.sqlite_version}"
         backup.row_counts = sqlite_row_counts(copy)
-        backup.migrations = _applied_migrations()
+        backup.migrations = _applied_migrations(copy.cursor())
         image = copy.serialize()
     finally:
         source.close()

@@ -1,11 +1,31 @@
-"""Scheduled backups: the nightly backup, the weekly verification by restore, and the daily pruning."""
+"""Backup jobs (the backups.run_job task), and the scheduled backups: the nightly backup, the weekly verification
+by restore, and the daily pruning.
+
+The scheduled ones run on a worker already, so they call the services directly (no job row): their maintenance
+runs record how they went.
+"""
+
+from celery import shared_task
 
 from apps.core.maintenance import maintenance_task
 
 from . import retention, services
 from .choices import BackupStatus, BackupTrigger
+from .jobs import backup_job_run
 from .restore import backup_verify
 from .selectors import backups_to_verify_weekly
+
+
+@shared_task(bind=True, name="backups.run_job", acks_late=True)
+def run_job(task, job_id: int) -> None:
+    """Run one backup job (create or verify); the job's row says how it went."""
+    backup_job_run(job_id, task_id=task.request.id or "", worker=task.request.hostname or "")
+
+
+def backup_jobs_send(jobs: list) -> None:
+    """Put the queued backup jobs on the broker (the maintenance queue, CELERY_TASK_ROUTES)."""
+    for job in jobs:
+        run_job.apply_async(args=[job.pk])
 
 
 def backup_create_scheduled() -> str:

@@ -14,20 +14,36 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.core.admin_mixins import ServiceWrittenAdminMixin
+from apps.jobs.choices import JobStatus
 
 from .models import Report
 
 
 @admin.register(Report)
 class ReportAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "kind", "format", "period", "status", "requested_by", "scheduled", "size", "created_at"]
+    list_display = ["id", "kind", "format", "period", "status", "owner", "scheduled", "size", "created_at"]
     list_filter = ["kind", "format", "status", "scheduled", "created_at"]
-    list_select_related = ["requested_by"]
-    search_fields = ["requested_by__username", "sha256"]
+    list_select_related = ["owner"]
+    search_fields = ["owner__username", "sha256"]
     date_hierarchy = "created_at"
     fieldsets = [
         (None, {"fields": ["id", "kind", "format", "period_start", "period_end", "filters", "scheduled"]}),
-        ("State", {"fields": ["status", "progress", "error", "requested_by", "created_at", "finished_at"]}),
+        (
+            "State",
+            {
+                "fields": [
+                    "status",
+                    "progress",
+                    "error",
+                    "owner",
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                    "attempts",
+                    "worker",
+                ]
+            },
+        ),
         (
             "Signed file",
             {
@@ -56,13 +72,17 @@ class ReportAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
     def period(self, report: Report) -> str:
         return f"{report.period_start:%Y-%m-%d %H:%M} to {report.period_end:%Y-%m-%d %H:%M}"
 
+    @admin.display(description="Progress")
+    def progress(self, report: Report) -> str:
+        return f"{report.percent} %"
+
     @admin.display(description="Size", ordering="size_bytes")
     def size(self, report: Report) -> str:
         return filesizeformat(report.size_bytes) if report.size_bytes is not None else "—"
 
     @admin.display(description="File")
     def file_link(self, report: Report) -> str:
-        if not report.file or report.status != "completed":
+        if not report.file or report.status != JobStatus.COMPLETED:
             return "—"
         # Downloads go through the compliance page: it asks for a fresh second factor and audits them.
         return format_html(

@@ -16,10 +16,3 @@ class ReportFormat(models.TextChoices):
     CSV = "csv", "CSV"
     JSON = "json", "JSON"
     PDF = "pdf", "PDF"
-
-
-class ReportStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"

@@ -1,5 +1,7 @@
 """Celery tasks of compliance reports: doors into apps.compliance.services."""
 
+import os
+
 from celery import shared_task
 
 from apps.core.maintenance import maintenance_task
@@ -7,10 +9,11 @@ from apps.core.maintenance import maintenance_task
 from . import services
 
 
-@shared_task(name="compliance.generate_report", acks_late=True, reject_on_worker_lost=True)
-def generate_report(report_id: int) -> str:
+@shared_task(bind=True, name="compliance.generate_report", acks_late=True, reject_on_worker_lost=True)
+def generate_report(task, report_id: int) -> str:
     """Generate this report (skipped when it is gone or already finished; started again after a lost worker)."""
-    return services.report_generate(report_id=report_id)
+    worker = f"{task.request.hostname or 'worker'} pid {os.getpid()}"
+    return services.report_generate(report_id=report_id, task_id=task.request.id or "", worker=worker)
 
 
 reports_monthly = maintenance_task("reports_monthly", services.monthly_reports_request)

@@ -1,7 +1,6 @@
 """Websocket consumers of the portal core, and what other apps contribute to them.
 
-Core imports no app: accounts installs the access rule and other apps add their jobs to the /ws/jobs/ snapshot
-from their ``AppConfig.ready``.
+Core imports no app: accounts installs the access rule from its ``AppConfig.ready``.
 """
 
 from collections.abc import Callable
@@ -23,24 +22,12 @@ def _refuse_every_socket(*, scope) -> str:
 
 # Why a socket may not open or must close now (None while it may stay); accounts installs its rule.
 _websocket_refusal: Callable[..., str | None] = _refuse_every_socket
-# Each job kind's part of the /ws/jobs/ snapshot, by kind.
-_job_snapshot_parts: dict[str, Callable[..., list[dict]]] = {}
 
 
 def websocket_refusal_install(rule: Callable[..., str | None]) -> None:
     """Make ``rule(scope=...)`` decide who may keep a socket open; until then every socket is refused."""
     global _websocket_refusal
     _websocket_refusal = rule
-
-
-def job_snapshot_part_register(kind: str, part: Callable[..., list[dict]]) -> None:
-    """Add ``part(user)``, the ``job.update`` messages of one more job kind, to every /ws/jobs/ snapshot."""
-    _job_snapshot_parts[kind] = part
-
-
-def job_snapshot_parts(user) -> list[dict]:
-    """The registered kinds' snapshot messages for ``user``, kind after kind in registration order."""
-    return [message for part in _job_snapshot_parts.values() for message in part(user)]
 
 
 class StreamRefused(Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -101,63 +100,6 @@ def live_event_publish(*, group: str, event: str, payload: dict) -> None:
         async_to_sync(get_channel_layer().group_send)(group, {"type": "live.event", "event": event, "payload": payload})
     except Exception:
         logger.exception("could not publish live event %s to %s", event, group)
-
-
-# Every job stream (quantum, inference, backups, reports) publishes here: one group per
-# owner, one for the roles that see everyone's jobs, and one for administrators only
-# (backups and other work of the whole portal).
-JOBS_ALL_GROUP = "jobs.all"
-JOBS_ADMINS_GROUP = "jobs.admins"
-
-
-def jobs_owner_group_name(owner_id: int) -> str:
-    """The channel-layer group that carries job updates for one owner."""
-    return f"jobs.owner.{owner_id}"
-
-
-def job_updates_publish(updates: list[tuple[int, dict]]) -> None:
-    """Send ``(owner_id, update)`` pairs to the owners' and the all-jobs streams.
-
-    Each update is a ``{"type": "job.update", ...}`` message; they travel as one
-    ``job.updates`` channel message per group (consumers send them on one by
-    one), so a batch of a thousand jobs costs a handful of Redis round trips.
-    Each goes as ``{"kind", "id", "json"}``: encoded once here rather than once
-    per watching socket.
-    Called after the change is committed; a failure to publish is logged and
-    never undoes the change (clients re-sync on reconnect).
-    """
-    if not updates:
-        return
-    encoded = [
-        (owner_id, {"kind": update["kind"], "id": update["id"], "json": json.dumps(update)})
-        for owner_id, update in updates
-    ]
-    by_owner: dict[int, list[dict]] = {}
-    for owner_id, update in encoded:
-        by_owner.setdefault(owner_id, []).append(update)
-    messages = [(jobs_owner_group_name(owner_id), owned) for owner_id, owned in by_owner.items()]
-    messages.append((JOBS_ALL_GROUP, [update for _, update in encoded]))
-    try:
-        async_to_sync(_job_updates_send)(messages)
-    except Exception:
-        logger.exception("could not publish %d job update(s)", len(updates))
-
-
-def admin_job_updates_publish(updates: list[dict]) -> None:
-    """Send ``job.update`` messages about the portal's own work (backups) to administrators' streams only."""
-    if not updates:
-        return
-    encoded = [{"kind": update["kind"], "id": update["id"], "json": json.dumps(update)} for update in updates]
-    try:
-        async_to_sync(_job_updates_send)([(JOBS_ADMINS_GROUP, encoded)])
-    except Exception:
-        logger.exception("could not publish %d administrators' job update(s)", len(updates))
-
-
-async def _job_updates_send(messages: list[tuple[str, list[dict]]]) -> None:
-    layer = get_channel_layer()
-    for group, updates in messages:
-        await layer.group_send(group, {"type": "job.updates", "updates": updates})
 
 
 def periodic_tasks_set_enabled(*, tasks, enabled: bool | None) -> int:

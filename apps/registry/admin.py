@@ -29,9 +29,11 @@ from apps.core.choices import Role
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable
+from apps.jobs.choices import JobStatus
+from apps.jobs.lifecycle import JobStateError
 
 from . import inference, selectors, services
-from .choices import InferenceKind, InferenceStatus, VersionStatus
+from .choices import InferenceKind, VersionStatus
 from .models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel, name_validator
 
 # One admin action touches at most this many objects: each goes through its service (and audit) one by one.
@@ -642,7 +644,7 @@ class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
                 else " Not every row has a label, so it runs as a batch job without metrics."
             )
             self._outcome(
-                request, version, f"{job.kind} job #{job.pk} queued over {job.rows_total:,} rows.{unlabelled}"
+                request, version, f"{job.kind} job #{job.pk} queued over {job.progress_total:,} rows.{unlabelled}"
             )
         return None
 
@@ -675,10 +677,13 @@ class InferenceJobAdmin(ServiceWrittenAdminMixin, _ServiceActionsMixin, admin.Mo
             {
                 "fields": [
                     "created_at",
+                    "queued_at",
                     "started_at",
+                    "heartbeat_at",
                     "finished_at",
                     "updated_at",
                     "attempts",
+                    "max_attempts",
                     "worker",
                     "celery_task_id",
                 ]
@@ -697,10 +702,10 @@ class InferenceJobAdmin(ServiceWrittenAdminMixin, _ServiceActionsMixin, admin.Mo
     def model_version(self, job: InferenceJob) -> str:
         return str(job.version)
 
-    @admin.display(description="Progress", ordering="rows_done")
+    @admin.display(description="Progress", ordering="progress_done")
     def progress(self, job: InferenceJob) -> str:
-        percent = f" ({job.rows_done / job.rows_total:.0%})" if job.rows_total else ""
-        return f"{job.rows_done:,} / {job.rows_total:,}{percent}"
+        percent = f" ({job.progress_done / job.progress_total:.0%})" if job.progress_total else ""
+        return f"{job.progress_done:,} / {job.progress_total:,}{percent}"
 
     @admin.display(description="Input file")
     def stored_input(self, job: InferenceJob) -> str:
@@ -727,10 +732,10 @@ class InferenceJobAdmin(ServiceWrittenAdminMixin, _ServiceActionsMixin, admin.Mo
         for job in self._selected(request, queryset):
             try:
                 job = inference.inference_job_cancel(job=job, actor=request.user)
-            except services.RegistryError as exc:
+            except (services.RegistryError, JobStateError) as exc:
                 self._outcome(request, job, exc.message, messages.WARNING)
                 continue
-            if job.status == InferenceStatus.CANCELLED:
+            if job.status == JobStatus.CANCELLED:
                 self._outcome(request, job, "cancelled.")
             else:
                 self._outcome(request, job, "asked to stop; it is cancelled within seconds.")

@@ -7,9 +7,9 @@ class RegistryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from apps.core.consumers import job_snapshot_part_register
+        from apps.jobs.kinds import job_kind_register
 
-        from .selectors import inference_jobs_snapshot
+        from .inference import INFERENCE_JOBS
 
-        # Inference jobs share /ws/jobs/ with quantum jobs, which must not import this app.
-        job_snapshot_part_register("inference", inference_jobs_snapshot)
+        # Inference and evaluation jobs run through the job layer and share /ws/jobs/ with the other kinds.
+        job_kind_register(INFERENCE_JOBS)

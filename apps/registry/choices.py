@@ -19,15 +19,3 @@ class VersionStatus(models.TextChoices):
 class InferenceKind(models.TextChoices):
     BATCH = "batch", "Batch inference"
     EVALUATION = "evaluation", "Evaluation (with labels)"
-
-
-class InferenceStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    CANCELLING = "cancelling", "Cancelling"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-FINISHED_INFERENCE_STATUSES = (InferenceStatus.COMPLETED, InferenceStatus.FAILED, InferenceStatus.CANCELLED)

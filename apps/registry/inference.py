@@ -1,7 +1,8 @@
 """Batch inference and evaluation jobs: a CSV or JSONL file of texts run through a model version on a worker.
 
-Every transition (submitted, running, completed, failed, cancelled) is audited and published on /ws/jobs/
-with ``kind: "inference"`` and the rows done so far.
+The job layer (apps.jobs) runs their lifecycle: every transition is audited and published on /ws/jobs/ with
+``kind: "inference"`` and the rows done so far as progress. This module reads the rows, runs them in batches
+and writes the results and evaluation metrics.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, replace
 from itertools import chain, islice
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -24,25 +24,24 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from apps.audit.choices import Outcome
-from apps.audit.services import event_record
 from apps.core.choices import Role
 from apps.core.csv_cells import SafeCsvWriter
 from apps.core.permissions import WRITE_ROLES, has_role
-from apps.core.queueing import QueueUnavailable, enqueue_on_commit
-from apps.core.services import job_updates_publish
+from apps.core.queueing import QueueUnavailable
+from apps.jobs.choices import JobStatus
+from apps.jobs.kinds import JobKind
+from apps.jobs.lifecycle import Outcome, job_cancel, jobs_claim, jobs_finish, jobs_submitted
+from apps.jobs.running import JobRun
 
 from . import selectors, services
 from .artifacts import ArtifactError
-from .choices import FINISHED_INFERENCE_STATUSES, InferenceKind, InferenceStatus, ModelTask
+from .choices import InferenceKind, ModelTask
 from .loading import ModelLoadError, pipelines
 from .metrics import REGISTRY_JOBS
 from .models import InferenceJob, ModelVersion, RegisteredModel
 from .services import RegistryError
 
 MAX_NAME_LENGTH = 200
-PROGRESS_INTERVAL_SECONDS = 0.5
-ACTIVE_STATUSES = (InferenceStatus.RUNNING, InferenceStatus.CANCELLING)
 # Tasks whose per-text outputs ignore padding (feature extraction would return the padded positions too,
 # generation would continue after them), so texts can share one padded forward pass.
 PADDING_SAFE_TASKS = (ModelTask.TEXT_CLASSIFICATION, ModelTask.TOKEN_CLASSIFICATION, ModelTask.FILL_MASK)
@@ -188,6 +187,51 @@ def inference_job_may_change(user, job: InferenceJob) -> bool:
     return has_role(user, Role.ADMIN) or (job.owner_id == user.pk and has_role(user, *WRITE_ROLES))
 
 
+# --- The job kind (registered in RegistryConfig.ready)
+
+
+def _jobs_send(jobs: list[InferenceJob]) -> None:
+    from .tasks import run_inference_job  # tasks import this module
+
+    for job in jobs:
+        run_inference_job.delay(job.pk)
+
+
+def _audit_changes(job: InferenceJob) -> dict:
+    changes = {"status": job.status, "rows_done": job.progress_done}
+    if job.error:
+        changes["error"] = job.error
+    if job.status == JobStatus.COMPLETED:
+        changes["metrics"] = {key: value for key, value in job.metrics.items() if key != "confusion_matrix"}
+    return changes
+
+
+def _job_finished(job: InferenceJob) -> None:
+    """Count the job; a completed evaluation's figures become the version's latest evaluation."""
+    REGISTRY_JOBS.labels(status=job.status).inc()
+    if job.status == JobStatus.COMPLETED and job.kind == InferenceKind.EVALUATION:
+        _version_metrics_merge(job)
+
+
+def _version_metrics_merge(job: InferenceJob) -> None:
+    version = ModelVersion.objects.select_for_update().get(pk=job.version_id)
+    evaluation = {key: job.metrics[key] for key in ("rows", "accuracy", "macro_f1", "confusion_matrix")}
+    version.metrics = {**version.metrics, "evaluation": {"job": job.pk, **evaluation, "at": timezone.now().isoformat()}}
+    version.save(update_fields=["metrics"])
+
+
+INFERENCE_JOBS = JobKind(
+    name="inference",
+    model=InferenceJob,
+    audit_prefix="registry.job",
+    send=_jobs_send,
+    visible_to=selectors.inference_jobs_visible_to,
+    changes=_audit_changes,
+    on_finished=_job_finished,
+    select_related=("owner", "version__model"),
+)
+
+
 # --- Submit
 
 
@@ -219,7 +263,15 @@ def inference_job_create(
             f"{model.task}. Remove the labels to run a batch job.",
             field="file",
         )
-    job = InferenceJob(owner=owner, version=version, kind=kind, name=name, input_format=rows.format, rows_total=total)
+    job = InferenceJob(
+        owner=owner,
+        version=version,
+        kind=kind,
+        name=name,
+        input_format=rows.format,
+        progress_total=total,
+        max_attempts=settings.REGISTRY_MAX_ATTEMPTS,
+    )
     stored = ""
     try:
         upload.seek(0)
@@ -227,17 +279,8 @@ def inference_job_create(
         stored = job.input_file.name
         with transaction.atomic():
             job.save()
-            event_record(
-                action="registry.job.submitted",
-                actor=owner,
-                obj=job,
-                changes={"kind": kind, "rows": total, "model": model.name, "version": version.version},
-            )
-            # Announced before a worker can take it, so "queued" never arrives after "running".
-            transaction.on_commit(lambda: _publish(job))
-            enqueue_on_commit(
-                lambda: _job_enqueue(job.pk), refused=partial(_job_not_queued, job.pk), what=f"job #{job.pk}"
-            )
+            changes = {"kind": kind, "rows": total, "model": model.name, "version": version.version}
+            jobs_submitted(INFERENCE_JOBS, [job], actor=owner, changes=lambda job: changes, what=f"job #{job.pk}")
     except QueueUnavailable:
         raise  # the job was committed (and marked failed): its input file stays with it
     except BaseException:
@@ -272,45 +315,17 @@ def _count(rows: InputRows) -> tuple[int, int]:
     return total, labelled
 
 
-def _job_enqueue(job_id: int) -> None:
-    from .tasks import run_inference_job  # tasks import this module
-
-    run_inference_job.delay(job_id)
-
-
-def _job_not_queued(job_id: int, reason: str) -> None:
-    """Fail the job if still queued after the broker refused its message: no worker would ever take it."""
-    with transaction.atomic():
-        job = _locked(job_id)
-        if job is not None and job.status == InferenceStatus.QUEUED:
-            _finish(job, InferenceStatus.FAILED, f"Not run: {reason}. Submit it again.")
-
-
 # --- Cancel
 
 
 def inference_job_cancel(*, job: InferenceJob, actor) -> InferenceJob:
-    """Cancel a queued job at once; ask the worker to stop a running one (it stops after its current batch)."""
+    """Cancel a queued job at once; ask the worker to stop a running one (it stops after its current batch).
+
+    Raises RegistryError (403) for others' jobs, JobStateError (409) for a finished one.
+    """
     if not inference_job_may_change(actor, job):
         raise RegistryError("Only the job's owner (an operator) or an administrator may cancel it.", status=403)
-    with transaction.atomic():
-        job = _locked(job.pk)
-        if job.status in FINISHED_INFERENCE_STATUSES:
-            raise RegistryError(f"Job #{job.pk} is already {job.status}; there is nothing to cancel.", status=409)
-        if job.status == InferenceStatus.CANCELLING:
-            return job
-        if job.status == InferenceStatus.QUEUED:
-            return _finish(job, InferenceStatus.CANCELLED, f"Cancelled by {actor.get_username()} before it ran.", actor)
-        job.status = InferenceStatus.CANCELLING
-        job.save(update_fields=["status", "updated_at"])
-        event_record(
-            action="registry.job.cancelled",
-            actor=actor,
-            obj=job,
-            changes={"status": [InferenceStatus.RUNNING, InferenceStatus.CANCELLING]},
-        )
-        transaction.on_commit(lambda: _publish(job))
-    return job
+    return job_cancel(INFERENCE_JOBS, job, actor=actor)
 
 
 # --- Running (called by the registry.run_inference_job task)
@@ -319,103 +334,70 @@ def inference_job_cancel(*, job: InferenceJob, actor) -> InferenceJob:
 def inference_job_run(*, job_id: int, task_id: str, worker: str) -> str:
     """Run a queued job batch by batch, writing its results file; returns a summary for the task result.
 
-    A message delivered again after its worker died finds its job running under its own task id:
-    the job runs again from the start, or fails after REGISTRY_MAX_ATTEMPTS.
+    A message delivered again after its worker died runs the job again from the start (see jobs_claim).
     """
-    job, refusal = _claim(job_id, task_id, worker)
-    if job is None:
-        return refusal
-    try:
-        return _execute(job)
-    except SoftTimeLimitExceeded:
-        return _end(
-            job,
-            InferenceStatus.FAILED,
-            f"Stopped by the task time limit after {job.rows_done:,} of {job.rows_total:,} rows "
-            f"(CELERY_TASK_SOFT_TIME_LIMIT = {settings.CELERY_TASK_SOFT_TIME_LIMIT} s).",
-        )
-
-
-def _claim(job_id: int, task_id: str, worker: str) -> tuple[InferenceJob | None, str]:
-    with transaction.atomic():
-        job = _locked(job_id)
-        if job is None:
-            return None, f"Job {job_id} no longer exists."
-        redelivered = job.status in ACTIVE_STATUSES and job.celery_task_id == task_id
-        if redelivered and job.status == InferenceStatus.CANCELLING:
-            _finish(job, InferenceStatus.CANCELLED, "Cancelled; its worker stopped before it finished.")
-            return None, f"Job {job_id} cancelled."
-        if redelivered and job.attempts >= settings.REGISTRY_MAX_ATTEMPTS:
-            _finish(
-                job,
-                InferenceStatus.FAILED,
-                f"The worker running this job was lost {job.attempts} times "
-                f"(REGISTRY_MAX_ATTEMPTS = {settings.REGISTRY_MAX_ATTEMPTS}); not trying again.",
+    claimed = jobs_claim(INFERENCE_JOBS, [job_id], task_id=task_id, worker=worker)
+    if not claimed:
+        status = InferenceJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
+        return f"Job {job_id} is {status}; not run." if status else f"Job {job_id} no longer exists."
+    job = claimed[0]
+    with JobRun(INFERENCE_JOBS, claimed, task_id=task_id) as run:
+        try:
+            outcome = _execute(job, run)
+        except SoftTimeLimitExceeded:
+            outcome = Outcome(
+                JobStatus.FAILED,
+                f"Stopped by the task time limit after {job.progress_done:,} of {job.progress_total:,} rows "
+                f"(CELERY_TASK_SOFT_TIME_LIMIT = {settings.CELERY_TASK_SOFT_TIME_LIMIT} s).",
             )
-            return None, f"Job {job_id} failed: worker lost too often."
-        if job.status != InferenceStatus.QUEUED and not redelivered:
-            return None, f"Job {job_id} is {job.status}; not run."
-        job.status, job.started_at, job.finished_at = InferenceStatus.RUNNING, timezone.now(), None
-        job.attempts += 1
-        job.worker, job.celery_task_id = worker[:200], task_id or ""
-        job.rows_done, job.error = 0, ""
-        job.save(
-            update_fields=[
-                "status", "started_at", "finished_at", "attempts", "worker", "celery_task_id", "rows_done", "error",
-                "updated_at",
-            ]
-        )  # fmt: skip
-        transaction.on_commit(lambda: _publish(job))
-    return job, ""
+    return _end(job, outcome)
 
 
-def _execute(job: InferenceJob) -> str:
+def _execute(job: InferenceJob, run: JobRun) -> Outcome:
     version = job.version
-    task = version.model.task
     started = time.monotonic()
     try:
-        pipeline = pipelines.get(version.pk, services.version_directory_ready(version), task)
+        pipeline = pipelines.get(version.pk, services.version_directory_ready(version), version.model.task)
     except (ModelLoadError, ArtifactError, OSError) as exc:
-        return _end(job, InferenceStatus.FAILED, f"The model {version} could not be loaded: {_reason(exc)}")
+        return Outcome(JobStatus.FAILED, f"The model {version} could not be loaded: {_reason(exc)}")
     confusion: Counter[tuple[str, str]] = Counter()
     try:
         with job.input_file.open("rb") as source, tempfile.TemporaryFile() as result:
             deadline = started + settings.REGISTRY_JOB_TIMEOUT
-            outcome = _rows_run(job, pipeline, InputRows(source), result, confusion, deadline=deadline)
-            if outcome is not None:
-                return _end(job, *outcome)
+            stopped = _rows_run(job, run, pipeline, InputRows(source), result, confusion, deadline=deadline)
+            if stopped is not None:
+                return stopped
             job.result_file.save(f"job-{job.pk}-results.{job.input_format}", File(result), save=False)
     except (RegistryError, OSError) as exc:
-        return _end(job, InferenceStatus.FAILED, f"The input file cannot be read: {_reason(exc)}")
+        return Outcome(JobStatus.FAILED, f"The input file cannot be read: {_reason(exc)}")
     seconds = time.monotonic() - started
-    metrics = {"seconds": round(seconds, 3), "rows_per_second": round(job.rows_done / max(seconds, 1e-9), 1)}
+    metrics = {"seconds": round(seconds, 3), "rows_per_second": round(job.progress_done / max(seconds, 1e-9), 1)}
     if job.kind == InferenceKind.EVALUATION:
         metrics |= _evaluation(confusion, version.labels)
-    return _end(job, InferenceStatus.COMPLETED, metrics=metrics)
+    return Outcome(JobStatus.COMPLETED, fields={"result_file": job.result_file.name, "metrics": metrics})
 
 
 def _rows_run(
-    job: InferenceJob, pipeline, rows: InputRows, result, confusion: Counter, *, deadline: float
-) -> tuple[str, str] | None:
+    job: InferenceJob, run: JobRun, pipeline, rows: InputRows, result, confusion: Counter, *, deadline: float
+) -> Outcome | None:
     """Predict every row batch by batch into ``result`` (rewound at the end), counting (label, prediction)
-    pairs of an evaluation in ``confusion``; the status and error to end with when the job must stop early."""
+    pairs of an evaluation in ``confusion``; how the job ends when it must stop early."""
     task = job.version.model.task
     writer = _ResultWriter(result, rows, task)
-    progress = _Progress(job)
     for batch in _batches(rows, settings.REGISTRY_JOB_BATCH_SIZE):
-        if stop := _stop_reason(job, deadline):
+        if stop := _stop_reason(job, run, deadline):
             return stop
         try:
             outputs = _predict(pipeline, [row.text for row in batch], task)
         except Exception as exc:  # the model's own failure on these inputs, reported to the user
-            return InferenceStatus.FAILED, (
-                f"The model failed on rows {batch[0].number} to {batch[-1].number}: {type(exc).__name__}: {exc}"
+            return Outcome(
+                JobStatus.FAILED,
+                f"The model failed on rows {batch[0].number} to {batch[-1].number}: {type(exc).__name__}: {exc}",
             )
         writer.write(batch, outputs)
         if job.kind == InferenceKind.EVALUATION:
             confusion.update((row.label, output["label"]) for row, output in zip(batch, outputs, strict=True))
-        job.rows_done += len(batch)
-        progress.report()
+        run.progress(job, job.progress_done + len(batch))
     result.seek(0)
     return None
 
@@ -430,17 +412,14 @@ def _batches(rows: Iterable[InputRow], size: int) -> Iterator[list[InputRow]]:
         yield batch
 
 
-def _stop_reason(job: InferenceJob, deadline: float) -> tuple[str, str] | None:
-    """Why the worker must stop before the next batch (the status and error to end with), or None to go on.
-
-    A job no longer running is being cancelled (or was reaped, and then _end drops the run).
-    """
-    if InferenceJob.objects.filter(pk=job.pk).values_list("status", flat=True).first() != InferenceStatus.RUNNING:
-        return InferenceStatus.CANCELLED, ""
+def _stop_reason(job: InferenceJob, run: JobRun, deadline: float) -> Outcome | None:
+    """How the job ends if the worker must stop before the next batch (cancelled, timed out), or None to go on."""
+    done = f"{job.progress_done:,} of {job.progress_total:,} rows"
+    if run.cancel_requested.is_set():
+        return Outcome(JobStatus.CANCELLED, f"Cancelled while running, after {done}.")
     if time.monotonic() > deadline:
-        return InferenceStatus.FAILED, (
-            f"Timed out after {settings.REGISTRY_JOB_TIMEOUT} s (REGISTRY_JOB_TIMEOUT), "
-            f"{job.rows_done:,} of {job.rows_total:,} rows done."
+        return Outcome(
+            JobStatus.FAILED, f"Timed out after {settings.REGISTRY_JOB_TIMEOUT} s (REGISTRY_JOB_TIMEOUT), {done} done."
         )
     return None
 
@@ -494,25 +473,6 @@ class _Utf8:
         return self.raw.write(text.encode())
 
 
-class _Progress:
-    """Rows done written and published at most every PROGRESS_INTERVAL_SECONDS (the final state always is)."""
-
-    def __init__(self, job: InferenceJob):
-        self.job, self.reported_at = job, time.monotonic()
-
-    def report(self) -> None:
-        if time.monotonic() - self.reported_at < PROGRESS_INTERVAL_SECONDS:
-            return
-        self.reported_at = time.monotonic()
-        job = self.job
-        job.updated_at = timezone.now()
-        # Nothing is published once the job is being cancelled: "running" must not follow "cancelling".
-        if InferenceJob.objects.filter(pk=job.pk, status=InferenceStatus.RUNNING).update(
-            rows_done=job.rows_done, updated_at=job.updated_at
-        ):
-            _publish(job)
-
-
 def _evaluation(confusion: Counter[tuple[str, str]], model_labels: list[str]) -> dict:
     """Accuracy, macro-F1 and the confusion matrix (rows: true labels, columns: predictions) from pair counts."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
@@ -534,91 +494,17 @@ def _evaluation(confusion: Counter[tuple[str, str]], model_labels: list[str]) ->
     }
 
 
-def _end(job: InferenceJob, status: str, error: str = "", *, metrics: dict | None = None) -> str:
-    """Record the end of a run, unless the job was reaped meanwhile; a job being cancelled ends cancelled."""
-    with transaction.atomic():
-        current = _locked(job.pk)
-        if current is None or current.status not in ACTIVE_STATUSES:
-            if job.result_file:
-                job.result_file.delete(save=False)
-            return f"Job {job.pk} was {current.status if current else 'deleted'} meanwhile; its run is dropped."
-        current.rows_done = job.rows_done
-        if current.status == InferenceStatus.CANCELLING:
-            status = InferenceStatus.CANCELLED
-            error = f"Cancelled while running, after {job.rows_done:,} of {job.rows_total:,} rows."
-        if status == InferenceStatus.COMPLETED:
-            current.result_file, current.metrics = job.result_file.name, metrics
-            if current.kind == InferenceKind.EVALUATION:
-                _version_metrics_merge(current)
-        elif job.result_file:
-            job.result_file.delete(save=False)
-        _finish(current, status, error)
-    return f"Job {job.pk} {status}{f': {error}' if error else ''}"
-
-
-def _version_metrics_merge(job: InferenceJob) -> None:
-    version = ModelVersion.objects.select_for_update().get(pk=job.version_id)
-    evaluation = {key: job.metrics[key] for key in ("rows", "accuracy", "macro_f1", "confusion_matrix")}
-    version.metrics = {**version.metrics, "evaluation": {"job": job.pk, **evaluation, "at": timezone.now().isoformat()}}
-    version.save(update_fields=["metrics"])
-
-
-def _locked(job_id: int) -> InferenceJob | None:
-    return (
-        InferenceJob.objects.select_for_update(of=("self",))
-        .select_related("owner", "version__model")
-        .filter(pk=job_id)
-        .first()
-    )
-
-
-def _finish(job: InferenceJob, status: str, error: str, actor=None) -> InferenceJob:
-    """Save a final status of a locked job; audit it, count it and publish it once committed."""
-    was = job.status
-    job.status, job.error, job.finished_at = status, error, timezone.now()
-    job.save(update_fields=["status", "error", "finished_at", "rows_done", "result_file", "metrics", "updated_at"])
-    changes = {"status": [was, status], "rows_done": job.rows_done}
-    if error:
-        changes["error"] = error
-    if status == InferenceStatus.COMPLETED:
-        changes["metrics"] = {key: value for key, value in job.metrics.items() if key != "confusion_matrix"}
-    event_record(
-        action=f"registry.job.{status}",
-        actor=actor,
-        obj=job,
-        changes=changes,
-        outcome=Outcome.FAILURE if status == InferenceStatus.FAILED else Outcome.SUCCESS,
-    )
-    REGISTRY_JOBS.labels(status=status).inc()
-    transaction.on_commit(lambda: _publish(job))
-    return job
-
-
-def _publish(job: InferenceJob) -> None:
-    job_updates_publish([(job.owner_id, selectors.inference_job_update_message(job))])
-
-
-# --- Stale jobs (beat task registry.reap_stale)
-
-
-def inference_jobs_reap_stale() -> str:
-    """Fail jobs left running (or cancelling) longer than REGISTRY_JOB_TIMEOUT plus the grace period."""
-    limit = settings.REGISTRY_JOB_TIMEOUT + settings.REGISTRY_STALE_GRACE_SECONDS
-    cutoff = timezone.now() - timezone.timedelta(seconds=limit)
-    with transaction.atomic():
-        stale = list(
-            InferenceJob.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("owner")
-            .filter(status__in=ACTIVE_STATUSES, started_at__lt=cutoff)
-        )
-        for job in stale:
-            if job.status == InferenceStatus.CANCELLING:
-                _finish(job, InferenceStatus.CANCELLED, "Cancelled; its worker stopped answering.")
-            else:
-                _finish(
-                    job, InferenceStatus.FAILED, f"No result {limit} s after it started; its worker was probably lost."
-                )
-    return f"Reaped {len(stale)} stale inference job(s)." if stale else "No stale inference jobs."
+def _end(job: InferenceJob, outcome: Outcome) -> str:
+    """Store how the run ended. The results file stays only with a completed job: not when the job was being
+    cancelled meanwhile, nor when it was requeued (its run is then dropped)."""
+    outcome = replace(outcome, fields={**outcome.fields, "progress_done": job.progress_done})
+    finished = jobs_finish(INFERENCE_JOBS, {job.pk: outcome})
+    if job.result_file and not (finished and finished[0].status == JobStatus.COMPLETED):
+        job.result_file.delete(save=False)
+    if not finished:
+        return f"Job {job.pk} was requeued or ended meanwhile; its run is dropped."
+    ended = finished[0]
+    return f"Job {job.pk} {ended.status}{f': {ended.error}' if ended.error else ''}"
 
 
 # --- Results
@@ -626,7 +512,7 @@ def inference_jobs_reap_stale() -> str:
 
 def inference_job_result(job: InferenceJob) -> tuple[File, str, str]:
     """The results file of a completed job, opened, with a download name and content type."""
-    if job.status != InferenceStatus.COMPLETED:
+    if job.status != JobStatus.COMPLETED:
         raise RegistryError(f"Job #{job.pk} is {job.status}; results exist only for completed jobs.", status=409)
     if not job.result_file:
         raise RegistryError(f"The results of job #{job.pk} are no longer stored.", status=404)

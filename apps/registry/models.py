@@ -4,7 +4,9 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from .choices import InferenceKind, InferenceStatus, ModelTask, VersionStatus
+from apps.jobs.models import Job
+
+from .choices import InferenceKind, ModelTask, VersionStatus
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 name_validator = RegexValidator(
@@ -73,26 +75,17 @@ class ModelAlias(models.Model):
         return f"{self.model.name}@{self.name}"
 
 
-class InferenceJob(models.Model):
+class InferenceJob(Job):
+    """A batch inference or evaluation run over an uploaded file; progress counts its rows."""
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="inference_jobs")
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="inference_jobs")
     kind = models.CharField(max_length=12, choices=InferenceKind.choices)
     name = models.CharField(max_length=200, blank=True)
     input_file = models.FileField(upload_to="registry/inputs/", max_length=300)
     input_format = models.CharField(max_length=8)  # csv or jsonl
-    rows_total = models.PositiveIntegerField()
-    rows_done = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=12, choices=InferenceStatus.choices, default=InferenceStatus.QUEUED)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
     result_file = models.FileField(upload_to="registry/results/", max_length=300, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    worker = models.CharField(max_length=200, blank=True)
-    celery_task_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-id"]

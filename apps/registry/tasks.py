@@ -4,8 +4,6 @@ import os
 
 from celery import shared_task
 
-from apps.core.maintenance import maintenance_task
-
 from . import inference, services
 
 
@@ -20,6 +18,3 @@ def run_inference_job(task, job_id: int) -> str:
     """Run a batch inference or evaluation job (again after a lost worker)."""
     worker = f"{task.request.hostname or 'worker'} pid {os.getpid()}"
     return inference.inference_job_run(job_id=job_id, task_id=task.request.id or "", worker=worker)
-
-
-reap_stale = maintenance_task("reap_stale", inference.inference_jobs_reap_stale, task_name="registry.reap_stale")

@@ -260,9 +260,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "quantum", "registry", "maintenance")]
 CELERY_TASK_ROUTES = {
     "maintenance.*": {"queue": "maintenance"},
-    "quantum.reap_stale": {"queue": "maintenance"},
     "quantum.*": {"queue": "quantum"},
-    "registry.reap_stale": {"queue": "maintenance"},
     "registry.*": {"queue": "registry"},
     "backups.*": {"queue": "maintenance"},
     "compliance.*": {"queue": "default"},
@@ -397,7 +395,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apps.core.api.links.add_create_links"],
     # Several models have a "status" field; each gets its own enum name in the schema.
     "ENUM_NAME_OVERRIDES": {
-        "QuantumJobStatusEnum": "apps.quantum.choices.JobStatus",
+        "JobStatusEnum": "apps.jobs.choices.JobStatus",
         "SimulationMethodEnum": "apps.quantum.choices.SimulationMethod",
         "ModelVersionStatusEnum": "apps.registry.choices.VersionStatus",
         "BackupStatusEnum": "apps.backups.choices.BackupStatus",

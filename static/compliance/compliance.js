@@ -6,8 +6,15 @@
   const root = document.getElementById("content-main");
   const table = document.getElementById("reports");
   if (!root || !table) return;
-  const FINISHED = ["completed", "failed"];
-  const STATUS_LABELS = { queued: "Queued", running: "Running", completed: "Completed", failed: "Failed" };
+  const FINISHED = ["completed", "failed", "cancelled"];
+  const STATUS_LABELS = {
+    queued: "Queued",
+    running: "Running",
+    completed: "Completed",
+    failed: "Failed",
+    cancelling: "Cancelling",
+    cancelled: "Cancelled",
+  };
   const FILTERS_OF_KIND = { audit_trail: ["action_prefix", "actor"], subject_export: ["username"] };
   const FIRST_RETRY_MS = 1000;
   const MAX_RETRY_MS = 10000;

@@ -1,6 +1,7 @@
 """A job outlives its worker: with the whole `celery worker` SIGKILLed mid-job (main process and pool child) and
 another worker running, the job runs again and completes within 60 s of the kill, with attempts = 2."""
 
+import io
 import os
 import signal
 import subprocess
@@ -9,12 +10,19 @@ import time
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.audit.models import AuditEvent
+from apps.compliance.choices import ReportFormat, ReportKind
+from apps.compliance.services import previous_month, report_request
 from apps.jobs.choices import FINISHED_STATUSES, JobStatus
 from apps.quantum.services import JobSpec, job_submit
+from apps.registry.inference import inference_job_create
+from apps.registry.services import model_register, version_upload, version_validate
 
 from ..quantum_circuits import slow_qasm2
+from ..registry_models import build_tiny_classifier, pack_zip
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AFTER_KILL_SECONDS = 60
@@ -31,6 +39,8 @@ class WorkerProcess:
             "TEST_DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
             "TEST_REDIS_URL": settings.REDIS_URL,
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+            # One row per forward pass, so that an inference job runs long enough to be killed mid-run.
+            "REGISTRY_JOB_BATCH_SIZE": "1",
         }
         self.hostname = f"{name}-{os.getpid()}@lost-worker-test"
         queues = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
@@ -110,3 +120,36 @@ def test_quantum_job_completes_on_another_worker_after_its_worker_is_killed(two_
 
     _assert_ran_again_elsewhere(job, holder, killed_at)
     assert sum(job.counts.values()) == 10
+
+
+def test_inference_job_completes_on_another_worker_after_its_worker_is_killed(two_workers, operator_user, tmp_path):
+    model = model_register(owner=operator_user, name="lost-worker", task="text-classification")
+    artifact = pack_zip(build_tiny_classifier(tmp_path / "model", labels=("negative", "positive")))
+    version = version_upload(model=model, upload=io.BytesIO(artifact), actor=operator_user)
+    version_validate(version_id=version.pk)
+    rows = "text\n" + "".join(f"a calm and pleasant row number {number}\n" for number in range(6000))
+    upload = SimpleUploadedFile("rows.csv", rows.encode(), content_type="text/csv")
+    job = inference_job_create(owner=operator_user, model=model, upload=upload, number=1)
+
+    holder, killed_at = _kill_the_worker_running(job, two_workers)
+
+    _assert_ran_again_elsewhere(job, holder, killed_at)
+    assert job.progress_done == job.progress_total == 6000
+    assert job.result_file
+
+
+def test_report_completes_on_another_worker_after_its_worker_is_killed(two_workers, admin_user):
+    # Enough accounts that the access review's PDF takes a while to write.
+    get_user_model().objects.bulk_create(
+        get_user_model()(username=f"reviewed-{number:05d}", password="!") for number in range(20_000)
+    )
+    start, end = previous_month()
+    report = report_request(
+        kind=ReportKind.ACCESS_REVIEW, fmt=ReportFormat.PDF, period_start=start, period_end=end, actor=admin_user
+    )
+
+    holder, killed_at = _kill_the_worker_running(report, two_workers)
+
+    _assert_ran_again_elsewhere(report, holder, killed_at)
+    assert report.file
+    assert report.sha256

@@ -1,9 +1,10 @@
-"""Backup API bodies: the list row, the detail with its verification report, and the manifest of a download."""
+"""Backup API bodies: the list row, the detail with its verification report, the manifest of a download, and
+the jobs that create and verify backups."""
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Backup
+from ..models import Backup, BackupJob
 from ..stream import FORMAT_VERSION, MAGIC
 
 
@@ -105,3 +106,41 @@ class BackupManifestSerializer(serializers.ModelSerializer):
 def download_name(backup: Backup) -> str:
     """The stored file's own name, without the storage's folders."""
     return backup.path.rsplit("/", 1)[-1]
+
+
+class BackupJobSerializer(serializers.ModelSerializer):
+    """A job that creates or verifies a backup: its lifecycle here, its result in ``backup``."""
+
+    owner = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, help_text="The administrator who asked; null for the schedule."
+    )
+    backup = BackupSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="The backup verified, or the one a create job made (null until it has a row). Its status is the "
+        "result: completed, failed, verified, verify_failed.",
+    )
+    bytes_written = serializers.IntegerField(
+        source="progress_done", read_only=True, help_text="Bytes of the encrypted file written (create jobs)."
+    )
+
+    class Meta:
+        model = BackupJob
+        fields = [
+            "id",
+            "operation",
+            "status",
+            "owner",
+            "backup",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "attempts",
+            "max_attempts",
+            "bytes_written",
+            "cancellable",
+            "error",
+        ]
+        read_only_fields = fields

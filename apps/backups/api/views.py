@@ -1,8 +1,9 @@
-"""Backups API (administrators): list, detail, create, verify, and inside the sudo window the file and its manifest.
+"""Backups API (administrators): list, detail, create, verify, and inside the sudo window the file and its manifest;
+the jobs that create and verify backups.
 
 Compliance officers read the list and the details (sizes, checksums, row counts, verification reports) as backup
-evidence; they cannot create, verify or download. Creating runs synchronously for now: the request returns when the
-backup is stored (seconds for a portal-sized database); a nightly beat task makes the scheduled ones.
+evidence; they cannot create, verify or download. Creating and verifying queue a job for a worker and answer 202
+with it; the job's page (and the /ws/jobs/ stream) follows it. A nightly beat task makes the scheduled backups.
 """
 
 from django.urls import reverse
@@ -21,11 +22,17 @@ from apps.core.choices import Role
 from apps.core.permissions import has_role
 from apps.core.responses import StreamedFileResponse
 
-from ..choices import BackupTrigger
-from ..models import Backup
-from ..restore import backup_verify
-from ..services import backup_create, backup_file_open, backup_manifest
-from .serializers import BackupDetailSerializer, BackupManifestSerializer, BackupSerializer, download_name
+from ..choices import BackupOperation
+from ..jobs import backup_job_cancel, backup_job_request
+from ..models import Backup, BackupJob
+from ..services import backup_file_open, backup_manifest
+from .serializers import (
+    BackupDetailSerializer,
+    BackupJobSerializer,
+    BackupManifestSerializer,
+    BackupSerializer,
+    download_name,
+)
 
 # The actions a compliance officer may use: reading the evidence, not the data.
 EVIDENCE_ACTIONS = frozenset({"list", "retrieve"})
@@ -55,6 +62,14 @@ SUDO_403 = OpenApiResponse(
     "code) within SUDO_WINDOW_MINUTES; the detail gives the re-authentication page."
 )
 CONFLICT_409 = OpenApiResponse(description="The backup has no stored file (running, failed or pruned).")
+QUEUE_503 = OpenApiResponse(description="The task queue is unavailable: the job was marked failed; retry later.")
+
+
+def _job_accepted(request, job: BackupJob) -> Response:
+    """202 with the queued job, and its address in Location."""
+    response = Response(BackupJobSerializer(job, context={"request": request}).data, status.HTTP_202_ACCEPTED)
+    response["Location"] = api_reverse("backups:backup-job-detail", kwargs={"pk": job.pk}, request=request)
+    return response
 
 
 @extend_schema_view(
@@ -82,42 +97,40 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def get_serializer_class(self):
         return BackupSerializer if self.action == "list" else BackupDetailSerializer
 
-    def _detail_response(self, backup: Backup, status_code: int = status.HTTP_200_OK) -> Response:
-        return Response(BackupDetailSerializer(backup, context=self.get_serializer_context()).data, status_code)
-
     @extend_schema(
-        summary="Take a backup now; answers when it is stored (synchronous).",
+        summary="Queue a backup job: a worker takes the backup; answers 202 with the job (Location: its address).",
         request=None,
         responses={
-            201: BackupDetailSerializer,
+            202: BackupJobSerializer,
             403: ERROR_403,
-            409: OpenApiResponse(
-                description="The backup failed: pg_dump missing or older than the server, no key configured, "
-                "storage full or not writable. A failed backup is listed with its error."
-            ),
+            409: OpenApiResponse(description="No backup key is configured (BACKUP_ENCRYPTION_KEY): nothing queued."),
+            503: QUEUE_503,
         },
     )
     def create(self, request):
-        backup = backup_create(trigger=BackupTrigger.USER, actor=request.user)
-        response = self._detail_response(backup, status.HTTP_201_CREATED)
-        response["Location"] = api_reverse("backups:backup-detail", kwargs={"pk": backup.pk}, request=request)
-        return response
+        """A backup that then fails (pg_dump missing, storage full) fails its job, and is listed with its error."""
+        return _job_accepted(request, backup_job_request(BackupOperation.CREATE, request.user))
 
     @extend_schema(
-        summary="Verify a backup by restoring it into a scratch database; answers with the report.",
+        summary="Queue a job that verifies the backup by restoring it into a scratch database; answers 202 with it.",
         request=None,
         responses={
-            200: BackupDetailSerializer,
+            202: BackupJobSerializer,
             403: ERROR_403,
             404: ERROR_404,
-            409: OpenApiResponse(description="The backup cannot be verified (running, failed or pruned)."),
+            409: OpenApiResponse(
+                description="The backup cannot be verified (running, failed or pruned), or no backup key is "
+                "configured: nothing queued."
+            ),
+            503: QUEUE_503,
         },
     )
     @action(detail=True, methods=["post"])
     def verify(self, request, pk=None):
-        """A failed verification is a 200 too: the status is then verify_failed and the report says why."""
-        backup = backup_verify(backup=self.get_object(), actor=request.user)
-        return self._detail_response(backup)
+        """The job completes once the verification ran: its backup is then verified or verify_failed, with the
+        report saying why."""
+        job = backup_job_request(BackupOperation.VERIFY, request.user, backup=self.get_object())
+        return _job_accepted(request, job)
 
     @extend_schema(
         summary="Download the encrypted file (administrators, inside the sudo window).",
@@ -151,3 +164,53 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         _require_sudo_window(request, backup)
         backup = backup_manifest(backup=backup, actor=request.user)
         return Response(BackupManifestSerializer(backup).data)
+
+
+class BackupJobAccess(BasePermission):
+    message = "Only administrators may see or cancel backup jobs."
+
+    def has_permission(self, request, view) -> bool:
+        return has_role(request.user, Role.ADMIN)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Backup jobs (create, verify), newest first (administrators)."),
+    retrieve=extend_schema(
+        summary="One backup job: status, bytes written, error, and its backup (the result).",
+        responses={200: BackupJobSerializer, 403: ERROR_403, 404: OpenApiResponse(description="No such job.")},
+    ),
+)
+class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Jobs that create and verify backups on a worker: follow one here or on /ws/jobs/backup/<id>/."""
+
+    queryset = BackupJob.objects.all()
+    serializer_class = BackupJobSerializer
+    permission_classes = [BackupJobAccess]
+    filterset_fields = ["status", "operation"]
+    ordering_fields = ["id", "created_at"]
+    ordering = ["-id"]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        # The backup's row counts and report hold an entry per table: the job shows the backup's list row.
+        return BackupJob.objects.select_related("owner", "backup__triggered_by").defer(
+            "backup__row_counts", "backup__migrations", "backup__verification"
+        )
+
+    @extend_schema(
+        summary="Cancel a job: a queued one at once; a running create within 2 seconds (pg_dump is stopped); a "
+        "running verification only until its scratch restore starts.",
+        request=None,
+        responses={
+            200: BackupJobSerializer,
+            403: ERROR_403,
+            404: OpenApiResponse(description="No such job."),
+            409: OpenApiResponse(
+                description="The job has finished, or its restore has started (no longer cancellable)."
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = backup_job_cancel(self.get_object(), actor=request.user)
+        return Response(BackupJobSerializer(job, context=self.get_serializer_context()).data)

@@ -4,8 +4,9 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from apps.core.datetimes import StorableDateTimeField
+from apps.jobs.choices import JobStatus
 
-from ..choices import ReportFormat, ReportKind, ReportStatus
+from ..choices import ReportFormat, ReportKind
 from ..models import Report
 
 
@@ -34,9 +35,13 @@ class ReportSerializer(serializers.ModelSerializer):
 
     # Plain strings in the schema: other apps' enums already own the names "kind" and "status".
     kind = serializers.CharField(read_only=True, help_text=f"One of: {', '.join(ReportKind.values)}.")
-    status = serializers.CharField(read_only=True, help_text=f"One of: {', '.join(ReportStatus.values)}.")
+    status = serializers.CharField(read_only=True, help_text=f"One of: {', '.join(JobStatus.values)}.")
+    progress = serializers.IntegerField(source="percent", read_only=True, help_text="Percent done.")
     requested_by = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, help_text="Who asked for it; null for the monthly schedule."
+        source="owner",
+        slug_field="username",
+        read_only=True,
+        help_text="Who asked for it; null for the monthly schedule.",
     )
     row_counts = serializers.DictField(child=serializers.IntegerField(), help_text="Rows per section.")
     download_url = serializers.SerializerMethodField(help_text="The file (completed reports; sudo window).")
@@ -68,7 +73,7 @@ class ReportSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def _link(self, report: Report, name: str) -> str | None:
-        if not report.file:
+        if report.status != JobStatus.COMPLETED or not report.file:
             return None
         return reverse(f"compliance:report-{name}", kwargs={"pk": report.pk}, request=self.context.get("request"))
 

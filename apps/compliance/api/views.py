@@ -23,10 +23,11 @@ from apps.core.api.downloads import DownloadNegotiation
 from apps.core.api.errors import Conflict, ServiceUnavailable
 from apps.core.api.schema import QUEUE_UNAVAILABLE, ApiErrorSerializer
 from apps.core.responses import StreamedFileResponse
+from apps.jobs.choices import JobStatus
 
 from ..models import Report
 from ..selectors import report_access_allowed, reports_visible_to
-from ..services import report_download, report_request
+from ..services import report_cancel, report_download, report_request
 from .serializers import ReportDetailSerializer, ReportRequestSerializer, ReportSerializer
 
 CONTENT_TYPES = {"pdf": "application/pdf", "json": "application/json", "csv": "text/csv", "zip": "application/zip"}
@@ -64,7 +65,7 @@ SUDO_403 = OpenApiResponse(
     description="Not a compliance officer or administrator, an API token, or no re-authentication (password and a "
     "fresh authenticator code) within SUDO_WINDOW_MINUTES; the detail gives the re-authentication page."
 )
-CONFLICT_409 = OpenApiResponse(description="The report has no file (queued, running or failed).")
+CONFLICT_409 = OpenApiResponse(description="The report has no file (queued, running, failed or cancelled).")
 
 
 @extend_schema_view(
@@ -153,7 +154,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @action(detail=True, methods=["get"])
     def manifest(self, request, pk=None):
         report = self.get_object()
-        if not report.manifest:
+        if report.status != JobStatus.COMPLETED or not report.manifest:
             raise Conflict(
                 f"Report #{report.pk} is {report.get_status_display().lower()}: only a completed report has a manifest."
             )
@@ -162,6 +163,21 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             f'inline; filename="{report.manifest.get("file_name", report.pk)}.manifest.json"'
         )
         return response
+
+    @extend_schema(
+        summary="Cancel a report: a queued one at once, one being generated at its next section or 1,000 rows.",
+        request=None,
+        responses={
+            200: ReportDetailSerializer,
+            403: OpenApiResponse(description="Only who asked for the report or an administrator may cancel it."),
+            404: ERROR_404,
+            409: OpenApiResponse(description="The report has already finished."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        report = report_cancel(report=self.get_object(), actor=request.user)
+        return Response(ReportDetailSerializer(report, context=self.get_serializer_context()).data)
 
 
 class PublicKeyView(APIView):

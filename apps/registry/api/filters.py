@@ -2,7 +2,9 @@
 
 import django_filters
 
-from ..choices import InferenceKind, InferenceStatus, ModelTask
+from apps.jobs.choices import JobStatus
+
+from ..choices import InferenceKind, ModelTask
 from ..models import InferenceJob, RegisteredModel
 
 
@@ -17,7 +19,7 @@ class RegisteredModelFilter(django_filters.FilterSet):
 
 class InferenceJobFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(
-        choices=InferenceStatus.choices, distinct=False, label="Jobs in this status; repeat the parameter for several."
+        choices=JobStatus.choices, distinct=False, label="Jobs in this status; repeat the parameter for several."
     )
     kind = django_filters.ChoiceFilter(choices=InferenceKind.choices)
     model = django_filters.CharFilter(field_name="version__model__name", label="Jobs that run this model (name).")

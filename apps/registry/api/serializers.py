@@ -4,7 +4,9 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..choices import InferenceStatus, ModelTask
+from apps.jobs.choices import JobStatus
+
+from ..choices import ModelTask
 from ..models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel
 from ..selectors import versions_compared
 
@@ -163,6 +165,8 @@ class InferenceJobSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username")
     model = serializers.CharField(source="version.model.name")
     version = serializers.IntegerField(source="version.version")
+    rows_total = serializers.IntegerField(source="progress_total", help_text="Rows in the input file.")
+    rows_done = serializers.IntegerField(source="progress_done", help_text="Rows predicted so far.")
     result_url = serializers.SerializerMethodField(help_text="Download of the results; null until completed.")
 
     class Meta:
@@ -189,7 +193,7 @@ class InferenceJobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_result_url(self, job: InferenceJob) -> str | None:
-        if job.status != InferenceStatus.COMPLETED:
+        if job.status != JobStatus.COMPLETED:
             return None
         url = reverse("registry:inference-job-result", kwargs={"pk": job.pk})
         request = self.context.get("request")

@@ -37,14 +37,19 @@ def _backup(backup_id: int) -> Backup:
 
 
 class Command(BaseCommand):
-    help = "Create, list, verify, restore, decrypt and prune the encrypted database backups."
+    help = (
+        "Create, list, verify, restore, decrypt and prune the encrypted database backups. Runs here, synchronously "
+        "(no job, no worker): the command returns when the work is done."
+    )
 
     def add_arguments(self, parser) -> None:
         commands = parser.add_subparsers(dest="subcommand", required=True)
-        commands.add_parser("create", help="Back up the database now.")
+        commands.add_parser("create", help="Back up the database now (synchronously, in this process).")
         listing = commands.add_parser("list", help="The newest backups.")
         listing.add_argument("--limit", type=int, default=LIST_LIMIT, help=f"How many (default {LIST_LIMIT}).")
-        verify = commands.add_parser("verify", help="Check a backup by restoring it into a scratch database.")
+        verify = commands.add_parser(
+            "verify", help="Check a backup by restoring it into a scratch database (synchronously)."
+        )
         verify.add_argument("backup_id", type=int)
         restore = commands.add_parser("restore", help="Replace the database with a backup (takes a safety backup).")
         restore.add_argument("backup_id", type=int)
