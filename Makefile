@@ -48,7 +48,7 @@ FUZZ_SCENARIOS ?= 300
 FUZZ_STEPS ?= 10
 fuzz: $(VENV)/.test-installed services-check
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SCENARIOS=$(FUZZ_SCENARIOS) FUZZ_STEPS=$(FUZZ_STEPS) \
-		$(PY) -m pytest tests/test_fuzz_api.py -p no:cacheprovider -q
+		$(PY) -m pytest tests/core/test_fuzz_api.py -p no:cacheprovider -q
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .

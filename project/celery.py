@@ -5,11 +5,15 @@ import os
 from celery import Celery
 from celery.signals import worker_process_shutdown
 
+from apps.jobs.sweeper import JobsSweeper
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.local")
 
 app = Celery("opsdeck")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Every worker requeues the jobs of workers that stopped heartbeating (README: "How jobs run").
+app.steps["worker"].add(JobsSweeper)
 
 
 @worker_process_shutdown.connect

@@ -12,6 +12,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from django.conf import settings
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 # Variables of the test process that must not leak into a child configured from scratch.
 PROJECT_VARIABLES = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "OPSDECK_DATA_DIR", "SECRET_KEY")
@@ -165,3 +167,76 @@ async def messages_until_quiet(communicator, *, quiet: float = 0.5) -> list[dict
     while not await communicator.receive_nothing(timeout=quiet):
         received.append(await communicator.receive_output())
     return received
+
+
+def api_error(response, status: int, code: str) -> dict:
+    """The API's error body, after checking its status, its code and that it says what went wrong."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["code"] == code
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    return body
+
+
+def api_error_detail(response, status: int, code: str) -> str:
+    """The message of an API error (see api_error)."""
+    return api_error(response, status, code)["detail"]
+
+
+def job_wait(job, statuses, timeout: float = 60):
+    """Reload ``job`` until its status is one of ``statuses``; fail after ``timeout`` seconds saying where it stood."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status in statuses:
+            return job
+        time.sleep(0.02)
+    progress = f"{job.progress_done}/{job.progress_total}"
+    raise AssertionError(f"{job} stayed {job.status} ({progress}, worker {job.worker!r}), expected one of {statuses}")
+
+
+class WorkerProcess:
+    """A real `celery worker` (prefork, one child) in its own process group, on the test database and Redis."""
+
+    def __init__(self, name: str, tmp_path):
+        database = settings.DATABASES["default"]
+        environment = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "project.settings.test",
+            "TEST_DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+            "TEST_REDIS_URL": settings.REDIS_URL,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+            # One row per forward pass, so that an inference job runs long enough to be killed mid-run.
+            "REGISTRY_JOB_BATCH_SIZE": "1",
+        }
+        self.hostname = f"{name}-{os.getpid()}@lost-worker-test"
+        queues = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queues, "-c", "1", "-P", "prefork"),
+                *("--without-heartbeat", "--without-gossip", "--without-mingle", "-n", self.hostname),
+            ],
+            cwd=PROJECT_DIR,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def holds(self, job) -> bool:
+        return job.worker.startswith(f"{self.hostname} ")
+
+    def kill_everything(self) -> None:
+        """SIGKILL the main process and its pool children: nothing gets to acknowledge, reject or clean up."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()

@@ -1,9 +1,8 @@
-"""Backups in the admin: the list, a read-only detail with the verification report, create and verify as jobs a
-worker runs, the restore page behind re-authentication, and the read-only list of backup jobs.
+"""Backups in the admin: the list, a read-only detail with the verification report, create, verify and restore as
+jobs a worker runs (the restore confirmed behind re-authentication), and the read-only list of backup jobs.
 
 Backups are made by the services only, so the admin neither adds, edits nor deletes them (retention prunes them).
 Creating, verifying and restoring are for administrators; compliance officers may look at the list as evidence.
-The restore still runs inside the request.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -25,7 +25,7 @@ from apps.core.choices import Role
 from apps.core.permissions import has_role
 from apps.core.queueing import QueueUnavailable
 
-from . import restore, selectors, services
+from . import selectors, services
 from .choices import BackupOperation
 from .jobs import backup_job_request
 from .keys import BackupKeyError
@@ -214,13 +214,13 @@ class BackupAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
         }
         if request.method == "POST" and context["restorable"]:
             try:
-                safety = restore.backup_restore(backup=backup, actor=request.user)
-            except SERVICE_ERRORS as exc:
+                job = backup_job_request(BackupOperation.RESTORE, request.user, backup=backup)
+            except (*SERVICE_ERRORS, QueueUnavailable) as exc:
                 context["error"] = str(exc)
             else:
-                # The database now holds the backup's rows: show the outcome on this response rather than
-                # relying on a session and messages that may not exist in the restored database.
-                context["safety"] = safety
+                doing = f"a worker takes a safety backup, then restores {backup}; you may have to sign in again after"
+                self.message_user(request, _job_queued(job, doing), messages.SUCCESS)
+                return redirect("admin:backups_backupjob_change", job.pk)
         return TemplateResponse(request, RESTORE_TEMPLATE, context)
 
 

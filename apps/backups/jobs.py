@@ -1,9 +1,10 @@
-"""Backup jobs: creating and verifying a backup on a worker (the maintenance queue), with live progress.
+"""Backup jobs: creating, verifying and restoring a backup on a worker (the maintenance queue), with live progress.
 
 The job layer (apps.jobs) owns the lifecycle (queue, claim, heartbeat, cancel, finish, audit, stream); this module
 asks for backup jobs and runs them. The job has the lifecycle; the backup the result (completed, verified,
 verify_failed…). A create job can be cancelled until it ends (pg_dump is killed); a verify job only until the
-scratch restore starts.
+scratch restore starts; a restore job only until pg_restore starts (after its safety backup), and it runs once:
+a restore whose worker was lost is failed, never started again behind the administrator's back.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import logging
 from functools import partial
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from apps.audit.models import AuditEvent
+from apps.audit.services import event_record
 from apps.core.choices import Role
 from apps.core.permissions import has_role
 from apps.jobs.choices import JobStatus
@@ -23,7 +27,7 @@ from apps.jobs.running import JobRun
 
 from .choices import BackupOperation, BackupStatus, BackupTrigger
 from .models import Backup, BackupJob
-from .restore import backup_verify, verifiable_key
+from .restore import backup_restore, backup_verify, restore_refusal_check, verifiable_key
 from .services import BackupError, BackupWatcher, backup_create, backup_failed, configured_key
 
 logger = logging.getLogger(__name__)
@@ -68,11 +72,14 @@ def backup_job_request(operation: str, actor, backup: Backup | None = None) -> B
         configured_key()
     elif operation == BackupOperation.VERIFY:
         verifiable_key(backup)
+    elif operation == BackupOperation.RESTORE:
+        restore_refusal_check(backup)
     else:
-        raise BackupError(f"Backup jobs create or verify; {operation!r} is not one of them.")
+        raise BackupError(f"Backup jobs create, verify or restore; {operation!r} is not one of them.")
     owner = actor if getattr(actor, "is_authenticated", False) else None
+    max_attempts = 1 if operation == BackupOperation.RESTORE else BackupJob._meta.get_field("max_attempts").default
     with transaction.atomic():
-        job = BackupJob.objects.create(operation=operation, backup=backup, owner=owner)
+        job = BackupJob.objects.create(operation=operation, backup=backup, owner=owner, max_attempts=max_attempts)
         jobs_submitted(
             job_kind(KIND),
             [job],
@@ -151,18 +158,40 @@ def _create(job: BackupJob, run: JobRun) -> None:
     job.progress_done = backup.size_bytes
 
 
-def _restore_starting(job: BackupJob) -> None:
+def _restore_starting(job: BackupJob, *, into: str) -> None:
     """From here on the job cannot be cancelled; if it already is being cancelled, it stops here."""
     if not BackupJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
         cancellable=False, updated_at=timezone.now()
     ):
-        raise BackupCancelled("Cancelled before its restore into a scratch database started; the backup is unchanged.")
+        raise BackupCancelled(f"Cancelled before its restore into {into} started; the database is unchanged.")
 
 
 def _verify(job: BackupJob, run: JobRun) -> None:
     if job.backup is None:
         raise BackupError("The backup to verify no longer exists.")
-    backup_verify(backup=job.backup, actor=job.owner, restore_starting=partial(_restore_starting, job))
+    starting = partial(_restore_starting, job, into="a scratch database")
+    backup_verify(backup=job.backup, actor=job.owner, restore_starting=starting)
 
 
-RUNNERS = {BackupOperation.CREATE: _create, BackupOperation.VERIFY: _verify}
+def _restore(job: BackupJob, run: JobRun) -> None:
+    """Replace the database with the backup. The job's own audit events, written before the restore, are lost
+    with the rest of the trail it replaces: they are recorded again afterwards, saying when they first were."""
+    if job.backup is None:
+        raise BackupError("The backup to restore no longer exists.")
+    label = BackupJob._meta.label_lower
+    before = list(AuditEvent.objects.filter(object_type=label, object_id=str(job.pk)).order_by("id"))
+    starting = partial(_restore_starting, job, into="the live database")
+    backup_restore(backup=job.backup, actor=job.owner, restore_starting=starting, while_restoring=run.paused)
+    recorded = set(AuditEvent.objects.filter(object_type=label, object_id=str(job.pk)).values_list("hash", flat=True))
+    for event in before:
+        if event.hash not in recorded:
+            event_record(
+                action=event.action,
+                actor=get_user_model().objects.filter(pk=event.actor_id).first(),
+                obj=job,
+                outcome=event.outcome,
+                changes={**event.changes, "recorded_before_the_restore_at": event.timestamp.isoformat()},
+            )
+
+
+RUNNERS = {BackupOperation.CREATE: _create, BackupOperation.VERIFY: _verify, BackupOperation.RESTORE: _restore}

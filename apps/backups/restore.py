@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 
 import psycopg
@@ -402,15 +402,9 @@ def _catalogue_rewrite(catalogue: dict) -> None:
             _rows_rewrite(model, rows)
 
 
-def backup_restore(*, backup: Backup, actor) -> Backup:
-    """Replace the live database with a backup; returns the safety backup taken first.
-
-    Refused, before anything is touched, for a backup that is not completed or verified, of another database
-    engine, or whose file fails its checksum or key check. PostgreSQL: ``pg_restore --clean --single-transaction``
-    fed from the decrypted stream (all or nothing); SQLite: the decrypted copy must pass ``integrity_check``,
-    then replaces the database in one transaction. The audit trail lives in the restored database, so the
-    restore is recorded there afterwards, and the backup records are kept as they were before the restore.
-    """
+def restore_refusal_check(backup: Backup) -> bytes:
+    """Raise BackupError if ``backup`` cannot be restored here (not completed or verified, another database
+    engine, no pg_restore, no key, a file that fails its checksum or key check); else return the key."""
     if backup.status not in RESTORABLE:
         raise BackupError(
             f"Backup #{backup.pk} is {backup.status}: only completed or verified backups can be restored."
@@ -423,6 +417,26 @@ def backup_restore(*, backup: Backup, actor) -> Backup:
         _pg_restore_program()
     key = configured_key()
     _refuse_unless_intact(backup, key, "restored")
+    return key
+
+
+def backup_restore(
+    *,
+    backup: Backup,
+    actor,
+    restore_starting: Callable[[], None] = lambda: None,
+    while_restoring: Callable[[], AbstractContextManager] = nullcontext,
+) -> Backup:
+    """Replace the live database with a backup; returns the safety backup taken first.
+
+    Refused, before anything is touched, when ``restore_refusal_check`` refuses. PostgreSQL: ``pg_restore --clean
+    --single-transaction`` fed from the decrypted stream (all or nothing); SQLite: the decrypted copy must pass
+    ``integrity_check``, then replaces the database in one transaction. The audit trail lives in the restored
+    database, so the restore is recorded there afterwards, and the backup records and backup jobs are kept as
+    they were before the restore. ``restore_starting`` is called once the safety backup is stored, just before
+    the database is replaced; the replacing runs inside ``while_restoring()``.
+    """
+    key = restore_refusal_check(backup)
     if connection.in_atomic_block:
         # Restoring closes this process's connections, and pg_dump/pg_restore cannot see an open transaction.
         raise BackupError("A restore cannot run inside a database transaction.")
@@ -430,12 +444,14 @@ def backup_restore(*, backup: Backup, actor) -> Backup:
         safety = backup_create(trigger=BackupTrigger.SAFETY, actor=actor)
     except BackupError as exc:
         raise BackupError(f"The safety backup failed, so nothing was restored: {exc}") from None
+    restore_starting()
     catalogue = {model: list(model.objects.values()) for model in (Backup, BackupJob)}
     audit_head = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
     started = time.monotonic()
     changes = {"safety_backup_id": safety.pk, "restored_by": actor.get_username() if actor is not None else ""}
     try:
-        (_restore_postgres if connection.vendor == "postgresql" else _restore_sqlite)(backup, key)
+        with while_restoring():
+            (_restore_postgres if connection.vendor == "postgresql" else _restore_sqlite)(backup, key)
     except BaseException as exc:
         # The restore changed nothing, so the record goes into the trail it would have replaced.
         event_record(action="backup.restored", actor=actor, obj=backup, outcome="failure", changes=changes)

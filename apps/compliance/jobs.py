@@ -56,4 +56,5 @@ REPORT_KIND = JobKind(
     visible_to=reports_streamed_to,
     details=_details,
     changes=_changes,
+    ended_for_owner=True,
 )

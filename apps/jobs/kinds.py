@@ -50,6 +50,9 @@ class JobKind:
     # Called after the kind's updates were published (gauges of the queue, say).
     on_published: Callable[[list], None] | None = None
     select_related: tuple[str, ...] = ("owner",)
+    # The audit events of a job's end name its owner as the actor (work done on their behalf, like a report they
+    # asked for), rather than no one (the portal's own doing).
+    ended_for_owner: bool = False
     audit_actions: dict[str, str] = field(default_factory=dict)
 
     def audit_action(self, event: str) -> str:

@@ -145,7 +145,11 @@ def _finish_all(kind: JobKind, outcomes: dict[int, Outcome], jobs: list, *, acto
     for status in FINISHED_STATUSES:
         ended = [job for job in finished if job.status == status]
         outcome = AuditOutcome.FAILURE if status == JobStatus.FAILED else AuditOutcome.SUCCESS
-        _audit(kind, ended, status, actor=actor, outcome=outcome, changes=kind.changes)
+        if actor is None and kind.ended_for_owner:
+            for job in ended:
+                _audit(kind, [job], status, actor=job.owner, outcome=outcome, changes=kind.changes)
+        else:
+            _audit(kind, ended, status, actor=actor, outcome=outcome, changes=kind.changes)
     for job in finished:
         metrics.JOBS_FINISHED.labels(kind=kind.name, status=job.status).inc()
         if kind.on_finished is not None:

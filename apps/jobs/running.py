@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection
@@ -39,6 +40,8 @@ class JobRun:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, name=f"job-heartbeat-{kind.name}", daemon=True)
         self._progress_sent_at = 0.0
+        self._watching = threading.Lock()
+        self._paused = False
 
     def __enter__(self) -> JobRun:
         self._thread.start()
@@ -58,25 +61,47 @@ class JobRun:
         """Whether one of ``jobs`` (some of this run's) is being cancelled."""
         return not self.cancelling.isdisjoint(job.pk for job in jobs)
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No heartbeat and no cancel watch inside: for work that replaces the tables the watcher would touch (a
+        restore). The first heartbeat is written as soon as it ends."""
+        with self._watching:
+            self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
+
     def _watch(self) -> None:
         beat_at = time.monotonic()
-        try:
-            while not self._done.wait(CANCEL_POLL_SECONDS):
-                ids = [job.pk for job in self.jobs]
-                if time.monotonic() - beat_at >= settings.JOBS_HEARTBEAT_INTERVAL:
-                    job_heartbeat(self.kind, ids, task_id=self.task_id)
-                    beat_at = time.monotonic()
-                cancelling = frozenset(jobs_cancelling(self.kind, ids))
-                if cancelling - self.cancelling:
-                    self.cancelling = cancelling
-                    self.cancel_requested.set()
-                    for hook in self._stop_hooks:
-                        hook()
-                self.cancelling = cancelling
-        except Exception:
-            logger.exception("the heartbeat of %s jobs %s stopped", self.kind.name, [job.pk for job in self.jobs])
-        finally:
-            connection.close()
+        while not self._done.wait(CANCEL_POLL_SECONDS):
+            with self._watching:
+                if self._paused:
+                    beat_at = 0.0
+                    continue
+                try:
+                    beat_at = self._watch_once(beat_at)
+                except Exception:
+                    logger.exception("the heartbeat of %s jobs %s failed", self.kind.name, self._ids())
+                    connection.close()
+        connection.close()
+
+    def _ids(self) -> list[int]:
+        return [job.pk for job in self.jobs]
+
+    def _watch_once(self, beat_at: float) -> float:
+        """Heartbeat when it is time, and notice new cancels; returns when the last heartbeat was written."""
+        if time.monotonic() - beat_at >= settings.JOBS_HEARTBEAT_INTERVAL:
+            job_heartbeat(self.kind, self._ids(), task_id=self.task_id)
+            beat_at = time.monotonic()
+        cancelling = frozenset(jobs_cancelling(self.kind, self._ids()))
+        if cancelling - self.cancelling:
+            self.cancelling = cancelling
+            self.cancel_requested.set()
+            for hook in self._stop_hooks:
+                hook()
+        self.cancelling = cancelling
+        return beat_at
 
     def progress(self, job, done: int, total: int | None = None, *, force: bool = False) -> None:
         """Save and publish how far ``job`` got, at most every half second unless ``force``d.

@@ -1,29 +1,36 @@
 """Every worker sweeps for lost jobs: active ones whose worker stopped heartbeating are requeued.
 
-A thread in each worker's main process (``celery worker``, the portal's embedded worker) calls
-``jobs_requeue_lost`` every JOBS_SWEEP_INTERVAL seconds; with several workers, row locks (SKIP LOCKED) keep
-them from moving the same job twice. A worker that is SIGKILLed takes its sweeper with it, and the others
-requeue its jobs.
+``JobsSweeper`` is a step of every Celery worker (``celery worker``, the portal's embedded worker, test workers;
+project/celery.py adds it): while the worker runs, a thread of its main process calls ``jobs_requeue_lost`` every
+JOBS_SWEEP_INTERVAL seconds. With several workers, row locks (SKIP LOCKED) keep them from moving the same job
+twice. A worker that is SIGKILLed takes its sweeper with it, and the others requeue its jobs.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
-from celery.signals import worker_init, worker_shutdown
+from celery import bootsteps
 from django.conf import settings
 from django.db import connection
 
 logger = logging.getLogger(__name__)
 
-_stops: list[threading.Event] = []
+
+# How often the sweeper looks whether its worker still runs (some ways of stopping a worker skip its steps' stop).
+WORKER_CHECK_SECONDS = 0.5
 
 
-def _sweep_until(stop: threading.Event) -> None:
+def _sweep(stopping: threading.Event, worker) -> None:
     from .lifecycle import jobs_requeue_lost
 
-    while not stop.wait(settings.JOBS_SWEEP_INTERVAL):
+    swept_at = time.monotonic()
+    while not stopping.wait(WORKER_CHECK_SECONDS) and worker.blueprint.state in (None, bootsteps.RUN):
+        if time.monotonic() - swept_at < settings.JOBS_SWEEP_INTERVAL:
+            continue
+        swept_at = time.monotonic()
         try:
             moved = jobs_requeue_lost()
         except Exception:
@@ -35,19 +42,22 @@ def _sweep_until(stop: threading.Event) -> None:
             connection.close()  # one short connection per sweep, none held between sweeps
 
 
-def _start(**kwargs) -> None:
-    stop = threading.Event()
-    _stops.append(stop)
-    threading.Thread(target=_sweep_until, args=(stop,), name="jobs-sweeper", daemon=True).start()
+class JobsSweeper(bootsteps.StartStopStep):
+    """Sweeps for lost jobs from the moment the worker starts until it stops."""
 
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
 
-def _stop_all(**kwargs) -> None:
-    while _stops:
-        _stops.pop().set()
+    def start(self, worker) -> None:
+        self.stopping.clear()
+        self.thread = threading.Thread(target=_sweep, args=(self.stopping, worker), name="jobs-sweeper", daemon=True)
+        self.thread.start()
 
+    def stop(self, worker) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
 
-def connect() -> None:
-    # worker_init: sent by every worker (the `celery worker` command, the embedded one, test workers), before a
-    # prefork pool forks its children (which do not inherit the thread).
-    worker_init.connect(_start, weak=False, dispatch_uid="jobs-sweeper-start")
-    worker_shutdown.connect(_stop_all, weak=False, dispatch_uid="jobs-sweeper-stop")
+    shutdown = stop

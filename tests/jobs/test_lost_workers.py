@@ -2,14 +2,9 @@
 another worker running, the job runs again and completes within 60 s of the kill, with attempts = 2."""
 
 import io
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -20,58 +15,11 @@ from apps.jobs.choices import FINISHED_STATUSES, JobStatus
 from apps.quantum.services import JobSpec, job_submit
 from apps.registry.inference import inference_job_create
 from apps.registry.services import model_register, version_upload, version_validate
+from tests.helpers import WorkerProcess, job_wait
+from tests.quantum_circuits import slow_qasm2
+from tests.registry_models import build_tiny_classifier, pack_zip
 
-from ..quantum_circuits import slow_qasm2
-from ..registry_models import build_tiny_classifier, pack_zip
-
-PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AFTER_KILL_SECONDS = 60
-
-
-class WorkerProcess:
-    """A real `celery worker` (prefork, one child) in its own process group, on the test database and Redis."""
-
-    def __init__(self, name: str, tmp_path):
-        database = settings.DATABASES["default"]
-        environment = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "project.settings.test",
-            "TEST_DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-            "TEST_REDIS_URL": settings.REDIS_URL,
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-            # One row per forward pass, so that an inference job runs long enough to be killed mid-run.
-            "REGISTRY_JOB_BATCH_SIZE": "1",
-        }
-        self.hostname = f"{name}-{os.getpid()}@lost-worker-test"
-        queues = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queues, "-c", "1", "-P", "prefork"),
-                *("--without-heartbeat", "--without-gossip", "--without-mingle", "-n", self.hostname),
-            ],
-            cwd=PROJECT_DIR,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def holds(self, job) -> bool:
-        return job.worker.startswith(f"{self.hostname} ")
-
-    def kill_everything(self) -> None:
-        """SIGKILL the main process and its pool children: nothing gets to acknowledge, reject or clean up."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
 
 
 @pytest.fixture
@@ -82,18 +30,8 @@ def two_workers(transactional_db, tmp_path):
         worker.stop()
 
 
-def _wait(job, statuses, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.status in statuses:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"{job} stayed {job.status} (worker {job.worker!r}), expected one of {statuses}")
-
-
 def _kill_the_worker_running(job, workers) -> tuple[WorkerProcess, float]:
-    _wait(job, [JobStatus.RUNNING], timeout=90)
+    job_wait(job, [JobStatus.RUNNING], timeout=90)
     assert job.attempts == 1
     holder = next(worker for worker in workers if worker.holds(job))
     time.sleep(1)  # well into the run
@@ -102,7 +40,7 @@ def _kill_the_worker_running(job, workers) -> tuple[WorkerProcess, float]:
 
 
 def _assert_ran_again_elsewhere(job, holder, killed_at: float) -> None:
-    _wait(job, FINISHED_STATUSES, timeout=AFTER_KILL_SECONDS)
+    job_wait(job, FINISHED_STATUSES, timeout=AFTER_KILL_SECONDS)
     took = time.monotonic() - killed_at
     assert job.status == JobStatus.COMPLETED, job.error
     assert job.attempts == 2

@@ -12,8 +12,7 @@ from apps.compliance.models import Report
 from apps.jobs.choices import JobStatus
 from apps.quantum.models import QuantumJob
 from apps.registry.models import InferenceJob
-
-from ..quantum_circuits import ghz_qasm2
+from tests.quantum_circuits import ghz_qasm2
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

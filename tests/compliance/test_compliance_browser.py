@@ -1,0 +1,119 @@
+"""The compliance page in headless Chromium against the real ASGI app, Redis channel layer and a Celery worker:
+an officer signs in with a code, generates a report from the form, watches reports complete live, and downloads
+a file whose signature verifies with only the public key."""
+
+import base64
+import hashlib
+import json
+import re
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from playwright.sync_api import expect
+
+from apps.compliance.services import previous_month
+from apps.compliance.signing import key_fingerprint
+from tests.helpers import PAGE_POST_JSON, manifest_signed_bytes
+from tests.mfa import browser_sign_in, totp_device_create
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SOCKET_RECORDER = """
+window.__sockets = [];
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = class extends NativeWebSocket {
+  constructor(url, protocols) {
+    super(url, protocols);
+    window.__sockets.push(this);
+  }
+};
+"""
+SOCKET_OPEN = "() => window.__sockets.length > 0 && window.__sockets.at(-1).readyState === 1"
+
+
+@pytest.fixture
+def report_storage(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def officer_key(compliance_user):
+    return totp_device_create(compliance_user).key
+
+
+def _row(page, report_id):
+    return page.locator(f'tr[data-report-id="{report_id}"]')
+
+
+def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
+    asgi_live_server, celery_worker, report_storage, compliance_user, officer_key, password, chromium
+):
+    fingerprint = key_fingerprint()
+    start, end = previous_month()
+    page = chromium.new_page()
+    page.add_init_script(SOCKET_RECORDER)
+    page.goto(asgi_live_server + "/compliance/")
+    page.wait_for_url("**/accounts/login/?next=/compliance/")
+    browser_sign_in(
+        page,
+        username=compliance_user.username,
+        password=password,
+        key_hex=officer_key,
+        submit="main button[type=submit]",
+        landing=asgi_live_server + "/compliance/",
+    )
+    expect(page.locator("#key-fingerprint")).to_have_text(fingerprint)
+
+    # The form shows only what the chosen kind and period need.
+    expect(page.locator('[data-field="action_prefix"]')).to_be_hidden()
+    page.select_option("#id_kind", "audit_trail")
+    expect(page.locator('[data-field="action_prefix"]')).to_be_visible()
+    page.select_option("#id_period", "custom")
+    expect(page.locator('[data-field="start_date"]')).to_be_visible()
+
+    # A custom period that ends before it starts is refused on the form, naming the problem.
+    page.fill("#id_start_date", "2025-03-10")
+    page.fill("#id_end_date", "2025-03-01")
+    page.click("#report-generate")
+    expect(page.locator("#report-request")).to_contain_text("before")
+    assert page.locator("tr.report-row[data-report-id]:not([data-report-id=''])").count() == 0
+
+    # Generating from the form: the page comes back with the report queued, which then completes.
+    page.select_option("#id_kind", "access_review")
+    page.select_option("#id_period", "last_month")
+    page.select_option("#id_format", "csv")
+    page.click("#report-generate")
+    page.wait_for_url(asgi_live_server + "/compliance/")
+    expect(page.locator("ul.messagelist")).to_contain_text(re.compile(r"Report #\d+ .* is queued"))
+    form_report_id = re.search(r"Report #(\d+)", page.locator("ul.messagelist").inner_text()).group(1)
+    expect(_row(page, form_report_id).locator(".report-status")).to_have_text("Completed", timeout=30_000)
+
+    # Requested without reloading the page: the row appears and completes live over the websocket.
+    page.wait_for_function(SOCKET_OPEN)
+    # Through the API from inside the page (its sudo window is fresh after sign-in): never reloaded, the page can
+    # only learn of this report over the websocket.
+    body = {"kind": "mfa_coverage", "format": "json", "period_start": start.isoformat(), "period_end": end.isoformat()}
+    status, body = page.evaluate(PAGE_POST_JSON, ["/api/v1/compliance/reports/", body])
+    assert status == 202, body  # accepted: generated in the background
+    row = _row(page, body["id"])
+    expect(row.locator(".report-status")).to_have_text("Completed", timeout=30_000)
+    expect(row.locator(".percent")).to_have_text("100 %")
+    expect(row.locator('[data-cell="size"]')).to_have_text(re.compile(r"\d+(\.\d)? (bytes|KB)"))
+    expect(row.locator('[data-cell="fingerprint"] code')).to_have_attribute("title", fingerprint)
+    assert page.evaluate("window.__sockets.length") == 1  # never reconnected, never reloaded
+
+    with page.expect_download() as download:
+        row.locator(".report-download").click()
+    data = download.value.path().read_bytes()
+    api = f"{asgi_live_server}/api/v1/compliance"
+    manifest = json.loads(page.request.get(f"{api}/reports/{body['id']}/manifest/").body())
+    public_pem = page.request.get(f"{api}/public-key/").body()
+
+    assert download.value.suggested_filename.endswith(".json")
+    assert json.loads(data)["meta"]["kind"] == "mfa_coverage"
+    assert hashlib.sha256(data).hexdigest() == manifest["sha256"]
+    assert row.locator('[data-cell="sha256"] code').get_attribute("title") == manifest["sha256"]
+    serialization.load_pem_public_key(public_pem).verify(
+        base64.b64decode(manifest["signature"]), manifest_signed_bytes(manifest)
+    )
