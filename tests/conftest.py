@@ -166,3 +166,11 @@ def registry_storage(settings, tmp_path):
     pipelines.clear()
     yield settings
     pipelines.clear()
+
+
+@pytest.fixture
+def roles(db):
+    """The role groups with their permissions, as `setup_roles` makes them."""
+    from apps.accounts.roles import roles_setup
+
+    roles_setup()

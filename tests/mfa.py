@@ -76,3 +76,32 @@ def browser_admin_sign_in(page, base_url: str, *, username: str, password: str, 
         submit="input[type=submit]",
         landing=base_url + "/admin/",
     )
+
+
+def sudo_expire(client) -> None:
+    """Move the session's last re-authentication back past SUDO_WINDOW_MINUTES."""
+    from django.conf import settings
+
+    from apps.accounts.sudo import SUDO_SESSION_KEY
+
+    session = client.session
+    session[SUDO_SESSION_KEY] = time.time() - settings.SUDO_WINDOW_MINUTES * 60 - 1
+    session.save()
+
+
+def without_fresh_code(api_client, user, session: str) -> dict:
+    """Sign ``user`` in one of the ways that lack a fresh authenticator code: "code-only" (a code at sign-in but
+    no re-authentication), "sudo-expired" (re-authenticated too long ago) or "api-token" (a token, which never
+    re-authenticates). Returns the request headers to send."""
+    from apps.accounts.tokens import token_create
+
+    if session == "code-only":
+        otp_force_login(api_client, user)
+        return {}
+    if session == "sudo-expired":
+        sudo_force_login(api_client, user)
+        sudo_expire(api_client)
+        return {}
+    totp_device_create(user)  # a token of a user without MFA would be refused before the sudo rule
+    issued = token_create(owner=user, name="ci", scopes=["read", "write"], expires_in_days=1)
+    return {"HTTP_AUTHORIZATION": f"Bearer {issued.secret}"}

@@ -13,7 +13,6 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.utils import timezone
 
-from apps.accounts.roles import roles_setup
 from apps.accounts.sudo import SUDO_SESSION_KEY
 from apps.audit.models import AuditEvent
 from apps.core.choices import Role
@@ -24,11 +23,6 @@ pytestmark = pytest.mark.django_db
 
 NEW_PASSWORD = "Tangerine-Orbit-Lantern-58"
 REAUTHENTICATE = "/account/reauthenticate/"
-
-
-@pytest.fixture
-def roles(db):
-    roles_setup()
 
 
 @pytest.fixture

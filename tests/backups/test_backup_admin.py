@@ -11,7 +11,6 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.accounts.roles import roles_setup
 from apps.accounts.sudo import SUDO_SESSION_KEY
 from apps.audit.models import AuditEvent
 from apps.backups.choices import BackupStatus, BackupTrigger
@@ -20,7 +19,7 @@ from apps.backups.models import Backup, BackupJob
 from apps.backups.tasks import run_job
 from apps.core.choices import Role
 from apps.jobs.lifecycle import jobs_requeue_lost
-from tests.backups.test_backup_api import backup_dir, backup_row, stored_backup  # noqa: F401 - fixtures shared with the API tests
+from tests.backups.conftest import backup_row
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.mfa import otp_force_login, sudo_force_login, totp_code
 
@@ -47,11 +46,6 @@ def _messages(response) -> list[tuple[str, str]]:
 
 def _listed_ids(response) -> list[int]:
     return [backup.id for backup in response.context["cl"].result_list]
-
-
-@pytest.fixture
-def roles(db):
-    roles_setup()
 
 
 @pytest.fixture
@@ -140,7 +134,7 @@ def test_staff_compliance_officer_sees_the_list_but_cannot_create_verify_or_rest
 def test_create_button_queues_a_job_that_takes_the_backup_and_links_to_it(
     transactional_db,
     admin_client,
-    backup_dir,  # noqa: F811
+    backup_dir,
 ):
     response = admin_client.post(CREATE_URL, follow=True)
 
@@ -185,8 +179,8 @@ def test_create_is_a_post_only(admin_client):
 
 def test_verify_selected_queues_a_job_per_backup_and_reports_each_refusal(
     admin_client,
-    stored_backup,  # noqa: F811
-    backup_dir,  # noqa: F811
+    stored_backup,
+    backup_dir,
 ):
     failed = backup_row(status=BackupStatus.FAILED, error="pg_dump failed")
 
@@ -288,7 +282,7 @@ def test_operator_cannot_open_the_restore_page_even_in_sudo_mode(client, roles):
 
 
 @pytest.mark.django_db
-def test_restore_of_a_backup_whose_file_is_missing_shows_the_reason_and_changes_nothing(sudo_client, backup_dir):  # noqa: F811
+def test_restore_of_a_backup_whose_file_is_missing_shows_the_reason_and_changes_nothing(sudo_client, backup_dir):
     backup = backup_row(status=BackupStatus.VERIFIED, path="opsdeck-gone.backup")
 
     response = sudo_client.post(_restore_url(backup.pk))
@@ -315,7 +309,7 @@ def test_restore_in_sudo_mode_queues_a_job_that_brings_the_data_back_and_keeps_i
     transactional_db,
     sudo_client,
     admin_user,
-    stored_backup,  # noqa: F811
+    stored_backup,
 ):
     UserFactory(username="made-after-the-backup")
 
@@ -348,7 +342,7 @@ def test_restore_in_sudo_mode_queues_a_job_that_brings_the_data_back_and_keeps_i
 
 
 @pytest.mark.django_db
-def test_a_restore_job_whose_worker_was_lost_fails_and_is_never_run_again(stored_backup, admin_user):  # noqa: F811
+def test_a_restore_job_whose_worker_was_lost_fails_and_is_never_run_again(stored_backup, admin_user):
     job = backup_job_request("restore", admin_user, backup=stored_backup)
     long_ago = timezone.now() - timedelta(minutes=5)
     BackupJob.objects.filter(pk=job.pk).update(status="running", attempts=1, heartbeat_at=long_ago)

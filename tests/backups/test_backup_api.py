@@ -3,23 +3,18 @@ the encrypted file only inside the sudo window; every create, verify and downloa
 
 import base64
 import hashlib
-import time
 
 import pytest
-from django.conf import settings as django_settings
-from django.core.files.storage import storages
 
-from apps.accounts.sudo import SUDO_SESSION_KEY
-from apps.accounts.tokens import token_create
 from apps.audit.models import AuditEvent
 from apps.backups.choices import BackupStatus, BackupTrigger
 from apps.backups.keys import backup_key
 from apps.backups.models import Backup, BackupJob
-from apps.backups.services import backup_create
 from apps.backups.stream import MAGIC
 from apps.backups.tasks import run_job
+from tests.backups.conftest import backup_row
 from tests.helpers import api_error_detail
-from tests.mfa import otp_force_login, sudo_force_login, totp_device_create
+from tests.mfa import sudo_force_login, without_fresh_code
 
 BACKUPS_URL = "/api/v1/backups/"
 JOBS_URL = "/api/v1/backups/jobs/"
@@ -29,43 +24,8 @@ def _detail_url(backup_id: int, suffix: str = "") -> str:
     return f"{BACKUPS_URL}{backup_id}/{suffix}"
 
 
-def backup_row(status=BackupStatus.COMPLETED, trigger=BackupTrigger.SCHEDULE, **fields) -> Backup:
-    """A backup record without a file, for tests about listing and access rather than contents."""
-    values = {
-        "compression": "zstd",
-        "key_id": "0123456789abcdef",
-        "storage_name": "backups",
-        "path": "opsdeck-test.backup",
-        "database_engine": "postgresql",
-        "sha256": "ab" * 32,
-        "size_bytes": 1234,
-        "row_counts": {"accounts_user": 3},
-        "migrations": {"backups": "0001_initial"},
-    }
-    return Backup.objects.create(status=status, trigger=trigger, **(values | fields))
-
-
 def _events(action: str) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(action=action).order_by("id"))
-
-
-@pytest.fixture
-def backup_dir(tmp_path, settings):
-    """The backup storage in a folder of this test; the storages handler caches backends, so drop its copy."""
-    location = tmp_path / "backups"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "backups": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
-    }
-    storages._storages.pop("backups", None)
-    yield location
-    storages._storages.pop("backups", None)
-
-
-@pytest.fixture
-def stored_backup(transactional_db, backup_dir, admin_user) -> Backup:
-    """A real backup of the test database: pg_dump, compressed and encrypted into the test's folder."""
-    return backup_create(trigger=BackupTrigger.USER, actor=admin_user)
 
 
 # --- Who may do what
@@ -340,27 +300,12 @@ def test_a_queued_job_is_cancelled_at_once_and_never_runs(api_client, admin_user
 # --- Download and manifest: only inside the sudo window
 
 
-def _expire_sudo(client) -> None:
-    session = client.session
-    session[SUDO_SESSION_KEY] = time.time() - django_settings.SUDO_WINDOW_MINUTES * 60 - 1
-    session.save()
-
-
 @pytest.mark.parametrize("suffix", ["download/", "manifest/"])
 @pytest.mark.parametrize("session", ["code-only", "sudo-expired", "api-token"])
 def test_download_and_manifest_are_refused_outside_the_sudo_window(
     api_client, admin_user, stored_backup, suffix, session
 ):
-    headers = {}
-    if session == "code-only":
-        otp_force_login(api_client, admin_user)
-    elif session == "sudo-expired":
-        sudo_force_login(api_client, admin_user)
-        _expire_sudo(api_client)
-    else:
-        totp_device_create(admin_user)  # a token of a user without MFA would be refused before the sudo rule
-        issued = token_create(owner=admin_user, name="ci", scopes=["read", "write"], expires_in_days=1)
-        headers = {"HTTP_AUTHORIZATION": f"Bearer {issued.secret}"}
+    headers = without_fresh_code(api_client, admin_user, session)
 
     response = api_client.get(_detail_url(stored_backup.pk, suffix), **headers)
 

@@ -14,7 +14,7 @@ from django.test import Client
 from apps.backups.choices import BackupStatus
 from apps.backups.models import BackupJob
 from project.asgi import application
-from tests.backups.test_backup_api import BACKUPS_URL, JOBS_URL, _detail_url, backup_dir, stored_backup  # noqa: F401 - fixtures
+from tests.backups.test_backup_api import BACKUPS_URL, JOBS_URL, _detail_url
 from tests.core.test_live_events import ORIGIN, _session_cookie
 from tests.helpers import messages_until_quiet
 
@@ -49,7 +49,7 @@ def slow_program(tmp_path, monkeypatch):
     return install
 
 
-def test_a_backup_asked_through_the_api_is_made_by_a_worker(celery_worker, api_client, admin_user, backup_dir):  # noqa: F811
+def test_a_backup_asked_through_the_api_is_made_by_a_worker(celery_worker, api_client, admin_user, backup_dir):
     api_client.force_authenticate(admin_user)
 
     response = api_client.post(BACKUPS_URL)
@@ -75,7 +75,7 @@ def test_backup_job_progress_streams_to_administrators_and_not_to_viewers(
     client,
     admin_user,
     viewer_user,
-    backup_dir,  # noqa: F811
+    backup_dir,
 ):
     from apps.backups.jobs import backup_job_request
 
@@ -128,7 +128,7 @@ def test_cancelling_a_running_backup_stops_pg_dump_within_two_seconds(
     celery_worker,
     api_client,
     admin_user,
-    backup_dir,  # noqa: F811
+    backup_dir,
     slow_program,
 ):
     slow_program("pg_dump", 60)
@@ -153,7 +153,7 @@ def test_a_verification_cannot_be_cancelled_once_its_restore_started(
     celery_worker,
     api_client,
     admin_user,
-    stored_backup,  # noqa: F811
+    stored_backup,
     slow_program,
 ):
     slow_program("pg_restore", 3)

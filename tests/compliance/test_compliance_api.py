@@ -10,10 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from django.conf import settings as django_settings
 from django.utils import timezone
 
-from apps.accounts.sudo import SUDO_SESSION_KEY
 from apps.accounts.tokens import token_create
 from apps.audit.models import AuditEvent
 from apps.audit.services import event_record
@@ -24,7 +22,7 @@ from apps.compliance.selectors import audit_head_hash
 from apps.jobs.choices import JobStatus
 from tests.factories import UserFactory
 from tests.helpers import api_error_detail, manifest_signed_bytes, messages_until_quiet
-from tests.mfa import otp_force_login, sudo_force_login, totp_device_create
+from tests.mfa import otp_force_login, sudo_expire, sudo_force_login, totp_device_create, without_fresh_code
 
 REPORTS_URL = "/api/v1/compliance/reports/"
 PUBLIC_KEY_URL = "/api/v1/compliance/public-key/"
@@ -70,12 +68,6 @@ def report_storage(settings, tmp_path):
     """Report files in a folder of this test."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
-
-
-def _expire_sudo(client) -> None:
-    session = client.session
-    session[SUDO_SESSION_KEY] = time.time() - django_settings.SUDO_WINDOW_MINUTES * 60 - 1
-    session.save()
 
 
 # --- Validation: clear 400s naming the problem and the limit
@@ -211,16 +203,7 @@ def test_operators_viewers_and_users_without_a_role_cannot_see_generate_or_downl
 @pytest.mark.django_db
 @pytest.mark.parametrize("session", ["code-only", "sudo-expired", "api-token"])
 def test_compliance_officer_cannot_generate_without_a_fresh_authenticator_code(api_client, compliance_user, session):
-    headers = {}
-    if session == "code-only":
-        otp_force_login(api_client, compliance_user)
-    elif session == "sudo-expired":
-        sudo_force_login(api_client, compliance_user)
-        _expire_sudo(api_client)
-    else:
-        totp_device_create(compliance_user)  # a token of a user without MFA would be refused before the sudo rule
-        issued = token_create(owner=compliance_user, name="ci", scopes=["read", "write"], expires_in_days=1)
-        headers = {"HTTP_AUTHORIZATION": f"Bearer {issued.secret}"}
+    headers = without_fresh_code(api_client, compliance_user, session)
 
     response = api_client.post(REPORTS_URL, _body(), format="json", **headers)
 
@@ -427,7 +410,7 @@ def test_download_of_a_generated_report_needs_a_fresh_authenticator_code(
         otp_force_login(api_client, compliance_user)
     elif session == "sudo-expired":
         sudo_force_login(api_client, compliance_user)
-        _expire_sudo(api_client)
+        sudo_expire(api_client)
     else:
         totp_device_create(compliance_user)  # a token of a user without MFA would be refused before the sudo rule
         issued = token_create(owner=compliance_user, name="ci", scopes=["read"], expires_in_days=1)

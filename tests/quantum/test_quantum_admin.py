@@ -11,7 +11,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.accounts.roles import roles_setup
 from apps.audit.models import AuditEvent
 from apps.core.paginators import EstimatedCountPaginator
 from apps.jobs.choices import JobStatus
@@ -69,11 +68,6 @@ def _staff_client(client, user):
     user.save()
     otp_force_login(client, user)
     return client
-
-
-@pytest.fixture
-def roles(db):
-    roles_setup()
 
 
 @pytest.fixture

@@ -43,11 +43,6 @@ def storage(settings, tmp_path):
     return tmp_path
 
 
-@pytest.fixture
-def roles(db):
-    roles_setup()
-
-
 def _staff_client(client, user):
     user.is_staff = True
     user.save()

@@ -21,6 +21,7 @@ from apps.core.api.downloads import DownloadNegotiation
 from apps.core.choices import Role
 from apps.core.permissions import has_role
 from apps.core.responses import StreamedFileResponse
+from apps.jobs.api import cancel_schema
 
 from ..choices import BackupOperation
 from ..jobs import backup_job_cancel, backup_job_request
@@ -197,18 +198,12 @@ class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             "backup__row_counts", "backup__migrations", "backup__verification"
         )
 
-    @extend_schema(
+    @cancel_schema(
+        BackupJobSerializer,
         summary="Cancel a job: a queued one at once; a running create within 2 seconds (pg_dump is stopped); a "
         "running verification only until its scratch restore starts.",
-        request=None,
-        responses={
-            200: BackupJobSerializer,
-            403: ERROR_403,
-            404: OpenApiResponse(description="No such job."),
-            409: OpenApiResponse(
-                description="The job has finished, or its restore has started (no longer cancellable)."
-            ),
-        },
+        who_may=ERROR_403.description,
+        conflict="The job has finished, or its restore has started (no longer cancellable).",
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):

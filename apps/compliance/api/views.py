@@ -23,6 +23,7 @@ from apps.core.api.downloads import DownloadNegotiation
 from apps.core.api.errors import Conflict, ServiceUnavailable
 from apps.core.api.schema import QUEUE_UNAVAILABLE, ApiErrorSerializer
 from apps.core.responses import StreamedFileResponse
+from apps.jobs.api import cancel_schema
 from apps.jobs.choices import JobStatus
 
 from ..models import Report
@@ -164,15 +165,10 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         )
         return response
 
-    @extend_schema(
+    @cancel_schema(
+        ReportDetailSerializer,
         summary="Cancel a report: a queued one at once, one being generated at its next section or 1,000 rows.",
-        request=None,
-        responses={
-            200: ReportDetailSerializer,
-            403: OpenApiResponse(description="Only who asked for the report or an administrator may cancel it."),
-            404: ERROR_404,
-            409: OpenApiResponse(description="The report has already finished."),
-        },
+        who_may="Only who asked for the report or an administrator may cancel it.",
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from apps.core.api.ordering import StableOrderingFilter
 from apps.core.api.schema import QUEUE_UNAVAILABLE
 from apps.core.permissions import WRITE_ROLES, has_role
+from apps.jobs.api import cancel_schema
 
 from ..models import QuantumJob
 from ..selectors import backends, jobs_visible_to
@@ -154,15 +155,10 @@ class QuantumJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         ids = [job.pk for job in jobs]
         return Response({"count": len(ids), "ids": ids}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(
+    @cancel_schema(
+        QuantumJobDetailSerializer,
         summary="Cancel a job: a queued one at once, a running one within 2 seconds (it shows cancelling until then).",
-        request=None,
-        responses={
-            200: QuantumJobDetailSerializer,
-            403: OpenApiResponse(description="Only the owner (an operator) or an administrator may cancel."),
-            404: OpenApiResponse(description="No such job among those the user may see."),
-            409: OpenApiResponse(description="The job has already finished."),
-        },
+        who_may="Only the owner (an operator) or an administrator may cancel.",
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):

@@ -20,6 +20,7 @@ from apps.core.api.uploads import UploadLimitMixin
 from apps.core.choices import Role
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.responses import StreamedFileResponse
+from apps.jobs.api import cancel_schema
 
 from ..inference import inference_job_cancel, inference_job_create, inference_job_result
 from ..models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel
@@ -310,15 +311,10 @@ class InferenceJobViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.Retrie
         response["Location"] = reverse("registry:inference-job-detail", kwargs={"pk": job.pk}, request=request)
         return response
 
-    @extend_schema(
-        summary="Cancel a queued or running job.",
-        request=None,
-        responses={
-            200: InferenceJobSerializer,
-            403: OpenApiResponse(description="Only the owner (an operator) or an administrator may cancel."),
-            404: OpenApiResponse(description="No such job among those the user may see."),
-            409: OpenApiResponse(description="The job has already finished."),
-        },
+    @cancel_schema(
+        InferenceJobSerializer,
+        summary="Cancel a job: a queued one at once, a running one after its current batch of rows.",
+        who_may="Only the owner (an operator) or an administrator may cancel.",
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
