@@ -163,10 +163,12 @@
         });
     }
 
+    let countsStale = false;
     liveSocket(root.dataset.socketPath, {
       open: function (isReconnect) {
-        // Events published while disconnected are lost: the snapshot fixes the rows, this the totals.
-        if (isReconnect) resyncCounts();
+        // Events published while disconnected are lost: the snapshot fixes the rows, then the totals are fetched
+        // (after the snapshot, whose new rows count too, so that the fetched totals are the last word).
+        countsStale = isReconnect;
       },
       message: function (data) {
         if (data.type === "jobs.snapshot") {
@@ -177,6 +179,8 @@
             .slice()
             .reverse()
             .forEach(apply);
+          if (countsStale) resyncCounts();
+          countsStale = false;
         } else if (data.type === "job.update" && data.kind === "quantum") {
           apply(data);
         }
