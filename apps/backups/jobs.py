@@ -10,6 +10,9 @@ a restore whose worker was lost is failed, never started again behind the admini
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from functools import partial
 
 from django.contrib.auth import get_user_model
@@ -87,6 +90,21 @@ def backup_job_request(operation: str, actor, backup: Backup | None = None) -> B
             changes=backup_job_changes,
             what=f"backup job #{job.pk} ({job.name.lower()})",
         )
+    return job
+
+
+def backup_job_run_here(operation: str, *, backup: Backup | None = None) -> BackupJob:
+    """Make a job of the schedule's and run it at once in this process (a maintenance task, on a worker already).
+
+    It is a job like any other (its row, audit, live progress, heartbeat): if this worker is lost, the sweeper
+    puts it on the queue for another worker. Returns the job as it ended.
+    """
+    with transaction.atomic():
+        job = BackupJob.objects.create(operation=operation, backup=backup, owner=None)
+        jobs_submitted(job_kind(KIND), [job], changes=backup_job_changes, send=False)
+    worker = f"{socket.gethostname()} pid {os.getpid()}"
+    backup_job_run(job.pk, task_id=f"schedule-{uuid.uuid4().hex}", worker=worker)
+    job.refresh_from_db()
     return job
 
 

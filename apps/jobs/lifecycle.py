@@ -45,11 +45,12 @@ class Outcome:
 # --- Submit
 
 
-def jobs_submitted(kind: JobKind, jobs: list, *, actor=None, changes=None, what: str = "") -> None:
+def jobs_submitted(kind: JobKind, jobs: list, *, actor=None, changes=None, what: str = "", send: bool = True) -> None:
     """Audit newly created queued jobs and, once committed, publish them and put them on the broker.
 
     Call inside the transaction that created them. If the broker refuses the messages, the jobs still queued
-    are failed and QueueUnavailable (503) reaches the caller.
+    are failed and QueueUnavailable (503) reaches the caller. With ``send=False`` the caller runs them itself,
+    in a task already on a worker (they are sent only if that worker is lost).
     """
     now = timezone.now()
     for job in jobs:
@@ -58,6 +59,8 @@ def jobs_submitted(kind: JobKind, jobs: list, *, actor=None, changes=None, what:
     _audit(kind, jobs, "submitted", actor=actor, changes=changes or (lambda job: {}))
     # Announced before a worker can take them, so "queued" never arrives after "running".
     transaction.on_commit(lambda: jobs_publish(kind, jobs, with_positions=True))
+    if not send:
+        return
     what = what or ("the job" if len(jobs) == 1 else f"the {len(jobs)} jobs")
     refused = partial(jobs_not_queued, kind, [job.pk for job in jobs])
     enqueue_on_commit(lambda: kind.send(jobs), refused=refused, what=what)

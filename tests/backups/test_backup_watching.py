@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.backups.choices import BackupStatus
 from apps.backups.metrics import backup_metrics_record
-from apps.backups.models import Backup
+from apps.backups.models import Backup, BackupJob
 from apps.backups.services import backup_create
 from apps.backups.tasks import backup_create_nightly, backup_verify_weekly
 from apps.core.choices import MaintenanceStatus
@@ -247,6 +247,15 @@ def test_nightly_task_makes_a_scheduled_backup_and_records_its_run(client, backu
     backup = Backup.objects.get()
     assert (backup.status, backup.trigger) == (BackupStatus.COMPLETED, "schedule")
     assert (backup_dir / backup.path).stat().st_size == backup.size_bytes
+    # Run as a job (its row, audit and live progress; requeued if this worker were lost).
+    job = BackupJob.objects.get()
+    assert (job.operation, job.status, job.owner, job.backup_id, job.attempts) == (
+        "create",
+        "completed",
+        None,
+        backup.pk,
+        1,
+    )
     run = MaintenanceRun.objects.get(task_name="maintenance.backup_create_nightly")
     assert run.status == MaintenanceStatus.SUCCEEDED
     assert run.message.startswith(f"Backup #{backup.pk} completed: {backup.size_bytes} bytes in ")
@@ -276,6 +285,8 @@ def test_weekly_task_verifies_the_newest_and_an_older_backup_and_fails_its_run_o
         f"Verified: backup #{newest.pk} passed; backup #{older.pk} passed.",
     )
     assert set(Backup.objects.values_list("status", flat=True)) == {BackupStatus.VERIFIED}
+    verify_jobs = BackupJob.objects.filter(operation="verify", status="completed")
+    assert set(verify_jobs.values_list("backup_id", flat=True)) == {older.pk, newest.pk}
 
     stored = backup_dir / newest.path
     data = bytearray(stored.read_bytes())
