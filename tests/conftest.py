@@ -174,3 +174,12 @@ def roles(db):
     from apps.accounts.roles import roles_setup
 
     roles_setup()
+
+
+@pytest.fixture
+def admin_client(client, roles, admin_user):
+    """A browser session of an administrator who signed in with a code (the admin's own tests)."""
+    from tests.mfa import otp_force_login
+
+    otp_force_login(client, admin_user)
+    return client

@@ -105,3 +105,11 @@ def without_fresh_code(api_client, user, session: str) -> dict:
     totp_device_create(user)  # a token of a user without MFA would be refused before the sudo rule
     issued = token_create(owner=user, name="ci", scopes=["read", "write"], expires_in_days=1)
     return {"HTTP_AUTHORIZATION": f"Bearer {issued.secret}"}
+
+
+def staff_force_login(client, user):
+    """Make ``user`` staff and sign them in with a code, as someone who uses the admin."""
+    user.is_staff = True
+    user.save()
+    otp_force_login(client, user)
+    return client

@@ -21,7 +21,7 @@ from apps.core.choices import Role
 from apps.jobs.lifecycle import jobs_requeue_lost
 from tests.backups.conftest import backup_row
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.mfa import otp_force_login, sudo_force_login, totp_code
+from tests.mfa import sudo_force_login, totp_code
 
 CHANGELIST_URL = "/admin/backups/backup/"
 CREATE_URL = "/admin/backups/backup/create/"
@@ -46,12 +46,6 @@ def _messages(response) -> list[tuple[str, str]]:
 
 def _listed_ids(response) -> list[int]:
     return [backup.id for backup in response.context["cl"].result_list]
-
-
-@pytest.fixture
-def admin_client(client, roles, admin_user):
-    otp_force_login(client, admin_user)
-    return client
 
 
 @pytest.fixture

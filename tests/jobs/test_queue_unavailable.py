@@ -28,7 +28,7 @@ from apps.registry.models import InferenceJob, ModelVersion
 from apps.registry.services import model_register, version_upload, version_validate
 from project.celery import app as celery_app
 from tests.helpers import free_port
-from tests.mfa import otp_force_login, sudo_force_login
+from tests.mfa import staff_force_login, sudo_force_login
 from tests.registry_models import build_tiny_classifier, pack_zip
 
 BELL = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n'
@@ -324,11 +324,7 @@ def test_a_queue_refusal_no_door_caught_is_a_503_page_not_a_500(rf):
 
 def _staff_client(user) -> Client:
     roles_setup()
-    user.is_staff = True
-    user.save()
-    client = Client()
-    otp_force_login(client, user)
-    return client
+    return staff_force_login(Client(), user)
 
 
 def _messages(response) -> list[tuple[str, str]]:

@@ -25,7 +25,7 @@ from apps.quantum.rendering import (
 )
 from apps.quantum.services import JobSpec, job_submit, jobs_submit_batch
 from tests.factories import UserFactory
-from tests.mfa import otp_force_login
+from tests.mfa import otp_force_login, staff_force_login
 
 CHANGELIST_URL = "/admin/quantum/quantumjob/"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -61,18 +61,6 @@ def _completed(job: QuantumJob, counts: dict[str, int]) -> QuantumJob:
     )
     job.refresh_from_db()
     return job
-
-
-def _staff_client(client, user):
-    user.is_staff = True
-    user.save()
-    otp_force_login(client, user)
-    return client
-
-
-@pytest.fixture
-def admin_client(client, roles, admin_user):
-    return _staff_client(client, admin_user)
 
 
 # --- The list
@@ -242,7 +230,7 @@ def test_an_action_on_more_jobs_than_the_limit_changes_nothing_and_names_the_lim
 @pytest.mark.django_db
 def test_staff_viewer_sees_all_jobs_but_gets_no_actions_and_cannot_cancel(client, roles, viewer_user, operator_user):
     job = job_submit(owner=operator_user, spec=JobSpec(source=GHZ5))
-    _staff_client(client, viewer_user)
+    staff_force_login(client, viewer_user)
 
     response = client.get(CHANGELIST_URL)
     assert response.status_code == 200
@@ -260,7 +248,7 @@ def test_staff_operator_sees_and_cancels_only_own_jobs(client, roles, operator_u
     other_operator = UserFactory(username="olga-operator", roles=["operator"])
     own = job_submit(owner=operator_user, spec=JobSpec(source=GHZ5))
     others = job_submit(owner=other_operator, spec=JobSpec(source=GHZ5))
-    _staff_client(client, operator_user)
+    staff_force_login(client, operator_user)
 
     assert _listed_ids(client.get(CHANGELIST_URL)) == {own.id}
     assert client.get(f"{CHANGELIST_URL}{others.id}/change/").status_code == 302  # "does not exist"

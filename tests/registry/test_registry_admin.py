@@ -21,7 +21,7 @@ from apps.registry.choices import InferenceKind, VersionStatus
 from apps.registry.inference import inference_job_create
 from apps.registry.models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel
 from tests.factories import UserFactory
-from tests.mfa import otp_force_login
+from tests.mfa import staff_force_login
 from tests.registry_models import BAD_ARTIFACTS, build_tiny_classifier, pack_zip
 
 MODELS_URL = "/admin/registry/registeredmodel/"
@@ -41,18 +41,6 @@ def storage(settings, tmp_path):
     settings.REGISTRY_DIR = tmp_path / "registry"
     settings.MEDIA_ROOT = tmp_path / "media"
     return tmp_path
-
-
-def _staff_client(client, user):
-    user.is_staff = True
-    user.save()
-    otp_force_login(client, user)
-    return client
-
-
-@pytest.fixture
-def admin_client(client, roles, admin_user):
-    return _staff_client(client, admin_user)
 
 
 def _messages(response) -> list[tuple[str, str]]:
@@ -217,7 +205,7 @@ def test_uploading_a_version_in_the_admin_creates_it_and_the_worker_makes_it_rea
 ):
     roles_setup()
     model = _model(operator_user)
-    _staff_client(client, operator_user)
+    staff_force_login(client, operator_user)
     assert client.get(f"{VERSIONS_URL}add/?model={model.pk}").status_code == 200
 
     response = client.post(f"{VERSIONS_URL}add/", {"model": model.pk, "artifact": _upload(tiny_zip)})
@@ -261,14 +249,14 @@ def test_a_bad_archive_uploaded_in_the_admin_shows_why_and_leaves_nothing(
 def test_operators_upload_only_to_their_own_models_and_viewers_not_at_all(client, roles, operator_user, viewer_user):
     others = _model(UserFactory(username="olga-operator", roles=["operator"]), "olgas-model")
     own = _model(operator_user, "oscars-model")
-    _staff_client(client, operator_user)
+    staff_force_login(client, operator_user)
 
     form = client.get(f"{VERSIONS_URL}add/").context["form"]
     assert list(form.fields["model"].queryset) == [own]
     model_page = client.get(f"{MODELS_URL}{others.pk}/change/").content.decode()
     assert "Upload a version" not in model_page
 
-    _staff_client(client, viewer_user)
+    staff_force_login(client, viewer_user)
     assert client.get(f"{VERSIONS_URL}add/").status_code == 403
     assert client.get(f"{MODELS_URL}add/").status_code == 403
     assert "Upload a version" not in client.get(f"{MODELS_URL}{own.pk}/change/").content.decode()
@@ -360,7 +348,7 @@ def test_staff_operator_moves_staging_of_own_model_but_is_refused_production_wit
 ):
     model = _model(operator_user)
     version = _version(model, 1)
-    _staff_client(client, operator_user)
+    staff_force_login(client, operator_user)
 
     production = _action(client, "set_alias", [version], apply="yes", alias="production")
     assert _messages(production) == [("warning", "sentiment v1: Moving the production alias needs the admin role.")]
@@ -464,7 +452,7 @@ def test_evaluation_action_on_a_version_that_is_not_ready_says_why_and_queues_no
 def test_staff_viewer_reads_the_registry_but_gets_no_actions(client, roles, viewer_user, operator_user):
     model = _model(operator_user)
     version = _version(model, 1)
-    _staff_client(client, viewer_user)
+    staff_force_login(client, viewer_user)
 
     for url in (MODELS_URL, f"{MODELS_URL}{model.pk}/change/", VERSIONS_URL, f"{VERSIONS_URL}{version.pk}/change/"):
         assert client.get(url).status_code == 200, url
@@ -515,7 +503,7 @@ def test_staff_operator_sees_only_own_jobs_and_jobs_cannot_be_added_in_the_admin
     _version(model, 1)
     others = inference_job_create(owner=other, model=model, upload=_upload(LABELLED_CSV, "e.csv"), number=1)
     own = inference_job_create(owner=operator_user, model=model, upload=_upload(LABELLED_CSV, "e.csv"), number=1)
-    _staff_client(client, operator_user)
+    staff_force_login(client, operator_user)
 
     assert [job.pk for job in client.get(JOBS_URL).context["cl"].result_list] == [own.pk]
     assert client.get(f"{JOBS_URL}{others.pk}/change/").status_code == 302  # "does not exist"
