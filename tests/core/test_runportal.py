@@ -3,6 +3,7 @@
 import re
 import signal
 import time
+import urllib.request
 
 import pytest
 
@@ -239,3 +240,23 @@ def test_embedded_portal_validates_a_model_predicts_and_runs_an_inference_job(tm
     assert job["rows_done"] == 300
     assert code == 0, output
     assert "Traceback" not in output
+
+
+def test_metrics_are_served_under_runportal_and_files_of_stopped_processes_are_dropped(tmp_path):
+    metrics = tmp_path / "prometheus"
+    metrics.mkdir()
+    stale = metrics / "counter_4194303.db"  # a process id beyond any running one
+    stale.write_bytes(b"")
+    portal = PortalProcess(tmp_path / "portal", PROMETHEUS_MULTIPROC_DIR=str(metrics))
+    portal.manage("migrate", "--noinput")
+    portal.start()
+    try:
+        urllib.request.urlopen(portal.url + "/health/live", timeout=10).close()
+        with urllib.request.urlopen(portal.url + "/metrics", timeout=10) as response:
+            body = response.read().decode()
+    finally:
+        portal.kill()
+    # The portal's own files survive its start: it counted the request it served.
+    counted = re.search(r'^django_http_requests_total_by_method_total\{method="GET"\} [1-9]', body, re.MULTILINE)
+    assert counted, body[:500]
+    assert not stale.exists()

@@ -1,4 +1,4 @@
-import shutil
+import os
 import signal
 
 import uvicorn
@@ -14,11 +14,28 @@ def _exit_on_sigterm(signum, frame):
 
 
 def _clear_metrics_directory() -> None:
-    # prometheus_client's multiprocess files are per process id; files left by
-    # processes of an earlier run would be counted again.
+    """Delete the metric files of processes that no longer run.
+
+    prometheus_client's multiprocess files are named after their process id; those of an earlier run would be
+    counted again. Files of live processes stay: this one's (Django's set-up has already opened them, and a
+    process writing to deleted files is invisible to /metrics) and those of workers sharing the directory.
+    """
     directory = settings.PROMETHEUS_MULTIPROC_DIR
-    shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
+    for path in directory.glob("*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
 
 
 class Command(BaseCommand):
