@@ -12,6 +12,12 @@ RUN /opt/venv/bin/pip install -r /tmp/requirements/production.txt
 
 FROM python:3.11-slim
 
+# pg_dump and pg_restore for backups, verification and restore: the client of the major version the compose
+# file's PostgreSQL runs (15; Debian bookworm's), since pg_dump refuses servers newer than itself.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client-15 \
+    && rm -rf /var/lib/apt/lists/*
+
 ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -293,3 +293,29 @@ def test_dockerignore_keeps_local_state_out_of_the_image(path):
     ignored = {line.strip().rstrip("/") for line in ROOT.joinpath(".dockerignore").read_text().splitlines()}
 
     assert path in ignored
+
+
+def test_image_has_the_postgresql_client_of_the_compose_servers_major_version():
+    server = compose()["services"]["postgres"]["image"]
+    major = server.split(":", 1)[1].split(".")[0]
+    installs = " ".join(dockerfile_arguments("RUN"))
+    assert f"postgresql-client-{major}" in installs, f"backups need pg_dump and pg_restore {major} for {server}"
+
+
+def test_readme_docker_steps_create_every_secret_file_the_compose_file_mounts():
+    mounted = {Path(secret["file"]).name for secret in compose()["secrets"].values()}
+    steps = readme_section("Docker")
+    missing = sorted(name for name in mounted if f"secrets/{name}" not in steps)
+    assert not missing, f"the README's Docker steps do not create {missing}"
+
+
+def test_readme_production_section_names_every_variable_production_settings_require():
+    required = set(
+        re.findall(
+            r"env\.(?:secret|list|database)\(\"([A-Z_]+)\"", (ROOT / "project/settings/production.py").read_text()
+        )
+    )
+    section = readme_section("Running in production")
+    missing = sorted(name for name in required if f"`{name}`" not in section)
+    assert required
+    assert not missing, f"'Running in production' does not name {missing}"
