@@ -60,6 +60,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def json_request(request: urllib.request.Request, token: str = "") -> tuple[int, dict]:
+    """Send ``request`` (with ``token`` as bearer when given); the status and the decoded JSON body."""
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
 class PortalProcess:
     """`manage.py runportal` in a child process on a free port, with its own SQLite database."""
 
@@ -101,28 +112,18 @@ class PortalProcess:
         raise AssertionError("runportal did not answer /health/live within 60 s")
 
     def get_json(self, path: str, *, token: str = "") -> tuple[int, dict]:
-        return self._json_request(urllib.request.Request(self.url + path), token)
+        return json_request(urllib.request.Request(self.url + path), token)
 
     def post_json(self, path: str, body: dict, *, token: str = "") -> tuple[int, dict]:
         request = urllib.request.Request(
             self.url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
         )
-        return self._json_request(request, token)
+        return json_request(request, token)
 
     def post_files(self, path: str, fields: dict, files: dict, *, token: str = "") -> tuple[int, dict]:
         body, content_type = multipart_body(fields, files)
         request = urllib.request.Request(self.url + path, data=body, headers={"Content-Type": content_type})
-        return self._json_request(request, token)
-
-    @staticmethod
-    def _json_request(request: urllib.request.Request, token: str) -> tuple[int, dict]:
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=15) as response:
-                return response.status, json.load(response)
-        except urllib.error.HTTPError as error:
-            return error.code, json.load(error)
+        return json_request(request, token)
 
     def stop(self, signum: int = signal.SIGINT, timeout: float = 30) -> tuple[int, str]:
         """Send ``signum`` and return the exit code and everything the process printed."""
