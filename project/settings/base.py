@@ -284,6 +284,11 @@ PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR
 PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 env.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(PROMETHEUS_MULTIPROC_DIR))
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# Each `celery worker` serves its host's metrics (and queue depths) on this port, on this host's loopback unless
+# WORKER_METRICS_ADDRESS says otherwise (0.0.0.0 for a Prometheus on another host); 0 turns it off. The web
+# process serves the same directory on /metrics (apps/core/worker_metrics.py, README "Metrics").
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", 9808, minimum=0, maximum=65535)
+WORKER_METRICS_ADDRESS = env.str("WORKER_METRICS_ADDRESS", "127.0.0.1")
 
 # --- Audit trail
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", 2555, minimum=0)
