@@ -15,8 +15,10 @@ import logging
 
 from celery import bootsteps
 from django.conf import settings
-from prometheus_client import CollectorRegistry, multiprocess, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+
+# prometheus_client is imported where it is used, never at import time: project/celery.py imports this module
+# before Django's settings set PROMETHEUS_MULTIPROC_DIR, and prometheus_client chooses between per-process
+# files and plain memory when it is first imported (memory would leave /metrics empty).
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ class QueueDepthCollector:
         self.app = app
 
     def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
         depth = GaugeMetricFamily(
             "opsdeck_queue_depth", "Messages waiting in each queue, as the broker counts them.", labels=["queue"]
         )
@@ -67,7 +71,9 @@ def _queue_depth(connection, name: str) -> int:
         channel.close()
 
 
-def worker_metrics_registry(app) -> CollectorRegistry:
+def worker_metrics_registry(app):
+    from prometheus_client import CollectorRegistry, multiprocess
+
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     registry.register(QueueDepthCollector(app))
@@ -85,6 +91,8 @@ class WorkerMetricsServer(bootsteps.StartStopStep):
         port = settings.WORKER_METRICS_PORT
         if not port or settings.EMBEDDED:
             return
+        from prometheus_client import start_http_server
+
         address = settings.WORKER_METRICS_ADDRESS
         try:
             self.server, _thread = start_http_server(port, addr=address, registry=worker_metrics_registry(worker.app))
