@@ -82,9 +82,9 @@ class PortalProcess:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    def start(self) -> None:
+    def start(self, *arguments: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "runportal", "--port", str(self.port)],
+            [sys.executable, "manage.py", "runportal", "--port", str(self.port), *arguments],
             cwd=PROJECT_DIR,
             env=self.environment,
             stdout=subprocess.PIPE,

@@ -278,6 +278,9 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
+# --- Web: `runportal --workers` defaults to this many server processes (not in embedded mode).
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", 1, minimum=1, maximum=64)
+
 # --- Metrics: prometheus_client keeps per-process files here so that metrics
 # from every process of a host (web, worker children) are served together.
 PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR / "prometheus")))
