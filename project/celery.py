@@ -5,6 +5,7 @@ import os
 from celery import Celery
 from celery.signals import worker_process_shutdown
 
+from apps.core.worker_metrics import WorkerMetricsServer
 from apps.jobs.sweeper import JobsSweeper
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.local")
@@ -14,6 +15,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Every worker requeues the jobs of workers that stopped heartbeating (README: "How jobs run").
 app.steps["worker"].add(JobsSweeper)
+# Every worker host serves its own metrics (README: "Metrics").
+app.steps["worker"].add(WorkerMetricsServer)
 
 
 @worker_process_shutdown.connect

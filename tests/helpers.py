@@ -78,10 +78,12 @@ class PortalProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.environment = clean_environment(
-            OPSDECK_DATA_DIR=str(data_dir),
-            DATABASE_URL=f"sqlite:///{data_dir / 'portal.sqlite3'}",
-            STATIC_ROOT=str(data_dir / "static"),
-            **environment,
+            **{
+                "OPSDECK_DATA_DIR": str(data_dir),
+                "DATABASE_URL": f"sqlite:///{data_dir / 'portal.sqlite3'}",
+                "STATIC_ROOT": str(data_dir / "static"),
+                **environment,
+            }
         )
         (data_dir / "static").mkdir(parents=True, exist_ok=True)
         self.process: subprocess.Popen | None = None
@@ -91,9 +93,9 @@ class PortalProcess:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    def start(self) -> None:
+    def start(self, *arguments: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "runportal", "--port", str(self.port)],
+            [sys.executable, "manage.py", "runportal", "--port", str(self.port), *arguments],
             cwd=PROJECT_DIR,
             env=self.environment,
             stdout=subprocess.PIPE,
@@ -197,22 +199,28 @@ def job_wait(job, statuses, timeout: float = 60):
     raise AssertionError(f"{job} stayed {job.status} ({progress}, worker {job.worker!r}), expected one of {statuses}")
 
 
+def child_database_url() -> str:
+    """The URL of the database this test run uses, for child processes."""
+    database = settings.DATABASES["default"]
+    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+
+
 class WorkerProcess:
     """A real `celery worker` (prefork, one child) in its own process group, on the test database and Redis."""
 
-    def __init__(self, name: str, tmp_path):
-        database = settings.DATABASES["default"]
+    def __init__(self, name: str, tmp_path, *, queues: tuple[str, ...] = (), **extra_environment: str):
         environment = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "project.settings.test",
-            "TEST_DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+            "TEST_DATABASE_URL": child_database_url(),
             "TEST_REDIS_URL": settings.REDIS_URL,
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
             # One row per forward pass, so that an inference job runs long enough to be killed mid-run.
             "REGISTRY_JOB_BATCH_SIZE": "1",
+            **extra_environment,
         }
         self.hostname = f"{name}-{os.getpid()}@lost-worker-test"
-        queues = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
+        queues = ",".join(queues or (queue.name for queue in settings.CELERY_TASK_QUEUES))
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queues, "-c", "1", "-P", "prefork"),

@@ -278,12 +278,20 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
+# --- Web: `runportal --workers` defaults to this many server processes (not in embedded mode).
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", 1, minimum=1, maximum=64)
+
 # --- Metrics: prometheus_client keeps per-process files here so that metrics
 # from every process of a host (web, worker children) are served together.
 PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR / "prometheus")))
 PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 env.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(PROMETHEUS_MULTIPROC_DIR))
 PROMETHEUS_EXPORT_MIGRATIONS = False
+# Each `celery worker` serves its host's metrics (and queue depths) on this port, on this host's loopback unless
+# WORKER_METRICS_ADDRESS says otherwise (0.0.0.0 for a Prometheus on another host); 0 turns it off. The web
+# process serves the same directory on /metrics (apps/core/worker_metrics.py, README "Metrics").
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", 9808, minimum=0, maximum=65535)
+WORKER_METRICS_ADDRESS = env.str("WORKER_METRICS_ADDRESS", "127.0.0.1")
 
 # --- Audit trail
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", 2555, minimum=0)

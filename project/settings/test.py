@@ -10,6 +10,8 @@ for name in ("DATABASE_URL_FILE", "REDIS_URL_FILE", "AUDIT_ARCHIVE_DATABASE_URL"
 os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/opsdeck")
 os.environ.setdefault("OPSDECK_DATA_DIR", str(Path(__file__).resolve().parents[2] / "var" / "test"))
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Test workers serve no metrics endpoint unless a test asks for one (on a free port).
+os.environ.setdefault("WORKER_METRICS_PORT", "0")
 
 from .local import *  # noqa: E402, F403
 

@@ -3,7 +3,8 @@ import signal
 
 import uvicorn
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from uvicorn.supervisors import Multiprocess
 
 from apps.core.embedded import EmbeddedCelery
 from project.celery import app as celery_app
@@ -38,6 +39,19 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _serve(config: uvicorn.Config) -> None:
+    """One server in this process, or ``config.workers`` server processes on one shared socket.
+
+    The kernel spreads connections over the processes, so one busy event loop no longer delays every request
+    (a liveness probe included). uvicorn's supervisor restarts a process that dies and stops them all on
+    SIGINT or SIGTERM.
+    """
+    if config.workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.Server(config).run()
+
+
 class Command(BaseCommand):
     help = (
         "Serve the portal (HTTP and websockets) with uvicorn. Without REDIS_URL a Celery "
@@ -50,25 +64,37 @@ class Command(BaseCommand):
         parser.add_argument(
             "--concurrency", type=int, default=2, help="Embedded mode: worker threads running tasks (default 2)."
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=settings.WEB_CONCURRENCY,
+            help="Web server processes sharing the port (default WEB_CONCURRENCY, 1). Not in embedded mode.",
+        )
 
-    def handle(self, *args, host: str, port: int, concurrency: int, **options) -> None:
+    def handle(self, *args, host: str, port: int, concurrency: int, workers: int, **options) -> None:
+        if workers < 1:
+            raise CommandError(f"--workers must be at least 1, got {workers}.")
+        if workers > 1 and settings.EMBEDDED:
+            raise CommandError(
+                f"{workers} web processes (--workers or WEB_CONCURRENCY) need REDIS_URL: in embedded mode one "
+                "process holds the worker, beat and the in-memory broker, so it must be the only web process."
+            )
         _clear_metrics_directory()
         embedded = EmbeddedCelery(celery_app, concurrency=concurrency) if settings.EMBEDDED else None
-        server = uvicorn.Server(
-            uvicorn.Config(
-                "project.asgi:application",
-                host=host,
-                port=port,
-                lifespan="off",
-                log_config=None,
-                # Client addresses are taken from X-Forwarded-For by the portal itself,
-                # through exactly TRUSTED_PROXY_COUNT proxies; uvicorn must not rewrite them.
-                proxy_headers=False,
-                server_header=False,
-                # Job updates are small and go to many sockets at once: compressing every frame
-                # for every socket costs more CPU than the bytes it saves.
-                ws_per_message_deflate=False,
-            )
+        config = uvicorn.Config(
+            "project.asgi:application",
+            host=host,
+            port=port,
+            workers=workers,
+            lifespan="off",
+            log_config=None,
+            # Client addresses are taken from X-Forwarded-For by the portal itself,
+            # through exactly TRUSTED_PROXY_COUNT proxies; uvicorn must not rewrite them.
+            proxy_headers=False,
+            server_header=False,
+            # Job updates are small and go to many sockets at once: compressing every frame
+            # for every socket costs more CPU than the bytes it saves.
+            ws_per_message_deflate=False,
         )
         # uvicorn re-raises the signal that stopped it once it has shut down;
         # turning SIGTERM into SystemExit lets the embedded worker stop cleanly too.
@@ -76,13 +102,13 @@ class Command(BaseCommand):
         mode = (
             "embedded worker and beat"
             if embedded
-            else f"web only; workers use {settings.CELERY_BROKER_URL.split('@')[-1]}"
+            else f"web only, {workers} process(es); workers use {settings.CELERY_BROKER_URL.split('@')[-1]}"
         )
         self.stdout.write(f"Opsdeck portal on http://{host}:{port}/ ({mode}). Press Ctrl-C to stop.")
         if embedded:
             embedded.start()
         try:
-            server.run()
+            _serve(config)
         except KeyboardInterrupt:
             pass
         finally:
