@@ -67,6 +67,8 @@ def host_environment(
         MEDIA_ROOT=str(shared / "media"),
         REGISTRY_DIR=str(shared / "registry"),
         BACKUP_DIR=str(shared / "backups"),
+        # A worker serves its host's metrics to a Prometheus elsewhere (here: the test, outside).
+        WORKER_METRICS_ADDRESS=host.address,
         WORKER_METRICS_PORT=str(WORKER_METRICS_PORT),
         # One job per simulator call, so that a handful of jobs is a handful of tasks to spread.
         QUANTUM_BATCH_SIZE="1",

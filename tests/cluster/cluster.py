@@ -99,6 +99,12 @@ class Cluster:
     def host_dir(self, host: Host) -> Path:
         return self.root / "hosts" / host.name
 
+    def cut_off(self, host: Host) -> None:
+        """Pull ``host``'s network cable. Its processes are frozen too: on this machine they would go on using the
+        cores the other hosts share, which hosts of their own would not."""
+        host.cut()
+        self.processes[host.name].freeze()
+
     def query(self, statement: str, params: list | None = None) -> list[tuple]:
         """Rows from the db host's database, read as the application role from outside."""
         with psycopg.connect(self.database.database_url, connect_timeout=5) as connection:

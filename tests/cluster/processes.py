@@ -30,6 +30,7 @@ class HostProcess:
         stop_signal: int = signal.SIGTERM,
     ):
         self.host, self.name, self.log, self.stop_signal = host, name, log, stop_signal
+        self.frozen = False
         with log.open("ab") as output:
             self.process = subprocess.Popen(
                 host.command(*argv),
@@ -64,11 +65,17 @@ class HostProcess:
     def wait_for_output(self, text: str, timeout: float = 90) -> None:
         self.wait_until(lambda: text in self.output(), f"printing {text!r}", timeout)
 
+    def freeze(self) -> None:
+        """Stop it using the machine's cores (SIGSTOP), as a host of its own would not take them from the others."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+        self.frozen = True
+
     def stop(self, timeout: float = 10) -> None:
         if self.process.poll() is not None:
             return
         try:
-            os.killpg(self.process.pid, self.stop_signal)
+            # A frozen process has nothing to finish cleanly: its host is gone.
+            os.killpg(self.process.pid, signal.SIGKILL if self.frozen else self.stop_signal)
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)

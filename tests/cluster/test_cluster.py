@@ -164,15 +164,17 @@ def test_each_worker_host_serves_the_metrics_of_the_jobs_it_ran(cluster):
 
 def test_a_job_whose_worker_host_is_cut_off_completes_on_the_other_within_a_minute(cluster):
     client = cluster.client(WEB2)
-    job = _submit(client, slow_qasm2(22, 20), method="statevector")  # about 5 s of simulation
+    # About 2 s of simulation on an idle machine: long enough to be cut mid-run, short enough to run again in time
+    # on a loaded one.
+    job = _submit(client, slow_qasm2(21, 16), method="statevector")
 
     def read():
         return client.get_json(f"/api/v1/quantum/jobs/{job['id']}/")[1]
 
     running = _until(read, lambda job: job["status"] == "running", what="quantum job running")
     holder = next(host for host in WORKERS if _host_of(running["worker"]) == worker_name(host))
-    time.sleep(1)  # well into the simulation
-    holder.cut()
+    time.sleep(0.5)  # into the simulation
+    cluster.cut_off(holder)
     cut_at = time.monotonic()
 
     finished = _finished_job(client, job["id"], timeout=LOST_WORKER_DEADLINE_SECONDS)
