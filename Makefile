@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test fuzz lint format bench services-check browser clean
+.PHONY: run test cluster-test fuzz lint format bench services-check browser clean
 
 # Stamp files: requirements are installed again only when they change.
 $(PY):
@@ -40,6 +40,11 @@ services-check: $(VENV)/.test-installed
 
 test: $(VENV)/.test-installed browser services-check
 	$(PY) -m pytest
+
+# The rehearsal of several hosts (README "Several hosts"): as root, six network namespaces with their own
+# PostgreSQL, Redis, portals, workers and beat; removed afterwards, even when a test fails. About a minute.
+cluster-test: $(VENV)/.test-installed services-check
+	$(PY) -m pytest tests/cluster -m cluster -p no:cacheprovider
 
 # A long schema-fuzzing campaign over every API operation (the suite runs the same test with a few examples),
 # then sequences that follow the schema's links (create, then read/cancel/delete what was created).
