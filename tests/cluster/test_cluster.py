@@ -180,7 +180,7 @@ def test_a_job_whose_worker_host_is_cut_off_completes_on_the_other_within_a_minu
     finished = _finished_job(client, job["id"], timeout=LOST_WORKER_DEADLINE_SECONDS)
     took = time.monotonic() - cut_at
     assert finished["status"] == "completed", finished
-    assert finished["attempts"] == 2
+    assert finished["attempts"] == 2, "it finished before the cut: give it a longer circuit"
     assert _host_of(finished["worker"]) != worker_name(holder)
     assert took < LOST_WORKER_DEADLINE_SECONDS
     print(f"job {job['id']} completed {took:.1f} s after {holder.name}'s link was cut")
