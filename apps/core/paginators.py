@@ -36,7 +36,7 @@ class EstimatedCountPaginator(Paginator):
     table, where counting is cheap and an estimate would be needlessly wrong.
     """
 
-    estimate_above = EXACT_COUNT_LIMIT
+    estimate_above = 10_000
 
     @cached_property
     def count(self) -> int:
