@@ -72,6 +72,7 @@ bench: $(VENV)/.test-installed
 	$(PY) benchmarks/registry.py
 	$(PY) benchmarks/backups.py
 	$(PY) benchmarks/compliance.py
+	$(PY) benchmarks/lists.py
 
 clean:
 	rm -rf $(VENV) var/static var/test

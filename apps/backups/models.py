@@ -35,7 +35,13 @@ class Backup(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
-        indexes = [models.Index(fields=["status", "-started_at"], name="backup_status_recent")]
+        # Each offered ordering has its (field, id) index, and each filter one that leads to the default order.
+        indexes = [
+            models.Index(fields=["started_at", "id"], name="backup_started_id"),
+            models.Index(fields=["size_bytes", "id"], name="backup_size_id"),
+            models.Index(fields=["status", "-started_at", "-id"], name="backup_status_recent"),
+            models.Index(fields=["trigger", "-started_at", "-id"], name="backup_trigger_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"Backup #{self.pk} of {self.started_at:%Y-%m-%d %H:%M} UTC" if self.started_at else "Backup"
@@ -67,7 +73,11 @@ class BackupJob(Job):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["status", "-id"], name="backupjob_status_recent")]
+        indexes = [
+            models.Index(fields=["status", "-id"], name="backupjob_status_recent"),
+            models.Index(fields=["operation", "-id"], name="backupjob_operation_recent"),
+            models.Index(fields=["created_at", "id"], name="backupjob_created_id"),
+        ]
 
     def __str__(self) -> str:
         return f"Backup job #{self.pk}"

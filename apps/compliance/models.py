@@ -31,7 +31,17 @@ class Report(Job):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["kind", "-created_at"], name="report_kind_recent")]
+        # Each offered ordering has its (field, id) index, and each filter one that leads to the default order,
+        # so that a rare value is found without walking the whole table. Reports are written a few a day.
+        indexes = [
+            models.Index(fields=["created_at", "id"], name="report_created_id"),
+            models.Index(fields=["period_start", "id"], name="report_period_start_id"),
+            models.Index(fields=["size_bytes", "id"], name="report_size_id"),
+            models.Index(fields=["kind", "-created_at", "-id"], name="report_kind_recent"),
+            models.Index(fields=["format", "-created_at", "-id"], name="report_format_recent"),
+            models.Index(fields=["status", "-created_at", "-id"], name="report_status_recent"),
+            models.Index(fields=["scheduled", "-created_at", "-id"], name="report_scheduled_recent"),
+        ]
 
     @property
     def percent(self) -> int:

@@ -39,8 +39,10 @@ class QuantumJob(Job):
         indexes = [
             models.Index(fields=["owner", "-id"], name="quantum_job_owner_recent"),
             models.Index(fields=["status", "-id"], name="quantum_job_status_recent"),
-            models.Index(fields=["created_at"], name="quantum_job_created"),
-            models.Index(fields=["finished_at"], name="quantum_job_finished"),
+            # Each offered ordering has its (field, id) index: both directions of it are one index scan.
+            models.Index(fields=["created_at", "id"], name="quantum_job_created_id"),
+            models.Index(fields=["finished_at", "id"], name="quantum_job_finished_id"),
+            models.Index(fields=["method", "-id"], name="quantum_job_method_recent"),
             models.Index(
                 fields=["-priority", "id"],
                 name="quantum_job_queue_order",

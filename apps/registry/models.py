@@ -92,6 +92,10 @@ class InferenceJob(Job):
         indexes = [
             models.Index(fields=["owner", "-id"], name="registry_job_owner_recent"),
             models.Index(fields=["status", "-id"], name="registry_job_status_recent"),
+            models.Index(fields=["kind", "-id"], name="registry_job_kind_recent"),
+            # Each offered ordering has its (field, id) index: both directions of it are one index scan.
+            models.Index(fields=["created_at", "id"], name="registry_job_created_id"),
+            models.Index(fields=["finished_at", "id"], name="registry_job_finished_id"),
         ]
 
     def __str__(self) -> str:

@@ -371,7 +371,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env.int("API_PAGE_SIZE", 50, minimum=1, maximum=1000),
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "apps.core.api.ordering.StableOrderingFilter",
     ],
     # Requests without accepted credentials are throttled per address by
     # apps.core.throttling.AnonymousThrottleMiddleware at the "anon" rate, before authentication.

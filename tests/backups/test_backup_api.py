@@ -153,7 +153,7 @@ def test_admin_creates_a_backup_with_pg_dump_as_a_job_and_the_creation_is_audite
     assert body["database_engine"] == "postgresql"
     assert body["server_version"].startswith("PostgreSQL ")
     assert body["row_counts"]["accounts_user"] == 1
-    assert body["migrations"]["backups"] == "0002_backupjob"
+    assert body["migrations"]["backups"] == "0003_list_indexes"
     stored = (backup_dir / body["path"]).read_bytes()
     assert stored.startswith(MAGIC)
     assert (len(stored), hashlib.sha256(stored).hexdigest()) == (body["size_bytes"], body["sha256"])

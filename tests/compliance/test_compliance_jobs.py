@@ -169,7 +169,7 @@ def test_snapshot_holds_every_report_for_administrators_and_their_own_for_an_off
 # --- Migration from the table before the job layer
 
 
-LATEST = "0005_remove_report_progress"
+LATEST = "0006_list_indexes"
 
 
 def _migrate(target: str):

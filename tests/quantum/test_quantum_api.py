@@ -401,7 +401,7 @@ def test_list_orders_by_the_asked_field_with_ties_broken_by_id(operator_client, 
     QuantumJob.objects.filter(pk__in=[first.pk, third.pk]).update(created_at=same_time)
     QuantumJob.objects.filter(pk=second.pk).update(created_at=same_time - timedelta(minutes=1))
 
-    assert _ids(operator_client.get(JOBS_URL, {"ordering": "created_at"})) == [second.id, third.id, first.id]
+    assert _ids(operator_client.get(JOBS_URL, {"ordering": "created_at"})) == [second.id, first.id, third.id]
     assert _ids(operator_client.get(JOBS_URL, {"ordering": "-created_at"})) == [third.id, first.id, second.id]
     assert _ids(operator_client.get(JOBS_URL, {"ordering": "id"})) == [first.id, second.id, third.id]
     assert _ids(operator_client.get(JOBS_URL)) == [third.id, second.id, first.id]

@@ -6,12 +6,15 @@ session that confirmed the password and an authenticator code within SUDO_WINDOW
 refused): evidence about every account leaves the portal only after a fresh second factor.
 """
 
+from types import SimpleNamespace
+
 from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -48,6 +51,13 @@ def report_file_response(report: Report, file, filename: str) -> StreamedFileRes
     return response
 
 
+class FormatIsAFilter(DefaultContentNegotiation):
+    """On the report list ``?format=pdf`` is the filter on the reports' format: it must not pick a renderer (there
+    is none named pdf, so the list answered 404)."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
+
+
 class ReportAccess(BasePermission):
     message = "Compliance reports are for compliance officers and administrators."
 
@@ -79,6 +89,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     # The audit middleware names the object type of API writes after this queryset's model.
     queryset = Report.objects.all()
     permission_classes = [ReportAccess]
+    content_negotiation_class = FormatIsAFilter
     filterset_fields = ["kind", "format", "status", "scheduled"]
     ordering_fields = ["id", "created_at", "period_start", "size_bytes"]
     ordering = ["-created_at", "-id"]

@@ -1,6 +1,9 @@
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.response import Response
+
+from apps.core.paginators import EXACT_COUNT_LIMIT, BoundedCountPaginator
 
 
 class LimitedPageSizeMixin:
@@ -25,7 +28,40 @@ class LimitedPageSizeMixin:
 
 
 class StandardPagination(LimitedPageSizeMixin, PageNumberPagination):
-    """Page-number pagination for ordinary lists."""
+    """Page numbers, as every list has always had them, fast on tables of millions of rows.
+
+    Page-number rather than cursor pagination keeps the lists' shape and their ``page`` parameter, and serves
+    every ordering (cursors cannot order by a nullable field such as ``finished_at``). What made large lists slow
+    was the COUNT(*) over every matching row on each page: the count is now exact up to EXACT_COUNT_LIMIT rows,
+    an estimate above it (``count_exact`` says which; see BoundedCountPaginator). A deep page still costs its
+    offset; filters such as ``created_before`` reach old rows directly.
+    """
+
+    django_paginator_class = BoundedCountPaginator
+    # "last" would need the exact count; the browsable API's page links too.
+    last_page_strings = ()
+    template = None
+
+    def get_paginated_response(self, data):
+        count, exact = self.page.paginator.bounded_count
+        return Response(
+            {
+                "count": count,
+                "count_exact": exact,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema):
+        response = super().get_paginated_response_schema(schema)
+        response["properties"]["count_exact"] = {
+            "type": "boolean",
+            "description": f"False when more than {EXACT_COUNT_LIMIT} rows match: count is then an estimate.",
+        }
+        response["required"] = [*response.get("required", []), "count_exact"]
+        return response
 
 
 class NewestFirstCursorPagination(LimitedPageSizeMixin, CursorPagination):

@@ -1,6 +1,5 @@
 """Quantum jobs API: submit (one or a batch), list, detail, cancel, and the simulator backends."""
 
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
@@ -9,7 +8,6 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from apps.core.api.ordering import StableOrderingFilter
 from apps.core.api.schema import QUEUE_UNAVAILABLE
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.jobs.api import cancel_schema
@@ -80,7 +78,6 @@ class QuantumJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     # The audit middleware names the object type of API writes after this queryset's model.
     queryset = QuantumJob.objects.all()
-    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
     filterset_class = QuantumJobFilter
     # Only indexed orders: the list must stay fast with a million jobs.
     ordering_fields = ["id", "created_at", "finished_at"]

@@ -3,7 +3,6 @@
 from functools import cached_property
 
 from django.db.models import Max, Prefetch
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
@@ -14,7 +13,6 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from apps.core.api.downloads import DownloadNegotiation
-from apps.core.api.ordering import StableOrderingFilter
 from apps.core.api.schema import QUEUE_UNAVAILABLE
 from apps.core.api.uploads import UploadLimitMixin
 from apps.core.choices import Role
@@ -260,7 +258,6 @@ class InferenceJobViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.Retrie
     queryset = InferenceJob.objects.all()
     serializer_class = InferenceJobSerializer
     upload_limits = {"create": "REGISTRY_JOB_MAX_FILE_MB"}
-    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
     filterset_class = InferenceJobFilter
     ordering_fields = ["id", "created_at", "finished_at"]
     ordering = ["-id"]

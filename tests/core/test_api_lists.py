@@ -1,0 +1,217 @@
+"""The large API lists: a constant number of queries whatever the rows, orderings that page ties by id and stay on an
+index, and a count bounded so that no page counts a whole table."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
+
+from apps.audit.services import event_record
+from apps.backups.models import Backup, BackupJob
+from apps.compliance.models import Report
+from apps.core.api.ordering import StableOrderingFilter
+from apps.quantum.api.views import QuantumJobViewSet
+from apps.quantum.models import QuantumJob
+from apps.registry.models import InferenceJob, ModelVersion, RegisteredModel
+
+pytestmark = pytest.mark.django_db
+
+# The queries of one list page: authentication and roles, the page (with its joins), the count, and the job
+# list's queue figures. More than this means a query per row.
+MAX_QUERIES = 12
+
+
+def _quantum_jobs(owner, count: int, **fields) -> list[QuantumJob]:
+    return QuantumJob.objects.bulk_create(
+        QuantumJob(
+            owner=owner,
+            source="OPENQASM 2.0;",
+            qasm_version=2,
+            num_qubits=1,
+            num_clbits=1,
+            depth=1,
+            shots=1,
+            **fields,
+        )
+        for _ in range(count)
+    )
+
+
+def _inference_jobs(owner, count: int) -> None:
+    model, _ = RegisteredModel.objects.get_or_create(name="sentiment", task="text-classification", owner=owner)
+    version, _ = ModelVersion.objects.get_or_create(
+        model=model, version=1, artifact="a.zip", sha256="0" * 64, size_bytes=1, status="ready", created_by=owner
+    )
+    InferenceJob.objects.bulk_create(
+        InferenceJob(owner=owner, version=version, kind="batch", input_file="in.csv", input_format="csv")
+        for _ in range(count)
+    )
+
+
+def _reports(owner, count: int) -> None:
+    now = timezone.now()
+    Report.objects.bulk_create(
+        Report(owner=owner, kind="usage", format="csv", period_start=now - timedelta(days=1), period_end=now)
+        for _ in range(count)
+    )
+
+
+def _backups(owner, count: int) -> None:
+    backups = Backup.objects.bulk_create(
+        Backup(
+            compression="zstd",
+            key_id="k",
+            storage_name="backups",
+            database_engine="postgresql",
+            trigger="user",
+            triggered_by=owner,
+        )
+        for _ in range(count)
+    )
+    BackupJob.objects.bulk_create(BackupJob(owner=owner, operation="verify", backup=backup) for backup in backups)
+
+
+def _audit_events(owner, count: int) -> None:
+    for number in range(count):
+        event_record(action="api.write", actor=owner, object_type="quantum.quantumjob", object_id=str(number))
+
+
+# (path, rows maker, reader fixture)
+LISTS = [
+    ("/api/v1/quantum/jobs/", _quantum_jobs, "operator_user"),
+    ("/api/v1/quantum/jobs/", _quantum_jobs, "admin_user"),
+    ("/api/v1/registry/inference-jobs/", _inference_jobs, "operator_user"),
+    ("/api/v1/registry/inference-jobs/", _inference_jobs, "admin_user"),
+    ("/api/v1/compliance/reports/", _reports, "compliance_user"),
+    ("/api/v1/compliance/reports/", _reports, "admin_user"),
+    ("/api/v1/backups/", _backups, "compliance_user"),
+    ("/api/v1/backups/", _backups, "admin_user"),
+    ("/api/v1/backups/jobs/", _backups, "admin_user"),
+    ("/api/v1/audit/events/", _audit_events, "compliance_user"),
+    ("/api/v1/audit/events/", _audit_events, "admin_user"),
+]
+
+
+def _queries_of_one_page(api_client, path: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = api_client.get(path, {"page_size": 5})
+    assert response.status_code == 200, response.content
+    return len(queries)
+
+
+@pytest.mark.parametrize(("path", "make_rows", "reader"), LISTS, ids=[f"{p}-{r}" for p, _, r in LISTS])
+def test_a_list_page_takes_the_same_few_queries_for_few_rows_and_many(
+    api_client, request, django_assert_max_num_queries, path, make_rows, reader
+):
+    user = request.getfixturevalue(reader)
+    api_client.force_authenticate(user)
+    make_rows(user, 2)
+    few = _queries_of_one_page(api_client, path)
+    make_rows(user, 12)  # more than a page, so that the count is counted too
+
+    with django_assert_max_num_queries(MAX_QUERIES):
+        many = _queries_of_one_page(api_client, path)
+    assert many <= few + 1  # the count query, once a next page exists
+
+
+def _ids(response) -> list[int]:
+    assert response.status_code == 200, response.content
+    return [row["id"] for row in response.json()["results"]]
+
+
+def _jobs_at_two_moments(owner) -> tuple[list[int], list[int]]:
+    """Two jobs created at one moment, two at an earlier one: ids of the (older, newer) pairs."""
+    jobs = _quantum_jobs(owner, 4)
+    now = timezone.now()
+    older, newer = [job.pk for job in jobs[:2]], [job.pk for job in jobs[2:]]
+    QuantumJob.objects.filter(pk__in=older).update(created_at=now - timedelta(minutes=1))
+    QuantumJob.objects.filter(pk__in=newer).update(created_at=now)
+    return older, newer
+
+
+def test_ties_are_broken_by_id_in_the_direction_of_the_ordering(api_client, operator_user):
+    older, newer = _jobs_at_two_moments(operator_user)
+    api_client.force_authenticate(operator_user)
+
+    assert _ids(api_client.get("/api/v1/quantum/jobs/", {"ordering": "created_at"})) == [*older, *newer]
+    assert _ids(api_client.get("/api/v1/quantum/jobs/", {"ordering": "-created_at"})) == [*newer[::-1], *older[::-1]]
+
+
+def test_pages_of_a_tied_ordering_neither_repeat_nor_skip_rows(api_client, operator_user):
+    older, newer = _jobs_at_two_moments(operator_user)
+    api_client.force_authenticate(operator_user)
+
+    pages = [
+        _ids(api_client.get("/api/v1/quantum/jobs/", {"ordering": "-created_at", "page_size": 1, "page": number}))
+        for number in range(1, 5)
+    ]
+    assert [ids[0] for ids in pages] == [*newer[::-1], *older[::-1]]
+
+
+def test_count_above_the_limit_is_marked_as_not_exact_and_later_pages_stay_reachable(
+    api_client, operator_user, monkeypatch
+):
+    monkeypatch.setattr("apps.core.paginators.EXACT_COUNT_LIMIT", 5)
+    _quantum_jobs(operator_user, 9, status="completed")
+    api_client.force_authenticate(operator_user)
+
+    first = api_client.get("/api/v1/quantum/jobs/", {"page_size": 2, "status": "completed"}).json()
+    assert (first["count"], first["count_exact"]) == (6, False)
+    assert first["next"]
+    fourth = api_client.get("/api/v1/quantum/jobs/", {"page_size": 2, "status": "completed", "page": 4}).json()
+    assert len(fourth["results"]) == 2
+    last = api_client.get("/api/v1/quantum/jobs/", {"page_size": 2, "status": "completed", "page": 5}).json()
+    assert (last["count"], last["count_exact"], last["next"]) == (9, True, None)
+    assert api_client.get("/api/v1/quantum/jobs/", {"page_size": 2, "page": 6}).status_code == 404
+
+
+def test_count_within_the_limit_is_exact(api_client, operator_user):
+    _quantum_jobs(operator_user, 7)
+    api_client.force_authenticate(operator_user)
+
+    body = api_client.get("/api/v1/quantum/jobs/", {"page_size": 3}).json()
+
+    assert (body["count"], body["count_exact"], len(body["results"])) == (7, True, 3)
+
+
+def test_an_unfiltered_table_above_the_limit_gives_the_table_estimate(api_client, admin_user, monkeypatch):
+    monkeypatch.setattr("apps.core.paginators.EXACT_COUNT_LIMIT", 5)
+    _quantum_jobs(admin_user, 20)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE quantum_quantumjob")
+    api_client.force_authenticate(admin_user)
+
+    body = api_client.get("/api/v1/quantum/jobs/", {"page_size": 2}).json()
+
+    assert (body["count"], body["count_exact"]) == (20, False)
+
+
+def test_the_report_list_filters_by_format(api_client, compliance_user):
+    _reports(compliance_user, 2)
+    Report.objects.filter(pk=Report.objects.order_by("id").first().pk).update(format="pdf")
+    api_client.force_authenticate(compliance_user)
+
+    body = api_client.get("/api/v1/compliance/reports/", {"format": "pdf"}).json()
+
+    assert [report["format"] for report in body["results"]] == ["pdf"]
+
+
+# Each offered ordering of the biggest table in both directions, with the tie-break the API adds.
+@pytest.mark.parametrize("ordering", ["id", "-id", "created_at", "-created_at", "finished_at", "-finished_at"])
+def test_job_list_orderings_read_an_index_in_order_rather_than_sorting(ordering):
+    request = Request(APIRequestFactory().get("/", {"ordering": ordering}))
+    order = StableOrderingFilter().get_ordering(request, QuantumJob.objects.all(), QuantumJobViewSet())
+    page = QuantumJob.objects.order_by(*order)[:50]
+    with connection.cursor() as cursor:
+        # A few rows: without these PostgreSQL would rightly read the table and sort; with them it sorts
+        # only if no index gives the order.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+
+    plan = page.explain()
+
+    assert "Sort" not in plan, plan
