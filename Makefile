@@ -67,6 +67,7 @@ format: $(VENV)/.test-installed
 # Every benchmark, one after the other; fails if one fails (a missed target is not a failure).
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/load.py
 	$(PY) benchmarks/audit.py
 	$(PY) benchmarks/quantum.py
 	$(PY) benchmarks/registry.py

@@ -82,9 +82,10 @@ class RunningPortal:
 
 @contextmanager
 def portal_running(
-    *, database: str, redis_url: str, queue: str, environment: dict[str, str]
+    *, database: str, redis_url: str, queue: str, environment: dict[str, str], web_processes: int = 1
 ) -> Iterator[RunningPortal]:
-    """Scratch database ``database`` (dropped before and after), the web process and one worker on ``queue``.
+    """Scratch database ``database`` (dropped before and after), ``web_processes`` web server processes
+    (`runportal --workers`) and one worker on ``queue``.
 
     Django is set up in this process too, on the same database, for checks the API does not offer.
     """
@@ -114,7 +115,7 @@ def portal_running(
 
             django.setup()
             token = operator_token()
-            portal.start()
+            portal.start("--workers", str(web_processes))
             worker = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queue, "-c", "1"),
@@ -127,9 +128,7 @@ def portal_running(
             )
             yield RunningPortal(api=Api(portal.port, token), port=portal.port, token=token)
         except Exception:
-            if portal.process is not None:
-                portal.process.kill()
-                print(portal.process.stdout.read()[-5000:])
+            print(portal.kill()[-5000:])
             raise
         finally:
             if worker is not None:

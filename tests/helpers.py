@@ -101,6 +101,7 @@ class PortalProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # its own process group: kill() reaches every server process
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -133,10 +134,14 @@ class PortalProcess:
         output, _ = self.process.communicate(timeout=timeout)
         return self.process.returncode, output
 
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate()
+    def kill(self) -> str:
+        """SIGKILL runportal and the server processes it started (they would keep its output open); returns what
+        it printed."""
+        if not self.process or self.process.returncode is not None:
+            return ""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.communicate()[0]
 
 
 # For ``page.evaluate(PAGE_POST_JSON, [url, body])``: a JSON POST from inside a signed-in page (its session and
