@@ -16,7 +16,14 @@ from django.conf import settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 # Variables of the test process that must not leak into a child configured from scratch.
-PROJECT_VARIABLES = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "OPSDECK_DATA_DIR", "SECRET_KEY")
+PROJECT_VARIABLES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "DJANGO_SETTINGS_MODULE",
+    "OPSDECK_DATA_DIR",
+    "SECRET_KEY",
+)
 
 
 def clean_environment(**overrides: str) -> dict[str, str]:
@@ -197,7 +204,8 @@ def job_wait(job, statuses, timeout: float = 60):
 
 
 class WorkerProcess:
-    """A real `celery worker` (prefork, one child) in its own process group, on the test database and Redis."""
+    """A real `celery worker` (prefork, one child) in its own process group, on the test database, Redis and the
+    test's broker."""
 
     def __init__(self, name: str, tmp_path):
         database = settings.DATABASES["default"]
@@ -206,6 +214,7 @@ class WorkerProcess:
             "DJANGO_SETTINGS_MODULE": "project.settings.test",
             "TEST_DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
             "TEST_REDIS_URL": settings.REDIS_URL,
+            "TEST_CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
             # One row per forward pass, so that an inference job runs long enough to be killed mid-run.
             "REGISTRY_JOB_BATCH_SIZE": "1",

@@ -19,6 +19,8 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 DATABASE_SCHEMES = ("postgres", "postgresql", "pgsql", "sqlite")
 REDIS_SCHEMES = ("redis", "rediss")
+AMQP_SCHEMES = ("amqp", "amqps")
+BROKER_SCHEMES = REDIS_SCHEMES + AMQP_SCHEMES
 
 _UNSET = object()
 
@@ -124,5 +126,16 @@ class Environment:
             raise ImproperlyConfigured(
                 f"{name} must be a redis://[:password@]host:port/db URL "
                 f"(got scheme {parts.scheme!r}, host {parts.hostname!r})."
+            )
+        return url
+
+    def broker_url(self, name: str, default: str) -> str:
+        """A Celery broker URL: Redis (redis://, rediss://) or RabbitMQ (amqp://, amqps://); empty means ``default``."""
+        url = self.str(name, "") or default
+        parts = urlsplit(url)
+        if parts.scheme not in BROKER_SCHEMES or not parts.hostname:
+            raise ImproperlyConfigured(
+                f"{name} must be a redis://, rediss://, amqp:// or amqps:// URL with a host, such as "
+                f"amqp://user:password@rabbitmq:5672/vhost (got scheme {parts.scheme!r}, host {parts.hostname!r})."
             )
         return url
