@@ -27,9 +27,7 @@ def broker_url(env: Environment, *, redis_url: str | None) -> str:
     for name, reason in OVERRIDING_CELERY_VARIABLES.items():
         if env.environ.get(name):
             raise ImproperlyConfigured(f"{name} is not supported ({reason}); unset it.")
-    if env.environ.get("CELERY_BROKER_URL") and env.environ.get("CELERY_BROKER_URL_FILE"):
-        # Celery would take the variable whatever the file says.
-        raise ImproperlyConfigured("Set CELERY_BROKER_URL or CELERY_BROKER_URL_FILE, not both.")
+    env.single_source("CELERY_BROKER_URL")  # Celery would take the variable whatever the file says
     if redis_url is None:
         if env.str("CELERY_BROKER_URL", ""):
             raise ImproperlyConfigured(

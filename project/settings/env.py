@@ -48,6 +48,11 @@ class Environment:
             raise ImproperlyConfigured(f"{name} must be set (or {name}_FILE pointing at a file holding it).")
         return default
 
+    def single_source(self, name: str) -> None:
+        """Refuse ``name`` given both directly and as ``name_FILE``: for a value something else reads directly too."""
+        if self.environ.get(name) and self.environ.get(f"{name}_FILE"):
+            raise ImproperlyConfigured(f"Set {name} or {name}_FILE, not both.")
+
     def str(self, name: str, default=_UNSET) -> str:
         value = self.raw(name, default)
         return value.strip() if isinstance(value, str) else value
