@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from apps.core.choices import Role
 
+from .brokers import celery_broker, rabbitmq_vhost
 from .factories import DEFAULT_PASSWORD, UserFactory
 from .helpers import free_port
 from .mfa import otp_force_login
@@ -98,9 +99,32 @@ def api_client():
     return APIClient()
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_url():
+    """A RabbitMQ virtual host of this run's own (named after its database), deleted at the end of the run."""
+    name = f"{settings.DATABASES['default']['NAME'].removeprefix('test_')}_{os.getpid()}"
+    with rabbitmq_vhost(name) as url:
+        yield url
+
+
 @pytest.fixture
-def celery_worker(transactional_db):
-    """A real Celery worker thread consuming every queue from the test Redis broker."""
+def broker():
+    """Celery's broker in this test: the test settings' own. Where behaviour must hold on every broker, a folder's
+    conftest makes this ``each_broker``."""
+    return settings.CELERY_BROKER_URL
+
+
+@pytest.fixture(params=["redis", "amqp"])
+def each_broker(request):
+    """The test once on Redis and once on RabbitMQ, Celery in this process (and workers it starts) switched to it."""
+    url = settings.REDIS_URL if request.param == "redis" else request.getfixturevalue("rabbitmq_url")
+    with celery_broker(url):
+        yield url
+
+
+@pytest.fixture
+def celery_worker(transactional_db, broker):
+    """A real Celery worker thread consuming every queue from the test's broker."""
     from celery.contrib.testing.worker import start_worker
 
     from project.celery import app
@@ -112,6 +136,9 @@ def celery_worker(transactional_db):
         perform_ping_check=False,
         queues=[queue.name for queue in app.conf.task_queues],
         shutdown_timeout=30,
+        # Its heartbeat events wake the worker's event loop every 2 s, so that it notices the end of the test:
+        # RabbitMQ's transport sets no timer of its own, and the loop would sleep up to 10 s.
+        without_heartbeat=False,
     ) as worker:
         yield worker
 

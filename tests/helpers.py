@@ -16,7 +16,14 @@ from django.conf import settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 # Variables of the test process that must not leak into a child configured from scratch.
-PROJECT_VARIABLES = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "OPSDECK_DATA_DIR", "SECRET_KEY")
+PROJECT_VARIABLES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "DJANGO_SETTINGS_MODULE",
+    "OPSDECK_DATA_DIR",
+    "SECRET_KEY",
+)
 
 
 def clean_environment(**overrides: str) -> dict[str, str]:
@@ -211,7 +218,8 @@ def child_database_url() -> str:
 
 
 class WorkerProcess:
-    """A real `celery worker` (prefork, one child) in its own process group, on the test database and Redis."""
+    """A real `celery worker` (prefork, one child) in its own process group, on the test database, Redis and the
+    test's broker."""
 
     def __init__(self, name: str, tmp_path, *, queues: tuple[str, ...] = (), **extra_environment: str):
         environment = {
@@ -219,6 +227,7 @@ class WorkerProcess:
             "DJANGO_SETTINGS_MODULE": "project.settings.test",
             "TEST_DATABASE_URL": child_database_url(),
             "TEST_REDIS_URL": settings.REDIS_URL,
+            "TEST_CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
             # One row per forward pass, so that an inference job runs long enough to be killed mid-run.
             "REGISTRY_JOB_BATCH_SIZE": "1",

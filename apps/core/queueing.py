@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
@@ -12,6 +14,17 @@ logger = logging.getLogger(__name__)
 
 # A broker that is down usually comes back within a restart; clients are told to retry after this many seconds.
 QUEUE_RETRY_AFTER_SECONDS = 30
+
+
+def message_priority(level: int) -> int:
+    """The task message priority that has the broker deliver ``level`` 0 (first) … TASK_PRIORITY_LEVELS - 1 (last).
+
+    The two brokers count opposite ways: Redis (kombu's ``priority_steps``) takes the lowest number first,
+    RabbitMQ's priority queues (``x-max-priority``) the highest.
+    """
+    if urlsplit(settings.CELERY_BROKER_URL).scheme in ("amqp", "amqps"):
+        return settings.TASK_PRIORITY_LEVELS - 1 - level
+    return level
 
 
 class QueueUnavailable(Exception):

@@ -14,6 +14,7 @@ from django.db import transaction
 
 from apps.audit.services import event_record
 from apps.core.errors import ApplicationError, NotPermitted
+from apps.core.queueing import message_priority
 from apps.jobs import lifecycle
 from apps.jobs.choices import JobStatus
 from apps.jobs.kinds import job_kind
@@ -258,9 +259,9 @@ def _batchable(job: QuantumJob) -> bool:
 
 
 def _message_priority(priority: int) -> int:
-    """Job priority 10 … -10 as the broker's levels 0 (first) … 9."""
+    """Job priority 10 … -10 as the broker's levels 0 (first) … TASK_PRIORITY_LEVELS - 1."""
     low, high = PRIORITY_RANGE
-    return round((high - priority) * 9 / (high - low))
+    return message_priority(round((high - priority) * (settings.TASK_PRIORITY_LEVELS - 1) / (high - low)))
 
 
 # --- Cancel and re-run

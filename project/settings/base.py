@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
 
+from .broker import broker_transport_options, broker_url, task_queues
 from .env import Environment
 
 env = Environment()
@@ -208,7 +208,7 @@ STORAGES = {
     "backups": BACKUP_STORAGE,
 }
 
-# --- Redis: broker, channel layer and cache; unset means embedded, in-process.
+# --- Redis: channel layer, cache and (unless CELERY_BROKER_URL says otherwise) broker; unset means embedded.
 REDIS_URL = env.redis_url("REDIS_URL")
 EMBEDDED = REDIS_URL is None
 
@@ -234,21 +234,14 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", 3600, minimum=1)
 if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     raise ImproperlyConfigured("CELERY_TASK_TIME_LIMIT must be greater than CELERY_TASK_SOFT_TIME_LIMIT.")
 
-CELERY_BROKER_URL = "memory://localhost/" if EMBEDDED else REDIS_URL
+# The broker: REDIS_URL unless CELERY_BROKER_URL names another Redis or a RabbitMQ (amqp://) (settings/broker.py).
+CELERY_BROKER_URL = broker_url(env, redis_url=REDIS_URL)
 CELERY_RESULT_BACKEND = "cache+memory://" if EMBEDDED else REDIS_URL
-if EMBEDDED:
-    # The in-memory transport polls once a second by default: far too slow for interactive jobs.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.01}
-else:
-    # A task not acknowledged within the visibility timeout is delivered again, so it
-    # must outlast the longest task or late-acknowledged tasks would run twice.
-    # Ten priority levels per queue (0 first): quantum jobs of higher priority overtake older ones.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": CELERY_TASK_TIME_LIMIT + 600,
-        "priority_steps": list(range(10)),
-        "sep": ":",
-        "queue_order_strategy": "priority",
-    }
+# Levels of message priority the quantum queue keeps apart (apps.core.queueing.message_priority).
+TASK_PRIORITY_LEVELS = 10
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(
+    CELERY_BROKER_URL, task_time_limit=CELERY_TASK_TIME_LIMIT, priority_levels=TASK_PRIORITY_LEVELS
+)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -257,7 +250,7 @@ CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "quantum", "registry", "maintenance")]
+CELERY_TASK_QUEUES = task_queues(priority_levels=TASK_PRIORITY_LEVELS)
 CELERY_TASK_ROUTES = {
     "maintenance.*": {"queue": "maintenance"},
     "quantum.*": {"queue": "quantum"},

@@ -19,6 +19,8 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 DATABASE_SCHEMES = ("postgres", "postgresql", "pgsql", "sqlite")
 REDIS_SCHEMES = ("redis", "rediss")
+AMQP_SCHEMES = ("amqp", "amqps")
+BROKER_SCHEMES = REDIS_SCHEMES + AMQP_SCHEMES
 
 _UNSET = object()
 
@@ -45,6 +47,11 @@ class Environment:
         if default is _UNSET:
             raise ImproperlyConfigured(f"{name} must be set (or {name}_FILE pointing at a file holding it).")
         return default
+
+    def single_source(self, name: str) -> None:
+        """Refuse ``name`` given both directly and as ``name_FILE``: for a value something else reads directly too."""
+        if self.environ.get(name) and self.environ.get(f"{name}_FILE"):
+            raise ImproperlyConfigured(f"Set {name} or {name}_FILE, not both.")
 
     def str(self, name: str, default=_UNSET) -> str:
         value = self.raw(name, default)
@@ -124,5 +131,16 @@ class Environment:
             raise ImproperlyConfigured(
                 f"{name} must be a redis://[:password@]host:port/db URL "
                 f"(got scheme {parts.scheme!r}, host {parts.hostname!r})."
+            )
+        return url
+
+    def broker_url(self, name: str, default: str) -> str:
+        """A Celery broker URL: Redis (redis://, rediss://) or RabbitMQ (amqp://, amqps://); empty means ``default``."""
+        url = self.str(name, "") or default
+        parts = urlsplit(url)
+        if parts.scheme not in BROKER_SCHEMES or not parts.hostname:
+            raise ImproperlyConfigured(
+                f"{name} must be a redis://, rediss://, amqp:// or amqps:// URL with a host, such as "
+                f"amqp://user:password@rabbitmq:5672/vhost (got scheme {parts.scheme!r}, host {parts.hostname!r})."
             )
         return url

@@ -1,10 +1,12 @@
 """A job outlives its worker: with the whole `celery worker` SIGKILLed mid-job (main process and pool child) and
-another worker running, the job runs again and completes within 60 s of the kill, with attempts = 2."""
+another worker running, the job runs again and completes within 60 s of the kill, with attempts = 2, on each
+broker (Redis and RabbitMQ)."""
 
 import io
 import time
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -15,6 +17,7 @@ from apps.jobs.choices import FINISHED_STATUSES, JobStatus
 from apps.quantum.services import JobSpec, job_submit
 from apps.registry.inference import inference_job_create
 from apps.registry.services import model_register, version_upload, version_validate
+from project.settings.broker import is_amqp
 from tests.helpers import WorkerProcess, job_wait
 from tests.quantum_circuits import slow_qasm2
 from tests.registry_models import build_tiny_classifier, pack_zip
@@ -23,7 +26,7 @@ AFTER_KILL_SECONDS = 60
 
 
 @pytest.fixture
-def two_workers(transactional_db, tmp_path):
+def two_workers(transactional_db, each_broker, tmp_path):
     workers = [WorkerProcess(name, tmp_path) for name in ("first", "second")]
     yield workers
     for worker in workers:
@@ -48,7 +51,10 @@ def _assert_ran_again_elsewhere(job, holder, killed_at: float) -> None:
     assert took < AFTER_KILL_SECONDS
     label = job._meta.label_lower
     requeued = AuditEvent.objects.filter(action__endswith=".requeued", object_type=label, object_id=str(job.pk))
-    assert requeued.count() == 1
+    # Redis keeps a dead worker's message until the visibility timeout: the sweeper requeues the job. RabbitMQ
+    # hands the message back as soon as the dead worker's connection closes: the other worker claims it again
+    # before the sweeper would.
+    assert requeued.count() == (0 if is_amqp(settings.CELERY_BROKER_URL) else 1)
 
 
 def test_quantum_job_completes_on_another_worker_after_its_worker_is_killed(two_workers, operator_user):

@@ -14,6 +14,7 @@ from apps.jobs.choices import JobStatus
 from apps.jobs.lifecycle import JobStateError, jobs_requeue_lost
 from apps.quantum.models import QuantumJob
 from apps.quantum.services import JobSpec, job_cancel, job_submit, jobs_run
+from tests.brokers import messages_waiting
 from tests.helpers import WorkerProcess, job_wait
 from tests.quantum_circuits import ghz_qasm2, ghz_qasm3, slow_qasm2
 
@@ -152,8 +153,8 @@ def test_running_jobs_without_a_heartbeat_are_requeued(transactional_db, operato
 
 
 @pytest.fixture
-def worker_process(transactional_db, tmp_path):
-    """A separate `celery worker` (prefork, one child) on the test database and Redis."""
+def worker_process(transactional_db, broker, tmp_path):
+    """A separate `celery worker` (prefork, one child) on the test database and the test's broker."""
     worker = WorkerProcess("kill-test", tmp_path)
     yield worker
     worker.stop()
@@ -214,11 +215,18 @@ def test_finishing_jobs_does_not_wait_for_a_submit_by_the_same_owner(transaction
     assert job.status == JobStatus.COMPLETED
 
 
-def test_higher_priority_job_overtakes_older_queued_ones(worker_process, operator_user):
+def test_busy_worker_takes_no_more_messages_and_higher_priority_job_overtakes_older_ones(worker_process, operator_user):
     busy = job_submit(owner=operator_user, spec=JobSpec(source=slow_qasm2(20, 20), shots=10, method="statevector"))
     job_wait(busy, [JobStatus.RUNNING], timeout=60)
     older = [job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2(3), seed=seed)) for seed in (1, 2)]
     urgent = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2(3), seed=3, priority=10))
+    time.sleep(0.5)  # time enough for a worker that prefetches to take a message
+
+    # Prefetch 1 with late acknowledgement: the busy worker holds only its running job's message.
+    waiting = messages_waiting("quantum")
+    busy.refresh_from_db()
+    assert busy.status == JobStatus.RUNNING
+    assert waiting == 3
 
     for job in [busy, *older, urgent]:
         job_wait(job, [JobStatus.COMPLETED, JobStatus.FAILED], timeout=90)
