@@ -7,6 +7,7 @@ Each kind registered in ``kinds`` takes part; the message schema and close codes
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from channels.db import database_sync_to_async
@@ -37,6 +38,38 @@ def jobs_snapshot(kind, user) -> list[dict]:
     return job_update_messages(kind, jobs)
 
 
+class SharedSnapshots:
+    """Sockets of one user opening together (a dashboard's tabs, a fleet of watchers) share one snapshot.
+
+    A snapshot is shared only with sockets that had joined their groups before it was started, so none of them
+    misses an event that happened in between: each socket's snapshot is as new as its subscription, as if it
+    had queried alone. Per event loop, as the sockets of one process are.
+    """
+
+    # Entries older than this are dropped when a new one is added (none can serve a socket opening later).
+    FORGET_AFTER_SECONDS = 10.0
+
+    def __init__(self):
+        self.started: dict[tuple, tuple[float, asyncio.Future]] = {}
+
+    async def shared(self, key: tuple, joined_at: float, compute) -> str | None:
+        key = (id(asyncio.get_running_loop()), *key)
+        entry = self.started.get(key)
+        if entry is None or entry[0] < joined_at:
+            self._forget_old()
+            entry = self.started[key] = (time.monotonic(), asyncio.ensure_future(compute()))
+        # One socket closing while it waits must not cancel the others' snapshot.
+        return await asyncio.shield(entry[1])
+
+    def _forget_old(self) -> None:
+        cutoff = time.monotonic() - self.FORGET_AFTER_SECONDS
+        for key in [key for key, (started_at, _) in self.started.items() if started_at < cutoff]:
+            del self.started[key]
+
+
+SNAPSHOTS = SharedSnapshots()
+
+
 class JobStreamConsumer(AuthenticatedConsumer):
     """Base of the job streams: a snapshot first, then every ``job.update`` forwarded as published.
 
@@ -56,13 +89,21 @@ class JobStreamConsumer(AuthenticatedConsumer):
         return [*groups, JOBS_ADMINS_GROUP] if has_role(user, Role.ADMIN) else groups
 
     async def stream_opened(self, user) -> None:
-        self.rights_checked_at = time.monotonic()
+        joined_at = self.rights_checked_at = time.monotonic()
         self.closing = False
-        snapshot = await database_sync_to_async(self.snapshot)(user)
+        snapshot = await SNAPSHOTS.shared(self.snapshot_key(user), joined_at, lambda: self.encoded_snapshot(user))
         if snapshot is None:
             await self._close(JOB_NOT_VISIBLE_CLOSE_CODE)
         else:
-            await self.send_json(snapshot)
+            await self.send(text_data=snapshot)
+
+    def snapshot_key(self, user) -> tuple:
+        """Sockets with the same key get the same snapshot."""
+        return (type(self), user.pk, self.scope["path"])
+
+    async def encoded_snapshot(self, user) -> str | None:
+        snapshot = await database_sync_to_async(self.snapshot)(user)
+        return None if snapshot is None else await self.encode_json(snapshot)
 
     def snapshot(self, user) -> dict | None:
         raise NotImplementedError
