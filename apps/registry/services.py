@@ -228,7 +228,8 @@ def version_directory_ready(version: ModelVersion) -> Path:
         return directory
     incoming = _incoming_folder()
     try:
-        with version.artifact.open("rb") as artifact:
+        # A file of its own: FieldFile.open would share one handle among threads holding the same version.
+        with version.artifact.storage.open(version.artifact.name, "rb") as artifact:
             extracted = _extract(artifact, incoming, expected_sha256=version.sha256)
         _put_in_place(extracted.root, directory)
     except FileNotFoundError:
