@@ -61,7 +61,10 @@ def _endpoint_url(env: Environment, name: str) -> str | None:
         return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ImproperlyConfigured(f"{name} must be an http:// or https:// URL of the S3 service, got {url!r}.")
+        # The URL is not echoed: it may carry credentials.
+        raise ImproperlyConfigured(
+            f"{name} must be the http:// or https:// URL of the S3 service, e.g. http://minio:9000."
+        )
     return url
 
 
