@@ -19,6 +19,8 @@ from .helpers import free_port
 from .mfa import otp_force_login
 
 CHROMIUM = "/usr/bin/chromium"
+MEDIA_BUCKET = "opsdeck-media-test"
+MEDIA_KEY_PREFIX = "opsdeck-media"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -193,6 +195,31 @@ def registry_storage(settings, tmp_path):
     pipelines.clear()
     yield settings
     pipelines.clear()
+
+
+@pytest.fixture
+def s3_endpoint():
+    """A real S3 server on localhost (moto's server mode), for this test."""
+    from .s3 import s3_server
+
+    with s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def media_bucket(s3_endpoint, settings, tmp_path):
+    """Media (reports, registry artifacts, inference inputs and results) in a bucket, as MEDIA_S3_* configure it;
+    MEDIA_ROOT points at a folder of the test's own, where nothing should land. Returns the bucket's S3 client."""
+    from .s3 import s3_client, s3_storage_settings
+
+    client = s3_client(s3_endpoint)
+    client.create_bucket(Bucket=MEDIA_BUCKET)
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": s3_storage_settings("MEDIA", endpoint=s3_endpoint, bucket=MEDIA_BUCKET, key_prefix=MEDIA_KEY_PREFIX),
+    }
+    return client
 
 
 @pytest.fixture

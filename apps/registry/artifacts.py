@@ -78,9 +78,11 @@ def artifact_extract(
     max_files: int,
     max_uncompressed_bytes: int,
     allow_pickle: bool,
+    expected_sha256: str = "",
 ) -> ExtractedArtifact:
     """Check the archive in ``source`` (seekable, e.g. a Django UploadedFile) and extract it into ``destination``.
 
+    With ``expected_sha256``, an archive whose SHA-256 differs is refused before anything is written.
     ``destination`` must not exist or be empty. A single top-level folder holding config.json is unwrapped, so
     ``destination`` always becomes the model folder (``root``). Raises ArtifactError, leaving ``destination``
     absent or empty, when the archive is unsafe, malformed or over a limit.
@@ -89,6 +91,11 @@ def artifact_extract(
     if destination.exists() and any(destination.iterdir()):
         raise ValueError(f"{destination} is not empty; extract every artifact into a folder of its own.")
     sha256, size = _archive_digest(source, max_bytes)
+    if expected_sha256 and sha256 != expected_sha256:
+        raise ArtifactError(
+            f"The archive's SHA-256 is {sha256}, not the {expected_sha256} recorded when it was uploaded: "
+            "it was changed or damaged in storage."
+        )
     source.seek(0)
     created = not destination.exists()
     try:

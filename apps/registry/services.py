@@ -89,7 +89,7 @@ def version_upload(*, model: RegisteredModel, upload, actor) -> ModelVersion:
     A refused upload (RegistryError with 400 or 413) leaves no version and no files.
     """
     _require_change(actor, model)
-    incoming = settings.REGISTRY_DIR / ".incoming" / uuid.uuid4().hex
+    incoming = _incoming_folder()
     try:
         extracted = _extract(upload, incoming)
     except ArtifactError as exc:
@@ -135,11 +135,12 @@ def version_upload(*, model: RegisteredModel, upload, actor) -> ModelVersion:
     return version
 
 
-def _extract(source, destination: Path):
+def _extract(source, destination: Path, *, expected_sha256: str = ""):
     """Check and extract an artifact within the configured limits (ArtifactError when it is refused)."""
     return artifact_extract(
         source,
         destination,
+        expected_sha256=expected_sha256,
         max_bytes=settings.REGISTRY_MAX_ARTIFACT_MB * 2**20,
         max_files=settings.REGISTRY_MAX_FILES,
         max_uncompressed_bytes=settings.REGISTRY_MAX_UNCOMPRESSED_MB * 2**20,
@@ -215,18 +216,54 @@ def version_validate(*, version_id: int) -> str:
 
 
 def version_directory_ready(version: ModelVersion) -> Path:
-    """The extracted files of the version, extracting the stored artifact again on a host that lacks them."""
+    """The extracted files of the version on this host; ModelLoadError when they cannot be had.
+
+    REGISTRY_DIR is this host's cache of the artifacts in storage (or every host's, on a shared file system): a
+    host that lacks the version extracts its stored artifact, refused unless it matches the SHA-256 recorded at
+    upload, into a folder of its own and renames that into place, so a version's folder is complete whenever it
+    exists, even with several processes filling it at once.
+    """
     directory = version_directory(version)
     if (directory / "config.json").is_file():
         return directory
-    incoming = settings.REGISTRY_DIR / ".incoming" / uuid.uuid4().hex
-    with version.artifact.open("rb") as artifact:
-        extracted = _extract(artifact, incoming)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(directory, ignore_errors=True)
-    shutil.move(str(extracted.root), directory)
-    shutil.rmtree(incoming, ignore_errors=True)
+    incoming = _incoming_folder()
+    try:
+        # A file of its own: FieldFile.open would share one handle among threads holding the same version.
+        with version.artifact.storage.open(version.artifact.name, "rb") as artifact:
+            extracted = _extract(artifact, incoming, expected_sha256=version.sha256)
+        _put_in_place(extracted.root, directory)
+    except FileNotFoundError:
+        raise ModelLoadError(f"its artifact {version.artifact.name} is missing from storage.") from None
+    except ArtifactError as exc:
+        raise ModelLoadError(f"its stored artifact was refused: {exc.message}") from None
+    except OSError as exc:
+        raise ModelLoadError(f"its artifact could not be extracted on this host: {exc.strerror or exc}.") from None
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
     return directory
+
+
+def _incoming_folder() -> Path:
+    """A new folder name under REGISTRY_DIR: extracted there, then renamed into place on the same file system."""
+    return settings.REGISTRY_DIR / ".incoming" / uuid.uuid4().hex
+
+
+def _put_in_place(extracted: Path, directory: Path) -> None:
+    """Rename ``extracted`` to ``directory`` in one step. A complete folder another process put there first is
+    kept (it holds the same checked artifact); a leftover without config.json is replaced."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        extracted.rename(directory)
+        return
+    except OSError:  # the directory exists and is not empty
+        if (directory / "config.json").is_file():
+            return
+    leftover = _incoming_folder()
+    directory.rename(leftover)
+    try:
+        extracted.rename(directory)
+    finally:
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _validation_record(version: ModelVersion, status: str, *, reason: str = "") -> str:

@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .broker import broker_transport_options, broker_url, task_queues
 from .env import Environment
+from .storage import file_storage, storages_apart
 
 env = Environment()
 
@@ -178,32 +179,16 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
+# Media (compliance reports, registry artifacts, inference inputs and results) and backups each go through their
+# own storage: a local folder by default, an S3-compatible bucket when MEDIA_S3_BUCKET / BACKUP_S3_BUCKET is set
+# (django-storages), which every host reaches.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", str(DATA_DIR / "media")))
-# Backups go through their own storage: a local folder by default, an S3-compatible bucket when
-# BACKUP_S3_BUCKET is set (django-storages).
+MEDIA_STORAGE = file_storage(env, "MEDIA", folder=None, default_key_prefix="opsdeck-media")
 BACKUP_DIR = Path(env.str("BACKUP_DIR", str(DATA_DIR / "backups"))).resolve()
-BACKUP_S3_BUCKET = env.str("BACKUP_S3_BUCKET", "")
-if BACKUP_S3_BUCKET:
-    BACKUP_STORAGE = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": BACKUP_S3_BUCKET,
-            "location": env.str("BACKUP_S3_PREFIX", "opsdeck-backups"),
-            "endpoint_url": env.str("BACKUP_S3_ENDPOINT_URL", "") or None,
-            "region_name": env.str("BACKUP_S3_REGION", "") or None,
-            "access_key": env.str("BACKUP_S3_ACCESS_KEY_ID", "") or None,
-            "secret_key": env.str("BACKUP_S3_SECRET_ACCESS_KEY", "") or None,
-            # Never replace an object: each backup has a name of its own.
-            "file_overwrite": False,
-        },
-    }
-else:
-    BACKUP_STORAGE = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(BACKUP_DIR)},
-    }
+BACKUP_STORAGE = file_storage(env, "BACKUP", folder=str(BACKUP_DIR), default_key_prefix="opsdeck-backups")
+storages_apart(("MEDIA", MEDIA_STORAGE), ("BACKUP", BACKUP_STORAGE))
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": MEDIA_STORAGE,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
     "backups": BACKUP_STORAGE,
 }

@@ -9,7 +9,7 @@ that sets X-Forwarded-Proto.
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import BACKUP_STORAGE, DEBUG, database_settings, env, with_audit_archive
+from .base import BACKUP_STORAGE, DEBUG, MEDIA_STORAGE, database_settings, env, with_audit_archive
 
 SECRET_KEY = env.secret("SECRET_KEY", min_length=50)
 if SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5:
@@ -39,7 +39,7 @@ SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": MEDIA_STORAGE,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     "backups": BACKUP_STORAGE,
 }
