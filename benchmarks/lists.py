@@ -75,6 +75,8 @@ class ListSpec:
     readers: tuple[str, ...] = ("owner", "admin")
     # The owner sees only their own rows: the bare page filters by owner too.
     owner_scoped: bool = False
+    # Filters bounding a time, by the field they bound: the API then orders newest first by it (time_ranges).
+    time_ranges: tuple[tuple[str, str], ...] = ()
 
 
 def specs(ids: dict[str, int]) -> list[ListSpec]:
@@ -117,6 +119,7 @@ def specs(ids: dict[str, int]) -> list[ListSpec]:
                 ({"created_before": TIMES["middle"]}, {"created_at__lt": TIMES["middle"]}),
             ),
             owner_scoped=True,
+            time_ranges=(("created_after", "created_at"), ("created_before", "created_at")),
         ),
         ListSpec(
             "inference jobs",
@@ -139,8 +142,9 @@ def specs(ids: dict[str, int]) -> list[ListSpec]:
                 ({"status": "completed"}, {"status": "completed"}),
                 ({"status": "running"}, {"status": "running"}),
                 ({"kind": "evaluation"}, {"kind": "evaluation"}),
-                ({"model": "sentiment"}, {"version__model__name": "sentiment"}),
-                ({"model": "topics"}, {"version__model__name": "topics"}),
+                # The bare page names the versions the API's filter reads first.
+                ({"model": "sentiment"}, {"version_id__in": [v1, v2]}),
+                ({"model": "topics"}, {"version_id__in": [v3]}),
                 ({"owner": OWNER}, {"owner__username": OWNER}),
             ),
             owner_scoped=True,
@@ -255,6 +259,7 @@ def specs(ids: dict[str, int]) -> list[ListSpec]:
                 ({"since": TIMES["recent"]}, {"timestamp__gte": TIMES["recent"]}),
                 ({"until": TIMES["middle"]}, {"timestamp__lt": TIMES["middle"]}),
             ),
+            time_ranges=(("since", "timestamp"), ("until", "timestamp")),
         ),
     ]
 
@@ -347,7 +352,9 @@ def cases_of(spec: ListSpec, owner_id: int) -> list[Case]:
                 )
         for query, lookups in spec.filters:
             label = "&".join(f"{key}={value}" for key, value in query.items())
-            variants.append((label[:40], query, lookups, spec.default_order))
+            bounded = [field for name, field in spec.time_ranges if name in query]
+            order = (f"-{bounded[0]}", "-id") if bounded else spec.default_order
+            variants.append((label[:40], query, lookups, order))
         for label, query, lookups, order in variants:
             bare = {
                 "model": spec.model,
