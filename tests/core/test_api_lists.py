@@ -292,3 +292,13 @@ def test_the_inference_list_of_one_model_filters_by_its_version_ids(api_client, 
     # Through the join PostgreSQL guessed how many jobs a model has; version ids it reads in its statistics.
     assert "name)::text = 'sentiment'" not in plan, plan
     assert "version_id = ANY" in plan or "version_id =" in plan, plan
+
+
+def test_the_audit_trail_of_one_unusual_outcome_reads_its_index(api_client, compliance_user):
+    _audit_events(compliance_user, 3)
+    api_client.force_authenticate(compliance_user)
+
+    plan = _plan_of_the_page(api_client, "/api/v1/audit/events/", {"outcome": "denied"}, "audit_auditevent")
+
+    assert "audit_outcome_unusual" in plan, plan
+    assert "Sort" not in plan, plan
