@@ -10,6 +10,7 @@ and as an administrator. Next to each request the same page (same rows, order an
 Targets: p95 <= 25 ms and p95 ratio to the bare page <= 2.
 
     .venv/bin/python benchmarks/lists.py          # LIST_ROWS=100000 for a quicker run
+    LIST_ONLY="audit events" .venv/bin/python benchmarks/lists.py   # only the lists so titled (comma-separated)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from benchmarks.portal import percentile, portal_running, verdict
 DATABASE = "opsdeck_bench_lists"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 ROWS = int(os.environ.get("LIST_ROWS", "1000000"))
+ONLY = [title.strip() for title in os.environ.get("LIST_ONLY", "").split(",") if title.strip()]
 REQUESTS = 50
 PAGE_SIZE = 50
 TARGET_P95_MS = 25.0
@@ -75,6 +77,8 @@ class ListSpec:
     readers: tuple[str, ...] = ("owner", "admin")
     # The owner sees only their own rows: the bare page filters by owner too.
     owner_scoped: bool = False
+    # Filters bounding a time, by the field they bound: the API then orders newest first by it (time_ranges).
+    time_ranges: tuple[tuple[str, str], ...] = ()
 
 
 def specs(ids: dict[str, int]) -> list[ListSpec]:
@@ -117,6 +121,7 @@ def specs(ids: dict[str, int]) -> list[ListSpec]:
                 ({"created_before": TIMES["middle"]}, {"created_at__lt": TIMES["middle"]}),
             ),
             owner_scoped=True,
+            time_ranges=(("created_after", "created_at"), ("created_before", "created_at")),
         ),
         ListSpec(
             "inference jobs",
@@ -139,8 +144,9 @@ def specs(ids: dict[str, int]) -> list[ListSpec]:
                 ({"status": "completed"}, {"status": "completed"}),
                 ({"status": "running"}, {"status": "running"}),
                 ({"kind": "evaluation"}, {"kind": "evaluation"}),
-                ({"model": "sentiment"}, {"version__model__name": "sentiment"}),
-                ({"model": "topics"}, {"version__model__name": "topics"}),
+                # The bare page names the versions the API's filter reads first.
+                ({"model": "sentiment"}, {"version_id__in": [v1, v2]}),
+                ({"model": "topics"}, {"version_id__in": [v3]}),
                 ({"owner": OWNER}, {"owner__username": OWNER}),
             ),
             owner_scoped=True,
@@ -255,6 +261,7 @@ def specs(ids: dict[str, int]) -> list[ListSpec]:
                 ({"since": TIMES["recent"]}, {"timestamp__gte": TIMES["recent"]}),
                 ({"until": TIMES["middle"]}, {"timestamp__lt": TIMES["middle"]}),
             ),
+            time_ranges=(("since", "timestamp"), ("until", "timestamp")),
         ),
     ]
 
@@ -347,7 +354,9 @@ def cases_of(spec: ListSpec, owner_id: int) -> list[Case]:
                 )
         for query, lookups in spec.filters:
             label = "&".join(f"{key}={value}" for key, value in query.items())
-            variants.append((label[:40], query, lookups, spec.default_order))
+            bounded = [field for name, field in spec.time_ranges if name in query]
+            order = (f"-{bounded[0]}", "-id") if bounded else spec.default_order
+            variants.append((label[:40], query, lookups, order))
         for label, query, lookups, order in variants:
             bare = {
                 "model": spec.model,
@@ -427,7 +436,7 @@ def main() -> None:
         from django.db import connection
 
         ids, tokens = readers_and_models(portal.token)
-        all_specs = specs(ids)
+        all_specs = [spec for spec in specs(ids) if not ONLY or spec.title in ONLY]
         for spec in all_specs:
             started = time.perf_counter()
             bulk_load(apps.get_model(spec.model), spec.columns)

@@ -12,6 +12,8 @@ from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.core.permissions import role_names
+
 from .models import ApiToken
 
 
@@ -21,15 +23,25 @@ def mfa_required_for(*, user) -> bool:
         return False
     if user.is_superuser:
         return True
-    return user.groups.filter(name__in=settings.MFA_REQUIRED_ROLES).exists()
+    # The role names has_role reads too: a token's request asks for them once.
+    return not role_names(user).isdisjoint(settings.MFA_REQUIRED_ROLES)
+
+
+def _confirmed_devices(user) -> QuerySet[TOTPDevice]:
+    return TOTPDevice.objects.filter(user=user, confirmed=True)
 
 
 def totp_device_confirmed(*, user) -> TOTPDevice | None:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
+    return _confirmed_devices(user).order_by("id").first()
+
+
+def confirmed_device_exists(user) -> Exists:
+    """An annotation: whether ``user`` (a user or an OuterRef to one) has a confirmed second factor."""
+    return Exists(_confirmed_devices(user))
 
 
 def user_has_confirmed_device(*, user) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return _confirmed_devices(user).exists()
 
 
 def recovery_codes_remaining(*, user) -> int:

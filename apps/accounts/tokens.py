@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import CharField
+from django.db.models import CharField, OuterRef, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -21,7 +21,7 @@ from apps.core.choices import Role
 from apps.core.errors import ApplicationError
 
 from .models import ApiToken, User
-from .selectors import mfa_required_for, user_has_confirmed_device
+from .selectors import confirmed_device_exists, mfa_required_for
 
 TOKEN_PREFIX = "odk_"  # noqa: S105 - the public marker of Opsdeck tokens, not a secret
 PREFIX_LENGTH = len(TOKEN_PREFIX) + 8  # "odk_" and 8 hex digits; the secret part may contain "_"
@@ -129,7 +129,7 @@ def token_authenticate(*, secret: str, client_ip: str | None, write: bool) -> Ap
     """The token a bearer secret stands for, or TokenRejected saying why."""
     well_formed = secret.startswith(TOKEN_PREFIX) and secret[PREFIX_LENGTH : PREFIX_LENGTH + 1] == "_"
     prefix = secret[:PREFIX_LENGTH] if well_formed else ""
-    token = ApiToken.objects.select_related("owner").filter(prefix=prefix).first() if prefix else None
+    token = _tokens_with_owner().filter(prefix=prefix).first() if prefix else None
     if token is None or not hmac.compare_digest(token.secret_hash, _digest(secret)):
         raise TokenRejected("Invalid token.", 401)
     _check_usable(token)
@@ -143,11 +143,17 @@ def token_authenticate(*, secret: str, client_ip: str | None, write: bool) -> Ap
 
 def token_check(*, token_id: int) -> ApiToken:
     """The token again, as it is now, or TokenRejected: a connection opened with it re-checks it while open."""
-    token = ApiToken.objects.select_related("owner").filter(pk=token_id).first()
+    token = _tokens_with_owner().filter(pk=token_id).first()
     if token is None:
         raise TokenRejected("The token no longer exists.", 401)
     _check_usable(token)
     return token
+
+
+def _tokens_with_owner() -> QuerySet[ApiToken]:
+    """Tokens with their owner and whether the owner has a second factor: one query for what every request checks."""
+    device = confirmed_device_exists(OuterRef("owner"))
+    return ApiToken.objects.select_related("owner").annotate(owner_has_device=device)
 
 
 def _check_usable(token: ApiToken) -> None:
@@ -160,7 +166,7 @@ def _check_usable(token: ApiToken) -> None:
     # A token is a way around the sign-in; for a role that must use a second factor it may only stand
     # in for one that exists. An MFA reset or a promotion into such a role suspends the user's tokens
     # until they enroll; they work again after that, with nothing to re-issue.
-    if mfa_required_for(user=token.owner) and not user_has_confirmed_device(user=token.owner):
+    if mfa_required_for(user=token.owner) and not token.owner_has_device:
         raise TokenRejected(
             f"Token {token.prefix} is suspended: its owner's role requires two-factor authentication, "
             "and they have not set it up (at /account/mfa/enroll/).",

@@ -18,7 +18,12 @@ def has_role(user, *roles: str) -> bool:
         return False
     if user.is_superuser:
         return True
+    return not role_names(user).isdisjoint(roles)
+
+
+def role_names(user) -> frozenset[str]:
+    """The names of the user's groups, read once per user object (a request's user: once per request)."""
     cached = getattr(user, "_role_names", None)
     if cached is None:
         cached = user._role_names = frozenset(user.groups.values_list("name", flat=True))
-    return not cached.isdisjoint(roles)
+    return cached

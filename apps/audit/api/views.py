@@ -47,6 +47,8 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     pagination_class = NewestFirstCursorPagination
     filter_backends = [DjangoFilterBackend]
     filterset_class = AuditEventFilter
+    # Narrowed to a period, the trail pages newest first by time: see time_range_ordering.
+    time_ranges = {"since": "timestamp", "until": "timestamp"}
     queryset = events_between()
 
     @extend_schema(

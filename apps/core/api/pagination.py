@@ -3,6 +3,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 
+from apps.core.api.ordering import time_range_ordering
 from apps.core.paginators import EXACT_COUNT_LIMIT, BoundedCountPaginator
 
 
@@ -65,6 +66,13 @@ class StandardPagination(LimitedPageSizeMixin, PageNumberPagination):
 
 
 class NewestFirstCursorPagination(LimitedPageSizeMixin, CursorPagination):
-    """Cursor pagination, newest id first: stable and cheap on tables too large to count."""
+    """Cursor pagination, newest id first: stable and cheap on tables too large to count.
+
+    A request narrowed to a time range the view names in ``time_ranges`` pages newest first along that time
+    instead (see time_range_ordering); the cursor then holds a time, and an offset among equal times.
+    """
 
     ordering = "-id"
+
+    def get_ordering(self, request, queryset, view):
+        return time_range_ordering(request, view) or super().get_ordering(request, queryset, view)

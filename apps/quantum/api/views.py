@@ -82,6 +82,8 @@ class QuantumJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     # Only indexed orders: the list must stay fast with a million jobs.
     ordering_fields = ["id", "created_at", "finished_at"]
     ordering = ["-id"]
+    # Narrowed to a creation period, the list comes newest created first: see time_range_ordering.
+    time_ranges = {"created_after": "created_at", "created_before": "created_at"}
     lookup_value_regex = "[0-9]+"
 
     def get_queryset(self):
