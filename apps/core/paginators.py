@@ -7,6 +7,9 @@ from django.utils.functional import cached_property
 
 # Up to this many rows a list's count is exact; counting further would cost a scan of every matching row.
 EXACT_COUNT_LIMIT = 1_000
+# Deepest row a page may start at: skipping further would scan that many rows (and past 2**63 - 1 the database
+# refuses the offset outright). Filters and orderings reach any row sooner.
+MAX_PAGE_START = 10_000_000
 
 
 def table_row_estimate(rows) -> int | None:
@@ -79,6 +82,11 @@ class BoundedCountPaginator(Paginator):
     def page(self, number) -> BoundedPage:
         number = self.validate_number(number)
         start = (number - 1) * self.per_page
+        if start > MAX_PAGE_START:
+            raise EmptyPage(
+                f"Pages start at most {MAX_PAGE_START:,} rows in, and this one would start at row {start + 1:,}; "
+                "narrow the list with filters or another ordering."
+            )
         rows = list(self.object_list[start : start + self.per_page + 1])
         more = len(rows) > self.per_page
         rows = rows[: self.per_page]

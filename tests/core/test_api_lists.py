@@ -18,6 +18,7 @@ from apps.core.api.ordering import StableOrderingFilter
 from apps.quantum.api.views import QuantumJobViewSet
 from apps.quantum.models import QuantumJob
 from apps.registry.models import InferenceJob, ModelVersion, RegisteredModel
+from tests.helpers import api_error_detail
 
 pytestmark = pytest.mark.django_db
 
@@ -168,6 +169,15 @@ def test_count_above_the_limit_is_marked_as_not_exact_and_later_pages_stay_reach
     last = api_client.get("/api/v1/quantum/jobs/", {"page_size": 2, "status": "completed", "page": 5}).json()
     assert (last["count"], last["count_exact"], last["next"]) == (9, True, None)
     assert api_client.get("/api/v1/quantum/jobs/", {"page_size": 2, "page": 6}).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/v1/quantum/jobs/", "/api/v1/registry/models/", "/api/v1/backups/"])
+def test_a_page_beyond_the_deepest_start_is_refused_saying_so(api_client, admin_client, path):
+    # Far past any table, and past the largest offset the database takes (2**63 - 1).
+    response = admin_client.get(path, {"page": 852369774539230464, "page_size": 50})
+    detail = api_error_detail(response, 404, "not_found")
+    assert "Pages start at most 10,000,000 rows in" in detail
+    assert admin_client.get(path, {"page": 200_001, "page_size": 50}).status_code == 404
 
 
 def test_count_within_the_limit_is_exact(api_client, operator_user):

@@ -42,6 +42,8 @@ class StandardPagination(LimitedPageSizeMixin, PageNumberPagination):
     # "last" would need the exact count; the browsable API's page links too.
     last_page_strings = ()
     template = None
+    # Says why: no such page, or one deeper than MAX_PAGE_START.
+    invalid_page_message = "Invalid page: {message}"
 
     def get_paginated_response(self, data):
         count, exact = self.page.paginator.bounded_count
