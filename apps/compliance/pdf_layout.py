@@ -13,12 +13,21 @@ from typing import BinaryIO
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import (
+    CondPageBreak,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
 
 from .pdf_text import counted, filters_text, kind_label, short_fingerprint, shown, title
 from .rendering import PDF_CHUNK_ROWS, PDF_MAX_CELL_CHARS, PDF_SUMMARY_VALUE_CHARS, _SpooledSection
@@ -33,6 +42,8 @@ MAX_PREFERRED_SHARE = 0.35
 # A table whose cells all fit on one line is widened by up to this factor (air between columns), not to the full
 # page: three short columns spread over a landscape page are hard to read across.
 MAX_WIDENING = 1.4
+# A section goes on below the one before only when this much of the page is left.
+SECTION_ROOM = 80 * mm
 HEADER_BLUE = colors.HexColor("#417690")  # the admin's header blue
 FINDING_RED = colors.HexColor("#fde2e1")
 GRID_GREY = colors.HexColor("#bbbbbb")
@@ -47,10 +58,15 @@ SMALL = ParagraphStyle("small", parent=BODY, fontSize=8, leading=10)
 SMALL_BOLD = ParagraphStyle("small-bold", parent=SMALL, fontName="Helvetica-Bold")
 CELL = ParagraphStyle("cell", parent=BODY, fontSize=6.5, leading=8)
 HEADER_CELL = ParagraphStyle("header", parent=CELL, fontName="Helvetica-Bold", textColor=colors.white)
+HEADER_CELL_RIGHT = ParagraphStyle("header-right", parent=HEADER_CELL, alignment=TA_RIGHT)
 
 
 def _p(text, style=CELL) -> Paragraph:
     return Paragraph(escape(str(text)), style)
+
+
+def _code(text: str) -> str:
+    return f'<font face="Courier">{escape(text)}</font>'
 
 
 def _width(text: str, style: ParagraphStyle) -> float:
@@ -83,25 +99,29 @@ def column_widths(least: list[float], unbroken: list[float], preferred: list[flo
 
     ``least``: the header's longest word; ``unbroken``: the longest word of any cell; ``preferred``: the typical
     cell on one line. Everyone gets ``preferred`` when it fits (widened a little when there is room); else
-    ``unbroken`` plus a share of what is left. When even the words do not fit, the columns with the longest words are cut down
-    to one width (but never below their header's words): only words wider than that are broken.
+    ``unbroken`` plus a share of what is left. When even the words do not fit, the columns with the longest words
+    (hashes, say) give way one by one until the others fit whole: only the words of those columns are broken.
     """
     if sum(preferred) <= available:
         return [width * min(available / sum(preferred), MAX_WIDENING) for width in preferred]
     if sum(unbroken) <= available:
         spare = (available - sum(unbroken)) / (sum(preferred) - sum(unbroken))
         return [low + (high - low) * spare for low, high in zip(unbroken, preferred, strict=True)]
-    if sum(least) >= available:
-        return [width * available / sum(least) for width in least]
-    low, high = 0.0, max(unbroken)  # bisect the cap: the widest a column may be
-    for _ in range(40):
-        cap = (low + high) / 2
-        if sum(max(floor, min(word, cap)) for floor, word in zip(least, unbroken, strict=True)) > available:
-            high = cap
-        else:
-            low = cap
-    widths = [max(floor, min(word, low)) for floor, word in zip(least, unbroken, strict=True)]
-    return [width * available / sum(widths) for width in widths]
+    widths = list(unbroken)
+    giving_way: list[int] = []
+    for index in sorted(range(len(widths)), key=lambda index: -unbroken[index]):
+        if sum(widths) <= available:
+            break
+        giving_way.append(index)
+        widths[index] = least[index]
+    if sum(widths) > available:  # even the headers' words do not fit: everything shrinks alike
+        return [width * available / sum(widths) for width in widths]
+    # What is left goes to the columns that gave way, in proportion to how much they lack.
+    spare = available - sum(widths)
+    lacking = {index: unbroken[index] - least[index] for index in giving_way}
+    for index, lack in lacking.items():
+        widths[index] += spare * lack / sum(lacking.values())
+    return widths
 
 
 def _numbered_canvas(footer):
@@ -112,7 +132,7 @@ def _numbered_canvas(footer):
             super().__init__(*args, **kwargs)
             self._held_pages: list[dict] = []
 
-        def showPage(self):  # noqa: N802 - reportlab's name
+        def showPage(self):
             self._held_pages.append(dict(self.__dict__))
             self._startPage()
 
@@ -129,13 +149,12 @@ def _numbered_canvas(footer):
 
 def _numeric_columns(rows: list[list]) -> list[int]:
     """Columns whose values are all numbers (or empty): right-aligned, so that their digits line up."""
-    columns = zip(*rows, strict=True)
-    return [
-        index
-        for index, values in enumerate(columns)
-        if any(value is not None for value in values)
-        and all(value is None or (isinstance(value, int | float) and not isinstance(value, bool)) for value in values)
-    ]
+    numeric = []
+    for index, values in enumerate(zip(*rows, strict=True)):
+        present = [value for value in values if value not in (None, "")]
+        if present and all(isinstance(value, int | float) and not isinstance(value, bool) for value in present):
+            numeric.append(index)
+    return numeric
 
 
 class PdfReport:
@@ -183,11 +202,16 @@ class PdfReport:
             facts.append(("Signing key", f"{short_fingerprint(meta['key_fingerprint'])} (full fingerprint below)"))
         return facts
 
-    def _two_columns(self, pairs: list[tuple[str, str]], heading: str | None = None) -> Table:
-        """Names and values side by side; the names' column as wide as the longest name."""
+    def _key_fact_pairs(self, entry: _SpooledSection) -> list[tuple[str, str]]:
+        return [
+            (title(str(name)), _truncated(shown(value), PDF_SUMMARY_VALUE_CHARS))
+            for name, value in entry.summary.items()
+        ]
+
+    def _two_columns(self, pairs: list[tuple[str, str]], names: float, heading: str | None = None) -> Table:
+        """Names and values side by side, the names ``names`` wide (the same on the whole cover, so they align)."""
         rows = [[_p(heading, HEADER_CELL), ""]] if heading else []
         rows += [[_p(name, SMALL_BOLD), _p(value, SMALL)] for name, value in pairs]
-        names = max(_width(name, SMALL_BOLD) for name, _ in pairs) + 2 * CELL_PADDING + 2
         table = Table(rows, colWidths=[names, AVAILABLE_WIDTH - names], repeatRows=1 if heading else 0)
         style = _grid_style(header=bool(heading))
         if heading:
@@ -196,65 +220,56 @@ class PdfReport:
         return table
 
     def _summary_table(self) -> Table:
-        rows = [[_p(text, HEADER_CELL) for text in ("Section", "Rows", "Findings")]]
+        rows = [[_p("Section", HEADER_CELL), _p("Rows", HEADER_CELL_RIGHT), _p("Findings", HEADER_CELL_RIGHT)]]
         style = _grid_style(header=True)
+        style.add("ALIGN", (1, 1), (-1, -1), "RIGHT")
         for entry in self.sections:
             findings = f"{entry.findings:,}" if entry.finding_index is not None else "-"
-            rows.append([_p(entry.title, SMALL), _p(f"{entry.count:,}", SMALL), _p(findings, SMALL)])
+            rows.append([_p(entry.title, SMALL), f"{entry.count:,}", findings])
             if entry.findings:
                 style.add("BACKGROUND", (0, len(rows) - 1), (-1, len(rows) - 1), FINDING_RED)
-        table = Table(rows, colWidths=[AVAILABLE_WIDTH - 60 * mm, 30 * mm, 30 * mm], repeatRows=1, hAlign="LEFT")
+        style.add("FONT", (1, 1), (-1, -1), SMALL.fontName, SMALL.fontSize, SMALL.leading)
+        table = Table(rows, colWidths=[AVAILABLE_WIDTH - 50 * mm, 25 * mm, 25 * mm], repeatRows=1)
         table.setStyle(style)
         return table
 
-    def _key_facts(self) -> Iterator:
-        with_facts = [entry for entry in self.sections if entry.summary]
-        if not with_facts:
-            return
-        yield _p("Key facts", HEADING)
-        for entry in with_facts:
-            pairs = [
-                (title(str(name)), _truncated(shown(value), PDF_SUMMARY_VALUE_CHARS))
-                for name, value in entry.summary.items()
-            ]
-            yield self._two_columns(pairs, heading=entry.title)
-            yield Spacer(1, 3 * mm)
-
     def _how_to_verify(self) -> list:
         meta = self.meta
-        report = f"report #{meta['report_id']}" if meta.get("report_id") is not None else "the report"
-        paragraphs = [
-            "A file cannot contain its own hash: this file's SHA-256 and its Ed25519 signature are in its manifest, "
-            f"the file of the same name ending in <i>.manifest.json</i> (the portal serves it again for {report} at "
-            f"<i>GET /api/v1/compliance/reports/{meta.get('report_id', '{id}')}/manifest/</i>).",
-            "In the portal: <i>python manage.py report verify report.pdf report.pdf.manifest.json --public-key "
-            "public.pem</i> checks the file's SHA-256 and the signature over the manifest, and says which failed.",
-            "Without the portal: check the manifest's signature with the public key (<i>GET "
-            "/api/v1/compliance/public-key/</i>, obtained once through another channel than the reports), then that "
-            "the file's SHA-256 equals the manifest's <i>sha256</i>, e.g. with Python's <i>cryptography</i> package "
-            "or OpenSSL 3 (recipes in the portal's documentation, “For compliance officers”).",
-        ]
-        if meta.get("key_fingerprint"):
-            paragraphs.append(
-                "The signing key's fingerprint (SHA-256 of its 32 raw public-key bytes) must be "
-                f"<b>{escape(meta['key_fingerprint'])}</b>, in the manifest and for the public key."
-            )
-        paragraphs.append(
-            "The rows digest on every page is the SHA-256 of the data; a JSON report of the same data ends with the "
-            "same value (<i>rows_sha256</i>)."
+        manifest_url = f"GET /api/v1/compliance/reports/{meta.get('report_id', '{id}')}/manifest/"
+        # Markup of our own (commands in a fixed-width font) around text of our own; the fingerprint is escaped.
+        text = (
+            "Its SHA-256 and Ed25519 signature are in its manifest, the file of the same name ending in "
+            f"{_code('.manifest.json')} (also served at {_code(manifest_url)}"
+            f"). In the portal, {_code('python manage.py report verify report.pdf report.pdf.manifest.json')} "
+            "checks both and says which failed. Without the portal, check the manifest's signature with the public key "
+            f"({_code('GET /api/v1/compliance/public-key/')}, obtained once through another channel), then that the "
+            "file's SHA-256 equals the manifest's sha256 (recipes for Python and OpenSSL 3: “For compliance "
+            "officers” in the portal's documentation)."
         )
-        # Markup of our own (italics for commands), around text of our own: not escaped.
-        return [_p("How to verify this file", HEADING), *(Paragraph(text, SMALL) for text in paragraphs)]
+        if meta.get("key_fingerprint"):
+            text += (
+                " The signing key's fingerprint, SHA-256 of its raw public key, is "
+                f"<b>{escape(meta['key_fingerprint'])}</b>."
+            )
+        return [_p("How to verify this file", SUBHEADING), Paragraph(text, SMALL)]
 
     def _cover(self) -> Iterator:
+        facts = self._facts()
+        with_facts = [entry for entry in self.sections if entry.summary]
+        names = [name for name, _ in facts] + [name for entry in with_facts for name, _ in self._key_fact_pairs(entry)]
+        names_width = max(_width(name, SMALL_BOLD) for name in names) + 2 * CELL_PADDING + 2
         yield _p(self.meta.get("title", "Report"), TITLE)
         yield _p(self._period(), ParagraphStyle("period", parent=BODY, alignment=1))
         yield Spacer(1, 4 * mm)
-        yield self._two_columns(self._facts())
+        yield self._two_columns(facts, names_width)
+        yield from self._how_to_verify()
         yield _p("Summary", HEADING)
         yield self._summary_table()
-        yield from self._key_facts()
-        yield KeepTogether(self._how_to_verify())
+        if with_facts:
+            yield _p("Key facts", HEADING)
+        for entry in with_facts:
+            yield self._two_columns(self._key_fact_pairs(entry), names_width, heading=entry.title)
+            yield Spacer(1, 3 * mm)
         yield PageBreak()
 
     # The sections
@@ -266,7 +281,8 @@ class PdfReport:
             heading = title(column)
             header_word = max(_width(word, HEADER_CELL) for word in heading.split()) + pad
             least.append(header_word)
-            unbroken.append(max(header_word, _width(entry.longest_words[index], CELL) + pad))
+            words = [_width(word, CELL) + pad for _, word in entry.long_words[index]]
+            unbroken.append(max(header_word, *words))
             lengths = sorted(_width(row[index], CELL) for row in sample)
             typical = lengths[int(len(lengths) * 0.9)] + pad if lengths else 0
             wish = max(typical, _width(heading, HEADER_CELL) + pad)
@@ -274,8 +290,10 @@ class PdfReport:
         return column_widths(least, unbroken, preferred, AVAILABLE_WIDTH)
 
     def _cell(self, text: str, width: float):
-        # Text that fits on one line is drawn as a plain string, much cheaper to lay out than a Paragraph.
-        if "\n" not in text and _width(text, CELL) <= width - 2 * CELL_PADDING:
+        # Text that fits on one line is drawn as a plain string, much cheaper to lay out than a Paragraph. No
+        # character is wider than an em: text short enough is not measured (measuring costs as much as drawing).
+        room = width - 2 * CELL_PADDING
+        if "\n" not in text and (len(text) * CELL.fontSize <= room or _width(text, CELL) <= room):
             return text
         return _p(_truncated(text, PDF_MAX_CELL_CHARS))
 
@@ -288,9 +306,9 @@ class PdfReport:
         yield Spacer(1, 2 * mm)
         if not entry.count:
             yield _p("No rows in this period.", BODY)
-        header = [_p(title(column), HEADER_CELL) for column in entry.columns]
         widths: list[float] | None = None
         numeric: list[int] = []
+        header: list[Paragraph] = []
         remaining = entry.count
         while remaining:
             size = min(PDF_CHUNK_ROWS, remaining)
@@ -300,6 +318,10 @@ class PdfReport:
             if widths is None:
                 widths = self._widths(entry, texts)
                 numeric = _numeric_columns(chunk)
+                header = [
+                    _p(title(column), HEADER_CELL_RIGHT if index in numeric else HEADER_CELL)
+                    for index, column in enumerate(entry.columns)
+                ]
             style = _grid_style(header=True)
             style.add("FONT", (0, 1), (-1, -1), CELL.fontName, CELL.fontSize, CELL.leading)
             cells = [header]
@@ -316,8 +338,8 @@ class PdfReport:
     def _story(self, spool: BinaryIO) -> Iterator:
         yield from self._cover()
         for index, entry in enumerate(self.sections):
-            if index:
-                yield PageBreak()
+            if index:  # a section starts on a new page unless the one before left enough room (an empty one)
+                yield CondPageBreak(SECTION_ROOM)
             yield from self._section_story(entry, spool)
 
     def build(self, out: BinaryIO, spool: BinaryIO) -> None:

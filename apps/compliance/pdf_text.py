@@ -8,6 +8,7 @@ rows digest is computed over the values as the JSON report holds them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 from .choices import ReportKind
@@ -41,9 +42,22 @@ def human_time(value: dt.datetime) -> str:
     return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}, {moment.hour:02d}:{moment.minute:02d}{seconds} UTC"
 
 
+def _spaced_json(text: str) -> str:
+    # Canonical JSON has no spaces, so a line could only break inside it: the same JSON with a space after each
+    # comma and colon wraps between its items.
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return json.dumps(value, ensure_ascii=False, sort_keys=True) if isinstance(value, dict | list) else text
+
+
 def shown(value) -> str:
-    """A value as a PDF shows it: times with an offset in words (see ``human_time``), anything else as in CSV."""
+    """A value as a PDF shows it: times with an offset in words (see ``human_time``), JSON with spaces between its
+    items, anything else as in CSV."""
     text = cell_text(value)
+    if text[:1] in ("{", "["):
+        return _spaced_json(text)
     if _AWARE_TIME.fullmatch(text):
         try:
             return human_time(dt.datetime.fromisoformat(text))

@@ -17,6 +17,7 @@ import csv
 import datetime as dt
 import decimal
 import hashlib
+import heapq
 import io
 import itertools
 import json
@@ -37,6 +38,8 @@ PDF_CHUNK_ROWS = 500
 # Longer cell values are cut in the PDF (with an ellipsis); CSV and JSON hold them whole.
 PDF_MAX_CELL_CHARS = 600
 PDF_SUMMARY_VALUE_CHARS = 300
+# Words kept per column to size it by (see _SpooledSection).
+PDF_LONG_WORDS = 8
 
 
 class RenderError(ValueError):
@@ -252,9 +255,10 @@ class _SpooledSection:
         self.count = 0
         self.findings = 0
         self.summary: dict = {}
-        # Per column, the longest word of any row as the PDF shows it: columns are made at least that wide, so
-        # that lines break between words.
-        self.longest_words = [""] * len(self.columns)
+        # Per column, the few longest words of any row as the PDF shows them (a min-heap by length): columns are
+        # made as wide as the widest of them, so that lines break between words. Several, because the longest in
+        # characters is not always the widest in print ("changed" is wider than "created").
+        self.long_words: list[list[tuple[int, str]]] = [[] for _ in self.columns]
 
     def note(self, values: list) -> None:
         from .pdf_text import longest_word, shown
@@ -262,10 +266,12 @@ class _SpooledSection:
         self.count += 1
         if self.finding_index is not None and values[self.finding_index] not in (None, "", [], {}):
             self.findings += 1
-        for index, value in enumerate(values):
+        for heap, value in zip(self.long_words, values, strict=True):
             word = longest_word(shown(value)[:PDF_MAX_CELL_CHARS])
-            if len(word) > len(self.longest_words[index]):
-                self.longest_words[index] = word
+            if len(heap) < PDF_LONG_WORDS and (len(word), word) not in heap:
+                heapq.heappush(heap, (len(word), word))
+            elif heap and len(word) >= heap[0][0] and (len(word), word) not in heap:
+                heapq.heapreplace(heap, (len(word), word))
 
 
 def _spool(sections: Iterable, spool: BinaryIO) -> tuple[list[_SpooledSection], str]:
