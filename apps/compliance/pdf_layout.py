@@ -21,6 +21,7 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     CondPageBreak,
+    Flowable,
     PageBreak,
     Paragraph,
     SimpleDocTemplate,
@@ -155,6 +156,32 @@ def _numeric_columns(rows: list[list]) -> list[int]:
         if present and all(isinstance(value, int | float) and not isinstance(value, bool) for value in present):
             numeric.append(index)
     return numeric
+
+
+class _SectionMark(Flowable):
+    """Takes no room: where it is drawn, the canvas learns which section's rows follow (``None`` after a section's
+    last row), so that a page continuing a section can be headed with its title."""
+
+    def __init__(self, section_title: str | None):
+        super().__init__()
+        self.section_title = section_title
+
+    def wrap(self, available_width, available_height):
+        return 0, 0
+
+    def draw(self):
+        self.canv.opsdeck_section = self.section_title
+
+
+def _running_header(canvas: Canvas, doc) -> None:
+    # Called as a page begins: a section still going on from the page before is named at the top.
+    section = getattr(canvas, "opsdeck_section", None)
+    if section:
+        canvas.saveState()
+        canvas.setFont("Helvetica", 8)
+        canvas.setFillColor(FOOTER_GREY)
+        canvas.drawString(MARGIN + FRAME_PADDING, PAGE_SIZE[1] - 8 * mm, f"{section} (continued)")
+        canvas.restoreState()
 
 
 class PdfReport:
@@ -298,6 +325,7 @@ class PdfReport:
         return _p(_truncated(text, PDF_MAX_CELL_CHARS))
 
     def _section_story(self, entry: _SpooledSection, spool: BinaryIO) -> Iterator:
+        yield _SectionMark(entry.title)
         yield _p(f"{entry.title} ({counted(entry.count, 'row')})", HEADING)
         if entry.findings:
             column = title(entry.columns[entry.finding_index])
@@ -334,6 +362,7 @@ class PdfReport:
             table = Table(cells, colWidths=widths, repeatRows=1, hAlign="LEFT")
             table.setStyle(style)
             yield table
+        yield _SectionMark(None)
 
     def _story(self, spool: BinaryIO) -> Iterator:
         yield from self._cover()
@@ -370,4 +399,6 @@ class PdfReport:
             subject=f"{kind_label(meta.get('kind', ''))}, {self._period()}",
             creator="Opsdeck",
         )
-        doc.build(first, canvasmaker=_numbered_canvas(self._footer))
+        doc.build(
+            first, onFirstPage=_running_header, onLaterPages=_running_header, canvasmaker=_numbered_canvas(self._footer)
+        )

@@ -240,6 +240,9 @@ def test_access_review_titles_times_and_counts_are_in_words(evidence, compliance
     assert not ISO_TIME.search(text)
     for page in pages[1:]:  # the header is repeated on every page of the table
         assert "Username" in page
+    assert "continued" not in pages[1]
+    for page in pages[2:]:  # and the pages after the first say which table goes on
+        assert page.lstrip().startswith("Accounts (continued)")
     assert {user.username for user in User.objects.all()} <= set(text.split())
 
 
