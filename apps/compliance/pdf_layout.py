@@ -31,7 +31,7 @@ from reportlab.platypus import (
 )
 
 from .pdf_text import counted, filters_text, kind_label, short_fingerprint, shown, title
-from .rendering import PDF_CHUNK_ROWS, PDF_MAX_CELL_CHARS, PDF_SUMMARY_VALUE_CHARS, _SpooledSection
+from .rendering import PDF_CHUNK_ROWS, PDF_MAX_CELL_CHARS, PDF_SUMMARY_VALUE_CHARS, SpooledSection
 
 PAGE_SIZE = landscape(A4)
 MARGIN = 12 * mm
@@ -185,9 +185,9 @@ def _running_header(canvas: Canvas, doc) -> None:
 
 
 class PdfReport:
-    """The PDF's layout: a cover (facts, summary, key facts, how to verify), then one table per section."""
+    """The PDF's layout: a cover (facts, how to verify, summary, key facts), then one table per section."""
 
-    def __init__(self, meta: dict, sections: list[_SpooledSection], rows_digest: str):
+    def __init__(self, meta: dict, sections: list[SpooledSection], rows_digest: str):
         self.meta, self.sections, self.rows_digest = meta, sections, rows_digest
 
     # Page furniture
@@ -229,7 +229,7 @@ class PdfReport:
             facts.append(("Signing key", f"{short_fingerprint(meta['key_fingerprint'])} (full fingerprint below)"))
         return facts
 
-    def _key_fact_pairs(self, entry: _SpooledSection) -> list[tuple[str, str]]:
+    def _key_fact_pairs(self, entry: SpooledSection) -> list[tuple[str, str]]:
         return [
             (title(str(name)), _truncated(shown(value), PDF_SUMMARY_VALUE_CHARS))
             for name, value in entry.summary.items()
@@ -301,7 +301,7 @@ class PdfReport:
 
     # The sections
 
-    def _widths(self, entry: _SpooledSection, sample: list[list[str]]) -> list[float]:
+    def _widths(self, entry: SpooledSection, sample: list[list[str]]) -> list[float]:
         pad = 2 * CELL_PADDING + 1
         least, unbroken, preferred = [], [], []
         for index, column in enumerate(entry.columns):
@@ -324,7 +324,7 @@ class PdfReport:
             return text
         return _p(_truncated(text, PDF_MAX_CELL_CHARS))
 
-    def _section_story(self, entry: _SpooledSection, spool: BinaryIO) -> Iterator:
+    def _section_story(self, entry: SpooledSection, spool: BinaryIO) -> Iterator:
         yield _SectionMark(entry.title)
         yield _p(f"{entry.title} ({counted(entry.count, 'row')})", HEADING)
         if entry.findings:

@@ -2,7 +2,8 @@
 
 ``render(sections, fmt, out, meta)`` consumes each section's rows exactly once and returns the row count per
 section. CSV and JSON write row by row. A PDF needs the row counts and summaries on its cover before the rows,
-so its rows are first spooled to a temporary file (constant memory), then laid out in chunks.
+so its rows are first spooled to a temporary file (constant memory), then laid out in chunks (``pdf_layout``, with
+the words people read from ``pdf_text``).
 
 The *rows digest* is the SHA-256 over every row, in order, each as the line
 ``json.dumps([section_name, row], sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\\n"`` (UTF-8),
@@ -38,7 +39,7 @@ PDF_CHUNK_ROWS = 500
 # Longer cell values are cut in the PDF (with an ellipsis); CSV and JSON hold them whole.
 PDF_MAX_CELL_CHARS = 600
 PDF_SUMMARY_VALUE_CHARS = 300
-# Words kept per column to size it by (see _SpooledSection).
+# Words kept per column to size it by (see SpooledSection).
 PDF_LONG_WORDS = 8
 
 
@@ -245,7 +246,7 @@ def _render_json(sections: Iterable, out: BinaryIO, meta: dict) -> dict[str, int
 # --- PDF
 
 
-class _SpooledSection:
+class SpooledSection:
     """What the PDF needs of a section once its rows are on disk."""
 
     def __init__(self, name: str, section):
@@ -274,12 +275,12 @@ class _SpooledSection:
                 heapq.heapreplace(heap, (len(word), word))
 
 
-def _spool(sections: Iterable, spool: BinaryIO) -> tuple[list[_SpooledSection], str]:
+def _spool(sections: Iterable, spool: BinaryIO) -> tuple[list[SpooledSection], str]:
     digest = RowsDigest()
-    spooled: list[_SpooledSection] = []
+    spooled: list[SpooledSection] = []
     total = 0
     for section in sections:
-        entry = _SpooledSection(_unique(section.name, {item.name: 1 for item in spooled}), section)
+        entry = SpooledSection(_unique(section.name, {item.name: 1 for item in spooled}), section)
         for row in section.rows:
             values = _plain_row(section, row)
             total += 1
