@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test cluster-test fuzz lint format bench services-check browser clean
+.PHONY: run test cluster-test fuzz lint format bench services-check browser pdf-tools clean
 
 # Stamp files: requirements are installed again only when they change.
 $(PY):
@@ -35,10 +35,16 @@ browser:
 		echo "Installing Debian chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The PDF report tests read the PDFs back with poppler's pdftotext, as a reader copies their text.
+pdf-tools:
+	@command -v pdftotext >/dev/null 2>&1 || { \
+		echo "Installing Debian poppler-utils for the PDF report tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; }
+
 services-check: $(VENV)/.test-installed
 	$(PY) tests/check_services.py
 
-test: $(VENV)/.test-installed browser services-check
+test: $(VENV)/.test-installed browser pdf-tools services-check
 	$(PY) -m pytest
 
 # The rehearsal of several hosts (README "Several hosts"): as root, six network namespaces with their own

@@ -2,7 +2,8 @@
 
 ``render(sections, fmt, out, meta)`` consumes each section's rows exactly once and returns the row count per
 section. CSV and JSON write row by row. A PDF needs the row counts and summaries on its cover before the rows,
-so its rows are first spooled to a temporary file (constant memory), then laid out in chunks.
+so its rows are first spooled to a temporary file (constant memory), then laid out in chunks (``pdf_layout``, with
+the words people read from ``pdf_text``).
 
 The *rows digest* is the SHA-256 over every row, in order, each as the line
 ``json.dumps([section_name, row], sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\\n"`` (UTF-8),
@@ -17,6 +18,7 @@ import csv
 import datetime as dt
 import decimal
 import hashlib
+import heapq
 import io
 import itertools
 import json
@@ -37,6 +39,8 @@ PDF_CHUNK_ROWS = 500
 # Longer cell values are cut in the PDF (with an ellipsis); CSV and JSON hold them whole.
 PDF_MAX_CELL_CHARS = 600
 PDF_SUMMARY_VALUE_CHARS = 300
+# Words kept per column to size it by (see SpooledSection).
+PDF_LONG_WORDS = 8
 
 
 class RenderError(ValueError):
@@ -242,7 +246,7 @@ def _render_json(sections: Iterable, out: BinaryIO, meta: dict) -> dict[str, int
 # --- PDF
 
 
-class _SpooledSection:
+class SpooledSection:
     """What the PDF needs of a section once its rows are on disk."""
 
     def __init__(self, name: str, section):
@@ -252,14 +256,31 @@ class _SpooledSection:
         self.count = 0
         self.findings = 0
         self.summary: dict = {}
+        # Per column, the few longest words of any row as the PDF shows them (a min-heap by length): columns are
+        # made as wide as the widest of them, so that lines break between words. Several, because the longest in
+        # characters is not always the widest in print ("changed" is wider than "created").
+        self.long_words: list[list[tuple[int, str]]] = [[] for _ in self.columns]
+
+    def note(self, values: list) -> None:
+        from .pdf_text import longest_word, shown
+
+        self.count += 1
+        if self.finding_index is not None and values[self.finding_index] not in (None, "", [], {}):
+            self.findings += 1
+        for heap, value in zip(self.long_words, values, strict=True):
+            word = longest_word(shown(value)[:PDF_MAX_CELL_CHARS])
+            if len(heap) < PDF_LONG_WORDS and (len(word), word) not in heap:
+                heapq.heappush(heap, (len(word), word))
+            elif heap and len(word) >= heap[0][0] and (len(word), word) not in heap:
+                heapq.heapreplace(heap, (len(word), word))
 
 
-def _spool(sections: Iterable, spool: BinaryIO) -> tuple[list[_SpooledSection], str]:
+def _spool(sections: Iterable, spool: BinaryIO) -> tuple[list[SpooledSection], str]:
     digest = RowsDigest()
-    spooled: list[_SpooledSection] = []
+    spooled: list[SpooledSection] = []
     total = 0
     for section in sections:
-        entry = _SpooledSection(_unique(section.name, {item.name: 1 for item in spooled}), section)
+        entry = SpooledSection(_unique(section.name, {item.name: 1 for item in spooled}), section)
         for row in section.rows:
             values = _plain_row(section, row)
             total += 1
@@ -270,9 +291,7 @@ def _spool(sections: Iterable, spool: BinaryIO) -> tuple[list[_SpooledSection], 
                     "or a shorter period or narrower filters."
                 )
             spool.write(digest.line(entry.name, values))
-            entry.count += 1
-            if entry.finding_index is not None and values[entry.finding_index] not in (None, "", [], {}):
-                entry.findings += 1
+            entry.note(values)
         entry.summary = _summary(section)
         spooled.append(entry)
     if not spooled:
@@ -284,234 +303,7 @@ def _render_pdf(sections: Iterable, out: BinaryIO, meta: dict) -> dict[str, int]
     with tempfile.TemporaryFile(prefix="opsdeck-report-rows-") as spool:
         spooled, rows_digest = _spool(sections, spool)
         spool.seek(0)
-        _PdfReport(meta, spooled, rows_digest).build(out, spool)
+        from .pdf_layout import PdfReport
+
+        PdfReport(meta, spooled, rows_digest).build(out, spool)
     return {entry.name: entry.count for entry in spooled}
-
-
-def _truncated(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class _PdfReport:
-    """The PDF's layout: a cover, then one table per section, laid out a chunk of rows at a time."""
-
-    def __init__(self, meta: dict, sections: list[_SpooledSection], rows_digest: str):
-        # Imported here: reportlab is needed only for PDFs.
-        from reportlab.lib import colors
-        from reportlab.lib.pagesizes import A4, landscape
-        from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
-        from reportlab.lib.units import mm
-
-        self.meta, self.sections, self.rows_digest = meta, sections, rows_digest
-        self.colors, self.mm = colors, mm
-        self.pagesize = landscape(A4)
-        self.margin = 12 * mm
-        styles = getSampleStyleSheet()
-        self.title_style = styles["Title"]
-        self.heading = styles["Heading2"]
-        self.body = styles["BodyText"]
-        self.small = ParagraphStyle("small", parent=styles["BodyText"], fontSize=8, leading=10)
-        self.cell = ParagraphStyle("cell", parent=styles["BodyText"], fontSize=6.5, leading=8)
-        self.header_cell = ParagraphStyle("header", parent=self.cell, fontName="Helvetica-Bold")
-        self.finding_colour = colors.HexColor("#fde2e1")
-        self.header_colour = colors.HexColor("#417690")  # the admin's header blue
-
-    # Text helpers
-
-    def _p(self, text, style=None):
-        from xml.sax.saxutils import escape
-
-        from reportlab.platypus import Paragraph
-
-        return Paragraph(escape(str(text)), style or self.cell)
-
-    # Page furniture
-
-    def _footer(self, canvas, doc) -> None:
-        canvas.saveState()
-        canvas.setFont("Helvetica", 7)
-        canvas.setFillColor(self.colors.HexColor("#555555"))
-        width, _ = self.pagesize
-        y = 7 * self.mm
-        canvas.drawString(
-            self.margin,
-            y,
-            f"{self.meta.get('title', 'Report')} · SHA-256 of this file: in the manifest beside it · "
-            f"Rows digest (SHA-256): {self.rows_digest}",
-        )
-        canvas.drawRightString(width - self.margin, y, f"Page {doc.page}")
-        canvas.restoreState()
-
-    # Content
-
-    def _cover(self) -> list:
-        from reportlab.platypus import PageBreak, Spacer, Table
-
-        meta = self.meta
-        available = self.pagesize[0] - 2 * self.margin
-        facts = [
-            ("Kind", meta.get("kind", "")),
-            ("Period", f"{meta.get('period_start', '')} to {meta.get('period_end', '')}"),
-            ("Generated at", meta.get("generated_at", "")),
-            ("Generated by", meta.get("generated_by", "")),
-            ("Filters", cell_text(meta.get("filters") or {}) if meta.get("filters") else "none"),
-            ("Audit head hash", meta.get("audit_head_hash", "")),
-            ("Rows digest (SHA-256)", self.rows_digest),
-            ("File SHA-256 and signature", "in the manifest beside this file (a file cannot hold its own hash)"),
-        ]
-        story = [
-            self._p(meta.get("title", "Report"), self.title_style),
-            self._p(f"Period: {meta.get('period_start', '')} to {meta.get('period_end', '')}", self.body),
-            Spacer(1, 4 * self.mm),
-            self._table(
-                [[self._p(k, self.small), self._p(v, self.small)] for k, v in facts],
-                [60 * self.mm, available - 60 * self.mm],
-            ),
-            Spacer(1, 6 * self.mm),
-            self._p("Summary", self.heading),
-        ]
-        rows = [[self._p(text, self.header_cell) for text in ("Section", "Rows", "Findings", "Key facts")]]
-        findings_rows = []
-        for entry in self.sections:
-            facts_text = "; ".join(
-                f"{key}: {_truncated(cell_text(value), PDF_SUMMARY_VALUE_CHARS)}"
-                for key, value in entry.summary.items()
-            )
-            rows.append(
-                [
-                    self._p(entry.title, self.small),
-                    self._p(f"{entry.count:,}", self.small),
-                    self._p(f"{entry.findings:,}" if entry.finding_index is not None else "-", self.small),
-                    self._p(facts_text or "-", self.small),
-                ]
-            )
-            if entry.findings:
-                findings_rows.append(len(rows) - 1)
-        summary = Table(
-            rows, colWidths=[55 * self.mm, 22 * self.mm, 22 * self.mm, available - 99 * self.mm], repeatRows=1
-        )
-        style = self._grid_style()
-        for index in findings_rows:
-            style.add("BACKGROUND", (0, index), (-1, index), self.finding_colour)
-        summary.setStyle(style)
-        story += [summary, PageBreak()]
-        return story
-
-    def _fits(self, width: float) -> int:
-        # How many characters surely fit on one line of a column (Helvetica averages about half an em, and
-        # capitals and digits are wider): up to that, a cell is drawn as plain text, which is much cheaper
-        # to lay out than a wrapping Paragraph.
-        return max(int((width - 4) / (self.cell.fontSize * 0.62)), 1)
-
-    def _cell(self, value, capacity: int):
-        text = cell_text(value)
-        if len(text) <= capacity and "\n" not in text:
-            return text
-        return self._p(_truncated(text, PDF_MAX_CELL_CHARS))
-
-    def _grid_style(self):
-        from reportlab.platypus import TableStyle
-
-        return TableStyle(
-            [
-                ("GRID", (0, 0), (-1, -1), 0.25, self.colors.HexColor("#bbbbbb")),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("LEFTPADDING", (0, 0), (-1, -1), 2),
-                ("RIGHTPADDING", (0, 0), (-1, -1), 2),
-                ("TOPPADDING", (0, 0), (-1, -1), 1),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
-            ]
-        )
-
-    def _table(self, rows: list, widths: list):
-        from reportlab.platypus import Table
-
-        table = Table(rows, colWidths=widths)
-        table.setStyle(self._grid_style())
-        return table
-
-    def _column_widths(self, entry: _SpooledSection, sample: list[list]) -> list[float]:
-        # Widths follow the header and the first chunk's text lengths, bounded so no column starves or hogs.
-        available = self.pagesize[0] - 2 * self.margin
-        weights = []
-        for index, column in enumerate(entry.columns):
-            lengths = sorted(len(cell_text(row[index])) for row in sample) or [0]
-            typical = lengths[int(len(lengths) * 0.9)] if len(lengths) > 1 else lengths[0]
-            weights.append(min(max(len(column), typical, 4), 60))
-        total = sum(weights)
-        return [available * weight / total for weight in weights]
-
-    def _section_story(self, entry: _SpooledSection, spool: BinaryIO) -> Iterator:
-        from reportlab.platypus import Spacer, Table
-
-        yield self._p(f"{entry.title} ({entry.count:,} rows)", self.heading)
-        if entry.findings:
-            column = entry.columns[entry.finding_index]
-            yield self._p(f"{entry.findings:,} rows with findings are highlighted (column “{column}”).", self.small)
-        yield Spacer(1, 2 * self.mm)
-        if not entry.count:
-            yield self._p("No rows in this period.", self.body)
-        header = [self._p(column, self.header_cell) for column in entry.columns]
-        widths = None
-        remaining = entry.count
-        while remaining:
-            size = min(PDF_CHUNK_ROWS, remaining)
-            remaining -= size
-            chunk = [json.loads(spool.readline())[1] for _ in range(size)]
-            if widths is None:
-                widths = self._column_widths(entry, chunk)
-                capacities = [self._fits(width) for width in widths]
-            style = self._grid_style()
-            style.add("FONT", (0, 1), (-1, -1), self.cell.fontName, self.cell.fontSize, self.cell.leading)
-            style.add("BACKGROUND", (0, 0), (-1, 0), self.header_colour)
-            style.add("TEXTCOLOR", (0, 0), (-1, 0), self.colors.white)
-            cells = [header]
-            for number, values in enumerate(chunk, 1):
-                cells.append([self._cell(value, capacity) for value, capacity in zip(values, capacities, strict=True)])
-                if entry.finding_index is not None and values[entry.finding_index] not in (None, "", [], {}):
-                    style.add("BACKGROUND", (0, number), (-1, number), self.finding_colour)
-            table = Table(cells, colWidths=widths, repeatRows=1)
-            table.setStyle(style)
-            yield table
-
-    def _story(self, spool: BinaryIO) -> Iterator:
-        from reportlab.platypus import PageBreak
-
-        yield from self._cover()
-        for index, entry in enumerate(self.sections):
-            if index:
-                yield PageBreak()
-            yield from self._section_story(entry, spool)
-
-    def build(self, out: BinaryIO, spool: BinaryIO) -> None:
-        from reportlab.platypus import SimpleDocTemplate
-
-        meta = self.meta
-        story = self._story(spool)
-
-        first = list(itertools.islice(story, 3))
-
-        class StreamingDoc(SimpleDocTemplate):
-            # platypus lays out a list of flowables; this one is topped up from a generator as it drains, so
-            # only a chunk's table is in memory at a time. (It also handles its own internal lists: not those.)
-            def handle_flowable(self, flowables):
-                super().handle_flowable(flowables)
-                while flowables is first and len(flowables) < 3:
-                    following = next(story, None)
-                    if following is None:
-                        break
-                    flowables.append(following)
-
-        doc = StreamingDoc(
-            out,
-            pagesize=self.pagesize,
-            leftMargin=self.margin,
-            rightMargin=self.margin,
-            topMargin=self.margin,
-            bottomMargin=14 * self.mm,
-            title=str(self.meta.get("title", "Report")),
-            author=str(self.meta.get("generated_by", "")),
-            subject=f"{meta.get('kind', '')} {meta.get('period_start', '')} to {meta.get('period_end', '')}",
-            creator="Opsdeck",
-        )
-        doc.build(first, onFirstPage=self._footer, onLaterPages=self._footer)

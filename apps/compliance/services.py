@@ -298,6 +298,8 @@ def manifest_name(report: Report) -> str:
 
 
 def _meta(report: Report, *, generated_at: datetime, head_hash: str) -> dict:
+    from .signing import key_fingerprint
+
     return {
         "title": f"{ReportKind(report.kind).label} report",
         "kind": report.kind,
@@ -308,6 +310,8 @@ def _meta(report: Report, *, generated_at: datetime, head_hash: str) -> dict:
         "generated_by": report.owner.get_username() if report.owner else "schedule",
         "filters": report.filters,
         "audit_head_hash": head_hash,
+        # The key that will sign the manifest: a PDF names it on its cover, for the auditor to compare.
+        "key_fingerprint": key_fingerprint(),
     }
 
 
