@@ -477,9 +477,8 @@ class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
                 )
                 return HttpResponseRedirect(reverse("admin:registry_modelversion_change", args=[version.pk]))
         limits = (
-            f"At most {settings.REGISTRY_MAX_ARTIFACT_MB:,} MB (REGISTRY_MAX_ARTIFACT_MB), "
-            f"{settings.REGISTRY_MAX_FILES:,} files (REGISTRY_MAX_FILES) and "
-            f"{settings.REGISTRY_MAX_UNCOMPRESSED_MB:,} MB unpacked (REGISTRY_MAX_UNCOMPRESSED_MB)."
+            f"At most {settings.REGISTRY_MAX_ARTIFACT_MB:,} MB, {settings.REGISTRY_MAX_FILES:,} files and "
+            f"{settings.REGISTRY_MAX_UNCOMPRESSED_MB:,} MB unpacked."
         )
         return self._form_page(request, title="Upload a model version", form=form, submit="Upload", intro=limits)
 

@@ -109,7 +109,7 @@ class InputRows:
             if len(raw) > limit:
                 raise RegistryError(
                     f"Line {self.line} is longer than {limit:,} bytes; rows are limited to "
-                    f"{settings.REGISTRY_MAX_INPUT_CHARS:,} characters of text (REGISTRY_MAX_INPUT_CHARS).",
+                    f"{settings.REGISTRY_MAX_INPUT_CHARS:,} characters of text.",
                     field="file",
                 )
             try:
@@ -172,8 +172,7 @@ class InputRows:
         limit = settings.REGISTRY_MAX_INPUT_CHARS
         if len(text) > limit:
             raise RegistryError(
-                f"Row {number} (line {self.line}) has {len(text):,} characters of text; the limit is {limit:,} "
-                "(REGISTRY_MAX_INPUT_CHARS).",
+                f"Row {number} (line {self.line}) has {len(text):,} characters of text; the limit is {limit:,}.",
                 field="file",
             )
         return InputRow(number, text, label.strip() or None)
@@ -250,7 +249,7 @@ def inference_job_create(
     limit_mb = settings.REGISTRY_JOB_MAX_FILE_MB
     if _size(upload) > limit_mb * 2**20:
         raise RegistryError(
-            f"The file is {_size(upload) / 2**20:,.1f} MB; the limit is {limit_mb:,} MB (REGISTRY_JOB_MAX_FILE_MB).",
+            f"The file is {_size(upload) / 2**20:,.1f} MB; the limit is {limit_mb:,} MB.",
             status=413,
             field="file",
         )
@@ -305,7 +304,7 @@ def _count(rows: InputRows) -> tuple[int, int]:
         total += 1
         if total > limit:
             raise RegistryError(
-                f"The file has more than {limit:,} rows; the limit is {limit:,} (REGISTRY_JOB_MAX_ROWS). "
+                f"The file has more than {limit:,} rows, the limit. "
                 "Split it into several jobs.",
                 field="file",
             )
@@ -419,7 +418,8 @@ def _stop_reason(job: InferenceJob, run: JobRun, deadline: float) -> Outcome | N
         return Outcome(JobStatus.CANCELLED, f"Cancelled while running, after {done}.")
     if time.monotonic() > deadline:
         return Outcome(
-            JobStatus.FAILED, f"Timed out after {settings.REGISTRY_JOB_TIMEOUT} s (REGISTRY_JOB_TIMEOUT), {done} done."
+            JobStatus.FAILED,
+            f"Timed out: a job may run for at most {settings.REGISTRY_JOB_TIMEOUT:,} seconds; {done} done.",
         )
     return None
 
