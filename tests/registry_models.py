@@ -296,7 +296,7 @@ BAD_ARTIFACTS = (
     BadArtifact(
         "fifo (tar.gz)", lambda f: pack_tar_gz(f, extra=[_tar_member("pipe", tarfile.FIFOTYPE)]), 400, ("fifo",)
     ),
-    BadArtifact("pickle weights", pickle_weights_zip, 400, ("pytorch_model.bin", "pickle", "ask an administrator to allow pickle files")),
+    BadArtifact("pickle weights", pickle_weights_zip, 400, ("pytorch_model.bin", "pickle", "allow pickle files")),
     BadArtifact("zip bomb", zip_bomb, 413, ("unpacks to more than", "the limit for its contents")),
     BadArtifact(
         "zip bomb lying about its size",

@@ -86,7 +86,8 @@ def token_create(
         raise TokenError("Give the token a name that says what it is for.")
     unknown = sorted(set(scopes) - set(SCOPES))
     if not scopes or unknown:
-        raise TokenError(f"Choose one or more scopes among {', '.join(SCOPES)}; unknown: {', '.join(unknown) or 'none'}.")
+        unknown_text = f" ({', '.join(unknown)} is not one)" if unknown else ""
+        raise TokenError(f"Choose one or more scopes among {', '.join(SCOPES)}{unknown_text}.")
     prefix = TOKEN_PREFIX + secrets.token_hex(4)
     secret = f"{prefix}_{secrets.token_urlsafe(32)}"
     token = ApiToken.objects.create(

@@ -123,8 +123,7 @@ def _job_build(owner, spec: JobSpec) -> QuantumJob:
     if len(source.encode()) > settings.QUANTUM_MAX_SOURCE_BYTES:
         raise JobValidationError(
             "source",
-            f"The program is {len(source.encode()):,} bytes; the limit is {settings.QUANTUM_MAX_SOURCE_BYTES:,} "
-            "bytes.",
+            f"The program is {len(source.encode()):,} bytes; the limit is {settings.QUANTUM_MAX_SOURCE_BYTES:,} bytes.",
         )
     if not source.strip():
         raise JobValidationError("source", "The program is empty; paste an OpenQASM 2 or 3 circuit.")
@@ -342,7 +341,8 @@ def _group_run(group: list[QuantumJob], run: JobRun) -> None:
             response = simulator_process().run(request, deadline=deadline, cancelled=cancelled)
         except SimulationStopped as stop:
             if stop.reason == "timeout":
-                _jobs_end(group, error=f"Timed out: a job may run for at most {settings.QUANTUM_JOB_TIMEOUT:,} seconds.")
+                limit = settings.QUANTUM_JOB_TIMEOUT
+                _jobs_end(group, error=f"Timed out: a job may run for at most {limit:,} seconds.")
                 return
             # Cancelled: the jobs that asked for it end cancelled, the rest run again.
             stopped = "Cancelled while running; the simulation stopped."

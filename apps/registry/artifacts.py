@@ -218,9 +218,7 @@ def _checked_files(entries: Iterable[_RawEntry], max_files: int, max_uncompresse
     for count, (name, kind, declared_size, opener) in enumerate(entries, start=1):
         # Folders count too: an archive of a million empty folders is as much a bomb as one of files.
         if count > max_files:
-            raise ArtifactError(
-                f"The archive holds more than {max_files:,} files and folders, the limit.", status=413
-            )
+            raise ArtifactError(f"The archive holds more than {max_files:,} files and folders, the limit.", status=413)
         parts = _safe_parts(name)
         if kind in _KIND_PROBLEMS:
             raise ArtifactError(f"Entry {name!r} {_KIND_PROBLEMS[kind]}.")
@@ -341,9 +339,7 @@ def _remove_written(destination: Path, created: bool) -> None:
 
 
 def _uncompressed_limit_message(limit: int) -> str:
-    return (
-        f"The archive unpacks to more than {_size(limit)}, the limit for its contents."
-    )
+    return f"The archive unpacks to more than {_size(limit)}, the limit for its contents."
 
 
 def _size(count: int) -> str:

@@ -304,8 +304,7 @@ def _count(rows: InputRows) -> tuple[int, int]:
         total += 1
         if total > limit:
             raise RegistryError(
-                f"The file has more than {limit:,} rows, the limit. "
-                "Split it into several jobs.",
+                f"The file has more than {limit:,} rows, the limit. Split it into several jobs.",
                 field="file",
             )
         labelled += row.label is not None

@@ -370,8 +370,7 @@ def _check_inputs(inputs) -> list[str]:
         raise RegistryError("The inputs must be a non-empty list of texts.", field="inputs")
     if len(inputs) > limit:
         raise RegistryError(
-            f"{len(inputs):,} inputs; a synchronous prediction takes at most {limit:,}. "
-            "Use an inference job for more.",
+            f"{len(inputs):,} inputs; a synchronous prediction takes at most {limit:,}. Use an inference job for more.",
             status=413,
             field="inputs",
         )

@@ -338,8 +338,7 @@ def test_more_inputs_than_the_synchronous_limit_is_413_naming_it(operator, opera
     response = operator.post(_model_url() + "predict/", {"inputs": ["hello"] * 65, "version": 1}, format="json")
 
     assert api_error(response, 413, "too_large")["detail"] == (
-        "65 inputs; a synchronous prediction takes at most 64. "
-        "Use an inference job for more."
+        "65 inputs; a synchronous prediction takes at most 64. Use an inference job for more."
     )
 
 
@@ -491,9 +490,7 @@ def test_upload_just_over_the_limit_is_cut_off_by_the_bytes_received(operator, s
 
     response = _upload(operator, data)
 
-    assert api_error(response, 413, "too_large")["detail"] == (
-        "The upload is larger than the limit of 1 MB."
-    )
+    assert api_error(response, 413, "too_large")["detail"] == ("The upload is larger than the limit of 1 MB.")
     assert not ModelVersion.objects.exists()
 
 
@@ -634,9 +631,7 @@ def test_job_file_over_the_size_limit_is_413_naming_it(operator, operator_user, 
 
     response = _submit_job(operator, [{"text": "x" * 5000}] * 500)
 
-    assert api_error(response, 413, "too_large")["detail"].endswith(
-        "bytes) is larger than the limit of 1 MB."
-    )
+    assert api_error(response, 413, "too_large")["detail"].endswith("bytes) is larger than the limit of 1 MB.")
     assert not InferenceJob.objects.exists()
 
 
