@@ -9,7 +9,7 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib import admin
 
-        from . import metrics, request_context  # noqa: F401 - connect their Celery signal receivers
+        from . import metrics, request_context, schedules  # noqa: F401 - connect their Celery signal receivers
 
         admin.site.site_header = "Opsdeck administration"
         admin.site.site_title = "Opsdeck"
