@@ -68,7 +68,7 @@ def _validated_networks(networks: list[str]) -> list[str]:
 def _expiry(user: User, expires_in_days: int | None) -> timezone.datetime | None:
     if expires_in_days is None:
         if not may_hold_unexpiring_token(user):
-            raise TokenError("Only administrators may create tokens that never expire; choose an expiry date.")
+            raise TokenError("Only administrators may create tokens that never expire; set an expiry.")
         return None
     limit = settings.API_TOKEN_MAX_DAYS
     if not 1 <= expires_in_days <= limit:
