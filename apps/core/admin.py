@@ -67,7 +67,7 @@ class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
     def next_run_at(self, task: PeriodicTask) -> str:
         upcoming = next_run(task)
         if upcoming is None:
-            return "paused" if not task.enabled else "not again"
+            return "—" if task.scheduler is None else "not again" if task.enabled else "paused"
         return f"{upcoming:%Y-%m-%d %H:%M} UTC"
 
     @admin.display(description="Last run", ordering="last_run_at")

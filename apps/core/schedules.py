@@ -55,12 +55,12 @@ def schedule_text(task: PeriodicTask) -> str:
 
 
 def next_run(task: PeriodicTask) -> datetime | None:
-    """When beat sends the entry next; None when it will not (paused, or a one-off that already ran).
+    """When beat sends the entry next; None when it will not (no schedule yet, paused, a one-off that already ran).
 
     Beat counts from the last run, or from the entry's last change before its first run; a run that is already
     due goes out at beat's next tick, so it is shown as now.
     """
-    if not task.enabled or (task.one_off and task.last_run_at):
+    if task.scheduler is None or not task.enabled or (task.one_off and task.last_run_at):
         return None
     now = timezone.now()
     if task.clocked_id:

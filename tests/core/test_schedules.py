@@ -76,6 +76,7 @@ def test_changelist_shows_schedules_in_words_the_next_run_and_never_run(admin_cl
     assert "2026-03-02 03:17 UTC" in page  # its next run
     assert "(m/h/dM/MY/d)" not in page
     assert "never" in page
+    assert admin_client.get(f"{CHANGELIST_URL}add/").status_code == 200  # no schedule yet: no next run either
 
 
 def test_running_an_entry_from_the_admin_fills_its_last_run(celery_worker, client, roles, admin_user):
