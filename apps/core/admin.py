@@ -4,7 +4,7 @@ from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from .models import MaintenanceRun
-from .schedules import crontab_text, next_run, schedule_text
+from .schedules import next_run, schedule_text
 from .services import periodic_tasks_set_enabled
 
 
@@ -52,12 +52,6 @@ class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
     list_select_related = ("crontab", "interval", "solar", "clocked")
     fieldsets = _with_schedule_in_words(PeriodicTaskAdmin.fieldsets)
     readonly_fields = ("schedule", "next_run_at", "last_run_at")
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if db_field.name == "crontab":
-            field.label_from_instance = crontab_text
-        return field
 
     @admin.display(description="Schedule")
     def schedule(self, task: PeriodicTask) -> str:

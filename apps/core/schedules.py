@@ -7,7 +7,7 @@ English; this module only adds the time zone and "every day", and works out the 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery.signals import task_prerun
 from cron_descriptor import (
@@ -66,7 +66,10 @@ def next_run(task: PeriodicTask) -> datetime | None:
     if task.clocked_id:
         return task.clocked.clocked_time
     counted_from = task.last_run_at or task.date_changed or now
-    upcoming = max(now + task.schedule.remaining_estimate(counted_from), now)
+    # The schedule measures what remains from its own clock reading, taken a moment after ``now``: rounding to the
+    # second keeps a run due at 03:17:00 from reading as 03:16:59.
+    remaining = task.schedule.remaining_estimate(counted_from)
+    upcoming = max((now + remaining + timedelta(milliseconds=500)).replace(microsecond=0), now)
     return max(upcoming, task.start_time) if task.start_time else upcoming
 
 

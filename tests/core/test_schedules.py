@@ -66,17 +66,30 @@ def test_next_run_counts_from_the_last_run_and_a_paused_entry_has_none():
 
 @pytest.mark.django_db
 def test_changelist_shows_schedules_in_words_the_next_run_and_never_run(admin_client):
-    call_command("setup_periodic_tasks", stdout=StringIO())
-
     with time_machine.travel(datetime(2026, 3, 1, 10, 30, tzinfo=UTC)):
+        call_command("setup_periodic_tasks", stdout=StringIO())  # never run: counted from when it was set up
         page = admin_client.get(CHANGELIST_URL).content.decode()
+        task = PeriodicTask.objects.get(name="Clear expired sessions")
+        change_page = admin_client.get(f"{CHANGELIST_URL}{task.pk}/change/").content.decode()
 
     assert "Every day at 03:17 UTC" in page  # Clear expired sessions
     assert "At 04:00 UTC, only on Sunday" in page  # Verify backups by restoring them
     assert "2026-03-02 03:17 UTC" in page  # its next run
     assert "(m/h/dM/MY/d)" not in page
     assert "never" in page
-    assert admin_client.get(f"{CHANGELIST_URL}add/").status_code == 200  # no schedule yet: no next run either
+    assert "Clear expired sessions: Every day at 03:17 UTC" in change_page  # its title and breadcrumb
+    assert f'<option value="{task.crontab_id}" selected>Every day at 03:17 UTC</option>' in change_page
+    assert "(m/h/dM/MY/d)" not in change_page
+
+
+@pytest.mark.django_db
+def test_the_add_page_has_no_schedule_and_no_next_run_yet(admin_client):
+    response = admin_client.get(f"{CHANGELIST_URL}add/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "No schedule" in page
+    assert "Next run" in page
 
 
 def test_running_an_entry_from_the_admin_fills_its_last_run(celery_worker, client, roles, admin_user):
