@@ -16,14 +16,12 @@ CLIPBOARD = "() => navigator.clipboard.readText()"
 
 @pytest.fixture
 def signed_in_page(live_server, operator_user, password):
-    """Opens ``path`` after signing the operator in with a code (which also counts as a fresh re-authentication)."""
+    """Opens ``path`` after signing the operator in with a code (which also counts as a fresh re-authentication),
+    in a browser context that may use the clipboard; closing the browser closes it."""
     key = totp_device_create(operator_user).key
-    contexts = []
 
     def open_page(browser, path: str):
-        context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
-        contexts.append(context)
-        page = context.new_page()
+        page = browser.new_context(permissions=["clipboard-read", "clipboard-write"]).new_page()
         page.goto(live_server.url + path)
         page.wait_for_url("**/accounts/login/**")
         browser_sign_in(
@@ -36,9 +34,7 @@ def signed_in_page(live_server, operator_user, password):
         )
         return page
 
-    yield open_page
-    for context in contexts:
-        context.close()
+    return open_page
 
 
 def test_new_token_is_copied_wraps_in_its_card_and_a_reload_neither_resubmits_nor_shows_it(signed_in_page, chromium):
