@@ -24,6 +24,7 @@ from .services import periodic_task_ran
 
 _CRON_ERRORS = (FormatException, MissingFieldException, WrongArgumentException)
 _AT_TIME = re.compile(r"^At (\d\d:\d\d)(.*)$")
+_CLOCK = re.compile(r"\d\d:\d\d")
 
 
 def crontab_text(crontab: CrontabSchedule) -> str:
@@ -36,11 +37,16 @@ def crontab_text(crontab: CrontabSchedule) -> str:
         description = ExpressionDescriptor(expression, options).get_description()
     except _CRON_ERRORS:
         return f"Cron {expression} ({crontab.timezone})"
-    at_time = _AT_TIME.match(description)
-    if at_time is None:  # "Every 5 minutes", "At 5 minutes past the hour": no clock time to place in a zone
-        return description
-    clock, rest = at_time.groups()
-    return f"At {clock} {crontab.timezone}{rest}" if rest else f"Every day at {clock} {crontab.timezone}"
+    zone = crontab.timezone
+    if at_time := _AT_TIME.match(description):
+        clock, rest = at_time.groups()
+        if not rest:
+            return f"Every day at {clock} {zone}"
+        if rest.startswith(","):
+            return f"At {clock} {zone}{rest}"
+    # "At 04:00 and 16:00", "Every 5 minutes, between 04:00 and 04:59": clock times, so the zone goes at the end;
+    # "Every 5 minutes" has none to place in a zone.
+    return f"{description} ({zone})" if _CLOCK.search(description) else description
 
 
 def schedule_text(task: PeriodicTask) -> str:
@@ -62,9 +68,9 @@ def next_run(task: PeriodicTask) -> datetime | None:
     """
     if task.scheduler is None or not task.enabled or (task.one_off and task.last_run_at):
         return None
-    now = timezone.now()
     if task.clocked_id:
         return task.clocked.clocked_time
+    now = timezone.now()
     counted_from = task.last_run_at or task.date_changed or now
     # The schedule measures what remains from its own clock reading, taken a moment after ``now``: rounding to the
     # second keeps a run due at 03:17:00 from reading as 03:16:59.

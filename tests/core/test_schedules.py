@@ -36,6 +36,8 @@ def _crontab(expression: str) -> CrontabSchedule:
         ("0 4 * * 0", "At 04:00 UTC, only on Sunday"),
         ("0 1 1 * *", "At 01:00 UTC, on day 1 of the month"),
         ("*/5 * * * *", "Every 5 minutes"),
+        ("*/5 4 * * *", "Every 5 minutes, between 04:00 and 04:59 (UTC)"),
+        ("0 4,16 * * *", "At 04:00 and 16:00 (UTC)"),
         ("5 * * * *", "At 5 minutes past the hour"),
     ],
 )
