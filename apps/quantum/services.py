@@ -11,6 +11,7 @@ from functools import partial
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.template.defaultfilters import pluralize
 
 from apps.audit.services import event_record
 from apps.core.errors import ApplicationError, NotPermitted
@@ -342,7 +343,7 @@ def _group_run(group: list[QuantumJob], run: JobRun) -> None:
         except SimulationStopped as stop:
             if stop.reason == "timeout":
                 limit = settings.QUANTUM_JOB_TIMEOUT
-                _jobs_end(group, error=f"Timed out: a job may run for at most {limit:,} seconds.")
+                _jobs_end(group, error=f"Timed out: a job may run for at most {limit:,} second{pluralize(limit)}.")
                 return
             # Cancelled: the jobs that asked for it end cancelled, the rest run again.
             stopped = "Cancelled while running; the simulation stopped."

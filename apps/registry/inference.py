@@ -22,6 +22,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from apps.core.choices import Role
@@ -416,9 +417,9 @@ def _stop_reason(job: InferenceJob, run: JobRun, deadline: float) -> Outcome | N
     if run.cancel_requested.is_set():
         return Outcome(JobStatus.CANCELLED, f"Cancelled while running, after {done}.")
     if time.monotonic() > deadline:
+        limit = settings.REGISTRY_JOB_TIMEOUT
         return Outcome(
-            JobStatus.FAILED,
-            f"Timed out: a job may run for at most {settings.REGISTRY_JOB_TIMEOUT:,} seconds; {done} done.",
+            JobStatus.FAILED, f"Timed out: a job may run for at most {limit:,} second{pluralize(limit)}; {done} done."
         )
     return None
 
