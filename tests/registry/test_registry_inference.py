@@ -402,7 +402,7 @@ def test_job_running_under_another_task_is_not_run_twice(version, operator_user,
     assert InferenceJob.objects.get(pk=job.pk).attempts == 1
 
 
-def test_job_past_its_timeout_stops_between_batches_and_fails_naming_the_setting(
+def test_job_past_its_timeout_stops_between_batches_and_fails_naming_the_limit(
     version, operator_user, sentiment, settings
 ):
     settings.REGISTRY_JOB_TIMEOUT = 0
