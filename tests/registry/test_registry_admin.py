@@ -293,6 +293,16 @@ def test_version_page_shows_evaluation_metrics_and_the_confusion_matrix(admin_cl
 
 
 @pytest.mark.django_db
+def test_model_page_names_its_aliases_in_plain_english(admin_client, operator_user):
+    model = _model(operator_user)
+
+    page = admin_client.get(f"{MODELS_URL}{model.pk}/change/").content.decode()
+
+    assert "Model aliases" in page
+    assert "aliass" not in page.lower()
+
+
+@pytest.mark.django_db
 def test_version_page_shows_architectures_and_metrics_as_text_and_tables_not_json(admin_client, operator_user):
     metrics = {"evaluation": {"rows": 100, "accuracy": 0.85, "at": "2026-01-02T03:04:05+00:00"}, "load_ms": 31}
     version = _version(
