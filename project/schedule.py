@@ -68,7 +68,7 @@ SCHEDULE = [
         task="maintenance.backup_prune_daily",
         crontab="15 3 * * *",
         queue="maintenance",
-        description="Deletes backups outside BACKUP_KEEP_DAILY / _WEEKLY / _MONTHLY; never the newest verified one.",
+        description="Deletes backups beyond the daily, weekly and monthly ones kept; never the newest verified one.",
     ),
     ScheduledTask(
         name="Monthly compliance reports",

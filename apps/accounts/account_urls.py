@@ -11,6 +11,7 @@ urlpatterns = [
     path("sessions/<int:pk>/end/", views.session_end, name="session-end"),
     path("sessions/end-others/", views.sessions_end_others, name="sessions-end-others"),
     path("tokens/new/", token_pages.token_new, name="token-new"),
+    path("tokens/created/", token_pages.token_created, name="token-created"),
     path("tokens/<int:token_id>/revoke/", token_pages.token_revoke_page, name="token-revoke"),
     path("mfa/enroll/", views.mfa_enroll, name="mfa-enroll"),
     path("mfa/disable/", views.mfa_disable, name="mfa-disable"),

@@ -34,6 +34,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created"]
+        verbose_name = "API token"
         indexes = [models.Index(fields=["owner", "-created"])]
 
     def __str__(self) -> str:

@@ -61,18 +61,18 @@ def _validated_networks(networks: list[str]) -> list[str]:
         try:
             cleaned.append(str(ipaddress.ip_network(str(network).strip(), strict=False)))
         except ValueError:
-            raise TokenError(f"allowed_networks: {network!r} is not an IP network like 10.0.0.0/8.") from None
+            raise TokenError(f"Allowed networks: {network!r} is not an IP network like 10.0.0.0/8.") from None
     return cleaned
 
 
 def _expiry(user: User, expires_in_days: int | None) -> timezone.datetime | None:
     if expires_in_days is None:
         if not may_hold_unexpiring_token(user):
-            raise TokenError("Only administrators may create tokens that never expire; give expires_in_days.")
+            raise TokenError("Only administrators may create tokens that never expire; set an expiry.")
         return None
     limit = settings.API_TOKEN_MAX_DAYS
     if not 1 <= expires_in_days <= limit:
-        raise TokenError(f"expires_in_days must be from 1 to {limit}.")
+        raise TokenError(f"A token expires after 1 to at most {limit:,} days.")
     return timezone.now() + timedelta(days=expires_in_days)
 
 
@@ -83,10 +83,11 @@ def token_create(
     """Issue a token for ``owner``; the returned secret is the only copy there will ever be."""
     name = name.strip()
     if not name:
-        raise TokenError("name: give the token a name that says what it is for.")
+        raise TokenError("Give the token a name that says what it is for.")
     unknown = sorted(set(scopes) - set(SCOPES))
     if not scopes or unknown:
-        raise TokenError(f"scopes must be a non-empty subset of {', '.join(SCOPES)} (unknown: {unknown}).")
+        unknown_text = f" ({', '.join(unknown)} is not one)" if unknown else ""
+        raise TokenError(f"Choose one or more scopes among {', '.join(SCOPES)}{unknown_text}.")
     prefix = TOKEN_PREFIX + secrets.token_hex(4)
     secret = f"{prefix}_{secrets.token_urlsafe(32)}"
     token = ApiToken.objects.create(

@@ -7,8 +7,6 @@ Creating, verifying and restoring are for administrators; compliance officers ma
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -17,9 +15,10 @@ from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from apps.accounts.sudo import sudo_redirect, sudo_second_factor_fresh
+from apps.core.admin_display import json_display
 from apps.core.admin_mixins import ServiceWrittenAdminMixin, queue_refusal_message
 from apps.core.choices import Role
 from apps.core.permissions import has_role
@@ -44,14 +43,6 @@ def _seconds(value: float | None) -> str:
         return f"{value:.1f} s"
     minutes, seconds = divmod(round(value), 60)
     return f"{minutes} min {seconds} s"
-
-
-def _json_block(value) -> str:
-    if not value:
-        return "—"
-    return format_html(
-        '<pre style="max-height: 32em; overflow: auto">{}</pre>', json.dumps(value, indent=2, sort_keys=True)
-    )
 
 
 def _job_queued(job: BackupJob, doing: str) -> str:
@@ -122,23 +113,15 @@ class BackupAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Migrations")
     def migrations_applied(self, backup: Backup) -> str:
-        return _json_block(backup.migrations)
+        return json_display(backup.migrations, headers=("App", "Latest migration"), label_keys=False)
 
     @admin.display(description="Rows per table")
     def row_count_table(self, backup: Backup) -> str:
-        if not backup.row_counts:
-            return "—"
-        return format_html(
-            '<table class="backup-row-counts"><thead><tr><th>Table</th><th>Rows</th></tr></thead><tbody>{}</tbody>'
-            "</table>",
-            format_html_join(
-                "", "<tr><td>{}</td><td>{}</td></tr>", ((table, f"{n:,}") for table, n in backup.row_counts.items())
-            ),
-        )
+        return json_display(backup.row_counts, headers=("Table", "Rows"), label_keys=False)
 
     @admin.display(description="Verification report")
     def verification_report(self, backup: Backup) -> str:
-        return _json_block(backup.verification)
+        return json_display(backup.verification)
 
     # --- Create and verify
 

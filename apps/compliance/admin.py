@@ -6,13 +6,12 @@ deletes them.
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 
+from apps.core.admin_display import json_display
 from apps.core.admin_mixins import ServiceWrittenAdminMixin
 from apps.jobs.choices import JobStatus
 
@@ -27,7 +26,7 @@ class ReportAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
     search_fields = ["owner__username", "sha256"]
     date_hierarchy = "created_at"
     fieldsets = [
-        (None, {"fields": ["id", "kind", "format", "period_start", "period_end", "filters", "scheduled"]}),
+        (None, {"fields": ["id", "kind", "format", "period_start", "period_end", "filter_table", "scheduled"]}),
         (
             "State",
             {
@@ -54,7 +53,7 @@ class ReportAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
                     "signature",
                     "key_fingerprint",
                     "audit_head_hash",
-                    "row_counts",
+                    "row_count_table",
                     "manifest_json",
                 ]
             },
@@ -93,8 +92,12 @@ class ReportAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Manifest")
     def manifest_json(self, report: Report) -> str:
-        if not report.manifest:
-            return "—"
-        return format_html(
-            '<pre style="max-height: 32em; overflow: auto">{}</pre>', json.dumps(report.manifest, indent=2)
-        )
+        return json_display(report.manifest)
+
+    @admin.display(description="Filters")
+    def filter_table(self, report: Report) -> str:
+        return json_display(report.filters)
+
+    @admin.display(description="Rows per section")
+    def row_count_table(self, report: Report) -> str:
+        return json_display(report.row_counts, headers=("Section", "Rows"), label_keys=False)

@@ -123,18 +123,16 @@ def _aware(value: datetime, field: str) -> datetime:
 def _validated_period(period_start: datetime, period_end: datetime) -> tuple[datetime, datetime]:
     start, end = _aware(period_start, "period_start"), _aware(period_end, "period_end")
     if end <= start:
-        raise ReportError("The period ends before it starts: period_end must be after period_start.", "period_end")
+        raise ReportError("The period ends before it starts: its end must be after its start.", "period_end")
     if end > timezone.now() + CLOCK_SKEW:
         raise ReportError(
-            "The period ends in the future: evidence covers what has happened, so period_end must not be later "
-            "than now.",
+            "The period ends in the future: evidence covers what has happened, so the period must end by now.",
             "period_end",
         )
     limit = settings.REPORT_MAX_PERIOD_DAYS
     if end - start > timedelta(days=limit):
         raise ReportError(
-            f"The period is {(end - start).days} days long; the longest allowed is {limit} days "
-            "(REPORT_MAX_PERIOD_DAYS).",
+            f"The period is {(end - start).days:,} days long; the longest allowed is {limit:,} days.",
             "period_end",
         )
     return start, end

@@ -4,7 +4,23 @@ from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from .models import MaintenanceRun
+from .schedules import next_run, schedule_text
 from .services import periodic_tasks_set_enabled
+
+
+def _with_schedule_in_words(fieldsets) -> tuple:
+    """django-celery-beat's fieldsets, its crontab translation replaced by the schedule in words and the next run."""
+    return tuple(
+        (title, {**options, "fields": tuple(_schedule_fields(options["fields"]))}) for title, options in fieldsets
+    )
+
+
+def _schedule_fields(fields):
+    for field in fields:
+        if field == "crontab_translation":
+            yield from ("schedule", "next_run_at")
+        else:
+            yield field
 
 
 @admin.register(MaintenanceRun)
@@ -29,7 +45,28 @@ admin.site.unregister(PeriodicTask)
 
 @admin.register(PeriodicTask)
 class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
-    """django-celery-beat's admin, with bulk actions that save (and so audit) entry by entry."""
+    """django-celery-beat's admin, with schedules in words, the next run, and bulk actions that save (and so audit)
+    entry by entry."""
+
+    list_display = ("name", "enabled", "schedule", "next_run_at", "last_run", "one_off")
+    list_select_related = ("crontab", "interval", "solar", "clocked")
+    fieldsets = _with_schedule_in_words(PeriodicTaskAdmin.fieldsets)
+    readonly_fields = ("schedule", "next_run_at", "last_run_at")
+
+    @admin.display(description="Schedule")
+    def schedule(self, task: PeriodicTask) -> str:
+        return schedule_text(task)
+
+    @admin.display(description="Next run")
+    def next_run_at(self, task: PeriodicTask) -> str:
+        upcoming = next_run(task)
+        if upcoming is None:
+            return "—" if task.scheduler is None else "not again" if task.enabled else "paused"
+        return f"{upcoming:%Y-%m-%d %H:%M} UTC"
+
+    @admin.display(description="Last run", ordering="last_run_at")
+    def last_run(self, task: PeriodicTask) -> str:
+        return f"{task.last_run_at:%Y-%m-%d %H:%M} UTC" if task.last_run_at else "never"
 
     def _set_enabled(self, request, queryset, enabled: bool | None, verb: str) -> None:
         count = periodic_tasks_set_enabled(tasks=queryset, enabled=enabled)

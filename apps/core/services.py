@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -83,6 +84,15 @@ def periodic_tasks_sync(*, schedule: Iterable[ScheduledTask]) -> dict[str, int]:
             else:
                 counts["unchanged"] += 1
     return counts
+
+
+def periodic_task_ran(*, name: str, at: datetime) -> None:
+    """Record that the beat entry ``name`` ran at ``at``, as its last run.
+
+    An UPDATE rather than a save: run bookkeeping is neither a schedule change to audit nor a reason for beat
+    to reload its schedule (every save of an entry signals one).
+    """
+    PeriodicTask.objects.filter(name=name).update(last_run_at=at)
 
 
 def user_group_name(user_id: int) -> str:

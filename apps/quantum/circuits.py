@@ -148,7 +148,7 @@ def memory_limit_error(method: str, summary: CircuitSummary, needed: int, allowe
         alternatives.insert(0, "stabilizer (this circuit uses Clifford gates only)")
     return (
         f"{summary.num_qubits} qubits need {_megabytes(needed)} for the {method} method, "
-        f"over the limit of {_megabytes(allowed)} (QUANTUM_MAX_MEMORY_MB). "
+        f"over the limit of {_megabytes(allowed)}. "
         f"Use fewer qubits or the method {' or '.join(alternatives)}."
     )
 

@@ -11,6 +11,7 @@ from functools import partial
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.template.defaultfilters import pluralize
 
 from apps.audit.services import event_record
 from apps.core.errors import ApplicationError, NotPermitted
@@ -123,8 +124,7 @@ def _job_build(owner, spec: JobSpec) -> QuantumJob:
     if len(source.encode()) > settings.QUANTUM_MAX_SOURCE_BYTES:
         raise JobValidationError(
             "source",
-            f"The program is {len(source.encode()):,} bytes; the limit is {settings.QUANTUM_MAX_SOURCE_BYTES:,} "
-            "bytes (QUANTUM_MAX_SOURCE_BYTES).",
+            f"The program is {len(source.encode()):,} bytes; the limit is {settings.QUANTUM_MAX_SOURCE_BYTES:,} bytes.",
         )
     if not source.strip():
         raise JobValidationError("source", "The program is empty; paste an OpenQASM 2 or 3 circuit.")
@@ -180,7 +180,7 @@ def _check_settings(spec: JobSpec) -> None:
     if not 1 <= spec.shots <= settings.QUANTUM_MAX_SHOTS:
         raise JobValidationError(
             "shots",
-            f"Shots must be between 1 and {settings.QUANTUM_MAX_SHOTS:,} (QUANTUM_MAX_SHOTS); got {spec.shots}.",
+            f"A job runs from 1 to at most {settings.QUANTUM_MAX_SHOTS:,} shots; got {spec.shots:,}.",
         )
     if spec.method not in SimulationMethod.values:
         raise JobValidationError(
@@ -215,8 +215,8 @@ def _quotas_check(owner, jobs: list[QuantumJob]) -> None:
     queued = QuantumJob.objects.filter(owner=owner, status=JobStatus.QUEUED).count()
     if queued + len(jobs) > limit:
         raise JobQuotaError(
-            f"You have {queued} queued job(s) and submitted {len(jobs)} more; at most {limit} may wait at once "
-            "(QUANTUM_MAX_QUEUED_PER_USER). Wait for some to finish or cancel some."
+            f"You have {queued} queued job(s) and submitted {len(jobs)} more; at most {limit} may wait at once. "
+            "Wait for some to finish or cancel some."
         )
     quota = settings.QUANTUM_DAILY_SHOTS_QUOTA
     used = shots_submitted_today(owner)
@@ -224,7 +224,7 @@ def _quotas_check(owner, jobs: list[QuantumJob]) -> None:
     if used + wanted > quota:
         raise JobQuotaError(
             f"Today you have submitted {used:,} shots and asked for {wanted:,} more; the daily quota is {quota:,} "
-            "shots (QUANTUM_DAILY_SHOTS_QUOTA). It resets at midnight UTC."
+            "shots. It resets at midnight UTC."
         )
 
 
@@ -342,7 +342,8 @@ def _group_run(group: list[QuantumJob], run: JobRun) -> None:
             response = simulator_process().run(request, deadline=deadline, cancelled=cancelled)
         except SimulationStopped as stop:
             if stop.reason == "timeout":
-                _jobs_end(group, error=f"Timed out after {settings.QUANTUM_JOB_TIMEOUT} s (QUANTUM_JOB_TIMEOUT).")
+                limit = settings.QUANTUM_JOB_TIMEOUT
+                _jobs_end(group, error=f"Timed out: a job may run for at most {limit:,} second{pluralize(limit)}.")
                 return
             # Cancelled: the jobs that asked for it end cancelled, the rest run again.
             stopped = "Cancelled while running; the simulation stopped."

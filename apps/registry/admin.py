@@ -7,7 +7,6 @@ admin's own add form of a version is replaced by the upload page.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 from django import forms
@@ -24,6 +23,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from apps.core.admin_display import json_display
 from apps.core.admin_mixins import ServiceWrittenAdminMixin, queue_refusal_message
 from apps.core.choices import Role
 from apps.core.paginators import EstimatedCountPaginator
@@ -84,15 +84,6 @@ def _confusion_table(figures: dict) -> str:
         "<thead><tr><th></th>{}</tr></thead><tbody>{}</tbody></table>",
         header,
         body,
-    )
-
-
-def _metrics_detail(metrics: dict) -> str:
-    if not metrics:
-        return "—"
-    return format_html(
-        '<pre style="max-height: 24em; overflow: auto">{}</pre>',
-        json.dumps(metrics, indent=2, sort_keys=True, ensure_ascii=False),
     )
 
 
@@ -418,7 +409,7 @@ class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
             "Metadata",
             {
                 "fields": [
-                    "architectures",
+                    "architecture_list",
                     "model_type",
                     "parameters",
                     "label_list",
@@ -477,9 +468,8 @@ class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
                 )
                 return HttpResponseRedirect(reverse("admin:registry_modelversion_change", args=[version.pk]))
         limits = (
-            f"At most {settings.REGISTRY_MAX_ARTIFACT_MB:,} MB (REGISTRY_MAX_ARTIFACT_MB), "
-            f"{settings.REGISTRY_MAX_FILES:,} files (REGISTRY_MAX_FILES) and "
-            f"{settings.REGISTRY_MAX_UNCOMPRESSED_MB:,} MB unpacked (REGISTRY_MAX_UNCOMPRESSED_MB)."
+            f"At most {settings.REGISTRY_MAX_ARTIFACT_MB:,} MB, {settings.REGISTRY_MAX_FILES:,} files and "
+            f"{settings.REGISTRY_MAX_UNCOMPRESSED_MB:,} MB unpacked."
         )
         return self._form_page(request, title="Upload a model version", form=form, submit="Upload", intro=limits)
 
@@ -500,6 +490,10 @@ class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
     @admin.display(description="Parameters", ordering="parameter_count")
     def parameters(self, version: ModelVersion) -> str:
         return _parameters(version.parameter_count)
+
+    @admin.display(description="Architectures")
+    def architecture_list(self, version: ModelVersion) -> str:
+        return json_display(version.architectures)
 
     @admin.display(description="Labels")
     def label_list(self, version: ModelVersion) -> str:
@@ -535,7 +529,7 @@ class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="All metrics")
     def metrics_json(self, version: ModelVersion) -> str:
-        return _metrics_detail(version.metrics)
+        return json_display(version.metrics)
 
     # --- Actions
 
@@ -725,7 +719,7 @@ class InferenceJobAdmin(ServiceWrittenAdminMixin, _ServiceActionsMixin, admin.Mo
 
     @admin.display(description="All metrics")
     def metrics_json(self, job: InferenceJob) -> str:
-        return _metrics_detail(job.metrics)
+        return json_display(job.metrics)
 
     @admin.action(description="Cancel selected jobs", permissions=["operate"])
     def cancel_jobs(self, request, queryset):

@@ -128,7 +128,7 @@ def _archive_digest(source: BinaryIO, max_bytes: int) -> tuple[str, int]:
         size += len(chunk)
         if size > max_bytes:
             raise ArtifactError(
-                f"The archive is larger than {_size(max_bytes)}, the upload limit (REGISTRY_MAX_ARTIFACT_MB).",
+                f"The archive is larger than {_size(max_bytes)}, the upload limit.",
                 status=413,
             )
         digest.update(chunk)
@@ -218,9 +218,7 @@ def _checked_files(entries: Iterable[_RawEntry], max_files: int, max_uncompresse
     for count, (name, kind, declared_size, opener) in enumerate(entries, start=1):
         # Folders count too: an archive of a million empty folders is as much a bomb as one of files.
         if count > max_files:
-            raise ArtifactError(
-                f"The archive holds more than {max_files:,} files and folders (REGISTRY_MAX_FILES).", status=413
-            )
+            raise ArtifactError(f"The archive holds more than {max_files:,} files and folders, the limit.", status=413)
         parts = _safe_parts(name)
         if kind in _KIND_PROBLEMS:
             raise ArtifactError(f"Entry {name!r} {_KIND_PROBLEMS[kind]}.")
@@ -274,7 +272,7 @@ def _weight_policy(files: list[_Entry], allow_pickle: bool) -> tuple[list[str], 
         raise ArtifactError(
             f"Pickle files are not accepted: {', '.join(pickle_files)}. Pickle runs code when it is loaded; "
             "save the weights as safetensors (save_pretrained(..., safe_serialization=True)) or ask an "
-            "administrator to set REGISTRY_ALLOW_PICKLE."
+            "administrator to allow pickle files in the registry."
         )
     safe_files = sorted(name for name, suffix in suffixes.items() if suffix in SAFE_WEIGHT_SUFFIXES)
     if not safe_files and not pickle_files:
@@ -341,9 +339,7 @@ def _remove_written(destination: Path, created: bool) -> None:
 
 
 def _uncompressed_limit_message(limit: int) -> str:
-    return (
-        f"The archive unpacks to more than {_size(limit)}, the limit for its contents (REGISTRY_MAX_UNCOMPRESSED_MB)."
-    )
+    return f"The archive unpacks to more than {_size(limit)}, the limit for its contents."
 
 
 def _size(count: int) -> str:

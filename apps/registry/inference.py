@@ -22,6 +22,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from apps.core.choices import Role
@@ -109,7 +110,7 @@ class InputRows:
             if len(raw) > limit:
                 raise RegistryError(
                     f"Line {self.line} is longer than {limit:,} bytes; rows are limited to "
-                    f"{settings.REGISTRY_MAX_INPUT_CHARS:,} characters of text (REGISTRY_MAX_INPUT_CHARS).",
+                    f"{settings.REGISTRY_MAX_INPUT_CHARS:,} characters of text.",
                     field="file",
                 )
             try:
@@ -172,8 +173,7 @@ class InputRows:
         limit = settings.REGISTRY_MAX_INPUT_CHARS
         if len(text) > limit:
             raise RegistryError(
-                f"Row {number} (line {self.line}) has {len(text):,} characters of text; the limit is {limit:,} "
-                "(REGISTRY_MAX_INPUT_CHARS).",
+                f"Row {number} (line {self.line}) has {len(text):,} characters of text; the limit is {limit:,}.",
                 field="file",
             )
         return InputRow(number, text, label.strip() or None)
@@ -250,7 +250,7 @@ def inference_job_create(
     limit_mb = settings.REGISTRY_JOB_MAX_FILE_MB
     if _size(upload) > limit_mb * 2**20:
         raise RegistryError(
-            f"The file is {_size(upload) / 2**20:,.1f} MB; the limit is {limit_mb:,} MB (REGISTRY_JOB_MAX_FILE_MB).",
+            f"The file is {_size(upload) / 2**20:,.1f} MB; the limit is {limit_mb:,} MB.",
             status=413,
             field="file",
         )
@@ -305,8 +305,7 @@ def _count(rows: InputRows) -> tuple[int, int]:
         total += 1
         if total > limit:
             raise RegistryError(
-                f"The file has more than {limit:,} rows; the limit is {limit:,} (REGISTRY_JOB_MAX_ROWS). "
-                "Split it into several jobs.",
+                f"The file has more than {limit:,} rows, the limit. Split it into several jobs.",
                 field="file",
             )
         labelled += row.label is not None
@@ -418,8 +417,9 @@ def _stop_reason(job: InferenceJob, run: JobRun, deadline: float) -> Outcome | N
     if run.cancel_requested.is_set():
         return Outcome(JobStatus.CANCELLED, f"Cancelled while running, after {done}.")
     if time.monotonic() > deadline:
+        limit = settings.REGISTRY_JOB_TIMEOUT
         return Outcome(
-            JobStatus.FAILED, f"Timed out after {settings.REGISTRY_JOB_TIMEOUT} s (REGISTRY_JOB_TIMEOUT), {done} done."
+            JobStatus.FAILED, f"Timed out: a job may run for at most {limit:,} second{pluralize(limit)}; {done} done."
         )
     return None
 

@@ -69,6 +69,7 @@ class ModelAlias(models.Model):
 
     class Meta:
         ordering = ["model", "name"]
+        verbose_name_plural = "model aliases"
         constraints = [models.UniqueConstraint(fields=["model", "name"], name="registry_alias_unique")]
 
     def __str__(self) -> str:

@@ -367,21 +367,19 @@ def version_resolve(*, model: RegisteredModel, alias: str | None = None, number:
 def _check_inputs(inputs) -> list[str]:
     limit = settings.REGISTRY_SYNC_MAX_INPUTS
     if not isinstance(inputs, list) or not inputs:
-        raise RegistryError("inputs must be a non-empty list of strings.", field="inputs")
+        raise RegistryError("The inputs must be a non-empty list of texts.", field="inputs")
     if len(inputs) > limit:
         raise RegistryError(
-            f"{len(inputs)} inputs; a synchronous prediction takes at most {limit} (REGISTRY_SYNC_MAX_INPUTS). "
-            "Use an inference job for more.",
+            f"{len(inputs):,} inputs; a synchronous prediction takes at most {limit:,}. Use an inference job for more.",
             status=413,
             field="inputs",
         )
     for index, text in enumerate(inputs):
         if not isinstance(text, str) or not text.strip():
-            raise RegistryError(f"Input {index} must be a non-empty string.", field="inputs")
+            raise RegistryError(f"Input {index} must be a non-empty text.", field="inputs")
         if len(text) > settings.REGISTRY_MAX_INPUT_CHARS:
             raise RegistryError(
-                f"Input {index} has {len(text):,} characters; the limit is {settings.REGISTRY_MAX_INPUT_CHARS:,} "
-                "(REGISTRY_MAX_INPUT_CHARS).",
+                f"Input {index} has {len(text):,} characters; the limit is {settings.REGISTRY_MAX_INPUT_CHARS:,}.",
                 field="inputs",
             )
     return inputs

@@ -40,9 +40,10 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_prometheus",
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
-    "axes",
+    # The package apps with human names in the admin (see apps/accounts/vendor_apps.py).
+    "apps.accounts.vendor_apps.AuthenticatorAppsConfig",
+    "apps.accounts.vendor_apps.RecoveryCodesConfig",
+    "apps.accounts.vendor_apps.SignInLockoutConfig",
     "apps.core",
     "apps.accounts",
     "apps.audit",

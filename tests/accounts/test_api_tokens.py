@@ -104,9 +104,7 @@ def test_only_administrators_get_tokens_that_never_expire(client, operator_user,
     sudo_force_login(client, operator_user)
     response = client.post(TOKENS, {"name": "forever", "expires_in_days": None}, content_type="application/json")
     assert response.status_code == 400
-    assert response.json()["detail"] == (
-        "Only administrators may create tokens that never expire; give expires_in_days."
-    )
+    assert response.json()["detail"] == ("Only administrators may create tokens that never expire; set an expiry.")
     sudo_force_login(client, admin_user)
     response = client.post(TOKENS, {"name": "forever", "expires_in_days": None}, content_type="application/json")
     assert response.status_code == 201
@@ -118,7 +116,7 @@ def test_expiry_beyond_the_maximum_is_refused_naming_the_limit(client, operator_
     sudo_force_login(client, operator_user)
     response = client.post(TOKENS, {"name": "long", "expires_in_days": 400}, content_type="application/json")
     assert response.status_code == 400
-    assert response.json()["detail"] == "expires_in_days must be from 1 to 365."
+    assert response.json()["detail"] == "A token expires after 1 to at most 365 days."
     assert not ApiToken.objects.exists()
 
 

@@ -80,14 +80,18 @@ def test_detail_is_read_only_and_shows_row_counts_verification_report_and_the_re
         status=BackupStatus.VERIFIED,
         row_counts={"accounts_user": 12_345, "quantum_quantumjob": 7},
         verification={"ok": True, "message": "The backup restores and holds the recorded rows.", "reason": None},
+        migrations={"accounts": "0003_user_sessions"},
     )
 
     response = admin_client.get(_change_url(backup.pk))
 
     assert response.status_code == 200
     page = response.content.decode()
-    assert "<td>accounts_user</td><td>12,345</td>" in page
-    assert "The backup restores and holds the recorded rows." in page
+    assert '<th scope="row">accounts_user</th><td>12,345</td>' in page
+    assert '<th scope="row">Message</th><td>The backup restores and holds the recorded rows.</td>' in page
+    assert '<th scope="row">Ok</th><td>yes</td>' in page
+    assert '<th scope="row">accounts</th><td>0003_user_sessions</td>' in page
+    assert "&quot;message&quot;" not in page  # a table, not the stored JSON
     assert f'href="{_restore_url(backup.pk)}"' in page
     assert 'name="_save"' not in page
     assert admin_client.get(f"{CHANGELIST_URL}add/").status_code == 403

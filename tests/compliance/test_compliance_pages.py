@@ -148,7 +148,7 @@ def test_custom_dates_include_the_last_day(client, compliance_user):
     ("dates", "says"),
     [
         ({"start_date": "2025-02-01", "end_date": "2025-01-01"}, "The period ends before it starts"),
-        ({"start_date": "2000-01-01", "end_date": "2025-01-01"}, "REPORT_MAX_PERIOD_DAYS"),
+        ({"start_date": "2000-01-01", "end_date": "2025-01-01"}, "the longest allowed is 3,660 days."),
         ({"start_date": "2025-01-01"}, "Pick the last day of the period."),
     ],
 )
@@ -200,7 +200,14 @@ def test_download_page_asks_for_reauthentication_then_serves_the_file(client, co
 
 def test_admin_lists_reports_read_only_with_filters(client, admin_user):
     roles_setup()
-    report = _report(status=JobStatus.COMPLETED, size_bytes=4096, owner=admin_user)
+    report = _report(
+        status=JobStatus.COMPLETED,
+        size_bytes=4096,
+        owner=admin_user,
+        filters={"action_prefix": "backup."},
+        row_counts={"accounts": 1_234},
+        manifest={"kind": "access_review", "sections": [{"name": "accounts", "rows": 1_234}]},
+    )
     otp_force_login(client, admin_user)
 
     listed = client.get("/admin/compliance/report/", {"status__exact": "completed"})
@@ -211,6 +218,11 @@ def test_admin_lists_reports_read_only_with_filters(client, admin_user):
     assert "4.0\xa0KB" in page
     assert "alice-admin" in page
     assert detail.status_code == 200
+    shown = detail.content.decode()
+    assert '<th scope="row">Action prefix</th><td>backup.</td>' in shown
+    assert '<th scope="row">accounts</th><td>1,234</td>' in shown
+    assert "<tr><td>accounts</td><td>1,234</td></tr>" in shown  # the manifest's sections, one row each
+    assert "&quot;sections&quot;" not in shown
     assert client.get("/admin/compliance/report/add/").status_code == 403
     assert client.post(f"/admin/compliance/report/{report.pk}/delete/").status_code == 403
 

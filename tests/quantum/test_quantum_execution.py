@@ -119,7 +119,7 @@ def test_job_over_timeout_fails_saying_so(celery_worker, operator_user, settings
     job_wait(job, [JobStatus.COMPLETED, JobStatus.FAILED], timeout=20)
 
     assert job.status == JobStatus.FAILED
-    assert "Timed out after 1 s (QUANTUM_JOB_TIMEOUT)" in job.error
+    assert "Timed out: a job may run for at most 1 second." in job.error
 
 
 def test_redelivered_job_over_max_attempts_fails_with_the_reason(transactional_db, operator_user, settings):

@@ -293,6 +293,32 @@ def test_version_page_shows_evaluation_metrics_and_the_confusion_matrix(admin_cl
 
 
 @pytest.mark.django_db
+def test_model_page_names_its_aliases_in_plain_english(admin_client, operator_user):
+    model = _model(operator_user)
+
+    page = admin_client.get(f"{MODELS_URL}{model.pk}/change/").content.decode()
+
+    assert "Model aliases" in page
+    assert "aliass" not in page.lower()
+
+
+@pytest.mark.django_db
+def test_version_page_shows_architectures_and_metrics_as_text_and_tables_not_json(admin_client, operator_user):
+    metrics = {"evaluation": {"rows": 100, "accuracy": 0.85, "at": "2026-01-02T03:04:05+00:00"}, "load_ms": 31}
+    version = _version(
+        _model(operator_user), 1, architectures=["BertForSequenceClassification", "BertModel"], metrics=metrics
+    )
+
+    page = admin_client.get(f"{VERSIONS_URL}{version.pk}/change/").content.decode()
+
+    assert "BertForSequenceClassification, BertModel" in page
+    assert '<th scope="row">Load ms</th><td>31</td>' in page
+    assert '<th scope="row">Accuracy</th><td>0.85</td>' in page
+    assert "[&quot;Bert" not in page
+    assert "&quot;evaluation&quot;" not in page
+
+
+@pytest.mark.django_db
 def test_versions_cannot_be_changed_or_deleted_in_the_admin(admin_client, operator_user):
     version = _version(_model(operator_user), 1)
     assert admin_client.post(f"{VERSIONS_URL}{version.pk}/change/", {"status": "invalid"}).status_code == 403

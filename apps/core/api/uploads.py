@@ -20,12 +20,11 @@ class UploadLimit(FileUploadHandler):
 
     def __init__(self, request, *, setting: str):
         super().__init__(request)
-        self.setting = setting
         self.limit_mb = getattr(settings, setting)
         self.received = 0
 
     def _refuse(self, size: str = ""):
-        raise PayloadTooLarge(f"The upload{size} is larger than the limit of {self.limit_mb:,} MB ({self.setting}).")
+        raise PayloadTooLarge(f"The upload{size} is larger than the limit of {self.limit_mb:,} MB.")
 
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
         if content_length > self.limit_mb * MIB + self.MULTIPART_ALLOWANCE:
