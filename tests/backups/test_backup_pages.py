@@ -13,10 +13,13 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.backups.choices import BackupStatus
+from apps.backups.jobs import backup_job_request
 from apps.backups.models import Backup, BackupJob
 from apps.backups.restore import backup_verify
 from apps.backups.tasks import run_job
 from apps.backups.views import BACKUPS_PER_PAGE
+from apps.jobs.kinds import job_kind
+from apps.jobs.lifecycle import Outcome, jobs_finish
 from tests.backups.conftest import backup_row
 from tests.jobs.test_queue_unavailable import broker_down_context
 from tests.mfa import otp_force_login, sudo_force_login
@@ -262,6 +265,18 @@ def test_verify_queues_a_job_whose_page_shows_the_checklist_once_done(transactio
     html = admin_client.get(_job(job.pk)).content.decode()
     assert html.count('class="check check-passed"') == 4
     assert '<span class="badge badge-verified">verified by a restore</span>' in html
+
+
+def test_a_failed_job_shows_why_and_is_no_longer_followed(transactional_db, admin_client, admin_user):
+    job = backup_job_request("create", admin_user)
+    reason = "pg_dump failed (exit 1): could not connect to the server"
+    jobs_finish(job_kind("backup"), {job.pk: Outcome("failed", reason)})
+
+    html = admin_client.get(_job(job.pk)).content.decode()
+
+    assert '<span class="badge badge-failed" id="job-status"' in html
+    assert f'<p class="error" id="job-error" role="alert">{reason}</p>' in html
+    assert "backups/backups.js" not in html
 
 
 # --- A backup's page: the checklist from real verifications

@@ -95,6 +95,8 @@ def test_admin_takes_a_backup_watches_it_complete_live_then_verifies_it_and_read
 ):
     page = chromium.new_page(viewport=VIEWPORTS["desktop"])
     page.add_init_script(UPDATES_RECORDER)
+    script_errors = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
     page.goto(asgi_live_server + "/backups/")
     page.wait_for_url("**/accounts/login/?next=/backups/")
     browser_sign_in(
@@ -156,3 +158,4 @@ def test_admin_takes_a_backup_watches_it_complete_live_then_verifies_it_and_read
     page.click("#backup-restore")
     expect(page.locator("#restore-replaces")).to_contain_text("is replaced with the contents of backup #")
     _photograph(page, "restore")
+    assert script_errors == []
