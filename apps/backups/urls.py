@@ -15,4 +15,5 @@ urlpatterns = [
     path("<int:pk>/download/", views.download, name="download"),
     path("<int:pk>/manifest/", views.manifest, name="manifest"),
     path("jobs/<int:pk>/", views.job, name="job"),
+    path("jobs/<int:pk>/cancel/", views.job_cancel, name="job-cancel"),
 ]

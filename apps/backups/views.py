@@ -24,13 +24,14 @@ from apps.core.choices import Role
 from apps.core.permissions import has_role
 from apps.core.queueing import QueueUnavailable
 from apps.jobs.choices import FINISHED_STATUSES
+from apps.jobs.lifecycle import JobStateError
 
 from . import selectors
 from .api.serializers import BackupManifestSerializer, download_name
 from .api.views import backup_file_response
 from .checklist import verification_checklist
 from .choices import BackupOperation
-from .jobs import backup_job_request
+from .jobs import backup_job_cancel, backup_job_request
 from .keys import BackupKeyError
 from .models import Backup, BackupJob
 from .services import BackupError, backup_file_open, backup_manifest
@@ -206,3 +207,21 @@ def job(request, pk: int):
         else [],
     }
     return render(request, "backups/job.html", context)
+
+
+@login_required
+@require_POST
+def job_cancel(request, pk: int):
+    """Cancel a job: a queued one at once, a running one at the worker's next step (as in the API)."""
+    _require_admin(request)
+    job = get_object_or_404(BackupJob, pk=pk)
+    try:
+        job = backup_job_cancel(job, actor=request.user)
+    except JobStateError as exc:
+        messages.error(request, f"Not cancelled: {exc}")
+    else:
+        if job.is_finished:
+            messages.success(request, f"{job} is cancelled.")
+        else:
+            messages.success(request, f"{job} is being cancelled: the worker stops it within seconds.")
+    return _job_page(job)

@@ -279,6 +279,36 @@ def test_a_failed_job_shows_why_and_is_no_longer_followed(transactional_db, admi
     assert "backups/backups.js" not in html
 
 
+@pytest.mark.django_db
+def test_a_queued_job_is_cancelled_from_its_page_and_a_finished_one_says_there_is_nothing_to_cancel(
+    admin_client, admin_user
+):
+    job = BackupJob.objects.create(operation="create", owner=admin_user)
+    assert 'id="job-cancel"' in admin_client.get(_job(job.pk)).content.decode()
+
+    response = admin_client.post(f"/backups/jobs/{job.pk}/cancel/", follow=True)
+
+    assert response.redirect_chain == [(_job(job.pk), 302)]
+    job.refresh_from_db()
+    assert job.status == "cancelled"
+    assert _messages(response) == [("success", f"{job} is cancelled.")]
+    assert 'id="job-cancel"' not in response.content.decode()
+    again = admin_client.post(f"/backups/jobs/{job.pk}/cancel/", follow=True)
+    assert _messages(again) == [
+        ("error", f"Not cancelled: Job #{job.pk} is already cancelled; there is nothing to cancel.")
+    ]
+
+
+@pytest.mark.django_db
+def test_only_administrators_cancel_backup_jobs(client, roles, compliance_user, admin_user):
+    otp_force_login(client, compliance_user)
+    job = BackupJob.objects.create(operation="create", owner=admin_user)
+
+    assert client.post(f"/backups/jobs/{job.pk}/cancel/").status_code == 403
+    job.refresh_from_db()
+    assert job.status == "queued"
+
+
 # --- A backup's page: the checklist from real verifications
 
 
