@@ -29,20 +29,12 @@ from .choices import BackupOperation
 from .jobs import backup_job_request
 from .keys import BackupKeyError
 from .models import Backup, BackupJob
+from .templatetags.backup_status import duration as duration_text
 
 # Each verification restores a whole database into a scratch one on the maintenance worker: keep a selection small.
 MAX_VERIFY_SELECTED = 5
 RESTORE_TEMPLATE = "admin/backups/backup/restore.html"
 SERVICE_ERRORS = (services.BackupError, BackupKeyError)
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value < 120:
-        return f"{value:.1f} s"
-    minutes, seconds = divmod(round(value), 60)
-    return f"{minutes} min {seconds} s"
 
 
 def _job_queued(job: BackupJob, doing: str) -> str:
@@ -109,7 +101,7 @@ class BackupAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Duration", ordering="duration_seconds")
     def duration(self, backup: Backup) -> str:
-        return _seconds(backup.duration_seconds)
+        return duration_text(backup.duration_seconds)
 
     @admin.display(description="Migrations")
     def migrations_applied(self, backup: Backup) -> str:
@@ -233,4 +225,4 @@ class BackupJobAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Duration", ordering="duration_seconds")
     def duration(self, job: BackupJob) -> str:
-        return _seconds(job.duration_seconds)
+        return duration_text(job.duration_seconds)

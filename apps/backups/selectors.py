@@ -1,15 +1,19 @@
-"""Read queries about backups shared by health, metrics, the admin banner and the scheduled tasks."""
+"""Read queries about backups shared by health, metrics, the admin banner, the portal pages and the scheduled
+tasks."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
+from apps.jobs.choices import UNFINISHED_STATUSES
+
 from .choices import BackupStatus
-from .models import Backup
+from .models import Backup, BackupJob
 
 # Backups whose file is in storage and was written completely. A backup whose verification failed is not one:
 # it cannot be trusted to restore.
@@ -103,3 +107,40 @@ def backups_health(*, now: datetime | None = None) -> tuple[bool, str]:
     verified = last_verified_backup()
     checked = f"last verification passed (backup #{verified.pk})" if verified is not None else "not verified yet"
     return True, f"last successful backup #{newest.pk} {_hours(age)} ago; {checked}"
+
+
+@dataclass(frozen=True)
+class BackupsHealth:
+    """The backups' state as the portal's backups page summarises it."""
+
+    ok: bool
+    detail: str
+    last_successful: Backup | None
+    last_verified: Backup | None
+    max_age_hours: int
+
+
+def backups_health_summary(*, now: datetime | None = None) -> BackupsHealth:
+    """``backups_health`` with the backups it speaks about, so that a page can show their ages and link them."""
+    ok, detail = backups_health(now=now)
+    return BackupsHealth(
+        ok=ok,
+        detail=detail,
+        last_successful=last_successful_backup(),
+        last_verified=last_verified_backup(),
+        max_age_hours=settings.BACKUP_MAX_AGE_HOURS,
+    )
+
+
+def backups_listed() -> QuerySet[Backup]:
+    """Backups newest first, as lists show them: without the per-table row counts and reports."""
+    return (
+        Backup.objects.select_related("triggered_by")
+        .defer("row_counts", "migrations", "verification")
+        .order_by("-started_at", "-id")
+    )
+
+
+def backup_jobs_unfinished() -> QuerySet[BackupJob]:
+    """Backup jobs queued or running, newest first."""
+    return BackupJob.objects.filter(status__in=UNFINISHED_STATUSES).select_related("owner").order_by("-id")

@@ -56,6 +56,15 @@ def _require_sudo_window(request, backup: Backup) -> None:
     require_fresh_second_factor(request, doing="downloading a backup", next_url=next_url)
 
 
+def backup_file_response(backup: Backup, file) -> StreamedFileResponse:
+    """The encrypted file as a download under its own name, its SHA-256 in a header to check it against."""
+    response = StreamedFileResponse(
+        file, as_attachment=True, filename=download_name(backup), content_type="application/octet-stream"
+    )
+    response["X-Backup-SHA256"] = backup.sha256
+    return response
+
+
 ERROR_403 = OpenApiResponse(description="Not an administrator (compliance officers only list and read).")
 ERROR_404 = OpenApiResponse(description="No such backup.")
 SUDO_403 = OpenApiResponse(
@@ -148,12 +157,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def download(self, request, pk=None):
         backup = self.get_object()
         _require_sudo_window(request, backup)
-        file = backup_file_open(backup=backup, actor=request.user)
-        response = StreamedFileResponse(
-            file, as_attachment=True, filename=download_name(backup), content_type="application/octet-stream"
-        )
-        response["X-Backup-SHA256"] = backup.sha256
-        return response
+        return backup_file_response(backup, backup_file_open(backup=backup, actor=request.user))
 
     @extend_schema(
         summary="The manifest of the encrypted file: checksum, size, key id, format, database and row counts.",

@@ -1,4 +1,5 @@
-"""Admin-wide status of the backups: a banner when they are missing, too old or failed verification."""
+"""Backups in templates: the admin-wide banner when they are missing, too old or failed verification, and how
+durations read."""
 
 from django import template
 
@@ -16,3 +17,14 @@ def backups_health_banner(context) -> dict:
         return {"problem": ""}
     ok, detail = backups_health()
     return {"problem": "" if ok else detail}
+
+
+@register.filter
+def duration(seconds: float | None) -> str:
+    """Seconds as people read them: "4.2 s" for short runs, "12 min 5 s" for long ones, "—" for none."""
+    if seconds is None:
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
