@@ -14,7 +14,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -53,14 +52,6 @@ def _require_writer(user) -> None:
         raise PermissionDenied(WRITE_REFUSED)
 
 
-def _refused(exc: RegistryError) -> None:
-    """A service refusal that is about who asks, not what they sent: the same status as the API."""
-    if exc.status == 403:
-        raise PermissionDenied(exc.message)
-    if exc.status == 404:
-        raise Http404(exc.message)
-
-
 def _form_error(form, exc: RegistryError) -> None:
     form.add_error(exc.field if exc.field in form.fields else None, exc.message)
 
@@ -82,7 +73,6 @@ def model_list(request):
             try:
                 model = model_register(owner=request.user, **register.cleaned_data)
             except RegistryError as exc:
-                _refused(exc)
                 _form_error(register, exc)
                 status = exc.status
             else:
@@ -195,7 +185,6 @@ def alias_move_view(request, name: str):
         try:
             alias_move(model=model, name=alias, version=model.versions.get(version=number), actor=request.user)
         except RegistryError as exc:
-            _refused(exc)
             messages.error(request, f"The alias was not moved: {exc.message}")
         else:
             messages.success(request, f"{alias} of {model.name} now points at v{number}.")
@@ -238,7 +227,6 @@ def _job_start(request, name: str):
             owner=request.user, model=model, upload=data["file"], name=data["name"], **data["target"]
         )
     except RegistryError as exc:
-        _refused(exc)
         _form_error(form, exc)
         return _model_page(request, model, job_form=form, status=exc.status)
     except QueueUnavailable as exc:
