@@ -9,6 +9,11 @@
 
   // --- Jobs: the rows of this page's table, kept current; a reconnect's snapshot repairs missed updates.
 
+  // Thousands separated as the server's rendering of the row (Django's floatformat:"g").
+  function count(value) {
+    return (value || 0).toLocaleString("en-US");
+  }
+
   function cell(row, name) {
     return row.querySelector('[data-cell="' + name + '"]');
   }
@@ -27,7 +32,7 @@
     const bar = cell(row, "progress").querySelector("progress");
     bar.max = progress.total || 0;
     bar.value = progress.done || 0;
-    cell(row, "rows").textContent = (progress.done || 0) + " / " + (progress.total || 0);
+    cell(row, "rows").textContent = count(progress.done) + " / " + count(progress.total);
     const result = cell(row, "result");
     if (message.status === "completed" && !result.querySelector("a")) {
       const link = document.createElement("a");
