@@ -64,7 +64,7 @@ class InferenceJobForm(forms.Form):
 class AliasMoveForm(forms.Form):
     """Which alias to point at which version; the confirmation page posts it back with ``confirm``."""
 
-    alias = forms.CharField(max_length=50, initial="staging", help_text="production needs the admin role.")
+    alias = forms.CharField(max_length=50, initial="staging")
     version = forms.TypedChoiceField(coerce=int, label="To version")
 
     def __init__(self, *args, usable: list[int], **kwargs):
