@@ -13,7 +13,7 @@ from apps.audit.models import AuditEvent
 from apps.core.choices import Role
 from apps.registry.inference import inference_job_run
 from apps.registry.models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel
-from apps.registry.services import alias_move, model_register, version_upload, version_validate
+from apps.registry.services import _card_html, alias_move, model_register, version_upload, version_validate
 from tests.factories import UserFactory
 from tests.mfa import otp_force_login
 from tests.registry_models import build_tiny_classifier, pack_zip
@@ -399,3 +399,18 @@ def test_model_without_versions_explains_how_to_upload(client, operator_user, se
     assert "No version uploaded yet." in page
     assert "/api/v1/registry/models/sentiment/versions/" in page
     assert "Nothing to run yet: the model needs a ready version first." in page
+
+
+@pytest.mark.parametrize(
+    ("card", "shown"),
+    [
+        ("---\nlicense: [unclosed\n: bad yaml\n---\n# Card\n", "<h1>Card</h1>"),
+        ("# Card\n\n---\n\nbelow a rule\n", "<hr>"),  # a rule further down is the card's own
+    ],
+)
+def test_model_card_drops_any_leading_yaml_header_and_keeps_later_rules(tmp_path, card, shown):
+    (tmp_path / "README.md").write_text(card, encoding="utf-8")
+    html = _card_html(tmp_path)
+    assert shown in html
+    assert "license" not in html
+    assert html.startswith("<h1>Card</h1>")
