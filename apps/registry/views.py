@@ -127,10 +127,15 @@ def _compared(request, versions: list) -> list:
     return picked
 
 
+def _usable(versions) -> list[int]:
+    """The numbers of the versions that may take an alias and run: the choices of the page's forms."""
+    return [version.version for version in versions if version.is_usable]
+
+
 def _model_page(request, model: RegisteredModel, *, job_form=None, alias_form=None, status: int = 200):
     versions = selectors.versions_compared(model)
     aliases = list(model.aliases.select_related("version", "updated_by").order_by("name"))
-    usable = [version.version for version in versions if version.is_usable]
+    usable = _usable(versions)
     may_use = has_role(request.user, *WRITE_ROLES)
     may_change = model_may_change(request.user, model)
     context = {
@@ -173,10 +178,8 @@ def alias_move_view(request, name: str):
     """GET asks to confirm the move the model page's form chose; POST (the confirmation) moves and redirects."""
     model = _model(request, name)
     _require_writer(request.user)
-    versions = selectors.versions_compared(model)
     form = AliasMoveForm(
-        request.POST if request.method == "POST" else request.GET,
-        usable=[version.version for version in versions if version.is_usable],
+        request.POST if request.method == "POST" else request.GET, usable=_usable(model.versions.all())
     )
     if not form.is_valid():
         return _model_page(request, model, alias_form=form, status=400)
@@ -217,8 +220,7 @@ def _job_start(request, name: str):
     model = _model(request, name)
     _require_writer(request.user)
     aliases = list(model.aliases.select_related("version"))
-    usable = [version.version for version in model.versions.all() if version.is_usable]
-    form = InferenceJobForm(request.POST, request.FILES, aliases=aliases, usable=usable)
+    form = InferenceJobForm(request.POST, request.FILES, aliases=aliases, usable=_usable(model.versions.all()))
     if not form.is_valid():
         return _model_page(request, model, job_form=form, status=400)
     data = form.cleaned_data
