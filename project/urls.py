@@ -10,6 +10,7 @@ urlpatterns = [
     path("account/", include("apps.accounts.account_urls")),
     path("compliance/", include("apps.compliance.urls")),
     path("backups/", include("apps.backups.urls")),
+    path("registry/", include("apps.registry.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("project.api_urls")),
     path("", include("django_prometheus.urls")),

@@ -57,6 +57,17 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.model.name} v{self.version}"
 
+    @property
+    def is_usable(self) -> bool:
+        """Ready and not archived: it may take an alias, answer predictions and run jobs."""
+        return self.status == VersionStatus.READY and self.archived_at is None
+
+    @property
+    def evaluation(self) -> dict:
+        """The latest evaluation's figures (accuracy, macro_f1, rows, job, confusion_matrix), or {}."""
+        figures = (self.metrics or {}).get("evaluation")
+        return figures if isinstance(figures, dict) else {}
+
 
 class ModelAlias(models.Model):
     """A named pointer (production, staging, …) to one version of a model."""

@@ -1,12 +1,13 @@
-"""Read queries of the model registry shared by the API, admin, live stream and reports."""
+"""Read queries of the model registry shared by the API, admin, portal pages, live stream and reports."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import DateTimeField, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Greatest
 
 from apps.core.permissions import READ_ALL_ROLES, has_role
 
-from .models import InferenceJob, ModelVersion
+from .models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel
 
 
 def inference_jobs_visible_to(user) -> QuerySet[InferenceJob]:
@@ -18,3 +19,36 @@ def inference_jobs_visible_to(user) -> QuerySet[InferenceJob]:
 def versions_compared(model) -> list[ModelVersion]:
     """A model's versions with their metrics, newest first, for side-by-side comparison."""
     return list(model.versions.order_by("-version").prefetch_related("aliases"))
+
+
+def _latest(rows: QuerySet, field: str) -> Subquery:
+    return Subquery(rows.filter(model=OuterRef("pk")).order_by(f"-{field}").values(field)[:1])
+
+
+def models_listed(*, search: str = "", task: str = "") -> QuerySet[RegisteredModel]:
+    """Models by name with owner, aliases, ``latest_version`` and ``updated_at``: the last registration, upload or
+    alias move. ``search`` matches part of the name, description or a tag."""
+    models = RegisteredModel.objects.select_related("owner").prefetch_related(
+        Prefetch("aliases", queryset=ModelAlias.objects.select_related("version").order_by("name"))
+    )
+    if search:
+        models = models.filter(Q(name__icontains=search) | Q(description__icontains=search) | Q(tags__icontains=search))
+    if task:
+        models = models.filter(task=task)
+    # Coalesce: PostgreSQL's GREATEST skips NULLs but SQLite's returns NULL (a model without versions or aliases).
+    return models.annotate(
+        latest_version=Max("versions__version"),
+        updated_at=Greatest(
+            "created_at",
+            Coalesce(_latest(ModelVersion.objects, "created_at"), "created_at", output_field=DateTimeField()),
+            Coalesce(_latest(ModelAlias.objects, "updated_at"), "created_at", output_field=DateTimeField()),
+        ),
+    ).order_by("name")
+
+
+def model_jobs_visible_to(user, model: RegisteredModel, *, limit: int) -> list[InferenceJob]:
+    """The newest inference jobs of ``model`` that ``user`` may see."""
+    # By version ids, as the API's model filter does: PostgreSQL plans that better than the join.
+    versions = list(model.versions.values_list("id", flat=True))
+    jobs = inference_jobs_visible_to(user).filter(version_id__in=versions).select_related("owner", "version")
+    return list(jobs.order_by("-id")[:limit])

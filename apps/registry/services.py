@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
+from frontmatter.default_handlers import YAMLHandler
 
 from apps.audit.services import event_record
 from apps.core.choices import Role
@@ -193,6 +194,11 @@ def _card_html(root: Path) -> str:
     if not card.is_file():
         return ""
     text = card.read_text(encoding="utf-8", errors="replace")[:200_000]
+    # Hugging Face cards open with a YAML header (license, tags, datasets) for machines: Markdown would show it
+    # as a rule and a heading. Split off, not parsed, so that a malformed header is dropped all the same.
+    yaml_header = YAMLHandler()
+    if yaml_header.detect(text):
+        text = yaml_header.split(text)[1]
     # Model cards come from uploaders: rendered Markdown is cleaned of scripts, handlers and styles.
     return nh3.clean(markdown.markdown(text, extensions=["tables", "fenced_code"]))
 
