@@ -135,7 +135,7 @@ def test_invalid_qasm_shows_line_and_column_next_to_the_program(asgi_live_server
     page.fill("#id_source", 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\nmeasure q -> c;\n')
     page.fill("#id_shots", "1000000")
     page.click("#submit-job button[type=submit]")
-    expect(page.locator("#error-shots")).to_contain_text("Shots must be between 1 and 100,000")
+    expect(page.locator("#error-shots")).to_contain_text("at most 100,000 shots")
     expect(error).to_be_hidden()
     page.fill("#id_readout", "2")
     page.fill("#id_shots", "10")

@@ -374,7 +374,7 @@ def test_file_over_the_size_limit_is_refused_as_it_arrives(client, operator_user
     assert response.status_code == 302
     (message,) = _messages(response)
     assert message.startswith("The job was not started: The upload (")
-    assert message.endswith("is larger than the limit of 1 MB (REGISTRY_JOB_MAX_FILE_MB).")
+    assert message.endswith("is larger than the limit of 1 MB.")
     assert not InferenceJob.objects.exists()
 
 
