@@ -62,7 +62,7 @@ def s3_storage_settings(prefix: str, *, endpoint: str, bucket: str, key_prefix: 
             f"{prefix}_S3_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
         }
     )
-    return file_storage(environment, prefix, folder=None, default_key_prefix="")
+    return file_storage(environment, prefix, folder=None)
 
 
 def object_keys(client, bucket: str) -> list[str]:

@@ -17,11 +17,13 @@ _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # A file read from the bucket is spooled to a temporary file past this size rather than held in memory
 # (django-storages keeps it all in memory by default, and backups and reports can be gigabytes).
 S3_MAX_MEMORY_BYTES = 16 * 2**20
+# The key prefixes of the two storages when <PREFIX>_S3_PREFIX is unset (docker-compose.yml repeats them).
+DEFAULT_KEY_PREFIXES = {"MEDIA": "opsdeck-media", "BACKUP": "opsdeck-backups"}
 
 
-def file_storage(env: Environment, prefix: str, *, folder: str | None, default_key_prefix: str) -> dict:
-    """The STORAGES entry of ``prefix``: the bucket ``<prefix>_S3_BUCKET`` when set, else the local ``folder``
-    (None: MEDIA_ROOT, followed when a test changes it)."""
+def file_storage(env: Environment, prefix: str, *, folder: str | None) -> dict:
+    """The STORAGES entry of ``prefix`` (MEDIA or BACKUP): the bucket ``<prefix>_S3_BUCKET`` when set, else the
+    local ``folder`` (None: MEDIA_ROOT, followed when a test changes it)."""
     bucket = env.str(f"{prefix}_S3_BUCKET", "")
     if not bucket:
         local = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
@@ -31,7 +33,7 @@ def file_storage(env: Environment, prefix: str, *, folder: str | None, default_k
             f"{prefix}_S3_BUCKET must be an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens, "
             f"a letter or digit at each end), got {bucket!r}."
         )
-    key_prefix = env.str(f"{prefix}_S3_PREFIX", default_key_prefix).strip("/")
+    key_prefix = env.str(f"{prefix}_S3_PREFIX", DEFAULT_KEY_PREFIXES[prefix]).strip("/")
     access_key = env.str(f"{prefix}_S3_ACCESS_KEY_ID", "")
     secret_key = env.str(f"{prefix}_S3_SECRET_ACCESS_KEY", "")
     if bool(access_key) != bool(secret_key):

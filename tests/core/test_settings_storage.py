@@ -14,12 +14,12 @@ BUCKET = {"MEDIA_S3_BUCKET": "opsdeck-files"}
 
 
 def _media(variables: dict[str, str]) -> dict:
-    return file_storage(Environment(variables), "MEDIA", folder=None, default_key_prefix="opsdeck-media")
+    return file_storage(Environment(variables), "MEDIA", folder=None)
 
 
 def test_without_a_bucket_files_stay_in_the_local_folder():
     assert _media({}) == {"BACKEND": "django.core.files.storage.FileSystemStorage"}
-    backups = file_storage(Environment({}), "BACKUP", folder="/srv/backups", default_key_prefix="opsdeck-backups")
+    backups = file_storage(Environment({}), "BACKUP", folder="/srv/backups")
     assert backups["OPTIONS"] == {"location": "/srv/backups"}
 
 
@@ -84,7 +84,7 @@ def test_one_key_without_the_other_is_refused(given):
 
 
 def _backups(variables: dict[str, str]) -> dict:
-    return file_storage(Environment(variables), "BACKUP", folder="/srv/backups", default_key_prefix="opsdeck-backups")
+    return file_storage(Environment(variables), "BACKUP", folder="/srv/backups")
 
 
 def test_media_and_backups_share_a_bucket_only_under_separate_prefixes():
