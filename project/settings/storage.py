@@ -7,16 +7,23 @@ configured alike, each with its own bucket or key prefix (README, "Several hosts
 import re
 from urllib.parse import urlsplit
 
+from botocore.config import Config
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import Environment
 
-S3_BACKEND = "storages.backends.s3.S3Storage"
+# django-storages' and Django's backends, adapted (apps/core/storage.py): a file is whole under its name or absent,
+# and a bucket that cannot be used is an error users are shown.
+S3_BACKEND = "apps.core.storage.CheckedS3Storage"
+LOCAL_BACKEND = "apps.core.storage.WholeFileSystemStorage"
 # S3's rules for bucket names: 3 to 63 lowercase letters, digits, dots and hyphens, a letter or digit at each end.
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # A file read from the bucket is spooled to a temporary file past this size rather than held in memory
 # (django-storages keeps it all in memory by default, and backups and reports can be gigabytes).
 S3_MAX_MEMORY_BYTES = 16 * 2**20
+# An unreachable service is reported within seconds (botocore waits a minute per connection attempt and makes
+# five); a bucket that answers slowly is still waited for.
+S3_CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=60, retries={"mode": "standard", "total_max_attempts": 3})
 # The key prefixes of the two storages when <PREFIX>_S3_PREFIX is unset (docker-compose.yml repeats them).
 DEFAULT_KEY_PREFIXES = {"MEDIA": "opsdeck-media", "BACKUP": "opsdeck-backups"}
 
@@ -26,7 +33,7 @@ def file_storage(env: Environment, prefix: str, *, folder: str | None) -> dict:
     local ``folder`` (None: MEDIA_ROOT, followed when a test changes it)."""
     bucket = env.str(f"{prefix}_S3_BUCKET", "")
     if not bucket:
-        local = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+        local = {"BACKEND": LOCAL_BACKEND}
         return local | {"OPTIONS": {"location": folder}} if folder else local
     if not _BUCKET_NAME.match(bucket) or ".." in bucket:
         raise ImproperlyConfigured(
@@ -53,6 +60,7 @@ def file_storage(env: Environment, prefix: str, *, folder: str | None) -> dict:
             # Never replace an object: a name already taken gets a suffix, as in a local folder.
             "file_overwrite": False,
             "max_memory_size": S3_MAX_MEMORY_BYTES,
+            "client_config": S3_CLIENT_CONFIG,
         },
     }
 

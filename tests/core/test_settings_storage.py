@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from project.settings.env import Environment
-from project.settings.storage import S3_BACKEND, file_storage, storages_apart
+from project.settings.storage import LOCAL_BACKEND, S3_BACKEND, file_storage, storages_apart
 from tests.helpers import clean_environment, manage
 
 BUCKET = {"MEDIA_S3_BUCKET": "opsdeck-files"}
@@ -18,7 +18,7 @@ def _media(variables: dict[str, str]) -> dict:
 
 
 def test_without_a_bucket_files_stay_in_the_local_folder():
-    assert _media({}) == {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    assert _media({}) == {"BACKEND": LOCAL_BACKEND}
     backups = file_storage(Environment({}), "BACKUP", folder="/srv/backups")
     assert backups["OPTIONS"] == {"location": "/srv/backups"}
 
@@ -121,10 +121,10 @@ def test_the_portal_stores_media_in_the_bucket_the_variables_name(tmp_path):
     result = manage("shell", "--verbosity", "0", "-c", DEFAULT_STORAGE, environment=environment)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "media": "S3Storage",
+        "media": "CheckedS3Storage",
         "bucket": "opsdeck-files",
         "location": "media",
-        "backups": "FileSystemStorage",
+        "backups": "WholeFileSystemStorage",
     }
 
 
