@@ -222,6 +222,40 @@ def media_bucket(s3_endpoint, settings, tmp_path):
     return client
 
 
+@pytest.fixture(scope="session")
+def guarded_s3():
+    """An S3 server that checks keys, with the media bucket and a user whose key has no permission on it; yields
+    the endpoint and that user's (key id, secret)."""
+    from .s3 import iam_client, s3_client, s3_server
+
+    # Three requests set it up unchecked: the bucket, the user, the user's key.
+    with s3_server(unchecked_requests=3) as endpoint:
+        s3_client(endpoint).create_bucket(Bucket=MEDIA_BUCKET)
+        iam = iam_client(endpoint)
+        iam.create_user(UserName="no-permission")
+        key = iam.create_access_key(UserName="no-permission")["AccessKey"]
+        yield endpoint, (key["AccessKeyId"], key["SecretAccessKey"])
+
+
+@pytest.fixture(params=["unknown key", "key without permission", "unreachable"])
+def unusable_media(request, settings):
+    """The media bucket made unusable (once per way: a key S3 does not know, a key without permission on the
+    bucket, no S3 service at the endpoint) when the test calls ``use()``."""
+    from .s3 import CREDENTIALS, REFUSED, UNREACHABLE, UnusableMedia, s3_storage_settings
+
+    key = (CREDENTIALS["aws_access_key_id"], CREDENTIALS["aws_secret_access_key"])
+    if request.param == "unreachable":
+        endpoint, reason = f"http://127.0.0.1:{free_port()}", UNREACHABLE
+    else:
+        endpoint, permissionless_key = request.getfixturevalue("guarded_s3")
+        key = key if request.param == "unknown key" else permissionless_key
+        reason = REFUSED
+    storage = s3_storage_settings(
+        "MEDIA", endpoint=endpoint, bucket=MEDIA_BUCKET, key_prefix=MEDIA_KEY_PREFIX, access_key=key
+    )
+    return UnusableMedia(settings=settings, storage=storage, reason=reason, secrets=key)
+
+
 @pytest.fixture
 def roles(db):
     """The role groups with their permissions, as `setup_roles` makes them."""

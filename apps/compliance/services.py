@@ -29,6 +29,7 @@ from apps.audit.services import event_record
 from apps.core.choices import Role
 from apps.core.errors import ApplicationError, NotPermitted
 from apps.core.permissions import has_role
+from apps.core.storage import StorageUnavailable
 from apps.jobs.choices import JobStatus
 from apps.jobs.lifecycle import Outcome, job_cancel, jobs_claim, jobs_finish, jobs_submitted
 from apps.jobs.running import JobRun
@@ -444,10 +445,12 @@ def _sign_and_store(report: Report, path: str, meta: dict) -> None:
             storage.delete(manifest_path)
         storage.save(manifest_path, ContentFile(json.dumps(report.manifest, indent=2, sort_keys=True).encode()))
     except BaseException:
-        if stored:
-            storage.delete(stored)
-            storage.delete(f"{stored}{MANIFEST_SUFFIX}")
         report.file.name = ""
+        # A storage that failed may fail the clean-up too: its objects then stay behind, named by no report.
+        if stored:
+            with contextlib.suppress(StorageUnavailable):
+                storage.delete(stored)
+                storage.delete(f"{stored}{MANIFEST_SUFFIX}")
         raise
 
 

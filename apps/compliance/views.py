@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from apps.accounts.sudo import sudo_redirect, sudo_second_factor_fresh
 from apps.core.queueing import QueueUnavailable
+from apps.core.storage import StorageUnavailable
 
 from . import selectors, services
 from .api.views import report_file_response
@@ -146,7 +147,7 @@ def download(request, pk: int):
         return sudo_redirect(request, reverse("compliance_page:download", args=[report.pk]))
     try:
         file, filename = services.report_download(report=report, actor=request.user)
-    except services.ReportError as exc:
+    except (services.ReportError, StorageUnavailable) as exc:
         messages.error(request, exc.message)
         return redirect("compliance_page:index")
     return report_file_response(report, file, filename)

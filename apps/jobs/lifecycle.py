@@ -85,7 +85,7 @@ def jobs_claim(kind: JobKind, job_ids: Iterable[int], *, task_id: str, worker: s
     holds, or that are finished, are left alone.
     """
     now = timezone.now()
-    claimed, ended = [], {}
+    claimed, ended, again = [], {}, []
     with transaction.atomic():
         for job in _locked(kind, job_ids, skip_locked=True).order_by("-priority", "id"):
             redelivered = job.status in ACTIVE_STATUSES and job.celery_task_id == task_id
@@ -94,6 +94,8 @@ def jobs_claim(kind: JobKind, job_ids: Iterable[int], *, task_id: str, worker: s
             elif redelivered and job.attempts >= job.max_attempts:
                 ended[job.pk] = Outcome(JobStatus.FAILED, _lost_too_often(job))
             elif job.status == JobStatus.QUEUED or redelivered:
+                if redelivered:
+                    again.append(job)
                 job.status, job.started_at, job.heartbeat_at, job.finished_at = JobStatus.RUNNING, now, now, None
                 job.attempts += 1
                 job.worker, job.celery_task_id = worker[:200], task_id or ""
@@ -101,6 +103,9 @@ def jobs_claim(kind: JobKind, job_ids: Iterable[int], *, task_id: str, worker: s
                 claimed.append(job)
         fields = ["status", "started_at", "heartbeat_at", "finished_at", "attempts", "worker", "celery_task_id"]
         jobs_save(kind.model, claimed, [*fields, "progress_done", "error"])
+        # The broker handed back the message of a lost worker (RabbitMQ does so as soon as the worker's connection
+        # closes) before any sweeper requeued the job: the trail records the requeue all the same, as the sweeper's.
+        _audit_requeued(kind, again, "the broker redelivered its message after its worker was lost", runs_before=1)
         claimed_ids = {job.pk for job in claimed}
         _finish_all(kind, ended, [job for job in _locked(kind, ended) if job.pk not in claimed_ids])
         transaction.on_commit(lambda: jobs_publish(kind, claimed))
@@ -244,18 +249,26 @@ def _requeue(kind: JobKind, jobs: list) -> None:
         job.status, job.queued_at, job.updated_at = JobStatus.QUEUED, now, now
         job.worker, job.celery_task_id, job.started_at, job.heartbeat_at = "", "", None, None
     jobs_save(kind.model, jobs, ["status", "queued_at", "worker", "celery_task_id", "started_at", "heartbeat_at"])
+    _audit_requeued(kind, jobs, "its worker stopped heartbeating")
+    transaction.on_commit(lambda: jobs_publish(kind, jobs, with_positions=True))
+    enqueue_on_commit(
+        lambda: kind.send(jobs), refused=partial(jobs_not_queued, kind, [job.pk for job in jobs]), what="lost jobs"
+    )
+
+
+def _audit_requeued(kind: JobKind, jobs: list, reason: str, *, runs_before: int = 0) -> None:
+    """Audit and count jobs of a lost worker that run again; ``attempts`` is the number of runs lost so far
+    (``runs_before`` is subtracted from jobs whose new run was already counted)."""
+    if not jobs:
+        return
     _audit(
         kind,
         jobs,
         "requeued",
         outcome=AuditOutcome.FAILURE,
-        changes=lambda job: {"attempts": job.attempts, "reason": "its worker stopped heartbeating"},
+        changes=lambda job: {"attempts": job.attempts - runs_before, "reason": reason},
     )
     metrics.JOBS_REQUEUED.labels(kind=kind.name).inc(len(jobs))
-    transaction.on_commit(lambda: jobs_publish(kind, jobs, with_positions=True))
-    enqueue_on_commit(
-        lambda: kind.send(jobs), refused=partial(jobs_not_queued, kind, [job.pk for job in jobs]), what="lost jobs"
-    )
 
 
 # --- Saving, locking, auditing

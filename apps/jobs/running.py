@@ -29,7 +29,9 @@ class JobRun:
     seconds and, once one of them is being cancelled, sets ``cancel_requested``, adds its id to ``cancelling``
     and calls the kind's hard-stop hooks.
 
-    A worker that dies stops heartbeating: another worker's sweeper then requeues its jobs.
+    A worker that dies stops heartbeating: another worker's sweeper then requeues its jobs, unless the broker
+    hands the task's message to another worker first (RabbitMQ does at once), whose claim runs them again. Either
+    way the audit trail records the requeue once (jobs_claim, jobs_requeue_lost).
     """
 
     def __init__(self, kind: JobKind, jobs: list, *, task_id: str):

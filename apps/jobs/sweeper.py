@@ -3,7 +3,9 @@
 ``JobsSweeper`` is a step of every Celery worker (``celery worker``, the portal's embedded worker, test workers;
 project/celery.py adds it): while the worker runs, a thread of its main process calls ``jobs_requeue_lost`` every
 JOBS_SWEEP_INTERVAL seconds. With several workers, row locks (SKIP LOCKED) keep them from moving the same job
-twice. A worker that is SIGKILLed takes its sweeper with it, and the others requeue its jobs.
+twice. A worker that is SIGKILLed takes its sweeper with it, and the others requeue its jobs, unless the broker
+redelivered their message to another worker first (RabbitMQ does so at once): that worker's claim then records
+the requeue in the audit trail, so that each lost run is audited once whichever broker brings it back.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from apps.core.choices import Role
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable
+from apps.core.storage import StorageUnavailable
 from apps.jobs.choices import JobStatus
 from apps.jobs.lifecycle import JobStateError
 
@@ -454,7 +455,7 @@ class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
                 version = services.version_upload(
                     model=form.cleaned_data["model"], upload=form.cleaned_data["artifact"], actor=request.user
                 )
-            except services.RegistryError as exc:
+            except (services.RegistryError, StorageUnavailable) as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             except QueueUnavailable as exc:
                 # The version is stored (invalid, saying why): uploading again would only add another number.
@@ -631,6 +632,11 @@ class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
                 continue
             except QueueUnavailable as exc:
                 queue_refusal_message(self, request, exc, left=len(versions) - index - 1)
+                break
+            except StorageUnavailable as exc:
+                left = len(versions) - index - 1
+                untried = f" The {left} version(s) after it were not tried." if left else ""
+                self._outcome(request, version, f"not started: {exc.message}{untried}", messages.ERROR)
                 break
             unlabelled = (
                 ""

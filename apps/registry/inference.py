@@ -7,6 +7,7 @@ and writes the results and evaluation metrics.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -29,6 +30,7 @@ from apps.core.choices import Role
 from apps.core.csv_cells import SafeCsvWriter
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable
+from apps.core.storage import StorageUnavailable
 from apps.jobs.choices import JobStatus
 from apps.jobs.kinds import JobKind
 from apps.jobs.lifecycle import Outcome, job_cancel, jobs_claim, jobs_finish, jobs_submitted
@@ -357,6 +359,8 @@ def _execute(job: InferenceJob, run: JobRun) -> Outcome:
     started = time.monotonic()
     try:
         pipeline = pipelines.get(version.pk, services.version_directory_ready(version), version.model.task)
+    except StorageUnavailable as exc:
+        return Outcome(JobStatus.FAILED, exc.message)
     except (ModelLoadError, ArtifactError, OSError) as exc:
         return Outcome(JobStatus.FAILED, f"The model {version} could not be loaded: {_reason(exc)}")
     confusion: Counter[tuple[str, str]] = Counter()
@@ -367,6 +371,8 @@ def _execute(job: InferenceJob, run: JobRun) -> Outcome:
             if stopped is not None:
                 return stopped
             job.result_file.save(f"job-{job.pk}-results.{job.input_format}", File(result), save=False)
+    except StorageUnavailable as exc:
+        return Outcome(JobStatus.FAILED, exc.message)
     except (RegistryError, OSError) as exc:
         return Outcome(JobStatus.FAILED, f"The input file cannot be read: {_reason(exc)}")
     seconds = time.monotonic() - started
@@ -500,7 +506,9 @@ def _end(job: InferenceJob, outcome: Outcome) -> str:
     outcome = replace(outcome, fields={**outcome.fields, "progress_done": job.progress_done})
     finished = jobs_finish(INFERENCE_JOBS, {job.pk: outcome})
     if job.result_file and not (finished and finished[0].status == JobStatus.COMPLETED):
-        job.result_file.delete(save=False)
+        # With the storage down, the file stays behind, named by no job.
+        with contextlib.suppress(StorageUnavailable):
+            job.result_file.delete(save=False)
     if not finished:
         return f"Job {job.pk} was requeued or ended meanwhile; its run is dropped."
     ended = finished[0]

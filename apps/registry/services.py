@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 import uuid
@@ -21,6 +22,7 @@ from apps.core.choices import Role
 from apps.core.errors import ApplicationError
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable, enqueue_on_commit
+from apps.core.storage import StorageUnavailable
 
 from .artifacts import ArtifactError, artifact_extract
 from .choices import ModelTask, VersionStatus
@@ -87,7 +89,11 @@ def version_directory(version: ModelVersion) -> Path:
 def version_upload(*, model: RegisteredModel, upload, actor) -> ModelVersion:
     """Check and extract an uploaded artifact, store it as the next version, and start validation.
 
-    A refused upload (RegistryError with 400 or 413) leaves no version and no files.
+    Readers on any host see the whole version or nothing of it: the artifact is complete in storage (an object
+    whose upload finished, or a file linked into place once written) before the row naming it is saved, and the
+    extracted folder is renamed into place in one step, all before the row commits. A refused upload
+    (RegistryError with 400 or 413), a storage that cannot be used (StorageUnavailable, 503) or any failure
+    midway leaves no version and no files.
     """
     _require_change(actor, model)
     incoming = _incoming_folder()
@@ -95,7 +101,7 @@ def version_upload(*, model: RegisteredModel, upload, actor) -> ModelVersion:
         extracted = _extract(upload, incoming)
     except ArtifactError as exc:
         raise RegistryError(exc.message, status=exc.status, field="artifact") from None
-    stored = None
+    stored = placed = None
     try:
         with transaction.atomic():
             # The model row serializes uploads, so version numbers never collide.
@@ -114,10 +120,9 @@ def version_upload(*, model: RegisteredModel, upload, actor) -> ModelVersion:
             version.artifact.save(f"{model.name}-v{number}-{extracted.sha256[:12]}", File(upload), save=False)
             stored = version.artifact.name
             version.save()
-            target = version_directory(version)
-            shutil.rmtree(target, ignore_errors=True)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(extracted.root), target)
+            # A folder already there is a leftover of an upload that failed under the same number.
+            placed = version_directory(version)
+            _put_in_place(extracted.root, placed, replace=True)
             event_record(
                 action="registry.version.uploaded",
                 actor=actor,
@@ -128,8 +133,12 @@ def version_upload(*, model: RegisteredModel, upload, actor) -> ModelVersion:
     except QueueUnavailable:
         raise  # the version was committed (and marked invalid): it keeps its artifact, to be re-validated
     except BaseException:
+        if placed:
+            _folder_remove(placed)
         if stored:
-            ModelVersion.artifact.field.storage.delete(stored)
+            # A storage that failed may fail this too: the artifact then stays behind, named by no version.
+            with contextlib.suppress(StorageUnavailable):
+                ModelVersion.artifact.field.storage.delete(stored)
         raise
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
@@ -215,6 +224,10 @@ def version_validate(*, version_id: int) -> str:
             raise ModelLoadError("the smoke prediction returned nothing.")
     except ModelLoadError as exc:
         return _validation_record(version, VersionStatus.INVALID, reason=str(exc))
+    except StorageUnavailable as exc:
+        return _validation_record(
+            version, VersionStatus.INVALID, reason=f"Not validated: {exc.message} Re-validate it."
+        )
     version.architectures, version.model_type = loaded.architectures, loaded.model_type
     version.parameter_count, version.labels = loaded.parameter_count, loaded.labels
     version.load_seconds = round(loaded.load_seconds, 4)
@@ -222,7 +235,8 @@ def version_validate(*, version_id: int) -> str:
 
 
 def version_directory_ready(version: ModelVersion) -> Path:
-    """The extracted files of the version on this host; ModelLoadError when they cannot be had.
+    """The extracted files of the version on this host; ModelLoadError when they cannot be had, StorageUnavailable
+    when the storage holding its artifact cannot be used.
 
     REGISTRY_DIR is this host's cache of the artifacts in storage (or every host's, on a shared file system): a
     host that lacks the version extracts its stored artifact, refused unless it matches the SHA-256 recorded at
@@ -240,6 +254,8 @@ def version_directory_ready(version: ModelVersion) -> Path:
         _put_in_place(extracted.root, directory)
     except FileNotFoundError:
         raise ModelLoadError(f"its artifact {version.artifact.name} is missing from storage.") from None
+    except StorageUnavailable:
+        raise  # the storage's fault, not the version's: the caller says to try again later
     except ArtifactError as exc:
         raise ModelLoadError(f"its stored artifact was refused: {exc.message}") from None
     except OSError as exc:
@@ -254,15 +270,15 @@ def _incoming_folder() -> Path:
     return settings.REGISTRY_DIR / ".incoming" / uuid.uuid4().hex
 
 
-def _put_in_place(extracted: Path, directory: Path) -> None:
+def _put_in_place(extracted: Path, directory: Path, *, replace: bool = False) -> None:
     """Rename ``extracted`` to ``directory`` in one step. A complete folder another process put there first is
-    kept (it holds the same checked artifact); a leftover without config.json is replaced."""
+    kept (it holds the same checked artifact) unless ``replace``; a leftover without config.json is replaced."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     try:
         extracted.rename(directory)
         return
     except OSError:  # the directory exists and is not empty
-        if (directory / "config.json").is_file():
+        if not replace and (directory / "config.json").is_file():
             return
     leftover = _incoming_folder()
     directory.rename(leftover)
@@ -270,6 +286,16 @@ def _put_in_place(extracted: Path, directory: Path) -> None:
         extracted.rename(directory)
     finally:
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _folder_remove(directory: Path) -> None:
+    """Remove a version's folder: renamed away in one step first, so that no reader finds it half deleted."""
+    leftover = _incoming_folder()
+    try:
+        directory.rename(leftover)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _validation_record(version: ModelVersion, status: str, *, reason: str = "") -> str:

@@ -184,9 +184,9 @@ MEDIA_URL = "media/"
 # own storage: a local folder by default, an S3-compatible bucket when MEDIA_S3_BUCKET / BACKUP_S3_BUCKET is set
 # (django-storages), which every host reaches.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", str(DATA_DIR / "media")))
-MEDIA_STORAGE = file_storage(env, "MEDIA", folder=None, default_key_prefix="opsdeck-media")
+MEDIA_STORAGE = file_storage(env, "MEDIA", folder=None)
 BACKUP_DIR = Path(env.str("BACKUP_DIR", str(DATA_DIR / "backups"))).resolve()
-BACKUP_STORAGE = file_storage(env, "BACKUP", folder=str(BACKUP_DIR), default_key_prefix="opsdeck-backups")
+BACKUP_STORAGE = file_storage(env, "BACKUP", folder=str(BACKUP_DIR))
 storages_apart(("MEDIA", MEDIA_STORAGE), ("BACKUP", BACKUP_STORAGE))
 STORAGES = {
     "default": MEDIA_STORAGE,

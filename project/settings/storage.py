@@ -7,31 +7,40 @@ configured alike, each with its own bucket or key prefix (README, "Several hosts
 import re
 from urllib.parse import urlsplit
 
+from botocore.config import Config
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import Environment
 
-S3_BACKEND = "storages.backends.s3.S3Storage"
+# django-storages' and Django's backends, adapted (apps/core/storage.py): a file is whole under its name or absent,
+# and a bucket that cannot be used is an error users are shown.
+S3_BACKEND = "apps.core.storage.CheckedS3Storage"
+LOCAL_BACKEND = "apps.core.storage.WholeFileSystemStorage"
 # S3's rules for bucket names: 3 to 63 lowercase letters, digits, dots and hyphens, a letter or digit at each end.
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # A file read from the bucket is spooled to a temporary file past this size rather than held in memory
 # (django-storages keeps it all in memory by default, and backups and reports can be gigabytes).
 S3_MAX_MEMORY_BYTES = 16 * 2**20
+# An unreachable service is reported within seconds (botocore waits a minute per connection attempt and makes
+# five); a bucket that answers slowly is still waited for.
+S3_CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=60, retries={"mode": "standard", "total_max_attempts": 3})
+# The key prefixes of the two storages when <PREFIX>_S3_PREFIX is unset (docker-compose.yml repeats them).
+DEFAULT_KEY_PREFIXES = {"MEDIA": "opsdeck-media", "BACKUP": "opsdeck-backups"}
 
 
-def file_storage(env: Environment, prefix: str, *, folder: str | None, default_key_prefix: str) -> dict:
-    """The STORAGES entry of ``prefix``: the bucket ``<prefix>_S3_BUCKET`` when set, else the local ``folder``
-    (None: MEDIA_ROOT, followed when a test changes it)."""
+def file_storage(env: Environment, prefix: str, *, folder: str | None) -> dict:
+    """The STORAGES entry of ``prefix`` (MEDIA or BACKUP): the bucket ``<prefix>_S3_BUCKET`` when set, else the
+    local ``folder`` (None: MEDIA_ROOT, followed when a test changes it)."""
     bucket = env.str(f"{prefix}_S3_BUCKET", "")
     if not bucket:
-        local = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+        local = {"BACKEND": LOCAL_BACKEND}
         return local | {"OPTIONS": {"location": folder}} if folder else local
     if not _BUCKET_NAME.match(bucket) or ".." in bucket:
         raise ImproperlyConfigured(
             f"{prefix}_S3_BUCKET must be an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens, "
             f"a letter or digit at each end), got {bucket!r}."
         )
-    key_prefix = env.str(f"{prefix}_S3_PREFIX", default_key_prefix).strip("/")
+    key_prefix = env.str(f"{prefix}_S3_PREFIX", DEFAULT_KEY_PREFIXES[prefix]).strip("/")
     access_key = env.str(f"{prefix}_S3_ACCESS_KEY_ID", "")
     secret_key = env.str(f"{prefix}_S3_SECRET_ACCESS_KEY", "")
     if bool(access_key) != bool(secret_key):
@@ -51,6 +60,7 @@ def file_storage(env: Environment, prefix: str, *, folder: str | None, default_k
             # Never replace an object: a name already taken gets a suffix, as in a local folder.
             "file_overwrite": False,
             "max_memory_size": S3_MAX_MEMORY_BYTES,
+            "client_config": S3_CLIENT_CONFIG,
         },
     }
 

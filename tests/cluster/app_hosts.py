@@ -22,6 +22,8 @@ from .network import Host
 from .processes import HostProcess
 
 WEB_PORT = 8000
+# As docker-compose.yml runs them: several server processes per web host, sharing its port.
+WEB_PROCESSES = 2
 WORKER_METRICS_PORT = 9808
 # Lost jobs are noticed within seconds rather than the default half minute, to keep the rehearsal short.
 FAST_JOB_LAYER = {"JOBS_HEARTBEAT_INTERVAL": "1", "JOBS_HEARTBEAT_TIMEOUT": "4", "JOBS_SWEEP_INTERVAL": "1"}
@@ -99,8 +101,11 @@ def _log(environment: dict[str, str], name: str) -> Path:
 
 
 def portal_start(host: Host, environment: dict[str, str]) -> HostProcess:
-    """``runportal`` on ``host``, web only since REDIS_URL is set."""
-    argv = [sys.executable, "manage.py", "runportal", "--host", host.address, "--port", str(WEB_PORT)]
+    """``runportal --workers 2`` on ``host``, web only since REDIS_URL is set."""
+    argv = [
+        *(sys.executable, "manage.py", "runportal", "--host", host.address, "--port", str(WEB_PORT)),
+        *("--workers", str(WEB_PROCESSES)),
+    ]
     return HostProcess(host, "runportal", argv, log=_log(environment, "runportal"), environment=environment)
 
 

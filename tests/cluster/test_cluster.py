@@ -10,13 +10,14 @@ import time
 import urllib.request
 from datetime import datetime
 
+import psutil
 import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.quantum_circuits import ghz_qasm2, slow_qasm2
 
-from .app_hosts import WEB_PORT, WORKER_METRICS_PORT, worker_name
+from .app_hosts import WEB_PORT, WEB_PROCESSES, WORKER_METRICS_PORT, worker_name
 from .cluster import BEAT_PROBE_SECONDS, BEAT_PROBE_TASK, WEBS, WORKERS
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -139,6 +140,16 @@ def test_a_backup_asked_on_a_web_host_is_taken_on_a_worker_host_into_the_shared_
     stored = cluster.shared_dir() / "backups" / backup["path"]
     assert stored.is_file()
     assert stored.stat().st_size == backup["size_bytes"]
+
+
+def test_each_web_host_serves_with_several_processes(cluster):
+    for host in WEBS:
+        portal = cluster.processes[host.name]
+        assert f"web only, {WEB_PROCESSES} process(es)" in portal.output()
+        # uvicorn's supervisor spawns the server processes; multiprocessing's resource tracker is no server.
+        children = psutil.Process(portal.process.pid).children()
+        servers = [child for child in children if "spawn_main" in " ".join(child.cmdline())]
+        assert len(servers) == WEB_PROCESSES, [child.cmdline() for child in children]
 
 
 def test_each_web_host_reports_its_own_requests(cluster):

@@ -18,6 +18,9 @@ from celery.app.utils import find_app
 from django.conf import settings
 from django.core.management import get_commands
 
+from project.settings.env import Environment
+from project.settings.storage import file_storage
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -29,6 +32,9 @@ README_TABLE_NAME = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|", re.MULTILINE)
 # env.int("NAME", ...), environment.str("NAME"), os.environ.get("NAME"), env.environ.setdefault("NAME", ...)
 ENV_READ_CALL = re.compile(r"\b(?:env|environment|environ)\.\w+\(\s*\"([A-Z][A-Z0-9_]*)\"")
 ENV_READ_ITEM = re.compile(r"\benviron\[\s*\"([A-Z][A-Z0-9_]*)\"\s*\]")
+# A value compose takes from the shell or .env, with a default: ${NAME:-default}.
+COMPOSE_PASSED_THROUGH = re.compile(r"^\$\{([A-Z][A-Z0-9_]*):-([^}]*)\}$")
+README_TABLE_DEFAULT = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|\s*([^|]*?)\s*\|", re.MULTILINE)
 
 
 # --- helpers -----------------------------------------------------------------
@@ -245,6 +251,51 @@ def test_readme_documents_every_environment_variable_the_code_reads():
 
     assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "OPSDECK_ADMIN_PASSWORD"} <= read, "the scan finds nothing"
     assert not read - readme_documented_variables(), "README.md's environment table lacks variables the code reads"
+
+
+class _RecordingEnvironment(Environment):
+    """An environment that notes the name of every variable read from it."""
+
+    def __init__(self, variables: dict[str, str]):
+        super().__init__(variables)
+        self.read: set[str] = set()
+
+    def raw(self, name: str, *default):
+        self.read.add(name)
+        return super().raw(name, *default)
+
+
+def _s3_variables_read(prefix: str) -> set[str]:
+    environment = _RecordingEnvironment({f"{prefix}_S3_BUCKET": "opsdeck-bucket"})
+    file_storage(environment, prefix, folder=None)
+    return {name for name in environment.read if name.startswith(f"{prefix}_S3_")}
+
+
+@pytest.mark.parametrize("prefix", ["MEDIA", "BACKUP"])
+def test_compose_passes_every_s3_storage_variable_with_the_defaults_of_settings_and_readme(prefix):
+    read = _s3_variables_read(prefix)
+    environments = [service_environment(compose()["services"][name]) for name in ("web", "worker", "beat")]
+    passed = {name: value for name, value in environments[0].items() if name.startswith(f"{prefix}_S3_")}
+    defaults = {}
+    for name, value in passed.items():
+        match = COMPOSE_PASSED_THROUGH.match(value)
+        assert match, f"compose sets {name}: {value!r}, not ${{{name}:-<default>}}"
+        assert match.group(1) == name, f"compose passes {match.group(1)} as {name}"
+        defaults[name] = match.group(2)
+    readme_defaults = dict(README_TABLE_DEFAULT.findall(readme_section("Environment")))
+
+    assert {"BUCKET", "PREFIX", "SECRET_ACCESS_KEY"} <= {name.removeprefix(f"{prefix}_S3_") for name in read}
+    assert set(passed) == read, "docker-compose.yml and the settings disagree on the variables of the bucket"
+    assert all(environment.items() >= passed.items() for environment in environments)
+    # Unset in the shell, compose passes its defaults: the portal must see what it sees with the variables unset.
+    bucket = {f"{prefix}_S3_BUCKET": "opsdeck-bucket"}
+    assert file_storage(Environment(defaults | bucket), prefix, folder=None) == file_storage(
+        Environment(bucket), prefix, folder=None
+    )
+    assert file_storage(Environment(defaults), prefix, folder=None)["BACKEND"].endswith("FileSystemStorage")
+    for name, default in defaults.items():
+        documented = readme_defaults[name]
+        assert (documented == f"`{default}`") if default else documented.startswith("empty"), (name, documented)
 
 
 # --- Dockerfile ----------------------------------------------------------------

@@ -7,19 +7,19 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from project.settings.env import Environment
-from project.settings.storage import S3_BACKEND, file_storage, storages_apart
+from project.settings.storage import LOCAL_BACKEND, S3_BACKEND, file_storage, storages_apart
 from tests.helpers import clean_environment, manage
 
 BUCKET = {"MEDIA_S3_BUCKET": "opsdeck-files"}
 
 
 def _media(variables: dict[str, str]) -> dict:
-    return file_storage(Environment(variables), "MEDIA", folder=None, default_key_prefix="opsdeck-media")
+    return file_storage(Environment(variables), "MEDIA", folder=None)
 
 
 def test_without_a_bucket_files_stay_in_the_local_folder():
-    assert _media({}) == {"BACKEND": "django.core.files.storage.FileSystemStorage"}
-    backups = file_storage(Environment({}), "BACKUP", folder="/srv/backups", default_key_prefix="opsdeck-backups")
+    assert _media({}) == {"BACKEND": LOCAL_BACKEND}
+    backups = file_storage(Environment({}), "BACKUP", folder="/srv/backups")
     assert backups["OPTIONS"] == {"location": "/srv/backups"}
 
 
@@ -84,7 +84,7 @@ def test_one_key_without_the_other_is_refused(given):
 
 
 def _backups(variables: dict[str, str]) -> dict:
-    return file_storage(Environment(variables), "BACKUP", folder="/srv/backups", default_key_prefix="opsdeck-backups")
+    return file_storage(Environment(variables), "BACKUP", folder="/srv/backups")
 
 
 def test_media_and_backups_share_a_bucket_only_under_separate_prefixes():
@@ -121,10 +121,10 @@ def test_the_portal_stores_media_in_the_bucket_the_variables_name(tmp_path):
     result = manage("shell", "--verbosity", "0", "-c", DEFAULT_STORAGE, environment=environment)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "media": "S3Storage",
+        "media": "CheckedS3Storage",
         "bucket": "opsdeck-files",
         "location": "media",
-        "backups": "FileSystemStorage",
+        "backups": "WholeFileSystemStorage",
     }
 
 

@@ -6,6 +6,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.core.errors import ApplicationError
 from apps.core.queueing import QueueUnavailable
+from apps.core.storage import StorageUnavailable
 
 
 def _code_of(exc: exceptions.APIException, data) -> str:
@@ -30,7 +31,7 @@ def _api_error(error: ApplicationError) -> exceptions.APIException:
 
 def exception_handler(exc, context):
     """Reshape DRF's error responses; unexpected errors fall through to the JSON 500 handler."""
-    if isinstance(exc, QueueUnavailable):
+    if isinstance(exc, QueueUnavailable | StorageUnavailable):
         exc = ServiceUnavailable(str(exc), wait=exc.retry_after_seconds)
     elif isinstance(exc, ApplicationError):
         exc = _api_error(exc)

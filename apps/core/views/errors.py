@@ -12,10 +12,12 @@ from redis.exceptions import ConnectionError as RedisUnavailable
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from apps.core.queueing import QueueUnavailable
+from apps.core.storage import StorageUnavailable
 
 # A service the request needed did not answer (the database or its pool, Redis as cache, broker or channel
-# layer, RabbitMQ): not a fault of the request, nor a bug, and it passes. Clients are told to retry.
-# QueueUnavailable is for a door that forgot to catch a refused task message (the work is already marked failed).
+# layer, RabbitMQ, the media bucket): not a fault of the request, nor a bug, and it passes. Clients are told to
+# retry. QueueUnavailable and StorageUnavailable are for a door that forgot to catch them (the work is already
+# marked failed, or nothing was changed).
 SERVICE_DOWN_ERRORS = (
     DatabaseUnavailable,
     PoolTimeout,
@@ -23,6 +25,7 @@ SERVICE_DOWN_ERRORS = (
     RedisUnavailable,
     RedisTimeout,
     QueueUnavailable,
+    StorageUnavailable,
 )
 SERVICE_RETRY_AFTER_SECONDS = 30
 
