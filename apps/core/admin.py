@@ -2,13 +2,14 @@ from django.contrib import admin
 from django.template.defaultfilters import pluralize
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
+from unfold.admin import ModelAdmin
 
 from .models import MaintenanceRun
 from .services import periodic_tasks_set_enabled
 
 
 @admin.register(MaintenanceRun)
-class MaintenanceRunAdmin(admin.ModelAdmin):
+class MaintenanceRunAdmin(ModelAdmin):
     """Read-only evidence of scheduled maintenance; runs are written by the tasks only."""
 
     list_display = ["task_name", "status", "started_at", "finished_at", "duration_seconds", "worker"]
@@ -28,7 +29,7 @@ admin.site.unregister(PeriodicTask)
 
 
 @admin.register(PeriodicTask)
-class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
+class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin, ModelAdmin):
     """django-celery-beat's admin, with bulk actions that save (and so audit) entry by entry."""
 
     def _set_enabled(self, request, queryset, enabled: bool | None, verb: str) -> None:

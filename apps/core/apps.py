@@ -11,6 +11,4 @@ class CoreConfig(AppConfig):
 
         from . import metrics, request_context  # noqa: F401 - connect their Celery signal receivers
 
-        admin.site.site_header = "Opsdeck administration"
-        admin.site.site_title = "Opsdeck"
         admin.site.index_title = "Operations"
