@@ -207,3 +207,32 @@ def test_sign_in_and_its_code_step_share_the_look_without_errors_or_axe_violatio
     page.wait_for_url("**/accounts/login/code/**")
     _check(page, problems, f"anonymous-mfa-code-{viewport['width']}")
     page.close()
+
+
+SOCKET_RECORDER = """
+window.__sockets = [];
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = class extends NativeWebSocket {
+  constructor(url, protocols) {
+    super(url, protocols);
+    window.__sockets.push(this);
+  }
+};
+"""
+
+
+@pytest.mark.parametrize("path", ["/compliance/", "/dashboard/"])
+def test_live_banner_is_hidden_while_connected_and_shown_once_disconnected(asgi_live_server, visitors, path, chromium):
+    admin = visitors[0]
+    context = chromium.new_context(viewport=LAPTOP)
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": admin.session, "url": asgi_live_server}])
+    page = context.new_page()
+    page.add_init_script(SOCKET_RECORDER)
+    page.goto(asgi_live_server + path)
+    page.wait_for_function("() => window.__sockets.some((socket) => socket.readyState === WebSocket.OPEN)")
+    banner = page.locator("#live-banner")
+    expect(banner).to_be_hidden()
+    page.evaluate("() => window.__sockets.forEach((socket) => socket.close())")
+    expect(banner).to_be_visible()
+    expect(banner).to_have_text("Live updates disconnected — reconnecting…")
+    context.close()
