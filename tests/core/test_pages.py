@@ -147,3 +147,14 @@ def test_every_page_links_the_favicon_which_is_served(client, viewer_user):
     client.force_login(viewer_user)
     assert 'href="/static/favicon.svg"' in client.get("/dashboard/").content.decode()
     assert (settings.BASE_DIR / "static" / "favicon.svg").read_text().startswith("<svg")
+
+
+@pytest.mark.django_db
+def test_the_sidebars_sign_out_ends_the_session_and_returns_to_the_sign_in_page(client, viewer_user):
+    client.force_login(viewer_user)
+    page = client.get("/dashboard/").content.decode()
+    assert 'action="/accounts/logout/"' in page  # the user menu at the foot of the sidebar
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302
+    assert response.url == "/accounts/login/"
+    assert client.get("/dashboard/").status_code == 302

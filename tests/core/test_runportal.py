@@ -95,7 +95,7 @@ def test_embedded_portal_serves_admin_and_runs_beat_and_worker_in_process(embedd
     page.locator("tr", has_text="Clear expired sessions").locator("input.action-select").check()
     page.select_option("select[name=action]", "run_tasks")
     page.click("button[name=index]")
-    assert "1 task was successfully run" in page.locator("#content").inner_text()
+    assert "1 task was successfully run" in page.locator("#main").inner_text()
     runs = _wait_for_runs(page, portal, 2, "maintenance.session_clear_expired")
     assert [run["status"] for run in runs] == ["succeeded", "succeeded"]
     assert runs[0]["message"] == "Deleted 0 expired session(s)."
