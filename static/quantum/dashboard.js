@@ -247,6 +247,8 @@
         }
       });
       svg.dataset.total = total;
+      // An empty chart is only axes: the empty state says so instead.
+      svg.toggleAttribute("hidden", total === 0);
       empty.hidden = total > 0;
     }
 

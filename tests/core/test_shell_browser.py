@@ -236,3 +236,15 @@ def test_live_banner_is_hidden_while_connected_and_shown_once_disconnected(asgi_
     expect(banner).to_be_visible()
     expect(banner).to_have_text("Live updates disconnected — reconnecting…")
     context.close()
+
+
+def test_dashboard_shows_an_empty_state_instead_of_an_empty_chart(asgi_live_server, visitors, chromium):
+    viewer = visitors[2]
+    context = chromium.new_context(viewport=LAPTOP)
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": viewer.session, "url": asgi_live_server}])
+    page = context.new_page()
+    page.goto(asgi_live_server + "/dashboard/")
+    expect(page.locator("#chart-empty")).to_be_visible()
+    expect(page.locator("#jobs-per-minute")).to_be_hidden()
+    expect(page.locator("#jobs-per-minute")).to_have_attribute("data-total", "0")
+    context.close()
