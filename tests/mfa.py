@@ -67,13 +67,13 @@ def browser_sign_in(page, *, username: str, password: str, key_hex: str, submit:
 
 
 def browser_admin_sign_in(page, base_url: str, *, username: str, password: str, key_hex: str) -> None:
-    """In a real browser on the admin login page: the password, then the authenticator's code."""
+    """In a real browser on the sign-in page the admin sent it to: the password, then the authenticator's code."""
     browser_sign_in(
         page,
         username=username,
         password=password,
         key_hex=key_hex,
-        submit="input[type=submit]",
+        submit="main button[type=submit]",
         landing=base_url + "/admin/",
     )
 

@@ -2,9 +2,10 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.models import Group
 from django.template.defaultfilters import pluralize
+from unfold.admin import ModelAdmin
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from apps.core.request_context import current_request
 
@@ -40,7 +41,9 @@ class ServicePasswordForm(AdminPasswordChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(DjangoUserAdmin, ModelAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
     change_password_form = ServicePasswordForm
     list_display = [
         "username",
@@ -162,7 +165,7 @@ admin.site.unregister(Group)
 
 
 @admin.register(Group)
-class RoleAdmin(GroupAdmin):
+class RoleAdmin(GroupAdmin, ModelAdmin):
     """Roles: what a role may do is a privilege of everyone holding it, so creating, changing or deleting one
     needs a fresh second factor, as granting a role to a user does."""
 

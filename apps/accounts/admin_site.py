@@ -1,25 +1,24 @@
-"""The admin site: django-otp's OTPAdminSite, signing in through the portal's two-step login."""
+"""The admin site: django-otp's OTPAdminSite in django-unfold's look, signing in through the portal's sign-in."""
 
 from urllib.parse import urlencode
 
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.views import LogoutView
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import reverse
 from django_otp.admin import OTPAdminSite
+from unfold.sites import UnfoldAdminSite
 
 from . import selectors
 
 
-class OpsdeckAdminSite(OTPAdminSite):
+class OpsdeckAdminSite(OTPAdminSite, UnfoldAdminSite):
     """Staff users need an OTP-verified session (``OTPAdminSite.has_permission``).
 
-    The admin's login page keeps the admin's look but posts to the portal's
-    login, so there is one login flow: one place for lockout, OTP throttling,
-    forced enrollment and the audit trail.
+    There is one sign-in page, the portal's: the admin's login sends people there, so that lockout, OTP
+    throttling, forced enrollment and the audit trail have one door; signing out is the portal's too.
     """
-
-    login_template = None  # Django's admin login page, not django-otp's one-page form
-    login_form = None
 
     def __init__(self, name: str = "admin"):
         # OTPAdminSite names itself "otpadmin"; the URL namespace must stay "admin".
@@ -32,6 +31,10 @@ class OpsdeckAdminSite(OTPAdminSite):
             # Signed in with the password only: finish with the second factor, or enroll one.
             step = "login-otp" if selectors.user_has_confirmed_device(user=user) else "mfa-enroll"
             return redirect(f"{reverse(step)}?{urlencode({REDIRECT_FIELD_NAME: next_url})}")
-        if request.method == "POST":
-            return redirect(f"{reverse('login')}?{urlencode({REDIRECT_FIELD_NAME: next_url})}")
-        return super().login(request, {**(extra_context or {}), "app_path": reverse("login")})
+        if user.is_authenticated and not self.has_permission(request):
+            # The sign-in page would send a signed-in user straight back here.
+            raise PermissionDenied("The administration is for staff members.")
+        return redirect(f"{reverse('login')}?{urlencode({REDIRECT_FIELD_NAME: next_url})}")
+
+    def logout(self, request, extra_context=None):
+        return LogoutView.as_view()(request)

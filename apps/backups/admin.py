@@ -16,6 +16,7 @@ from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from apps.accounts.sudo import sudo_redirect, sudo_second_factor_fresh
 from apps.core.admin_display import json_display
@@ -44,7 +45,7 @@ def _job_queued(job: BackupJob, doing: str) -> str:
 
 
 @admin.register(Backup)
-class BackupAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
+class BackupAdmin(ServiceWrittenAdminMixin, ModelAdmin):
     list_display = ["id", "started_at", "status", "trigger", "size", "duration", "verified_at"]
     list_filter = ["status", "trigger", "started_at", "verified_at"]
     date_hierarchy = "started_at"
@@ -200,7 +201,7 @@ class BackupAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(BackupJob)
-class BackupJobAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
+class BackupJobAdmin(ServiceWrittenAdminMixin, ModelAdmin):
     """Backup jobs as workers run them: read-only (the API and the backup list's buttons make them)."""
 
     list_display = ["id", "operation", "status", "backup_link", "owner", "written", "created_at", "duration", "error"]

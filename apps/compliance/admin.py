@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from apps.core.admin_display import json_display
 from apps.core.admin_mixins import ServiceWrittenAdminMixin
@@ -19,7 +20,7 @@ from .models import Report
 
 
 @admin.register(Report)
-class ReportAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
+class ReportAdmin(ServiceWrittenAdminMixin, ModelAdmin):
     list_display = ["id", "kind", "format", "period", "status", "owner", "scheduled", "size", "created_at"]
     list_filter = ["kind", "format", "status", "scheduled", "created_at"]
     list_select_related = ["owner"]

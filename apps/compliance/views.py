@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
@@ -75,9 +75,6 @@ def _page(request, form: ReportForm, *, status: int = 200):
     from .signing import key_fingerprint
 
     context = {
-        **admin.site.each_context(request),
-        "is_nav_sidebar_enabled": False,
-        "title": "Compliance reports",
         "form": form,
         "reports": selectors.reports_recent(request.user, limit=RECENT_REPORTS),
         "recent_reports": RECENT_REPORTS,

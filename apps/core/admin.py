@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.template.defaultfilters import pluralize
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
+from unfold.admin import ModelAdmin
 
 from .models import MaintenanceRun
 from .schedules import next_run, schedule_text
@@ -24,7 +25,7 @@ def _schedule_fields(fields):
 
 
 @admin.register(MaintenanceRun)
-class MaintenanceRunAdmin(admin.ModelAdmin):
+class MaintenanceRunAdmin(ModelAdmin):
     """Read-only evidence of scheduled maintenance; runs are written by the tasks only."""
 
     list_display = ["task_name", "status", "started_at", "finished_at", "duration_seconds", "worker"]
@@ -44,7 +45,7 @@ admin.site.unregister(PeriodicTask)
 
 
 @admin.register(PeriodicTask)
-class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
+class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin, ModelAdmin):
     """django-celery-beat's admin, with schedules in words, the next run, and bulk actions that save (and so audit)
     entry by entry."""
 

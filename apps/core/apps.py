@@ -16,6 +16,4 @@ class CoreConfig(AppConfig):
         # audit entries: in words ("Every day at 03:17 UTC"), not as "17 3 * * * (m/h/dM/MY/d) UTC".
         CrontabSchedule.__str__ = schedules.crontab_text
 
-        admin.site.site_header = "Opsdeck administration"
-        admin.site.site_title = "Opsdeck"
         admin.site.index_title = "Operations"

@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.template.defaultfilters import pluralize
 from django.utils.html import format_html, format_html_join
+from unfold.admin import ModelAdmin
 
 from apps.core.admin_mixins import ServiceWrittenAdminMixin, queue_refusal_message
 from apps.core.paginators import EstimatedCountPaginator
@@ -54,7 +55,7 @@ class JobChangeList(ChangeList):
 
 
 @admin.register(QuantumJob)
-class QuantumJobAdmin(ServiceWrittenAdminMixin, admin.ModelAdmin):
+class QuantumJobAdmin(ServiceWrittenAdminMixin, ModelAdmin):
     list_display = ["id", "name", "owner", "status", "num_qubits", "shots", "method", "duration", "created_at"]
     list_display_links = ["id", "name"]
     list_filter = ["status", "method", "qasm_version", "created_at"]

@@ -18,7 +18,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.core.permissions import WRITE_ROLES, has_role
-from apps.core.views.pages import operations_context
 from apps.jobs.choices import FINISHED_STATUSES, JobStatus
 from apps.jobs.lifecycle import JobStateError
 
@@ -60,11 +59,11 @@ def _with_queue_positions(jobs: list) -> list:
 @login_required
 @require_safe
 def dashboard(request):
-    """Job counts, recent jobs and the jobs-per-minute chart, kept live by static/quantum/dashboard.js."""
+    """Job counts, the submit form, recent jobs and the jobs-per-minute chart, kept live by
+    static/quantum/dashboard.js; readiness and maintenance are on the System page (apps.core.views.pages)."""
     jobs = jobs_visible_to(request.user)
     counts = status_counts(jobs)
     context = {
-        **operations_context(request),
         "status_counts": [(status.value, status.label, counts[status.value]) for status in JobStatus],
         "jobs": _with_queue_positions(list(jobs.select_related("owner").defer("source", "counts")[:RECENT_JOBS])),
         "recent_jobs": RECENT_JOBS,

@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from unfold.admin import ModelAdmin, TabularInline
 
 from apps.core.admin_display import json_display
 from apps.core.admin_mixins import ServiceWrittenAdminMixin, queue_refusal_message
@@ -168,7 +169,7 @@ class RegisterModelForm(forms.ModelForm):
         return tags
 
 
-class VersionInline(ServiceWrittenAdminMixin, admin.TabularInline):
+class VersionInline(ServiceWrittenAdminMixin, TabularInline):
     model = ModelVersion
     fields = ["version", "state", "aliases_list", "size", "parameters", "metrics_summary", "created_by", "created_at"]
     readonly_fields = fields
@@ -207,7 +208,7 @@ class VersionInline(ServiceWrittenAdminMixin, admin.TabularInline):
         return _metrics_summary(_evaluation(version.metrics))
 
 
-class AliasInline(ServiceWrittenAdminMixin, admin.TabularInline):
+class AliasInline(ServiceWrittenAdminMixin, TabularInline):
     model = ModelAlias
     fields = ["name", "version", "updated_by", "updated_at"]
     readonly_fields = fields
@@ -223,7 +224,7 @@ def _alias_target(name: str) -> Subquery:
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(admin.ModelAdmin):
+class RegisteredModelAdmin(ModelAdmin):
     list_display = ["name", "task", "owner", "versions_count", "production", "staging", "created_at"]
     list_filter = ["task"]
     list_select_related = ["owner"]
@@ -391,7 +392,7 @@ class VersionChangeList(ChangeList):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(_ServiceActionsMixin, admin.ModelAdmin):
+class ModelVersionAdmin(_ServiceActionsMixin, ModelAdmin):
     list_display = ["__str__", "model", "version", "state", "aliases_list", "size", "parameters", "created_at"]
     list_filter = ["status", "model__task"]
     list_select_related = ["model"]
@@ -658,7 +659,7 @@ class InferenceJobChangeList(ChangeList):
 
 
 @admin.register(InferenceJob)
-class InferenceJobAdmin(ServiceWrittenAdminMixin, _ServiceActionsMixin, admin.ModelAdmin):
+class InferenceJobAdmin(ServiceWrittenAdminMixin, _ServiceActionsMixin, ModelAdmin):
     list_display = ["id", "name", "owner", "model_version", "kind", "status", "progress", "created_at"]
     list_display_links = ["id", "name"]
     list_filter = ["status", "kind", "created_at"]

@@ -26,6 +26,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS")
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
 
 INSTALLED_APPS = [
+    # Unfold's templates and static files before the admin's own, which they replace. Its basic config, which
+    # leaves admin.site alone: the default one would replace the OTP-requiring site below with its own.
+    "unfold.apps.BasicAppConfig",
     # Django's admin with an OTP-requiring default site (see apps/accounts/admin_apps.py).
     "apps.accounts.admin_apps.OpsdeckAdminConfig",
     "django.contrib.auth",
@@ -92,6 +95,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.core.context_processors.shell",
             ],
         },
     },
@@ -456,3 +460,38 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+
+# --- The shell: django-unfold's look for the admin and the portal pages (templates/base.html).
+# The sidebar is built per request by apps.core.navigation, so that each role sees the areas it may use.
+UNFOLD = {
+    "SITE_TITLE": "Opsdeck",
+    "SITE_HEADER": "Opsdeck",
+    "SITE_SUBHEADER": "Operations portal",
+    "SITE_SYMBOL": "hub",
+    "SITE_URL": None,  # the sidebar already leads to every portal page
+    "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": "apps.core.navigation.favicon_url"}],
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": True,
+    "COLORS": {
+        # Blue, the portal's brand colour; white text on 600 and above passes WCAG AA.
+        "primary": {
+            "50": "oklch(97% .014 254.604)",
+            "100": "oklch(93.2% .032 255.585)",
+            "200": "oklch(88.2% .059 254.128)",
+            "300": "oklch(80.9% .105 251.813)",
+            "400": "oklch(70.7% .165 254.624)",
+            "500": "oklch(62.3% .214 259.815)",
+            "600": "oklch(54.6% .245 262.881)",
+            "700": "oklch(48.8% .243 264.376)",
+            "800": "oklch(42.4% .199 265.638)",
+            "900": "oklch(37.9% .146 265.522)",
+            "950": "oklch(28.2% .091 267.935)",
+        },
+    },
+    "SIDEBAR": {
+        "show_search": False,
+        "show_all_applications": "apps.core.navigation.show_all_applications",
+        "navigation": "apps.core.navigation.sidebar",
+    },
+    "ACCOUNT": {"navigation": "apps.core.navigation.account_links"},
+}

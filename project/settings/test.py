@@ -33,3 +33,6 @@ STORAGES = {
 }
 STATIC_ROOT = DATA_DIR / "static"  # noqa: F405
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Redis pub/sub ignores the database number: test runs sharing one Redis server would hear each other's live
+# updates. Channel names of the run's own database keep them apart.
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"opsdeck:asgi:{DATABASES['default']['NAME']}"  # noqa: F405

@@ -144,6 +144,7 @@
 
   function jobsPerMinuteChart(root) {
     const svg = document.getElementById("jobs-per-minute");
+    const empty = document.getElementById("chart-empty");
     const minutes = Number(root.dataset.chartMinutes);
     const counted = new Set(root.dataset.chartStatuses.split(" "));
     // Buckets follow the server's clock, which stamps the events.
@@ -195,6 +196,9 @@
         }
       });
       svg.dataset.total = total;
+      // An empty chart is only axes: the empty state says so instead.
+      svg.toggleAttribute("hidden", total === 0);
+      empty.hidden = total > 0;
     }
 
     draw();
@@ -296,7 +300,10 @@
             .then(function (data) {
               if (response.ok) {
                 apply({ id: data.id, name: data.name, owner: data.owner, status: data.status, updated_at: data.updated_at, queue_position: data.queue_position });
-                result.textContent = "Job #" + data.id + " submitted.";
+                const link = document.createElement("a");
+                link.href = idUrl(root.dataset.jobUrl, data.id);
+                link.textContent = "Job #" + data.id;
+                result.replaceChildren(link, " submitted.");
                 result.className = "ok";
               } else if (data.errors) {
                 showErrors(data.errors, "");

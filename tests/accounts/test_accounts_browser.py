@@ -18,9 +18,9 @@ def superuser_key(superuser):
 def test_staff_signs_in_to_the_admin_with_password_then_code(live_server, superuser, superuser_key, password, chromium):
     page = chromium.new_page()
     page.goto(live_server.url + "/admin/")
-    page.wait_for_url("**/admin/login/?next=/admin/")
+    page.wait_for_url("**/accounts/login/?next=%2Fadmin%2F")  # the admin signs in on the portal's page
     browser_admin_sign_in(page, live_server.url, username=superuser.username, password=password, key_hex=superuser_key)
-    assert page.locator("#site-name").inner_text() == "Opsdeck administration"
+    assert page.locator("#site-name").inner_text() == "Opsdeck"
     page.close()
 
 
@@ -41,7 +41,7 @@ def test_staff_without_authenticator_is_forced_to_enroll_by_typing_the_manual_ke
 
     key = page.locator("#manual-key").inner_text().strip()
     page.fill("#id_code", totp_code(hexlify(b32decode(key)).decode()))
-    page.click("main button[type=submit]")  # the top bar has a sign-out button too
+    page.click("main button[type=submit]")  # the sidebar has a sign-out button too
     page.wait_for_url("**/account/mfa/recovery-codes/?next=%2Fadmin%2F")
     assert page.locator("#recovery-codes li").count() == 10
     with page.expect_download() as download_info:
@@ -49,5 +49,5 @@ def test_staff_without_authenticator_is_forced_to_enroll_by_typing_the_manual_ke
     assert download_info.value.suggested_filename == "opsdeck-recovery-codes.txt"
     page.click("text=I have saved these codes")
     page.wait_for_url(live_server.url + "/admin/")
-    assert page.locator("#site-name").inner_text() == "Opsdeck administration"
+    assert page.locator("#site-name").inner_text() == "Opsdeck"
     page.close()

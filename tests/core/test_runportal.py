@@ -82,7 +82,7 @@ def test_embedded_portal_serves_admin_and_runs_beat_and_worker_in_process(embedd
         password=ADMIN["OPSDECK_ADMIN_PASSWORD"],
         key_hex=ADMIN_TOTP_KEY,
     )
-    assert page.locator("#site-name").inner_text() == "Opsdeck administration"
+    assert page.locator("#site-name").inner_text() == "Opsdeck"
 
     # Beat (database scheduler) sent the one-off entry; the embedded worker ran it.
     beat_runs = _wait_for_runs(page, portal, 1, "maintenance.session_clear_expired")
@@ -95,7 +95,7 @@ def test_embedded_portal_serves_admin_and_runs_beat_and_worker_in_process(embedd
     page.locator("tr", has_text="Clear expired sessions").locator("input.action-select").check()
     page.select_option("select[name=action]", "run_tasks")
     page.click("button[name=index]")
-    assert "1 task was successfully run" in page.locator("ul.messagelist").inner_text()
+    assert "1 task was successfully run" in page.locator("#main").inner_text()
     runs = _wait_for_runs(page, portal, 2, "maintenance.session_clear_expired")
     assert [run["status"] for run in runs] == ["succeeded", "succeeded"]
     assert runs[0]["message"] == "Deleted 0 expired session(s)."

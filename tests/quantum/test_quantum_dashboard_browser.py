@@ -82,6 +82,7 @@ def test_submitted_ghz_row_goes_queued_running_completed_live_and_job_page_shows
 
     page.click("#submit-job button[type=submit]")
     job_id = _submitted_job_id(page)
+    expect(page.locator("#submit-result a")).to_have_attribute("href", f"/dashboard/jobs/{job_id}/")
     row = page.locator(f'#jobs-body tr[data-job-id="{job_id}"]')
     expect(row.locator('[data-field="status"] .badge')).to_have_text("completed", timeout=30_000)
 

@@ -79,6 +79,23 @@ def test_operator_does_not_see_another_operators_jobs(client, operator_user):
     assert job.status == JobStatus.QUEUED
 
 
+def test_dashboard_puts_jobs_first_and_says_when_there_are_none(client, operator_user):
+    client.force_login(operator_user)
+    page = client.get("/dashboard/").content.decode()
+    assert page.index('id="status-counts"') < page.index(SUBMIT_FORM) < page.index('id="recent-jobs"')
+    assert page.index('id="recent-jobs"') < page.index('id="jobs-chart"')
+    assert '<p id="no-jobs" class="empty-state">No jobs yet.' in page
+    assert '<p id="chart-empty" class="empty-state">No job finished in the last 30 minutes' in page
+
+
+def test_chart_empty_state_is_hidden_once_a_job_finished(client, operator_user):
+    _finish(_job(operator_user), JobStatus.COMPLETED)
+    client.force_login(operator_user)
+    page = client.get("/dashboard/").content.decode()
+    assert '<p id="no-jobs" class="empty-state" hidden>' in page
+    assert '<p id="chart-empty" class="empty-state" hidden>' in page
+
+
 def test_status_counts_answer_what_the_user_may_see(client, viewer_user, operator_user):
     _job(operator_user)
     _finish(_job(operator_user), JobStatus.FAILED, error="boom")

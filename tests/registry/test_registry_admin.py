@@ -99,16 +99,16 @@ def test_lists_of_models_versions_and_jobs_load_without_a_full_count(admin_clien
     listed = {row.name: row for row in admin_client.get(MODELS_URL).context["cl"].result_list}
     assert (listed["sentiment"].versions_count, listed["empty-model"].versions_count) == (2, 0)
     models_page = admin_client.get(MODELS_URL).content.decode()
-    assert '<td class="field-production">v1</td><td class="field-staging">v2</td>' in models_page
+    assert re.search(r'<td class="field-production[^>]*>v1</td>\s*<td class="field-staging[^>]*>v2</td>', models_page)
     assert [row.id for row in admin_client.get(MODELS_URL, {"q": "empty"}).context["cl"].result_list] == [
         RegisteredModel.objects.get(name="empty-model").pk
     ]
     assert len(admin_client.get(MODELS_URL, {"task__exact": "fill-mask"}).context["cl"].result_list) == 0
 
     versions_page = admin_client.get(VERSIONS_URL).content.decode()
-    assert '<td class="field-aliases_list">staging</td>' in versions_page
+    assert re.search(r'<td class="field-aliases_list[^>]*>staging</td>', versions_page)
     jobs_page = admin_client.get(JOBS_URL).content.decode()
-    assert '<td class="field-progress">0 / 3 (0%)</td>' in jobs_page
+    assert re.search(r'<td class="field-progress[^>]*>0 / 3 \(0%\)</td>', jobs_page)
     assert f"{job.pk}</a>" in jobs_page
     evaluations = admin_client.get(JOBS_URL, {"kind__exact": "evaluation", "q": "sentiment"}).context["cl"]
     assert [row.pk for row in evaluations.result_list] == [job.pk]
