@@ -94,8 +94,7 @@ def test_try_it_alias_move_and_an_evaluation_job_completing_live(
     page.fill("#try-it-texts", "\n".join(f"text {index}" for index in range(65)))
     page.click("#try-it-form button[type=submit]")
     expect(page.locator("#try-it-error")).to_have_text(
-        "65 inputs; a synchronous prediction takes at most 64. "
-        "Use an inference job for more."
+        "65 inputs; a synchronous prediction takes at most 64. Use an inference job for more."
     )
     page.fill("#try-it-texts", "the service is great and fast\nthe queue is stuck again")
     page.select_option("#try-it-target", "alias:staging")
