@@ -12,16 +12,6 @@
   const written = document.getElementById("job-written");
   const error = document.getElementById("job-error");
 
-  function size(bytes) {
-    const units = ["bytes", "KB", "MB", "GB", "TB"];
-    let value = bytes;
-    let unit = 0;
-    while (value >= 1024 && unit < units.length - 1) {
-      value /= 1024;
-      unit += 1;
-    }
-    return (unit ? value.toFixed(1) : String(value)) + "\u00a0" + units[unit]; // as Django's filesizeformat
-  }
 
   live.liveSocket(root.dataset.socketPath, {
     open: function () {},
@@ -31,7 +21,7 @@
       root.dataset.updatedAt = message.updated_at || "";
       live.setBadge(badge, message.status);
       const bytes = message.progress && message.progress.bytes_written;
-      if (written && bytes) written.textContent = size(bytes);
+      if (written && bytes) written.textContent = window.OpsdeckFormat.fileSize(bytes);
       error.textContent = message.error || "";
       error.hidden = !message.error;
       if (finished.has(message.status)) window.location.reload();

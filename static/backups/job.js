@@ -8,16 +8,6 @@
   const written = document.querySelector(".field-written .readonly");
   let delay = 1000;
 
-  function size(bytes) {
-    const units = ["bytes", "KB", "MB", "GB", "TB"];
-    let value = bytes;
-    let unit = 0;
-    while (value >= 1024 && unit < units.length - 1) {
-      value /= 1024;
-      unit += 1;
-    }
-    return (unit ? value.toFixed(1) : String(value)) + "\u00a0" + units[unit]; // as Django's filesizeformat
-  }
 
   function show(update) {
     if (FINISHED.includes(update.status)) {
@@ -26,7 +16,7 @@
     }
     if (status) status.textContent = update.status.charAt(0).toUpperCase() + update.status.slice(1);
     const bytes = update.progress && update.progress.bytes_written;
-    if (written && bytes) written.textContent = size(bytes);
+    if (written && bytes) written.textContent = window.OpsdeckFormat.fileSize(bytes);
   }
 
   function connect() {

@@ -26,17 +26,6 @@
     return template.replace("/0/", "/" + id + "/");
   }
 
-  function humanSize(bytes) {
-    if (bytes === null || bytes === undefined) return "";
-    const units = ["bytes", "KB", "MB", "GB", "TB"];
-    let value = bytes;
-    let unit = 0;
-    while (value >= 1024 && unit < units.length - 1) {
-      value /= 1024;
-      unit += 1;
-    }
-    return (unit === 0 ? value : value.toFixed(1)) + " " + units[unit];
-  }
 
   function cell(row, name) {
     return row.querySelector('[data-cell="' + name + '"]');
@@ -81,7 +70,7 @@
       cell(row, "progress").querySelector("progress").value = percent;
       cell(row, "progress").querySelector(".percent").textContent = percent + " %";
     }
-    cell(row, "size").textContent = humanSize(progress.size_bytes);
+    cell(row, "size").textContent = window.OpsdeckFormat.fileSize(progress.size_bytes);
     setCode(cell(row, "sha256"), progress.sha256);
     setCode(cell(row, "fingerprint"), progress.key_fingerprint);
     const files = cell(row, "files");

@@ -99,7 +99,7 @@ def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
     row = _row(page, body["id"])
     expect(row.locator(".report-status")).to_have_text("Completed", timeout=30_000)
     expect(row.locator(".percent")).to_have_text("100 %")
-    expect(row.locator('[data-cell="size"]')).to_have_text(re.compile(r"\d+(\.\d)? (bytes|KB)"))
+    expect(row.locator('[data-cell="size"]')).to_have_text(re.compile(r"\d+(\.\d)?\s(bytes|KB)"))
     expect(row.locator('[data-cell="fingerprint"] code')).to_have_attribute("title", fingerprint)
     assert page.evaluate("window.__sockets.length") == 1  # never reconnected, never reloaded
 
