@@ -53,11 +53,6 @@ MONTHLY_FORMAT = ReportFormat.PDF
 CLOCK_SKEW = timedelta(seconds=60)
 # Rows between two looks at the progress (published at most twice a second) and at a cancel.
 PROGRESS_ROWS = 1000
-PERIOD_PRESETS = {
-    "last_month": "Last month",
-    "last_quarter": "Last quarter",
-    "last_year": "Last year",
-}
 MANIFEST_SUFFIX = ".manifest.json"
 
 
@@ -86,22 +81,34 @@ def previous_month(*, now: datetime | None = None) -> tuple[datetime, datetime]:
     return start, end
 
 
-def period_preset(preset: str, *, now: datetime | None = None) -> tuple[datetime, datetime]:
-    """The period of a preset of the officer's page: the previous calendar month, quarter or year (UTC)."""
+def _previous_quarter(today: date) -> tuple[date, date]:
+    first_month = 3 * ((today.month - 1) // 3) + 1
+    end = date(today.year, first_month, 1)
+    start_month, start_year = first_month - 3, today.year
+    if start_month < 1:
+        start_month, start_year = start_month + 12, start_year - 1
+    return date(start_year, start_month, 1), end - timedelta(days=1)
+
+
+# The preset the officer's page starts with: the period the monthly schedule covers.
+DEFAULT_PERIOD_PRESET = "previous_month"
+
+
+def period_presets(*, now: datetime | None = None) -> dict[str, tuple[str, date, date]]:
+    """The officer's page's period presets: name -> (label, first day, last day), both days included (UTC).
+
+    The page only fills its two date fields with them; the dates then go through ``period_from_dates`` and the
+    request's validation like any others.
+    """
     now = (now or timezone.now()).astimezone(UTC)
-    if preset == "last_month":
-        return previous_month(now=now)
-    if preset == "last_quarter":
-        first_month = 3 * ((now.month - 1) // 3) + 1
-        end = _midnight(date(now.year, first_month, 1))
-        start_month, start_year = first_month - 3, now.year
-        if start_month < 1:
-            start_month, start_year = start_month + 12, start_year - 1
-        return _midnight(date(start_year, start_month, 1)), end
-    if preset == "last_year":
-        return _midnight(date(now.year - 1, 1, 1)), _midnight(date(now.year, 1, 1))
-    choices = ", ".join(PERIOD_PRESETS)
-    raise ReportError(f"Unknown period {preset!r}: choose one of {choices} or custom dates.", "period")
+    today = now.date()
+    month_start, month_end = previous_month(now=now)
+    return {
+        "last_7_days": ("Last 7 days", today - timedelta(days=6), today),
+        "last_30_days": ("Last 30 days", today - timedelta(days=29), today),
+        "last_quarter": ("Last quarter", *_previous_quarter(today)),
+        DEFAULT_PERIOD_PRESET: ("Previous calendar month", month_start.date(), month_end.date() - timedelta(days=1)),
+    }
 
 
 def period_from_dates(start: date, end: date, *, now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -470,20 +477,37 @@ def _failure_message(exc: BaseException) -> str:
 # --- Download
 
 
+def _require_completed(report: Report, actor, *, has: str, present) -> None:
+    if not selectors.report_access_allowed(actor):
+        raise NotPermitted("Only compliance officers and administrators may download reports.")
+    if report.status != JobStatus.COMPLETED or not present:
+        raise ReportError(
+            f"Report #{report.pk} is {report.get_status_display().lower()}: only a completed report has {has}.",
+            "status",
+            status=409,
+        )
+
+
+def report_manifest(*, report: Report, actor) -> dict:
+    """A completed report's signed manifest for ``actor`` (the file's SHA-256, the signature, the key's
+    fingerprint, the audit head hash, the row counts); audits the hand-out. Same refusals as ``report_download``."""
+    _require_completed(report, actor, has="a manifest", present=report.manifest)
+    event_record(
+        action="compliance.report.manifest_downloaded",
+        actor=actor,
+        obj=report,
+        changes={"sha256": report.sha256, "file": report.file.name},
+    )
+    return report.manifest
+
+
 def report_download(*, report: Report, actor):
     """Open a completed report's file for ``actor``; returns ``(file, filename)`` and audits the download.
 
     Compliance officers and administrators only (``PermissionError``); a report without a file is a
     ``ReportError``. The caller checks the sudo window: that is a property of the session, not of the report.
     """
-    if not selectors.report_access_allowed(actor):
-        raise NotPermitted("Only compliance officers and administrators may download reports.")
-    if report.status != JobStatus.COMPLETED or not report.file:
-        raise ReportError(
-            f"Report #{report.pk} is {report.get_status_display().lower()}: only a completed report has a file.",
-            "status",
-            status=409,
-        )
+    _require_completed(report, actor, has="a file", present=report.file)
     try:
         handle = report.file.storage.open(report.file.name, "rb")
     except FileNotFoundError:

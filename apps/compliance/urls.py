@@ -8,5 +8,7 @@ app_name = "compliance_page"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("reports/<int:pk>/", views.detail, name="detail"),
+    path("reports/<int:pk>/manifest/", views.manifest, name="manifest"),
     path("reports/<int:pk>/download/", views.download, name="download"),
 ]

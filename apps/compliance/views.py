@@ -1,7 +1,9 @@
-"""The compliance officer's page at /compliance/: request a report, watch it, download it.
+"""The compliance officer's page at /compliance/: request a report, watch it, read its signed manifest, download it.
 
 Thin doors: the form's values go to ``services.report_request`` (whose messages become form errors), the
 download through ``services.report_download``; both need sudo mode with a fresh authenticator code, as in the API.
+The manifest goes out through ``services.report_manifest`` (audited; without sudo, as in the API: it holds
+hashes, counts and summaries, not the evidence's rows).
 """
 
 from __future__ import annotations
@@ -21,41 +23,39 @@ from django.views.decorators.http import require_http_methods, require_safe
 from apps.accounts.sudo import sudo_redirect, sudo_second_factor_fresh
 from apps.core.queueing import QueueUnavailable
 from apps.core.storage import StorageUnavailable
+from apps.jobs.choices import JobStatus
 
 from . import selectors, services
-from .api.views import report_file_response
+from .api.views import report_file_response, report_manifest_response
 from .choices import ReportFormat, ReportKind
 
 RECENT_REPORTS = 50
-CUSTOM = "custom"
 TEMPLATE = "compliance/index.html"
 
 
 class ReportForm(forms.Form):
     kind = forms.ChoiceField(choices=ReportKind.choices)
-    period = forms.ChoiceField(choices=[*services.PERIOD_PRESETS.items(), (CUSTOM, "Custom dates")])
-    start_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
-    end_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To (included)")
+    start_date = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}),
+        label="From",
+        error_messages={"required": "Pick the first day of the period."},
+    )
+    end_date = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}),
+        label="To (included)",
+        error_messages={"required": "Pick the last day of the period."},
+    )
     format = forms.ChoiceField(choices=ReportFormat.choices, initial=ReportFormat.PDF)
     username = forms.CharField(required=False, help_text="Data-subject export: whose data.")
     action_prefix = forms.CharField(required=False, help_text="Audit trail: only actions starting with this.")
     actor = forms.CharField(required=False, help_text="Audit trail: only events by this username.")
 
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("period") == CUSTOM:
-            start, end = cleaned.get("start_date"), cleaned.get("end_date")
-            if start is None:
-                self.add_error("start_date", "Pick the first day of the period.")
-            if end is None:
-                self.add_error("end_date", "Pick the last day of the period.")
-        return cleaned
+    def other_fields(self) -> list:
+        """The fields after the period, which the page lays out with its presets."""
+        return [self[name] for name in self.fields if name not in ("kind", "start_date", "end_date")]
 
     def period_bounds(self) -> tuple:
-        data = self.cleaned_data
-        if data["period"] == CUSTOM:
-            return services.period_from_dates(data["start_date"], data["end_date"])
-        return services.period_preset(data["period"])
+        return services.period_from_dates(self.cleaned_data["start_date"], self.cleaned_data["end_date"])
 
     def filters(self) -> dict:
         names = services.ALLOWED_FILTERS.get(self.cleaned_data["kind"], ())
@@ -63,7 +63,7 @@ class ReportForm(forms.Form):
 
 
 # Where a service error about a parameter shows on the form.
-FORM_FIELDS = {"period_start": "start_date", "period_end": "end_date", "filters": None, "period": "period"}
+FORM_FIELDS = {"period_start": "start_date", "period_end": "end_date", "filters": None}
 
 
 def _require_officer(request) -> None:
@@ -76,6 +76,7 @@ def _page(request, form: ReportForm, *, status: int = 200):
 
     context = {
         "form": form,
+        "period_presets": services.period_presets(),
         "reports": selectors.reports_recent(request.user, limit=RECENT_REPORTS),
         "recent_reports": RECENT_REPORTS,
         "sudo_fresh": sudo_second_factor_fresh(request),
@@ -94,8 +95,10 @@ def index(request):
     _require_officer(request)
     if request.method != "POST":
         # Coming back from re-authentication, the form keeps what was picked.
-        initial = {name: request.GET[name] for name in ReportForm.base_fields if name in request.GET}
-        return _page(request, ReportForm(initial=initial or None))
+        _, start, end = services.period_presets()[services.DEFAULT_PERIOD_PRESET]
+        initial = {"start_date": start, "end_date": end}
+        initial |= {name: request.GET[name] for name in ReportForm.base_fields if name in request.GET}
+        return _page(request, ReportForm(initial=initial))
     form = ReportForm(request.POST)
     if not sudo_second_factor_fresh(request):
         messages.warning(
@@ -148,3 +151,36 @@ def download(request, pk: int):
         messages.error(request, exc.message)
         return redirect("compliance_page:index")
     return report_file_response(report, file, filename)
+
+
+@login_required
+@require_safe
+def detail(request, pk: int):
+    """One report: its status and, once completed, its signed manifest as a table with the downloads."""
+    _require_officer(request)
+    report = get_object_or_404(selectors.reports_visible_to(request.user), pk=pk)
+    manifest = report.manifest if report.status == JobStatus.COMPLETED else None
+    summaries = (manifest or {}).get("summaries", {})
+    context = {
+        "report": report,
+        "manifest": manifest,
+        # Each section's rows and its summary's facts side by side (a template cannot look a dict up by a name).
+        "sections": [
+            (name, rows, summaries.get(name, {})) for name, rows in (manifest or {}).get("row_counts", {}).items()
+        ],
+        "sudo_window": settings.SUDO_WINDOW_MINUTES,
+    }
+    return render(request, "compliance/detail.html", context)
+
+
+@login_required
+@require_safe
+def manifest(request, pk: int):
+    """The signed manifest as a .json file, to verify the report's file elsewhere (audited)."""
+    _require_officer(request)
+    report = get_object_or_404(selectors.reports_visible_to(request.user), pk=pk)
+    try:
+        return report_manifest_response(report, request.user)
+    except services.ReportError as exc:
+        messages.error(request, exc.message)
+        return redirect("compliance_page:detail", report.pk)

@@ -31,10 +31,12 @@
     return row.querySelector('[data-cell="' + name + '"]');
   }
 
+  // A hash or fingerprint shows its first 12 characters; the whole value is in the title (and on the report's page).
   function setCode(target, value) {
+    if (!value) return;
     const code = target.querySelector("code") || target.appendChild(document.createElement("code"));
-    code.textContent = (value || "").slice(0, 16);
-    code.title = value || "";
+    code.textContent = value.slice(0, 12) + "…";
+    code.title = value;
   }
 
   function rowFor(id, name) {
@@ -44,7 +46,9 @@
     if (empty) empty.remove();
     row = document.getElementById("report-row-template").content.firstElementChild.cloneNode(true);
     row.dataset.reportId = id;
-    cell(row, "id").textContent = id;
+    const link = cell(row, "id").appendChild(document.createElement("a"));
+    link.href = idUrl(root.dataset.reportUrl, id);
+    link.textContent = id;
     cell(row, "name").textContent = name || "";
     table.tBodies[0].prepend(row);
     return row;
@@ -125,22 +129,34 @@
     });
   }
 
-  // Only the filters of the chosen kind, and the dates only for a custom period.
+  // Only the filters of the chosen kind; a period preset fills the two dates and shows as pressed while they match.
   const form = document.getElementById("report-form");
   function showFields() {
     const kind = form.elements.kind.value;
-    const custom = form.elements.period.value === "custom";
     ["action_prefix", "actor", "username"].forEach(function (name) {
       form.querySelector('[data-field="' + name + '"]').hidden = !(FILTERS_OF_KIND[kind] || []).includes(name);
     });
-    ["start_date", "end_date"].forEach(function (name) {
-      form.querySelector('[data-field="' + name + '"]').hidden = !custom;
+  }
+  function markPreset() {
+    form.querySelectorAll("button[data-preset]").forEach(function (button) {
+      const matches =
+        button.dataset.start === form.elements.start_date.value && button.dataset.end === form.elements.end_date.value;
+      button.setAttribute("aria-pressed", String(matches));
     });
   }
   if (form) {
     form.elements.kind.addEventListener("change", showFields);
-    form.elements.period.addEventListener("change", showFields);
+    form.querySelectorAll("button[data-preset]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        form.elements.start_date.value = button.dataset.start;
+        form.elements.end_date.value = button.dataset.end;
+        markPreset();
+      });
+    });
+    form.elements.start_date.addEventListener("input", markPreset);
+    form.elements.end_date.addEventListener("input", markPreset);
     showFields();
+    markPreset();
   }
 
   connect(FIRST_RETRY_MS);

@@ -116,7 +116,7 @@ def test_report_page_with_the_last_possible_day_is_a_form_error(client, complian
 
     response = client.post(
         "/compliance/",
-        {"kind": "usage", "period": "custom", "format": "pdf", "start_date": start, "end_date": "9999-12-31"},
+        {"kind": "usage", "format": "pdf", "start_date": start, "end_date": "9999-12-31"},
     )
 
     assert response.status_code == 400

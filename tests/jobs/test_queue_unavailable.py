@@ -299,7 +299,10 @@ def test_report_asked_for_on_the_compliance_page_while_the_broker_is_down_is_a_f
     client = Client()
     sudo_force_login(client, compliance_user)
 
-    response = client.post("/compliance/", {"kind": "mfa_coverage", "period": "last_month", "format": "json"})
+    response = client.post(
+        "/compliance/",
+        {"kind": "mfa_coverage", "start_date": "2025-01-01", "end_date": "2025-01-31", "format": "json"},
+    )
 
     assert response.status_code == 200
     assert response.context["form"].non_field_errors() == [

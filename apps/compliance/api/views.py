@@ -8,7 +8,7 @@ refused): evidence about every account leaves the portal only after a fresh seco
 
 from types import SimpleNamespace
 
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -23,15 +23,14 @@ from rest_framework.views import APIView
 
 from apps.accounts.api.sudo import require_fresh_second_factor
 from apps.core.api.downloads import DownloadNegotiation
-from apps.core.api.errors import Conflict, ServiceUnavailable
+from apps.core.api.errors import ServiceUnavailable
 from apps.core.api.schema import QUEUE_UNAVAILABLE, ApiErrorSerializer
 from apps.core.responses import StreamedFileResponse
 from apps.jobs.api import cancel_schema
-from apps.jobs.choices import JobStatus
 
 from ..models import Report
 from ..selectors import report_access_allowed, reports_visible_to
-from ..services import report_cancel, report_download, report_request
+from ..services import report_cancel, report_download, report_manifest, report_request
 from .serializers import ReportDetailSerializer, ReportRequestSerializer, ReportSerializer
 
 CONTENT_TYPES = {"pdf": "application/pdf", "json": "application/json", "csv": "text/csv", "zip": "application/zip"}
@@ -48,6 +47,14 @@ def report_file_response(report: Report, file, filename: str) -> StreamedFileRes
     )
     response["X-Report-SHA256"] = report.sha256
     response["X-Report-Key-Fingerprint"] = report.key_fingerprint
+    return response
+
+
+def report_manifest_response(report: Report, actor) -> JsonResponse:
+    """A completed report's signed manifest as a ``.json`` attachment named after the report's file (audited)."""
+    manifest = report_manifest(report=report, actor=actor)
+    response = JsonResponse(manifest, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="{manifest.get("file_name", report.pk)}.manifest.json"'
     return response
 
 
@@ -165,16 +172,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     )
     @action(detail=True, methods=["get"])
     def manifest(self, request, pk=None):
-        report = self.get_object()
-        if report.status != JobStatus.COMPLETED or not report.manifest:
-            raise Conflict(
-                f"Report #{report.pk} is {report.get_status_display().lower()}: only a completed report has a manifest."
-            )
-        response = Response(report.manifest)
-        response["Content-Disposition"] = (
-            f'inline; filename="{report.manifest.get("file_name", report.pk)}.manifest.json"'
-        )
-        return response
+        return report_manifest_response(self.get_object(), request.user)
 
     @cancel_schema(
         ReportDetailSerializer,
