@@ -1,11 +1,14 @@
 """The compliance page in headless Chromium against the real ASGI app, Redis channel layer and a Celery worker:
-an officer signs in with a code, generates a report from the form, watches reports complete live, and downloads
-a file whose signature verifies with only the public key."""
+an officer signs in with a code, picks a period, generates a report from the form, watches reports complete live,
+reads a report's signed manifest on its page, copies its key fingerprint, and downloads a file and a manifest whose
+signature verifies with only the public key."""
 
 import base64
 import hashlib
 import json
 import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -29,6 +32,10 @@ window.WebSocket = class extends NativeWebSocket {
 };
 """
 SOCKET_OPEN = "() => window.__sockets.length > 0 && window.__sockets.at(-1).readyState === 1"
+CLIPBOARD = "() => navigator.clipboard.readText()"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
 
 
 @pytest.fixture
@@ -46,12 +53,26 @@ def _row(page, report_id):
     return page.locator(f'tr[data-report-id="{report_id}"]')
 
 
+def _photograph(page, name: str) -> None:
+    """Screenshots at both widths (var/screenshots/, git-ignored); the phone's must not scroll sideways."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width_name, viewport in VIEWPORTS.items():
+        page.set_viewport_size(viewport)
+        page.screenshot(path=SCREENSHOTS / f"compliance-{name}-{width_name}.png", full_page=True)
+        if width_name == "phone":
+            assert page.evaluate(NO_SIDEWAYS_SCROLL), f"{name} scrolls sideways at 390 px"
+    page.set_viewport_size(VIEWPORTS["desktop"])
+
+
 def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
     asgi_live_server, celery_worker, report_storage, compliance_user, officer_key, password, chromium
 ):
     fingerprint = key_fingerprint()
     start, end = previous_month()
-    page = chromium.new_page()
+    context = chromium.new_context(
+        permissions=["clipboard-read", "clipboard-write"], viewport=VIEWPORTS["desktop"], accept_downloads=True
+    )
+    page = context.new_page()
     page.add_init_script(SOCKET_RECORDER)
     page.goto(asgi_live_server + "/compliance/")
     page.wait_for_url("**/accounts/login/?next=/compliance/")
@@ -65,14 +86,22 @@ def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
     )
     expect(page.locator("#key-fingerprint")).to_have_text(fingerprint)
 
-    # The form shows only what the chosen kind and period need.
+    # The form shows only the filters the chosen kind understands; presets fill the two dates (UTC days).
     expect(page.locator('[data-field="action_prefix"]')).to_be_hidden()
     page.select_option("#id_kind", "audit_trail")
     expect(page.locator('[data-field="action_prefix"]')).to_be_visible()
-    page.select_option("#id_period", "custom")
-    expect(page.locator('[data-field="start_date"]')).to_be_visible()
+    expect(page.locator("#id_start_date")).to_have_value(f"{start:%Y-%m-%d}")
+    expect(page.locator("#id_end_date")).to_have_value(f"{(end - timedelta(days=1)):%Y-%m-%d}")
+    expect(page.locator('[data-preset="previous_month"]')).to_have_attribute("aria-pressed", "true")
+    page.click("text=Last 7 days")
+    today = datetime.now(UTC).date()
+    expect(page.locator("#id_start_date")).to_have_value(f"{today - timedelta(days=6):%Y-%m-%d}")
+    expect(page.locator("#id_end_date")).to_have_value(f"{today:%Y-%m-%d}")
+    expect(page.locator('[data-preset="last_7_days"]')).to_have_attribute("aria-pressed", "true")
+    expect(page.locator('[data-preset="previous_month"]')).to_have_attribute("aria-pressed", "false")
+    _photograph(page, "index")
 
-    # A custom period that ends before it starts is refused on the form, naming the problem.
+    # A period that ends before it starts is refused on the form, naming the problem.
     page.fill("#id_start_date", "2025-03-10")
     page.fill("#id_end_date", "2025-03-01")
     page.click("#report-generate")
@@ -81,7 +110,7 @@ def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
 
     # Generating from the form: the page comes back with the report queued, which then completes.
     page.select_option("#id_kind", "access_review")
-    page.select_option("#id_period", "last_month")
+    page.click("text=Previous calendar month")
     page.select_option("#id_format", "csv")
     page.click("#report-generate")
     page.wait_for_url(asgi_live_server + "/compliance/")
@@ -117,3 +146,21 @@ def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
     serialization.load_pem_public_key(public_pem).verify(
         base64.b64decode(manifest["signature"]), manifest_signed_bytes(manifest)
     )
+
+    # The report's page: the manifest as a table, hashes shortened with the whole value to hover and copy.
+    page.click(f'tr[data-report-id="{body["id"]}"] [data-cell="id"] a')
+    page.wait_for_url(f"{asgi_live_server}/compliance/reports/{body['id']}/")
+    shown = page.locator("#report-manifest .hash").filter(has=page.locator("#manifest-fingerprint"))
+    expect(shown.locator("code")).to_have_text(fingerprint[:12] + "…")
+    expect(shown.locator("code")).to_have_attribute("title", fingerprint)
+    expect(page.locator("#report-manifest")).to_contain_text(manifest["file_name"])
+    expect(page.locator("#report-verify")).to_contain_text("python manage.py report verify <file> <manifest>")
+    shown.locator("button").click()
+    expect(shown.locator("button")).to_have_text("Copied")
+    assert page.evaluate(CLIPBOARD) == fingerprint
+    _photograph(page, "report")
+
+    with page.expect_download() as manifest_download:
+        page.click("#manifest-download")
+    assert manifest_download.value.suggested_filename == f"{manifest['file_name']}.manifest.json"
+    assert json.loads(manifest_download.value.path().read_bytes()) == manifest
