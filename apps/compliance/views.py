@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_http_methods, require_safe
 
 from apps.accounts.sudo import sudo_redirect, sudo_second_factor_fresh
@@ -164,6 +165,7 @@ def detail(request, pk: int):
     context = {
         "report": report,
         "manifest": manifest,
+        "generated_at": parse_datetime(manifest["generated_at"]) if manifest else None,
         # Each section's rows and its summary's facts side by side (a template cannot look a dict up by a name).
         "sections": [
             (name, rows, summaries.get(name, {})) for name, rows in (manifest or {}).get("row_counts", {}).items()
