@@ -39,6 +39,32 @@
     code.title = value;
   }
 
+  function optionLabel(select, value) {
+    const option = Array.from(select.options).find((item) => item.value === value);
+    return option ? option.textContent : value;
+  }
+
+  // The API's date-times are UTC ISO 8601; the rows show them to the minute, as the server renders them.
+  function utcMinute(iso) {
+    return iso ? iso.slice(0, 16).replace("T", " ") : "";
+  }
+
+  // A row added live knows only the report's name until the API's detail tells what was asked.
+  function describe(row, detail) {
+    const form = document.getElementById("report-form");
+    cell(row, "name").textContent = optionLabel(form.elements.kind, detail.kind);
+    cell(row, "period").textContent = utcMinute(detail.period_start) + " – " + utcMinute(detail.period_end);
+    cell(row, "format").textContent = optionLabel(form.elements.format, detail.format);
+    cell(row, "owner").textContent = detail.requested_by || "schedule";
+    cell(row, "created").textContent = utcMinute(detail.created_at);
+  }
+
+  function withDetail(id, then) {
+    fetch(idUrl(root.dataset.detailUrl, id), { headers: { Accept: "application/json" } })
+      .then((response) => (response.ok ? response.json() : null))
+      .then((detail) => detail && then(detail));
+  }
+
   function rowFor(id, name) {
     let row = table.querySelector('tr[data-report-id="' + id + '"]');
     if (row) return row;
@@ -51,6 +77,8 @@
     link.textContent = id;
     cell(row, "name").textContent = name || "";
     table.tBodies[0].prepend(row);
+    // Only what was asked: the status may have moved on since the detail was read, and events keep it current.
+    withDetail(id, (detail) => describe(row, detail));
     return row;
   }
 
@@ -96,9 +124,7 @@
   function resync() {
     table.querySelectorAll("tr[data-report-id]").forEach(function (row) {
       if (!row.dataset.reportId || FINISHED.some((status) => row.classList.contains("status-" + status))) return;
-      fetch(idUrl(root.dataset.detailUrl, row.dataset.reportId), { headers: { Accept: "application/json" } })
-        .then((response) => (response.ok ? response.json() : null))
-        .then((detail) => detail && update(detail));
+      withDetail(row.dataset.reportId, update);
     });
   }
 
