@@ -31,7 +31,7 @@
     return row.querySelector('[data-cell="' + name + '"]');
   }
 
-  // A hash or fingerprint shows its first 12 characters; the whole value is in the title (and on the report's page).
+  // A hash shows its first 12 characters; the whole value is in the title (and on the report's page, to copy).
   function setCode(target, value) {
     if (!value) return;
     const code = target.querySelector("code") || target.appendChild(document.createElement("code"));
@@ -104,7 +104,6 @@
     }
     cell(row, "size").textContent = window.OpsdeckFormat.fileSize(progress.size_bytes);
     setCode(cell(row, "sha256"), progress.sha256);
-    setCode(cell(row, "fingerprint"), progress.key_fingerprint);
     const files = cell(row, "files");
     if (data.status === "completed" && !files.querySelector("a")) {
       const download = files.appendChild(document.createElement("a"));

@@ -73,7 +73,7 @@ def test_page_shows_the_form_and_past_reports_to_a_compliance_officer(client, co
     assert f"/compliance/reports/{completed.pk}/download/" in page
     assert f'<a href="/compliance/reports/{completed.pk}/">' in page
     assert "2.0\xa0KB" in page
-    assert f'<code title="{"cd" * 32}">cdcdcdcdcdcd…</code>' in page
+    assert f'<code title="{"ab" * 32}">abababababab…</code>' in page
     # The shell's look (one for the portal and the admin), the page marked in the sidebar, and the live script.
     assert "unfold/css/styles.css" in page
     assert '<a href="/compliance/" aria-current="page"' in page
