@@ -263,3 +263,16 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+# axe-core (tests/browser_assets) and the page function that lists its serious and critical violations.
+AXE = PROJECT_DIR / "tests" / "browser_assets" / "axe.min.js"
+AXE_SERIOUS = """async () => {
+  const results = await axe.run(document, {resultTypes: ["violations"]});
+  return results.violations
+    .filter((violation) => ["serious", "critical"].includes(violation.impact))
+    .map((violation) => {
+      const where = violation.nodes.slice(0, 3).map((node) => node.target.join(" "));
+      return `${violation.id}: ${violation.help} at ${where.join(", ")}`;
+    });
+}"""

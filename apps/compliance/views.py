@@ -17,7 +17,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_http_methods, require_safe
 
@@ -84,7 +83,6 @@ def _page(request, form: ReportForm, *, status: int = 200):
         "sudo_window": settings.SUDO_WINDOW_MINUTES,
         "max_period_days": settings.REPORT_MAX_PERIOD_DAYS,
         "key_fingerprint": key_fingerprint(),
-        "today": timezone.now().date(),
     }
     return render(request, TEMPLATE, context, status=status)
 

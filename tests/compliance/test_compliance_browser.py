@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from apps.compliance.services import previous_month
 from apps.compliance.signing import key_fingerprint
-from tests.helpers import PAGE_POST_JSON, manifest_signed_bytes
+from tests.helpers import AXE, AXE_SERIOUS, PAGE_POST_JSON, manifest_signed_bytes
 from tests.mfa import browser_sign_in, totp_device_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -54,7 +54,10 @@ def _row(page, report_id):
 
 
 def _photograph(page, name: str) -> None:
-    """Screenshots at both widths (var/screenshots/, git-ignored); the phone's must not scroll sideways."""
+    """Screenshots at both widths (var/screenshots/, git-ignored); the phone's must not scroll sideways, and the
+    page has no serious or critical axe-core violation."""
+    page.add_script_tag(path=str(AXE))
+    assert page.evaluate(AXE_SERIOUS) == [], name
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for width_name, viewport in VIEWPORTS.items():
         page.set_viewport_size(viewport)

@@ -16,24 +16,15 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from apps.quantum.services import JobSpec, job_submit
+from tests.helpers import AXE, AXE_SERIOUS
 from tests.mfa import otp_force_login, totp_device_create
 from tests.quantum_circuits import ghz_qasm2
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-AXE = Path(__file__).resolve().parents[1] / "browser_assets" / "axe.min.js"
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
-AXE_SERIOUS = """async () => {
-  const results = await axe.run(document, {resultTypes: ["violations"]});
-  return results.violations
-    .filter((violation) => ["serious", "critical"].includes(violation.impact))
-    .map((violation) => {
-      const where = violation.nodes.slice(0, 3).map((node) => node.target.join(" "));
-      return `${violation.id}: ${violation.help} at ${where.join(", ")}`;
-    });
-}"""
 # A link's title, without its icon's ligature (hidden from screen readers too).
 LINK_TEXTS = """(selector) => [...document.querySelectorAll(selector)]
   .map((link) => link.querySelector("span:not([aria-hidden])").textContent.trim())"""

@@ -162,7 +162,8 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return report_file_response(report, file, filename)
 
     @extend_schema(
-        summary="The manifest: kind, parameters, generated at/by, row counts, summaries, SHA-256, signature, key.",
+        summary="The manifest: kind, parameters, generated at/by, row counts, summaries, SHA-256, signature, key "
+        "(an attachment; each hand-out is audited).",
         responses={
             200: OpenApiResponse(response=OpenApiTypes.OBJECT, description="The manifest stored beside the file."),
             403: ERROR_403,
