@@ -269,7 +269,7 @@ def test_report_page_of_an_unfinished_report_has_no_manifest_to_download(client,
     manifest = client.get(f"/compliance/reports/{report.pk}/manifest/", follow=True)
 
     assert page.status_code == 200
-    assert "Only a completed report has a signed manifest: this one is running." in page.content.decode()
+    assert "Only a completed report has a signed manifest: this one is running; reload" in page.content.decode()
     assert manifest.redirect_chain == [(f"/compliance/reports/{report.pk}/", 302)]
     assert f"Report #{report.pk} is running: only a completed report has a manifest." in manifest.content.decode()
     assert not AuditEvent.objects.filter(action="compliance.report.manifest_downloaded").exists()
