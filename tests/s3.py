@@ -16,7 +16,11 @@ from project.settings.storage import file_storage
 
 from .helpers import free_port
 
-CREDENTIALS = {"aws_access_key_id": "opsdeck", "aws_secret_access_key": "opsdeck-secret", "region_name": "us-east-1"}
+CREDENTIALS = {
+    "aws_access_key_id": "AKIATESTMEDIAKEY0001",
+    "aws_secret_access_key": "opsdeck-secret",
+    "region_name": "us-east-1",
+}
 
 
 @contextmanager

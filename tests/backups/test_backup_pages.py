@@ -322,7 +322,8 @@ def test_a_verified_backup_shows_each_check_with_its_figure_and_never_raw_json(
 
     html = admin_client.get(_detail(stored_backup.pk)).content.decode()
 
-    checklist = html[html.index('id="verification-checklist"') : html.index("</ol>")]
+    start = html.index('id="verification-checklist"')
+    checklist = html[start : html.index("</ol>", start)]
     assert checklist.count("check-passed") == 4
     assert checklist.count("✓") == 4
     assert f"{stored_backup.size_bytes} bytes, SHA-256 {stored_backup.sha256}" in checklist
@@ -349,7 +350,8 @@ def test_a_failed_verification_marks_the_failed_check_and_the_ones_not_run(
 
     html = admin_client.get(_detail(stored_backup.pk)).content.decode()
 
-    checklist = html[html.index('id="verification-checklist"') : html.index("</ol>")]
+    start = html.index('id="verification-checklist"')
+    checklist = html[start : html.index("</ol>", start)]
     assert checklist.count("check-failed") == 1
     assert checklist.count("✗") == 1
     assert f"truncated: 100 of {stored_backup.size_bytes} bytes" in checklist

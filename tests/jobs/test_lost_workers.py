@@ -27,7 +27,10 @@ AFTER_KILL_SECONDS = 60
 
 @pytest.fixture
 def two_workers(transactional_db, each_broker, tmp_path):
-    workers = [WorkerProcess(name, tmp_path) for name in ("first", "second")]
+    # Heartbeats every second, a job lost after 5 s without one: on Redis, where the sweeper brings the job back,
+    # the re-run starts within seconds of the kill, as it does on RabbitMQ, and has the rest of the minute to run.
+    timing = {"JOBS_HEARTBEAT_INTERVAL": "1", "JOBS_HEARTBEAT_TIMEOUT": "5", "JOBS_SWEEP_INTERVAL": "1"}
+    workers = [WorkerProcess(name, tmp_path, **timing) for name in ("first", "second")]
     yield workers
     for worker in workers:
         worker.stop()
@@ -52,14 +55,13 @@ def _assert_ran_again_elsewhere(job, holder, killed_at: float) -> None:
     label = job._meta.label_lower
     requeued = AuditEvent.objects.filter(action__endswith=".requeued", object_type=label, object_id=str(job.pk))
     # Redis keeps a dead worker's message until the visibility timeout: the sweeper requeues the job. RabbitMQ
-    # hands the message back as soon as the dead worker's connection closes: the other worker claims it again
-    # before the sweeper would. The trail says so once either way.
-    reason = (
-        "the broker redelivered its message after its worker was lost"
-        if is_amqp(settings.CELERY_BROKER_URL)
-        else "its worker stopped heartbeating"
-    )
-    assert [(event.outcome, event.changes) for event in requeued] == [("failure", {"attempts": 1, "reason": reason})]
+    # hands the message back as soon as the dead worker's connection closes: the other worker claims it again,
+    # unless the sweeper was quicker. The trail says so once either way.
+    sweeper = "its worker stopped heartbeating"
+    reasons = {sweeper, "the broker redelivered its message after its worker was lost"}
+    [(outcome, changes)] = [(event.outcome, event.changes) for event in requeued]
+    assert (outcome, changes["attempts"]) == ("failure", 1)
+    assert changes["reason"] in (reasons if is_amqp(settings.CELERY_BROKER_URL) else {sweeper})
 
 
 def test_quantum_job_completes_on_another_worker_after_its_worker_is_killed(two_workers, operator_user):
@@ -76,21 +78,21 @@ def test_inference_job_completes_on_another_worker_after_its_worker_is_killed(tw
     artifact = pack_zip(build_tiny_classifier(tmp_path / "model", labels=("negative", "positive")))
     version = version_upload(model=model, upload=io.BytesIO(artifact), actor=operator_user)
     version_validate(version_id=version.pk)
-    rows = "text\n" + "".join(f"a calm and pleasant row number {number}\n" for number in range(3000))
+    rows = "text\n" + "".join(f"a calm and pleasant row number {number}\n" for number in range(1500))
     upload = SimpleUploadedFile("rows.csv", rows.encode(), content_type="text/csv")
     job = inference_job_create(owner=operator_user, model=model, upload=upload, number=1)
 
     holder, killed_at = _kill_the_worker_running(job, two_workers)
 
     _assert_ran_again_elsewhere(job, holder, killed_at)
-    assert job.progress_done == job.progress_total == 3000
+    assert job.progress_done == job.progress_total == 1500
     assert job.result_file
 
 
 def test_report_completes_on_another_worker_after_its_worker_is_killed(two_workers, admin_user):
     # Enough accounts that the access review's PDF takes a while to write.
     get_user_model().objects.bulk_create(
-        get_user_model()(username=f"reviewed-{number:05d}", password="!") for number in range(20_000)
+        get_user_model()(username=f"reviewed-{number:05d}", password="!") for number in range(10_000)
     )
     start, end = previous_month()
     report = report_request(
