@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test cluster-test fuzz lint format bench services-check browser pdf-tools clean
+.PHONY: run test pages-check cluster-test fuzz lint format bench services-check browser pdf-tools clean
 
 # Stamp files: requirements are installed again only when they change.
 $(PY):
@@ -46,6 +46,11 @@ services-check: $(VENV)/.test-installed
 
 test: $(VENV)/.test-installed browser pdf-tools services-check
 	$(PY) -m pytest
+
+# Every main page for every role in headless Chromium at 1366 and 390 px: screenshots in var/screenshots/, no
+# sideways scroll, no console error or failed request, axe-core clean, the sidebar the role may use. A few minutes.
+pages-check: $(VENV)/.test-installed browser services-check
+	$(PY) -m pytest tests/core/test_shell_browser.py -m pages -p no:cacheprovider
 
 # The rehearsal of several hosts (README "Several hosts"): as root, six network namespaces with their own
 # PostgreSQL, Redis, portals, workers and beat; removed afterwards, even when a test fails. About a minute.

@@ -20,7 +20,7 @@ from tests.helpers import AXE, AXE_SERIOUS
 from tests.mfa import otp_force_login, totp_device_create
 from tests.quantum_circuits import ghz_qasm2
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.pages, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 LAPTOP = {"width": 1366, "height": 900}
