@@ -28,6 +28,7 @@ from apps.jobs.choices import JobStatus
 from . import selectors, services
 from .api.views import report_file_response, report_manifest_response
 from .choices import ReportFormat, ReportKind
+from .pdf_text import shown, title
 
 RECENT_REPORTS = 50
 TEMPLATE = "compliance/index.html"
@@ -165,8 +166,10 @@ def detail(request, pk: int):
         "manifest": manifest,
         "generated_at": parse_datetime(manifest["generated_at"]) if manifest else None,
         # Each section's rows and its summary's facts side by side (a template cannot look a dict up by a name).
+        # Named and written as the PDF names and writes them, not as stored ("without_mfa").
         "sections": [
-            (name, rows, summaries.get(name, {})) for name, rows in (manifest or {}).get("row_counts", {}).items()
+            (title(name), rows, {title(key): shown(value) for key, value in summaries.get(name, {}).items()})
+            for name, rows in (manifest or {}).get("row_counts", {}).items()
         ],
         "sudo_window": settings.SUDO_WINDOW_MINUTES,
     }

@@ -241,7 +241,9 @@ def test_report_page_shows_the_signed_manifest_as_a_table_with_shortened_hashes(
     assert "python manage.py report verify &lt;file&gt; &lt;manifest&gt;" in page
     assert f'href="/compliance/reports/{completed_report.pk}/manifest/"' in page
     assert f'href="/compliance/reports/{completed_report.pk}/download/"' in page
-    # A table, never the raw JSON.
+    # Sections and their figures named in words, as in the PDF; a table, never the raw JSON.
+    assert "<tr><td>Without MFA</td>" in page
+    assert "without_mfa" not in page
     assert '"signature"' not in page
     assert manifest["signature"] not in page
     assert "js/copy.js" in page
