@@ -18,5 +18,10 @@ urlpatterns = [
     path("compliance/", include(("apps.compliance.api.urls", "compliance"), namespace="compliance")),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),
     # People open the docs in a browser: send them to the login page rather than a bare 403.
-    path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
+    # Swagger UI inside the portal's shell (templates/api/docs.html), with its sidebar to go back.
+    path(
+        "docs/",
+        login_required(SpectacularSwaggerView.as_view(url_name="api-schema", template_name="api/docs.html")),
+        name="api-docs",
+    ),
 ]
