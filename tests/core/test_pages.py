@@ -158,3 +158,15 @@ def test_the_sidebars_sign_out_ends_the_session_and_returns_to_the_sign_in_page(
     assert response.status_code == 302
     assert response.url == "/accounts/login/"
     assert client.get("/dashboard/").status_code == 302
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "title"), [("/dashboard/", "Dashboard"), ("/registry/", "Model registry"), ("/account/", "Your account")]
+)
+def test_the_header_names_the_page_rather_than_welcoming_the_user(client, viewer_user, path, title):
+    client.force_login(viewer_user)
+    page = client.get(path).content.decode()
+    assert f'id="page-heading">{title}</p>' in page
+    assert f"{title} · Opsdeck</title>" in page
+    assert "Welcome" not in page

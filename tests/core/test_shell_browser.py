@@ -1,30 +1,20 @@
 """The pages of the portal's shell in headless Chromium, for each role, on a laptop and on a phone.
 
-Every page is checked the same way: it fits a 390 px wide screen without scrolling sideways, logs no console
-error, loads every asset (no 404 favicon), has no serious or critical axe-core violation, and its sidebar holds
-exactly the areas the role may use, the current one marked. Screenshots land in var/screenshots/ to be looked at.
+Every page passes tests.shell_pages.page_check (no sideways scroll on a phone, no console error or failed request,
+axe-core clean, a screenshot in var/screenshots/), and its sidebar holds exactly the areas the role may use, the
+current one marked. The admin's main lists are checked the same way, with their rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import pytest
-from django.conf import settings
-from django.test import Client
 from playwright.sync_api import expect
 
-from apps.quantum.services import JobSpec, job_submit
-from tests.helpers import AXE, AXE_SERIOUS
-from tests.mfa import otp_force_login, totp_device_create
-from tests.quantum_circuits import ghz_qasm2
+from tests.mfa import totp_device_create
+from tests.shell_pages import LAPTOP, PHONE, PageProblems, page_check
 
 pytestmark = [pytest.mark.browser, pytest.mark.pages, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
-LAPTOP = {"width": 1366, "height": 900}
-PHONE = {"width": 390, "height": 844}
 # A link's title, without its icon's ligature (hidden from screen readers too).
 LINK_TEXTS = """(selector) => [...document.querySelectorAll(selector)]
   .map((link) => link.querySelector("span:not([aria-hidden])").textContent.trim())"""
@@ -48,103 +38,31 @@ NAVIGATION = {
     "viewer": ["Dashboard", "Quantum jobs", "Registry", *YOU],
     "compliance": ["Dashboard", "Registry", "Backups", "Compliance", *YOU],
 }
-
-
-@dataclass
-class Visitor:
-    """A signed-in browser session of one role, and the pages to check as that role (path, current nav link)."""
-
-    role: str
-    session: str
-    pages: list[tuple[str, str, str | None]] = field(default_factory=list)
-
-
-def _session(user, *, second_factor: bool) -> str:
-    client = Client()
-    if second_factor:
-        otp_force_login(client, user)
-    else:
-        client.force_login(user)
-    return client.cookies[settings.SESSION_COOKIE_NAME].value
-
-
-@pytest.fixture
-def visitors(roles, admin_user, operator_user, viewer_user, compliance_user) -> list[Visitor]:
-    """Sessions made before the browser starts (Playwright's event loop then keeps Django off the database)."""
-    job = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2(), name="GHZ-5"))
-    job_page = f"/dashboard/jobs/{job.pk}/"
-    return [
-        Visitor(
-            "admin",
-            _session(admin_user, second_factor=True),
-            [
-                ("dashboard", "/dashboard/", "Dashboard"),
-                ("job", job_page, "Dashboard"),
-                ("compliance", "/compliance/", "Compliance"),
-                ("registry", "/registry/", "Registry"),
-                ("backups", "/backups/", "Backups"),
-                ("account", "/account/", "Account"),
-                ("system", "/system/", "System"),
-                ("admin-index", "/admin/", "Administration"),
-            ],
-        ),
-        Visitor(
-            "operator",
-            # Without an authenticator yet: the set-up page is one of those checked.
-            _session(operator_user, second_factor=False),
-            [
-                ("dashboard", "/dashboard/", "Dashboard"),
-                ("job", job_page, "Dashboard"),
-                ("registry", "/registry/", "Registry"),
-                ("account", "/account/", "Account"),
-                ("mfa-enroll", "/account/mfa/enroll/", "Account"),
-            ],
-        ),
-        Visitor(
-            "viewer",
-            _session(viewer_user, second_factor=False),
-            [
-                ("dashboard", "/dashboard/", "Dashboard"),
-                ("job", job_page, "Dashboard"),
-                ("account", "/account/", "Account"),
-            ],
-        ),
-        Visitor(
-            "compliance",
-            _session(compliance_user, second_factor=True),
-            [
-                ("dashboard", "/dashboard/", "Dashboard"),
-                ("compliance", "/compliance/", "Compliance"),
-                ("backups", "/backups/", "Backups"),
-                ("account", "/account/", "Account"),
-            ],
-        ),
-    ]
-
-
-class PageProblems:
-    """Console errors, uncaught exceptions and failed responses of one page, collected as they happen."""
-
-    def __init__(self, page):
-        self.items: list[str] = []
-        page.on("console", lambda message: message.type == "error" and self.items.append(f"console: {message.text}"))
-        page.on("pageerror", lambda error: self.items.append(f"uncaught: {error}"))
-        page.on(
-            "response",
-            lambda response: response.status >= 400 and self.items.append(f"{response.status} {response.url}"),
-        )
-
-
-def _check(page, problems: PageProblems, label: str) -> None:
-    page.wait_for_load_state("networkidle")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{label}.png", full_page=True)
-    assert problems.items == [], label
-    if page.viewport_size["width"] == PHONE["width"]:
-        overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        assert overflow <= 0, f"{label} scrolls sideways by {overflow} px"
-    page.add_script_tag(path=str(AXE))
-    assert page.evaluate(AXE_SERIOUS) == [], label
+# The admin's main lists (name, path, the sidebar link marked on them); API tokens are counted in the users' list.
+ADMIN_LISTS = [
+    ("users", "/admin/accounts/user/", None),
+    ("quantum-jobs", "/admin/quantum/quantumjob/", "Quantum jobs"),
+    ("models", "/admin/registry/registeredmodel/", None),
+    ("model-versions", "/admin/registry/modelversion/", None),
+    ("backups", "/admin/backups/backup/", None),
+    ("audit-events", "/admin/audit/auditevent/", "Audit"),
+    ("reports", "/admin/compliance/report/", None),
+    ("periodic-tasks", "/admin/django_celery_beat/periodictask/", None),
+]
+# What of a list is cut off: text clipped inside its cell, or cells past the window's right edge that no box of
+# their own scrolls to.
+CUT_OFF_CELLS = """() => {
+  const table = document.querySelector("#result_list");
+  let scroller = table.parentElement;
+  const scrolls = (box) => ["auto", "scroll"].includes(getComputedStyle(box).overflowX);
+  while (scroller && !scrolls(scroller)) scroller = scroller.parentElement;
+  const edge = document.documentElement.clientWidth;
+  return [...table.querySelectorAll("th, td, th *, td *")].filter((element) => {
+    const clipped = getComputedStyle(element).overflowX === "hidden" && element.scrollWidth > element.clientWidth + 1;
+    const outside = !scroller && element.getBoundingClientRect().right > edge;
+    return clipped || outside;
+  }).map((element) => `${element.tagName} ${element.className}: ${element.textContent.trim().slice(0, 40)}`);
+}"""
 
 
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
@@ -152,24 +70,43 @@ def test_every_role_gets_its_pages_and_navigation_without_overflow_errors_or_axe
     asgi_live_server, visitors, viewport, chromium
 ):
     for visitor in visitors:
-        context = chromium.new_context(viewport=viewport)
-        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": visitor.session, "url": asgi_live_server}])
+        context = visitor.context(chromium, asgi_live_server, viewport)
         for name, path, current in visitor.pages:
             page = context.new_page()
             problems = PageProblems(page)
             page.goto(asgi_live_server + path)
             assert page.url == asgi_live_server + path, f"{visitor.role} was sent away from {path}"
-            _check(page, problems, f"{visitor.role}-{name}-{viewport['width']}")
+            page_check(page, problems, f"{visitor.role}-{name}-{viewport['width']}")
             assert page.evaluate(LINK_TEXTS, SIDEBAR_LINKS) == NAVIGATION[visitor.role], (visitor.role, path)
             assert page.evaluate(LINK_TEXTS, CURRENT_LINK) == [current], (visitor.role, path)
             page.close()
         context.close()
 
 
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_admin_main_lists_show_their_rows_without_overflow_errors_or_axe_violations(
+    asgi_live_server, staff_visitors, viewport, chromium
+):
+    for visitor in staff_visitors:
+        context = visitor.context(chromium, asgi_live_server, viewport)
+        for name, path, current in ADMIN_LISTS:
+            page = context.new_page()
+            problems = PageProblems(page)
+            page.goto(asgi_live_server + path)
+            label = f"{visitor.role}-admin-{name}-{viewport['width']}"
+            page_check(page, problems, label)
+            assert page.locator("#result_list tbody tr").count() > 0, f"{label} lists nothing"
+            assert page.evaluate(LINK_TEXTS, SIDEBAR_LINKS) == NAVIGATION["admin"], label
+            assert page.evaluate(LINK_TEXTS, CURRENT_LINK) == ([current] if current else []), label
+            # Long columns wrap or scroll inside the list's own box: nothing is cut off at the page's edge.
+            assert page.evaluate(CUT_OFF_CELLS) == [], label
+            page.close()
+        context.close()
+
+
 def test_sidebar_collapses_on_a_phone_and_opens_from_the_header(asgi_live_server, visitors, chromium):
     operator = visitors[1]
-    context = chromium.new_context(viewport=PHONE)
-    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": operator.session, "url": asgi_live_server}])
+    context = operator.context(chromium, asgi_live_server, PHONE)
     page = context.new_page()
     page.goto(asgi_live_server + "/dashboard/")
     sidebar = page.locator("#nav-sidebar")
@@ -195,12 +132,12 @@ def test_sign_in_and_its_code_step_share_the_look_without_errors_or_axe_violatio
     problems = PageProblems(page)
     page.goto(asgi_live_server + "/admin/")
     page.wait_for_url("**/accounts/login/?next=%2Fadmin%2F")  # the admin has no sign-in page of its own
-    _check(page, problems, f"anonymous-sign-in-{viewport['width']}")
+    page_check(page, problems, f"anonymous-sign-in-{viewport['width']}")
     page.fill("#id_username", mfa_user.username)
     page.fill("#id_password", password)
     page.click("main button[type=submit]")
     page.wait_for_url("**/accounts/login/code/**")
-    _check(page, problems, f"anonymous-mfa-code-{viewport['width']}")
+    page_check(page, problems, f"anonymous-mfa-code-{viewport['width']}")
     page.close()
 
 
@@ -219,8 +156,7 @@ window.WebSocket = class extends NativeWebSocket {
 @pytest.mark.parametrize("path", ["/compliance/", "/dashboard/"])
 def test_live_banner_is_hidden_while_connected_and_shown_once_disconnected(asgi_live_server, visitors, path, chromium):
     admin = visitors[0]
-    context = chromium.new_context(viewport=LAPTOP)
-    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": admin.session, "url": asgi_live_server}])
+    context = admin.context(chromium, asgi_live_server, LAPTOP)
     page = context.new_page()
     page.add_init_script(SOCKET_RECORDER)
     page.goto(asgi_live_server + path)
@@ -235,8 +171,7 @@ def test_live_banner_is_hidden_while_connected_and_shown_once_disconnected(asgi_
 
 def test_dashboard_shows_an_empty_state_instead_of_an_empty_chart(asgi_live_server, visitors, chromium):
     viewer = visitors[2]
-    context = chromium.new_context(viewport=LAPTOP)
-    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": viewer.session, "url": asgi_live_server}])
+    context = viewer.context(chromium, asgi_live_server, LAPTOP)
     page = context.new_page()
     page.goto(asgi_live_server + "/dashboard/")
     expect(page.locator("#chart-empty")).to_be_visible()
