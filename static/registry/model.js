@@ -44,18 +44,71 @@
     row.classList.toggle("finished", finished.has(message.status));
   }
 
+  // --- Versions: a new version's validation, as the worker finishes it.
+
+  const usable = new Set(root.dataset.usable.split(" ").filter(Boolean).map(Number));
+
+  function applyVersion(version) {
+    if (version.model !== root.dataset.model) return;
+    const row = document.querySelector('#version-table tr[data-version="' + version.version + '"]');
+    if (!row || !window.OpsdeckLive.isNewer(version, row.dataset.updatedAt)) return;
+    row.dataset.updatedAt = version.updated_at || "";
+    row.dataset.status = version.status;
+    const pill = document.createElement("span");
+    pill.className = "pill pill-" + version.status;
+    pill.textContent = version.status;
+    const reason = document.createElement("span");
+    reason.className = "error";
+    reason.textContent = version.status_reason || "";
+    cell(row, "version-status").replaceChildren(pill, " ", reason);
+    if (version.status === "ready" && !usable.has(version.version)) {
+      document.getElementById("version-ready-text").textContent =
+        "v" + version.version + " is ready: reload the page to try it, run jobs with it and point aliases at it.";
+      document.getElementById("version-ready").hidden = false;
+    }
+  }
+
+  // Validations that finished before the socket opened (or while it was down) were missed: ask the API.
+  function resyncVersions() {
+    if (!document.querySelector('#version-table tr[data-status="validating"]')) return;
+    fetch(root.dataset.versionsUrl + "?page_size=500", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.ok ? response.json() : { results: [] };
+      })
+      .then(function (data) {
+        data.results.forEach(function (version) {
+          applyVersion(Object.assign({ updated_at: version.validated_at }, version));
+        });
+      })
+      .catch(function () {});
+  }
+
+  document.getElementById("version-ready-reload").addEventListener("click", function () {
+    window.location.reload();
+  });
+
   window.OpsdeckLive.liveSocket(root.dataset.socketPath, {
-    open: function () {},
+    open: resyncVersions,
     message: function (data) {
       if (data.type === "jobs.snapshot") {
         data.jobs.forEach(function (job) {
           apply(Object.assign({ type: "job.update" }, job));
         });
+      } else if (data.type === "version.update") {
+        applyVersion(data);
       } else {
         apply(data);
       }
     },
   });
+
+  const upload = document.getElementById("version-upload-form");
+  if (upload) {
+    upload.addEventListener("submit", function () {
+      upload.querySelector("button[type=submit]").disabled = true;
+      document.getElementById("version-upload-progress").hidden = false;
+    });
+  }
 
   // --- Try it
 
