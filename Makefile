@@ -50,7 +50,7 @@ test: $(VENV)/.test-installed browser pdf-tools services-check
 # Every main page for every role in headless Chromium at 1366 and 390 px: screenshots in var/screenshots/, no
 # sideways scroll, no console error or failed request, axe-core clean, the sidebar the role may use. A few minutes.
 pages-check: $(VENV)/.test-installed browser services-check
-	$(PY) -m pytest tests/core/test_shell_browser.py -m pages -p no:cacheprovider
+	$(PY) -m pytest tests/core/test_shell_browser.py tests/core/test_walkthrough_browser.py -m pages -p no:cacheprovider
 
 # The rehearsal of several hosts (README "Several hosts"): as root, six network namespaces with their own
 # PostgreSQL, Redis, portals, workers and beat; removed afterwards, even when a test fails. About a minute.

@@ -9,6 +9,7 @@ import redis
 import uvicorn
 from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.files.storage import storages
 from rest_framework.test import APIClient
 
 from apps.core.choices import Role
@@ -195,6 +196,19 @@ def registry_storage(settings, tmp_path):
     pipelines.clear()
     yield settings
     pipelines.clear()
+
+
+@pytest.fixture
+def backup_dir(tmp_path, settings):
+    """The backup storage in a folder of this test; the storages handler caches backends, so drop its copy."""
+    location = tmp_path / "backups"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "backups": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
+    }
+    storages._storages.pop("backups", None)
+    yield location
+    storages._storages.pop("backups", None)
 
 
 @pytest.fixture

@@ -5,6 +5,15 @@
 
   const root = document.getElementById("registry-model");
   if (!root) return;
+
+  // The admin shell's script (django-unfold, on every page) copies a chosen file's name into the first text input
+  // three levels up, meant for its own file widget: here that is the job form's Name, or nothing (a script error).
+  // The page's plain file inputs keep their change to themselves; this runs before that script attaches its own.
+  root.querySelectorAll("input[type=file]").forEach(function (input) {
+    input.addEventListener("change", function (event) {
+      event.stopImmediatePropagation();
+    });
+  });
   const finished = new Set(root.dataset.finishedStatuses.split(" "));
 
   // --- Jobs: the rows of this page's table, kept current; a reconnect's snapshot repairs missed updates.

@@ -1,7 +1,6 @@
-"""What the backup tests share: a backup storage of the test's own, a real stored backup, records without files."""
+"""What the backup tests share: a real stored backup (in the backup_dir of tests/conftest.py), records without files."""
 
 import pytest
-from django.core.files.storage import storages
 
 from apps.backups.choices import BackupStatus, BackupTrigger
 from apps.backups.models import Backup
@@ -22,19 +21,6 @@ def backup_row(status=BackupStatus.COMPLETED, trigger=BackupTrigger.SCHEDULE, **
         "migrations": {"backups": "0001_initial"},
     }
     return Backup.objects.create(status=status, trigger=trigger, **(values | fields))
-
-
-@pytest.fixture
-def backup_dir(tmp_path, settings):
-    """The backup storage in a folder of this test; the storages handler caches backends, so drop its copy."""
-    location = tmp_path / "backups"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "backups": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
-    }
-    storages._storages.pop("backups", None)
-    yield location
-    storages._storages.pop("backups", None)
 
 
 @pytest.fixture

@@ -42,6 +42,8 @@ def test_operator_registers_a_model_uploads_a_version_and_sees_it_validated_live
     artifact = pack_zip(build_tiny_classifier(tmp_path / "model"))
     page = chromium.new_page(viewport={"width": width, "height": height})
     page.add_init_script(SOCKET_RECORDER)
+    script_errors = []
+    page.on("pageerror", lambda error: script_errors.append(error.stack))
     page.goto(f"{asgi_live_server}/registry/")
     page.fill("#id_username", operator_user.username)
     page.fill("#id_password", password)
@@ -87,4 +89,5 @@ def test_operator_registers_a_model_uploads_a_version_and_sees_it_validated_live
     page.click("#try-it-form button[type=submit]")
     expect(page.locator("#try-it-answered")).to_have_text("Answered by v1.")
     expect(page.locator("#try-it-outputs tbody tr")).to_have_count(1)
+    assert script_errors == [], "\n".join(script_errors)
     page.close()
