@@ -48,7 +48,8 @@ test: $(VENV)/.test-installed browser pdf-tools services-check
 	$(PY) -m pytest
 
 # Every main page for every role in headless Chromium at 1366 and 390 px: screenshots in var/screenshots/, no
-# sideways scroll, no console error or failed request, axe-core clean, the sidebar the role may use. A few minutes.
+# sideways scroll, no console error or failed request, axe-core clean, the sidebar the role may use; then a new
+# administrator's walk through every area, typing one address. A few minutes.
 pages-check: $(VENV)/.test-installed browser services-check
 	$(PY) -m pytest tests/core/test_shell_browser.py tests/core/test_walkthrough_browser.py -m pages -p no:cacheprovider
 

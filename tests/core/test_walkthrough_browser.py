@@ -29,7 +29,7 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.pages,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("registry_storage", "backup_dir"),
+    pytest.mark.usefixtures("roles", "registry_storage", "backup_dir"),
 ]
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
@@ -57,10 +57,10 @@ class Walk:
 
         page.goto = typed_goto
 
-    def photograph(self, step: str) -> None:
+    def photograph(self, step: str, *, full_page: bool = True) -> None:
         self.steps += 1
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=SCREENSHOTS / f"walkthrough-{self.steps:02d}-{step}.png", full_page=True)
+        self.page.screenshot(path=SCREENSHOTS / f"walkthrough-{self.steps:02d}-{step}.png", full_page=full_page)
         assert self.page.evaluate(NO_SIDEWAYS_SCROLL), f"{step} scrolls sideways"
 
     def open_area(self, title: str, landing: str) -> None:
@@ -110,11 +110,12 @@ def _quantum_job(walk: Walk, base: str) -> None:
     walk.mark_document()
     assert page.locator("#histogram").count() == 0  # not finished when the page was rendered
     expect(page.locator("#job-status")).not_to_have_text("completed")
-    walk.photograph("quantum-job-running")
+    # The page draws the circuit, metres long for this one: the screen as the administrator sees it.
+    walk.photograph("quantum-job-running", full_page=False)
     expect(page.locator("#job-status")).to_have_text("completed", timeout=WORK_TIMEOUT_MS)
     expect(page.locator("#histogram svg.histogram")).to_be_visible()
     walk.assert_same_document()
-    walk.photograph("quantum-job-completed")
+    walk.photograph("quantum-job-completed", full_page=False)
 
 
 def _model(walk: Walk, base: str, artifact: bytes) -> None:
