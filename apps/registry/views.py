@@ -27,6 +27,7 @@ from apps.core.choices import Role
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable
 from apps.core.responses import StreamedFileResponse
+from apps.core.storage import StorageUnavailable
 from apps.jobs.choices import FINISHED_STATUSES
 
 from . import selectors
@@ -251,7 +252,7 @@ def version_upload_view(request, name: str):
         return _model_page(request, model, upload_form=form, status=400)
     try:
         version = version_upload(model=model, upload=form.cleaned_data["artifact"], actor=request.user)
-    except RegistryError as exc:
+    except (RegistryError, StorageUnavailable) as exc:
         if exc.status == 403:
             messages.error(request, f"The version was not uploaded: {exc.message}")
             return redirect(_model_url(model.name, "versions"))
