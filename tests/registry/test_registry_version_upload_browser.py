@@ -6,6 +6,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
+from tests.helpers import AXE, AXE_SERIOUS
 from tests.registry_models import build_tiny_classifier, pack_zip
 from tests.workers import worker_running
 
@@ -26,6 +27,9 @@ SOCKET_OPEN = "() => window.__sockets.length > 0 && window.__sockets.at(-1).read
 
 
 def _screenshot(page, name: str, width: int) -> None:
+    """A screenshot to look at; the page must not scroll sideways nor have a serious or critical axe-core violation."""
+    page.add_script_tag(path=str(AXE))
+    assert page.evaluate(AXE_SERIOUS) == [], name
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT_DIR / f"registry-{name}-{width}.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{name} scrolls sideways at {width} px"
