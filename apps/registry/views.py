@@ -1,5 +1,5 @@
-"""The registry's portal pages at /registry/: the models list with a register form, and one model's page (versions,
-aliases, model card, comparison, try-it box, inference jobs).
+"""The registry's portal pages at /registry/: the models list with a register form, and one model's page (versions
+and their upload, aliases, model card, comparison, try-it box, inference jobs).
 
 Thin doors: reads come from ``selectors``, writes go through ``services`` and ``inference``, whose refusals become
 form errors or messages. Who may do what is the API's rule: every role reads, operators and administrators write

@@ -1,5 +1,5 @@
 // A registered model's page: the try-it box posts to the API's predict action (its limits and messages are the
-// API's own), and the job rows follow status and progress live over /ws/jobs/ (static/js/live-socket.js).
+// API's own), and the job rows and new versions' validation follow live over /ws/jobs/ (static/js/live-socket.js).
 (function () {
   "use strict";
 
@@ -80,7 +80,8 @@
   // Validations that finished before the socket opened (or while it was down) were missed: ask the API.
   function resyncVersions() {
     if (!document.querySelector('#version-table tr[data-status="validating"]')) return;
-    fetch(root.dataset.versionsUrl + "?page_size=500", { credentials: "same-origin", headers: { Accept: "application/json" } })
+    const headers = { Accept: "application/json" };
+    fetch(root.dataset.versionsUrl + "?page_size=500", { credentials: "same-origin", headers: headers })
       .then(function (response) {
         return response.ok ? response.json() : { results: [] };
       })
@@ -89,6 +90,7 @@
           applyVersion(Object.assign({ updated_at: version.validated_at }, version));
         });
       })
+      // Unanswered, the rows stay as they are until the next reconnect asks again.
       .catch(function () {});
   }
 
