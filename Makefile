@@ -49,9 +49,10 @@ test: $(VENV)/.test-installed browser pdf-tools services-check
 
 # Every main page for every role in headless Chromium at 1366 and 390 px: screenshots in var/screenshots/, no
 # sideways scroll, no console error or failed request, axe-core clean, the sidebar the role may use; the admin's main
-# lists; every control of the main pages reached by Tab and showing its focus. A few minutes.
+# lists; every control of the main pages reached by Tab and showing its focus; then a new administrator's walk
+# through every area, typing one address. Every test marked `pages`. A few minutes.
 pages-check: $(VENV)/.test-installed browser services-check
-	$(PY) -m pytest tests/core/test_shell_browser.py tests/core/test_keyboard_browser.py -m pages -p no:cacheprovider
+	$(PY) -m pytest -m pages -p no:cacheprovider
 
 # The rehearsal of several hosts (README "Several hosts"): as root, six network namespaces with their own
 # PostgreSQL, Redis, portals, workers and beat; removed afterwards, even when a test fails. About a minute.

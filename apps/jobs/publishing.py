@@ -58,22 +58,30 @@ def jobs_publish(kind: JobKind, jobs: list, *, with_positions: bool = False) -> 
     if not jobs:
         return
     messages = job_update_messages(kind, jobs, with_positions=with_positions)
-    encoded = [
-        (job.owner_id, {"kind": m["kind"], "id": m["id"], "json": json.dumps(m)})
-        for job, m in zip(jobs, messages, strict=True)
-    ]
+    stream_publish(
+        [((job.owner_id,), message) for job, message in zip(jobs, messages, strict=True)],
+        audience=kind.audience,
+        what=f"{kind.name} job",
+    )
+    if kind.on_published is not None:
+        kind.on_published(jobs)
+
+
+def stream_publish(messages: list[tuple[tuple, dict]], *, audience: str, what: str) -> None:
+    """Send each message (``kind`` and ``id`` set) to the streams of its owners' ids and to the ``audience``'s
+    wider group; ``what`` names the messages in the log should publishing fail."""
     by_group: dict[str, list[dict]] = {}
-    for owner_id, update in encoded:
-        if owner_id is not None:
+    wider = []
+    for owner_ids, message in messages:
+        update = {"kind": message["kind"], "id": message["id"], "json": json.dumps(message)}
+        for owner_id in dict.fromkeys(owner_id for owner_id in owner_ids if owner_id is not None):
             by_group.setdefault(jobs_owner_group_name(owner_id), []).append(update)
-    wider = JOBS_ALL_GROUP if kind.audience == EVERYONE else JOBS_ADMINS_GROUP
-    by_group[wider] = [update for _, update in encoded]
+        wider.append(update)
+    by_group[JOBS_ALL_GROUP if audience == EVERYONE else JOBS_ADMINS_GROUP] = wider
     try:
         async_to_sync(_send)(list(by_group.items()))
     except Exception:
-        logger.exception("could not publish %d %s job update(s)", len(jobs), kind.name)
-    if kind.on_published is not None:
-        kind.on_published(jobs)
+        logger.exception("could not publish %d %s update(s)", len(messages), what)
 
 
 async def _send(messages: list[tuple[str, list[dict]]]) -> None:

@@ -28,6 +28,20 @@ class RegisterModelForm(forms.Form):
         return [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
 
 
+class VersionUploadForm(forms.Form):
+    artifact = forms.FileField(label="Archive", allow_empty_file=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Read per form, not at import: the limits are settings.
+        self.fields["artifact"].help_text = (
+            "A .zip or .tar.gz of a save_pretrained folder (config.json, tokenizer, weights as safetensors); at most "
+            f"{settings.REGISTRY_MAX_ARTIFACT_MB:,} MB, {settings.REGISTRY_MAX_FILES:,} files and "
+            f"{settings.REGISTRY_MAX_UNCOMPRESSED_MB:,} MB unpacked. It becomes the next version and is validated by "
+            "loading it."
+        )
+
+
 def target_choices(aliases, usable: list[int]) -> list[tuple[str, str]]:
     """The model's aliases (production first), then its usable version numbers."""
     aliases = sorted(aliases, key=lambda alias: (alias.name != "production", alias.name))

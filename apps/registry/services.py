@@ -23,6 +23,8 @@ from apps.core.errors import ApplicationError
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable, enqueue_on_commit
 from apps.core.storage import StorageUnavailable
+from apps.jobs.kinds import EVERYONE
+from apps.jobs.publishing import stream_publish
 
 from .artifacts import ArtifactError, artifact_extract
 from .choices import ModelTask, VersionStatus
@@ -308,7 +310,25 @@ def _validation_record(version: ModelVersion, status: str, *, reason: str = "") 
             changes={"status": status, "reason": reason, "parameters": version.parameter_count},
             outcome="success" if status == VersionStatus.READY else "failure",
         )
+        transaction.on_commit(partial(_version_publish, version))
     return f"{version}: {status}{f' ({reason})' if reason else ''}"
+
+
+def _version_publish(version: ModelVersion) -> None:
+    """The version's new status on the live streams of its uploader, its model's owner, and those who see
+    everyone's jobs (README: "Live job updates")."""
+    message = {
+        "type": "version.update",
+        "kind": "model-version",
+        "id": version.pk,
+        "model": version.model.name,
+        "version": version.version,
+        "status": version.status,
+        "status_reason": version.status_reason,
+        "updated_at": version.validated_at.isoformat(),
+    }
+    owners = (version.created_by_id, version.model.owner_id)
+    stream_publish([(owners, message)], audience=EVERYONE, what="model version")
 
 
 def version_revalidate(*, version: ModelVersion, actor) -> ModelVersion:

@@ -26,4 +26,5 @@ urlpatterns = [
     path("<model_name:name>/", views.model_detail, name="model"),
     path("<model_name:name>/aliases/move/", views.alias_move_view, name="alias-move"),
     path("<model_name:name>/jobs/", views.job_start, name="job-start"),
+    path("<model_name:name>/versions/", views.version_upload_view, name="version-upload"),
 ]

@@ -1,5 +1,5 @@
-"""The registry's portal pages at /registry/: the models list with a register form, and one model's page (versions,
-aliases, model card, comparison, try-it box, inference jobs).
+"""The registry's portal pages at /registry/: the models list with a register form, and one model's page (versions
+and their upload, aliases, model card, comparison, try-it box, inference jobs).
 
 Thin doors: reads come from ``selectors``, writes go through ``services`` and ``inference``, whose refusals become
 form errors or messages. Who may do what is the API's rule: every role reads, operators and administrators write
@@ -8,6 +8,8 @@ from the browser, so its limits and messages are the API's own.
 """
 
 from __future__ import annotations
+
+from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
@@ -25,13 +27,21 @@ from apps.core.choices import Role
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable
 from apps.core.responses import StreamedFileResponse
+from apps.core.storage import StorageUnavailable
 from apps.jobs.choices import FINISHED_STATUSES
 
 from . import selectors
-from .forms import AliasMoveForm, InferenceJobForm, ModelSearchForm, RegisterModelForm, target_choices
+from .forms import (
+    AliasMoveForm,
+    InferenceJobForm,
+    ModelSearchForm,
+    RegisterModelForm,
+    VersionUploadForm,
+    target_choices,
+)
 from .inference import inference_job_create, inference_job_result
 from .models import RegisteredModel
-from .services import RegistryError, alias_move, model_may_change, model_register
+from .services import RegistryError, alias_move, model_may_change, model_register, version_upload
 
 MODELS_PER_PAGE = 25
 RECENT_JOBS = 20
@@ -77,7 +87,7 @@ def model_list(request):
                 status = exc.status
             else:
                 messages.success(
-                    request, f"Registered {model.name}. Upload its first version to use it (see “Versions”)."
+                    request, f"Registered {model.name}. Upload its first version under “Versions” to use it."
                 )
                 return redirect("registry_page:model", name=model.name)
         else:
@@ -113,6 +123,10 @@ def _model(request, name: str) -> RegisteredModel:
     return get_object_or_404(RegisteredModel.objects.select_related("owner"), name=name)
 
 
+def _model_url(name: str, section: str) -> str:
+    return reverse("registry_page:model", kwargs={"name": name}) + f"#{section}"
+
+
 def _compared(request, versions: list) -> list:
     """The two versions picked in ``?a=&b=`` (by number), by default the two newest."""
     by_number = {version.version: version for version in versions}
@@ -132,7 +146,9 @@ def _usable(versions) -> list[int]:
     return [version.version for version in versions if version.is_usable]
 
 
-def _model_page(request, model: RegisteredModel, *, job_form=None, alias_form=None, status: int = 200):
+def _model_page(
+    request, model: RegisteredModel, *, job_form=None, alias_form=None, upload_form=None, status: int = 200
+):
     versions = selectors.versions_compared(model)
     aliases = list(model.aliases.select_related("version", "updated_by").order_by("name"))
     usable = _usable(versions)
@@ -151,6 +167,7 @@ def _model_page(request, model: RegisteredModel, *, job_form=None, alias_form=No
         "may_change": may_change,
         "job_form": job_form or (InferenceJobForm(aliases=aliases, usable=usable) if may_use else None),
         "alias_form": alias_form or (AliasMoveForm(usable=usable) if may_change else None),
+        "upload_form": upload_form or (VersionUploadForm() if may_change else None),
         "jobs": selectors.model_jobs_visible_to(request.user, model, limit=RECENT_JOBS),
         "recent_jobs": RECENT_JOBS,
         "finished_statuses": " ".join(FINISHED_STATUSES),
@@ -191,32 +208,67 @@ def alias_move_view(request, name: str):
             messages.error(request, f"The alias was not moved: {exc.message}")
         else:
             messages.success(request, f"{alias} of {model.name} now points at v{number}.")
-        return redirect(reverse("registry_page:model", kwargs={"name": model.name}) + "#aliases")
+        return redirect(_model_url(model.name, "aliases"))
     current = next((item for item in model.aliases.select_related("version") if item.name == alias), None)
     context = {"model": model, "form": form, "alias": alias, "number": number, "current": current}
     return render(request, "registry/alias_move_confirm.html", context)
 
 
-# --- Inference jobs
+# --- Uploads: a version's archive, a job's input file
 
 
-@csrf_exempt
-@login_required
-@require_POST
+def _upload_limited(setting: str, *, refused: str, section: str):
+    """A POST view taking a file of the model ``name``: over ``setting`` MB the upload is refused as it arrives,
+    as the API does, with the message ``refused: <why>`` back on the model's page at ``section``."""
+
+    def decorate(view):
+        checked = csrf_protect(view)
+
+        @csrf_exempt
+        @login_required
+        @require_POST
+        @wraps(view)
+        def limited(request, name: str):
+            # The limit must be in place before the body is parsed, which the CSRF check does: hence the inner check.
+            request.upload_handlers.insert(0, UploadLimit(request, setting=setting))
+            try:
+                return checked(request, name)
+            except PayloadTooLarge as exc:
+                messages.error(request, f"{refused}: {exc.detail}")
+                return redirect(_model_url(name, section))
+
+        return limited
+
+    return decorate
+
+
+@_upload_limited("REGISTRY_MAX_ARTIFACT_MB", refused="The version was not uploaded", section="versions")
+def version_upload_view(request, name: str):
+    """Store an uploaded archive as the model's next version; its validation then shows live on the page."""
+    model = _model(request, name)
+    _require_writer(request.user)
+    form = VersionUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _model_page(request, model, upload_form=form, status=400)
+    try:
+        version = version_upload(model=model, upload=form.cleaned_data["artifact"], actor=request.user)
+    except (RegistryError, StorageUnavailable) as exc:
+        if exc.status == 403:
+            messages.error(request, f"The version was not uploaded: {exc.message}")
+            return redirect(_model_url(model.name, "versions"))
+        _form_error(form, exc)
+        return _model_page(request, model, upload_form=form, status=exc.status)
+    except QueueUnavailable as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Uploaded v{version.version} of {model.name}; it is being validated (see below).")
+    return redirect(_model_url(model.name, "versions"))
+
+
+@_upload_limited("REGISTRY_JOB_MAX_FILE_MB", refused="The job was not started", section="jobs")
 def job_start(request, name: str):
     """Start a batch or evaluation job over an uploaded file; over REGISTRY_JOB_MAX_FILE_MB it is refused as the
     upload arrives, as the API does."""
-    # The limit must be in place before the body is parsed, which the CSRF check does: hence the inner check.
-    request.upload_handlers.insert(0, UploadLimit(request, setting="REGISTRY_JOB_MAX_FILE_MB"))
-    try:
-        return _job_start(request, name)
-    except PayloadTooLarge as exc:
-        messages.error(request, f"The job was not started: {exc.detail}")
-        return redirect(reverse("registry_page:model", kwargs={"name": name}) + "#jobs")
-
-
-@csrf_protect
-def _job_start(request, name: str):
     model = _model(request, name)
     _require_writer(request.user)
     aliases = list(model.aliases.select_related("version"))
@@ -239,7 +291,7 @@ def _job_start(request, name: str):
             f"{job.get_kind_display()} job #{job.pk} queued over {job.progress_total:,} rows; "
             "its progress shows below as it runs.",
         )
-    return redirect(reverse("registry_page:model", kwargs={"name": model.name}) + "#jobs")
+    return redirect(_model_url(model.name, "jobs"))
 
 
 @login_required
@@ -252,5 +304,5 @@ def job_result(request, pk: int):
         file, filename, content_type = inference_job_result(job)
     except RegistryError as exc:
         messages.error(request, exc.message)
-        return redirect(reverse("registry_page:model", kwargs={"name": job.version.model.name}) + "#jobs")
+        return redirect(_model_url(job.version.model.name, "jobs"))
     return StreamedFileResponse(file, as_attachment=True, filename=filename, content_type=content_type)

@@ -1,10 +1,19 @@
 // A registered model's page: the try-it box posts to the API's predict action (its limits and messages are the
-// API's own), and the job rows follow status and progress live over /ws/jobs/ (static/js/live-socket.js).
+// API's own), and the job rows and new versions' validation follow live over /ws/jobs/ (static/js/live-socket.js).
 (function () {
   "use strict";
 
   const root = document.getElementById("registry-model");
   if (!root) return;
+
+  // The admin shell's script (django-unfold, on every page) copies a chosen file's name into the first text input
+  // three levels up, meant for its own file widget: here that is the job form's Name, or nothing (a script error).
+  // The page's plain file inputs keep their change to themselves; this runs before that script attaches its own.
+  root.querySelectorAll("input[type=file]").forEach(function (input) {
+    input.addEventListener("change", function (event) {
+      event.stopImmediatePropagation();
+    });
+  });
   const finished = new Set(root.dataset.finishedStatuses.split(" "));
 
   // --- Jobs: the rows of this page's table, kept current; a reconnect's snapshot repairs missed updates.
@@ -44,18 +53,73 @@
     row.classList.toggle("finished", finished.has(message.status));
   }
 
+  // --- Versions: a new version's validation, as the worker finishes it.
+
+  const usable = new Set(root.dataset.usable.split(" ").filter(Boolean).map(Number));
+
+  function applyVersion(version) {
+    if (version.model !== root.dataset.model) return;
+    const row = document.querySelector('#version-table tr[data-version="' + version.version + '"]');
+    if (!row || !window.OpsdeckLive.isNewer(version, row.dataset.updatedAt)) return;
+    row.dataset.updatedAt = version.updated_at || "";
+    row.dataset.status = version.status;
+    const pill = document.createElement("span");
+    pill.className = "pill pill-" + version.status;
+    pill.textContent = version.status;
+    const reason = document.createElement("span");
+    reason.className = "error";
+    reason.textContent = version.status_reason || "";
+    cell(row, "version-status").replaceChildren(pill, " ", reason);
+    if (version.status === "ready" && !usable.has(version.version)) {
+      document.getElementById("version-ready-text").textContent =
+        "v" + version.version + " is ready: reload the page to try it, run jobs with it and point aliases at it.";
+      document.getElementById("version-ready").hidden = false;
+    }
+  }
+
+  // Validations that finished before the socket opened (or while it was down) were missed: ask the API.
+  function resyncVersions() {
+    if (!document.querySelector('#version-table tr[data-status="validating"]')) return;
+    const headers = { Accept: "application/json" };
+    fetch(root.dataset.versionsUrl + "?page_size=500", { credentials: "same-origin", headers: headers })
+      .then(function (response) {
+        return response.ok ? response.json() : { results: [] };
+      })
+      .then(function (data) {
+        data.results.forEach(function (version) {
+          applyVersion(Object.assign({ updated_at: version.validated_at }, version));
+        });
+      })
+      // Unanswered, the rows stay as they are until the next reconnect asks again.
+      .catch(function () {});
+  }
+
+  document.getElementById("version-ready-reload").addEventListener("click", function () {
+    window.location.reload();
+  });
+
   window.OpsdeckLive.liveSocket(root.dataset.socketPath, {
-    open: function () {},
+    open: resyncVersions,
     message: function (data) {
       if (data.type === "jobs.snapshot") {
         data.jobs.forEach(function (job) {
           apply(Object.assign({ type: "job.update" }, job));
         });
+      } else if (data.type === "version.update") {
+        applyVersion(data);
       } else {
         apply(data);
       }
     },
   });
+
+  const upload = document.getElementById("version-upload-form");
+  if (upload) {
+    upload.addEventListener("submit", function () {
+      upload.querySelector("button[type=submit]").disabled = true;
+      document.getElementById("version-upload-progress").hidden = false;
+    });
+  }
 
   // --- Try it
 

@@ -2,17 +2,13 @@
 administrator takes a backup from /backups/ and watches its job reach "completed" live, then verifies it and reads
 the checklist; every page is photographed at a desktop and a phone width, and none scrolls sideways on the phone."""
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from playwright.sync_api import expect
 
-from project.celery import app as celery_app
 from tests.mfa import browser_sign_in, totp_device_create
+from tests.workers import worker_running
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -41,37 +37,6 @@ NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= document.doc
 @pytest.fixture
 def admin_key(admin_user):
     return totp_device_create(admin_user).key
-
-
-@contextmanager
-def worker_running() -> Iterator[None]:
-    """A Celery worker started now, in a thread of its own: Django refuses database work (which the worker's
-    start-up does) in the thread where Playwright's event loop runs."""
-    started, stop = threading.Event(), threading.Event()
-
-    def run() -> None:
-        with start_worker(
-            celery_app,
-            pool="threads",
-            concurrency=1,
-            perform_ping_check=False,
-            queues=[queue.name for queue in celery_app.conf.task_queues],
-            shutdown_timeout=30,
-            without_heartbeat=False,
-        ):
-            started.set()
-            stop.wait()
-
-    thread = threading.Thread(target=run, name="backup-pages-worker")
-    thread.start()
-    if not started.wait(60):
-        stop.set()
-        pytest.fail("The Celery worker did not start within 60 s.")
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(60)
 
 
 def _photograph(page, name: str) -> None:

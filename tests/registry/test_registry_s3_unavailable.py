@@ -15,7 +15,7 @@ from apps.registry.inference import inference_job_create, inference_job_run
 from apps.registry.loading import pipelines
 from apps.registry.models import InferenceJob, ModelVersion
 from apps.registry.services import model_register, version_upload, version_validate
-from tests.mfa import staff_force_login
+from tests.mfa import otp_force_login, staff_force_login
 from tests.registry.test_registry_inference import LABELS, _csv, _texts
 from tests.registry_models import build_tiny_classifier, pack_zip
 
@@ -103,6 +103,23 @@ def test_admin_upload_to_an_unusable_bucket_is_a_form_error(
 
     assert response.status_code == 200
     assert response.context["form"].non_field_errors() == [unusable_media.message]
+    assert not ModelVersion.objects.exists()
+    assert _files(settings.REGISTRY_DIR) == []
+    unusable_media.assert_not_shown(response.content.decode(), logs.text)
+
+
+def test_portal_upload_to_an_unusable_bucket_is_a_form_error(
+    unusable_media, client, sentiment, operator_user, classifier_zip, settings, logs
+):
+    otp_force_login(client, operator_user)
+    unusable_media.use()
+
+    response = client.post(
+        "/registry/sentiment/versions/", {"artifact": SimpleUploadedFile("model.zip", classifier_zip)}
+    )
+
+    assert response.status_code == 503
+    assert response.context["upload_form"].non_field_errors() == [unusable_media.message]
     assert not ModelVersion.objects.exists()
     assert _files(settings.REGISTRY_DIR) == []
     unusable_media.assert_not_shown(response.content.decode(), logs.text)
