@@ -1,11 +1,38 @@
-"""Read-only admin display of stored JSON (reports, metrics, migrations) as tables people can read."""
+"""Read-only admin display: stored JSON (reports, metrics, migrations) as tables people can read, and date-times
+as the rest of the portal writes them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+
+from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.text import capfirst
 
-EMPTY = "—"
+from .formatting import EMPTY, local_time
+
+
+@cache
+def local_time_column(model: type[models.Model], name: str) -> Callable | str:
+    """For a date-time field of ``model``: a column (or read-only field) showing it as a ``<time>`` in the viewer's
+    time zone, sorted by the field and named after it (its CSS class stays ``field-<name>``); ``name`` itself for
+    anything else. Cached, so that one field always gets the same column (the admin compares them)."""
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return name
+    if not isinstance(field, models.DateTimeField):
+        return name
+
+    def column(obj) -> SafeString | str:
+        return local_time(getattr(obj, name))
+
+    column.__name__ = name
+    return admin.display(description=capfirst(field.verbose_name), ordering=name)(column)
 
 
 def _label(key) -> str:

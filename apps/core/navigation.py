@@ -114,3 +114,7 @@ def account_links(request) -> list[dict]:
 
 def favicon_url(request) -> str:
     return static("favicon.svg")
+
+
+def format_script_url(request) -> str:
+    return static("js/format.js")
