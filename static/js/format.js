@@ -40,15 +40,26 @@
     return names.find(function (name) { return !/^GMT[+\-\u2212]/.test(name); }) || names[0];
   }
 
-  // "7 Dec 2026, 14:03 CET" in the browser's zone: the shape apps/core/formatting.py gives the server's text.
-  function dateTime(iso) {
-    if (!iso) return "";
-    const date = new Date(iso);
+  function localParts(date) {
     const parts = {};
     new Intl.DateTimeFormat("en-US", PARTS).formatToParts(date).forEach(function (part) {
       parts[part.type] = part.value;
     });
+    return parts;
+  }
+
+  // "7 Dec 2026, 14:03 CET" in the browser's zone: the shape apps/core/formatting.py gives the server's text.
+  function dateTime(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    const parts = localParts(date);
     return parts.day + " " + parts.month + " " + parts.year + ", " + parts.hour + ":" + parts.minute + " " + zoneName(date);
+  }
+
+  // "14:03" in the browser's zone, for labels next to full date-times (a chart's axis).
+  function clock(iso) {
+    const parts = localParts(new Date(iso));
+    return parts.hour + ":" + parts.minute;
   }
 
   // A <time> element for `iso`, for scripts that add a date-time to the page.
@@ -80,5 +91,5 @@
     }).observe(document.body, { childList: true, subtree: true });
   });
 
-  window.OpsdeckFormat = { fileSize: fileSize, number: number, count: count, dateTime: dateTime, timeElement: timeElement };
+  window.OpsdeckFormat = { fileSize: fileSize, number: number, count: count, dateTime: dateTime, clock: clock, timeElement: timeElement };
 })();

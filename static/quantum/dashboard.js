@@ -6,6 +6,7 @@
   const liveSocket = window.OpsdeckLive.liveSocket;
   const isNewer = window.OpsdeckLive.isNewer;
   const setBadge = window.OpsdeckLive.setBadge;
+  const format = window.OpsdeckFormat;
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   function idUrl(template, id) {
@@ -187,12 +188,12 @@
         total += value.count;
         const barHeight = ((bottom - top) * value.count) / tallest;
         const x = left + index * slot;
-        const clock = new Date(value.minute * 60000).toISOString().slice(11, 16);
+        const at = new Date(value.minute * 60000).toISOString();
         const bar = element("rect", { class: "bar", x: x + 1, y: bottom - barHeight, width: slot - 2, height: barHeight, "data-count": value.count });
-        bar.appendChild(element("title", {}, clock + " UTC: " + value.count + " job" + (value.count === 1 ? "" : "s")));
+        bar.appendChild(element("title", {}, format.dateTime(at) + ": " + format.count(value.count, "job")));
         svg.appendChild(bar);
         if ((minutes - 1 - index) % 5 === 0) {
-          svg.appendChild(element("text", { x: x + slot / 2, y: bottom + 16, "text-anchor": "middle", "font-size": 10 }, clock));
+          svg.appendChild(element("text", { x: x + slot / 2, y: bottom + 16, "text-anchor": "middle", "font-size": 10 }, format.clock(at)));
         }
       });
       svg.dataset.total = total;
