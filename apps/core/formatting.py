@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from django.utils import dateformat, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import ngettext
 
 EMPTY = "—"
 DATETIME_FORMAT = "j M Y, H:i T"
@@ -29,3 +30,9 @@ def local_time(value: datetime | None) -> SafeString | str:
 def number(value: int | float | None) -> str:
     """Thousands separated by commas: 100000 → "100,000"; "—" for none."""
     return EMPTY if value is None else f"{value:,}"
+
+
+def count(value: int, singular: str, plural: str = "") -> str:
+    """``value`` and the noun that goes with it: "1 job", "2 jobs", "100,000 shots", "3 entries" (``plural`` for
+    nouns that do not just take an "s")."""
+    return f"{value:,} {ngettext(singular, plural or singular + 's', value)}"

@@ -13,6 +13,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
+from apps.core import formatting
+
 from .kinds import EVERYONE, JobKind
 
 logger = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ def jobs_publish(kind: JobKind, jobs: list, *, with_positions: bool = False) -> 
     try:
         async_to_sync(_send)(list(by_group.items()))
     except Exception:
-        logger.exception("could not publish %d %s job update(s)", len(jobs), kind.name)
+        logger.exception("could not publish %s of %s jobs", formatting.count(len(jobs), "update"), kind.name)
     if kind.on_published is not None:
         kind.on_published(jobs)
 

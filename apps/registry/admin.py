@@ -636,7 +636,9 @@ class ModelVersionAdmin(LocalTimesAdminMixin, _ServiceActionsMixin, ModelAdmin):
                 break
             except StorageUnavailable as exc:
                 left = len(versions) - index - 1
-                untried = f" The {left} version(s) after it were not tried." if left else ""
+                untried = {0: "", 1: " The version after it was not tried."}.get(
+                    left, f" The {left} versions after it were not tried."
+                )
                 self._outcome(request, version, f"not started: {exc.message}{untried}", messages.ERROR)
                 break
             unlabelled = (
