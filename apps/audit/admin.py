@@ -9,7 +9,7 @@ from django.db import connections
 from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
 
-from apps.core.admin_mixins import LocalTimesAdminMixin, ServiceWrittenAdminMixin
+from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin
 from apps.core.paginators import EstimatedCountPaginator
 
 from .models import AuditArchive, AuditCheckpoint, AuditEvent
@@ -89,7 +89,7 @@ def change_rows(changes) -> list[tuple[str, str, str]]:
     return [(str(name), _cell(before), _cell(after)) for name, before, after in sorted(pairs, key=lambda p: str(p[0]))]
 
 
-class ReadOnlyAuditAdmin(LocalTimesAdminMixin, ServiceWrittenAdminMixin, ModelAdmin):
+class ReadOnlyAuditAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAdmin):
     """Nobody writes the audit tables through the admin; the services are their only writers."""
 
     actions = None

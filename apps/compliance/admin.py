@@ -13,14 +13,14 @@ from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 
 from apps.core.admin_display import json_display
-from apps.core.admin_mixins import LocalTimesAdminMixin, ServiceWrittenAdminMixin
+from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin
 from apps.jobs.choices import JobStatus
 
 from .models import Report
 
 
 @admin.register(Report)
-class ReportAdmin(LocalTimesAdminMixin, ServiceWrittenAdminMixin, ModelAdmin):
+class ReportAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAdmin):
     list_display = ["id", "kind", "format", "period", "status", "owner", "scheduled", "size", "created_at"]
     list_filter = ["kind", "format", "status", "scheduled", "created_at"]
     list_select_related = ["owner"]

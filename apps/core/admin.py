@@ -4,7 +4,7 @@ from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 from unfold.admin import ModelAdmin
 
-from .admin_mixins import LocalTimesAdminMixin
+from .admin_mixins import PortalFormatsAdminMixin
 from .formatting import local_time
 from .models import MaintenanceRun
 from .schedules import next_run, schedule_text
@@ -27,7 +27,7 @@ def _schedule_fields(fields):
 
 
 @admin.register(MaintenanceRun)
-class MaintenanceRunAdmin(LocalTimesAdminMixin, ModelAdmin):
+class MaintenanceRunAdmin(PortalFormatsAdminMixin, ModelAdmin):
     """Read-only evidence of scheduled maintenance; runs are written by the tasks only."""
 
     list_display = ["task_name", "status", "started_at", "finished_at", "duration_seconds", "worker"]
@@ -47,7 +47,7 @@ admin.site.unregister(PeriodicTask)
 
 
 @admin.register(PeriodicTask)
-class AuditedPeriodicTaskAdmin(LocalTimesAdminMixin, PeriodicTaskAdmin, ModelAdmin):
+class AuditedPeriodicTaskAdmin(PortalFormatsAdminMixin, PeriodicTaskAdmin, ModelAdmin):
     """django-celery-beat's admin, with schedules in words, the next run, and bulk actions that save (and so audit)
     entry by entry."""
 

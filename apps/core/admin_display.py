@@ -13,23 +13,35 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 
-from .formatting import EMPTY, local_time
+from .formatting import EMPTY, local_time, number
+
+
+def _formatter(field) -> Callable | None:
+    """How the portal writes this field's values, where the admin's default differs: date-times in the viewer's
+    zone, counts with thousands separators (not ids, not choices)."""
+    if isinstance(field, models.DateTimeField):
+        return local_time
+    if isinstance(field, models.IntegerField) and not (field.primary_key or field.choices):
+        return number
+    return None
 
 
 @cache
-def local_time_column(model: type[models.Model], name: str) -> Callable | str:
-    """For a date-time field of ``model``: a column (or read-only field) showing it as a ``<time>`` in the viewer's
-    time zone, sorted by the field and named after it (its CSS class stays ``field-<name>``); ``name`` itself for
-    anything else. Cached, so that one field always gets the same column (the admin compares them)."""
+def formatted_column(model: type[models.Model], name: str) -> Callable | str:
+    """For a date-time or count field of ``model``: a column (or read-only field) showing it as the portal's pages
+    do (apps/core/formatting.py), sorted by the field and named after it (its CSS class stays ``field-<name>``);
+    ``name`` itself for anything else. Cached, so that one field always gets the same column (the admin compares
+    them)."""
     try:
         field = model._meta.get_field(name)
     except FieldDoesNotExist:
         return name
-    if not isinstance(field, models.DateTimeField):
+    formatter = _formatter(field)
+    if formatter is None:
         return name
 
     def column(obj) -> SafeString | str:
-        return local_time(getattr(obj, name))
+        return formatter(getattr(obj, name))
 
     column.__name__ = name
     return admin.display(description=capfirst(field.verbose_name), ordering=name)(column)

@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 
-from apps.core.admin_display import local_time_column
+from apps.core.admin_display import formatted_column
 from apps.core.queueing import QueueUnavailable
 
 
@@ -35,24 +35,25 @@ class ServiceWrittenAdminMixin:
         return False
 
 
-class LocalTimesAdminMixin:
-    """Date-time columns and read-only date-time fields as ``<time>`` elements, which the browser shows in the
-    viewer's time zone like every portal page (apps/core/formatting.py); editable ones stay inputs."""
+class PortalFormatsAdminMixin:
+    """Date-times and counts in list columns and read-only fields written as on every portal page: date-times as
+    ``<time>`` elements the browser shows in the viewer's time zone, counts with thousands separators
+    (apps/core/formatting.py). Editable fields stay inputs."""
 
-    def _local_times(self, names) -> list:
-        return [local_time_column(self.model, name) if isinstance(name, str) else name for name in names]
+    def _formatted(self, names) -> list:
+        return [formatted_column(self.model, name) if isinstance(name, str) else name for name in names]
 
     def get_list_display(self, request):
-        return self._local_times(super().get_list_display(request))
+        return self._formatted(super().get_list_display(request))
 
     def get_readonly_fields(self, request, obj=None):
-        return self._local_times(super().get_readonly_fields(request, obj))
+        return self._formatted(super().get_readonly_fields(request, obj))
 
     def get_fieldsets(self, request, obj=None):
         readonly = set(self.get_readonly_fields(request, obj))
 
         def shown(name):
-            column = local_time_column(self.model, name) if isinstance(name, str) else name
+            column = formatted_column(self.model, name) if isinstance(name, str) else name
             return column if column in readonly else name
 
         def line(names):

@@ -25,7 +25,7 @@ from django.utils.safestring import mark_safe
 from unfold.admin import ModelAdmin, TabularInline
 
 from apps.core.admin_display import json_display
-from apps.core.admin_mixins import LocalTimesAdminMixin, ServiceWrittenAdminMixin, queue_refusal_message
+from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin, queue_refusal_message
 from apps.core.choices import Role
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.permissions import WRITE_ROLES, has_role
@@ -169,7 +169,7 @@ class RegisterModelForm(forms.ModelForm):
         return tags
 
 
-class VersionInline(LocalTimesAdminMixin, ServiceWrittenAdminMixin, TabularInline):
+class VersionInline(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, TabularInline):
     model = ModelVersion
     fields = ["version", "state", "aliases_list", "size", "parameters", "metrics_summary", "created_by", "created_at"]
     readonly_fields = fields
@@ -208,7 +208,7 @@ class VersionInline(LocalTimesAdminMixin, ServiceWrittenAdminMixin, TabularInlin
         return _metrics_summary(_evaluation(version.metrics))
 
 
-class AliasInline(LocalTimesAdminMixin, ServiceWrittenAdminMixin, TabularInline):
+class AliasInline(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, TabularInline):
     model = ModelAlias
     fields = ["name", "version", "updated_by", "updated_at"]
     readonly_fields = fields
@@ -224,7 +224,7 @@ def _alias_target(name: str) -> Subquery:
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(LocalTimesAdminMixin, ModelAdmin):
+class RegisteredModelAdmin(PortalFormatsAdminMixin, ModelAdmin):
     list_display = ["name", "task", "owner", "versions_count", "production", "staging", "created_at"]
     list_filter = ["task"]
     list_select_related = ["owner"]
@@ -392,7 +392,7 @@ class VersionChangeList(ChangeList):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(LocalTimesAdminMixin, _ServiceActionsMixin, ModelAdmin):
+class ModelVersionAdmin(PortalFormatsAdminMixin, _ServiceActionsMixin, ModelAdmin):
     list_display = ["__str__", "model", "version", "state", "aliases_list", "size", "parameters", "created_at"]
     list_filter = ["status", "model__task"]
     list_select_related = ["model"]
@@ -661,7 +661,7 @@ class InferenceJobChangeList(ChangeList):
 
 
 @admin.register(InferenceJob)
-class InferenceJobAdmin(LocalTimesAdminMixin, ServiceWrittenAdminMixin, _ServiceActionsMixin, ModelAdmin):
+class InferenceJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, _ServiceActionsMixin, ModelAdmin):
     list_display = ["id", "name", "owner", "model_version", "kind", "status", "progress", "created_at"]
     list_display_links = ["id", "name"]
     list_filter = ["status", "kind", "created_at"]

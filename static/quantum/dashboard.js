@@ -30,9 +30,15 @@
       return body.querySelector('tr[data-job-id="' + id + '"]');
     }
 
+    // A counter keeps its number in data-count and shows it with thousands separators.
+    function setCount(counter, value) {
+      counter.dataset.count = value;
+      counter.textContent = format.number(value);
+    }
+
     function bump(status, delta) {
       const counter = counters[status];
-      if (counter) counter.textContent = Number(counter.textContent) + delta;
+      if (counter) setCount(counter, Number(counter.dataset.count) + delta);
     }
 
     // Rows stay newest first and at most maxRows long; older jobs than those shown are not recent.
@@ -105,7 +111,7 @@
         .then(function (data) {
           if (!data) return;
           Object.keys(data.counts).forEach(function (status) {
-            if (counters[status]) counters[status].textContent = data.counts[status];
+            if (counters[status]) setCount(counters[status], data.counts[status]);
           });
         })
         .catch(function () {

@@ -8,3 +8,9 @@ register = template.Library()
 
 register.filter("local_time", formatting.local_time)
 register.filter("number", formatting.number)
+
+
+@register.filter("count")
+def count_filter(value: int, nouns: str) -> str:
+    """``{{ n|count:"hour" }}`` → "1 hour", "2 hours"; ``{{ n|count:"entry,entries" }}`` for other plurals."""
+    return formatting.count(value, *nouns.split(","))
