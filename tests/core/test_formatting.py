@@ -66,3 +66,16 @@ def test_numbers_have_thousands_separators():
 )
 def test_counted_nouns_take_the_singular_only_for_one(value, words, text):
     assert count(value, *words) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "nouns", "text"),
+    [
+        (1, "hour", "1 hour"),
+        (24, "hour", "24 hours"),
+        (1, "entry,entries", "1 entry"),
+        (2, "entry,entries", "2 entries"),
+    ],
+)
+def test_the_count_filter_agrees_the_noun_with_the_number(value, nouns, text):
+    assert _rendered("{{ n|count:nouns }}", n=value, nouns=nouns) == text
