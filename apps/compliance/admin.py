@@ -14,6 +14,7 @@ from unfold.admin import ModelAdmin
 
 from apps.core.admin_display import json_display
 from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin
+from apps.core.formatting import local_time
 from apps.jobs.choices import JobStatus
 
 from .models import Report
@@ -70,7 +71,7 @@ class ReportAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAdmin)
 
     @admin.display(description="Period", ordering="period_start")
     def period(self, report: Report) -> str:
-        return f"{report.period_start:%Y-%m-%d %H:%M} to {report.period_end:%Y-%m-%d %H:%M}"
+        return format_html("{} to {}", local_time(report.period_start), local_time(report.period_end))
 
     @admin.display(description="Progress")
     def progress(self, report: Report) -> str:

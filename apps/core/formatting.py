@@ -18,13 +18,18 @@ EMPTY = "—"
 DATETIME_FORMAT = "j M Y, H:i T"
 
 
+def date_time_text(value: datetime) -> str:
+    """``value`` as plain text in the current time zone, with the zone's name: "7 Dec 2026, 14:03 CET" (for titles
+    and messages, where no ``<time>`` element can go)."""
+    return dateformat.format(timezone.localtime(value), DATETIME_FORMAT)
+
+
 def local_time(value: datetime | None) -> SafeString | str:
     """``value`` as ``<time datetime="…Z">7 Dec 2026, 14:03 CET</time>`` in the current time zone; "—" for none."""
     if not value:  # None, or a template's missing value
         return EMPTY
     instant = value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    text = dateformat.format(timezone.localtime(value), DATETIME_FORMAT)
-    return format_html('<time datetime="{}">{}</time>', instant, text)
+    return format_html('<time datetime="{}">{}</time>', instant, date_time_text(value))
 
 
 def number(value: int | float | None) -> str:
