@@ -271,8 +271,8 @@ def _count_differences(recorded: dict[str, int], restored: dict[str, int]) -> li
     for table in sorted(recorded.keys() | restored.keys()):
         expected, found = recorded.get(table), restored.get(table)
         if expected != found:
-            expected_text = "absent" if expected is None else f"{expected} rows"
-            found_text = "absent" if found is None else f"{found} rows"
+            expected_text = "absent" if expected is None else formatting.count(expected, "row")
+            found_text = "absent" if found is None else formatting.count(found, "row")
             differences.append(f"{table}: {expected_text} recorded, {found_text} restored")
     return differences
 
