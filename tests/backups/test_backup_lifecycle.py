@@ -205,7 +205,8 @@ def test_verify_reports_every_table_whose_row_count_differs(backup_dir, people):
     assert verified.verification["message"] == (
         "row counts differ in 2 tables: "
         f"accounts_user: 0 rows recorded, {count(recorded['accounts_user'], 'row')} restored; "
-        f"auth_group: {count(recorded['auth_group'] + 1, 'row')} recorded, {count(recorded['auth_group'], 'row')} restored"
+        f"auth_group: {count(recorded['auth_group'] + 1, 'row')} recorded, "
+        f"{count(recorded['auth_group'], 'row')} restored"
     )
 
 
