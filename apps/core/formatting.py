@@ -33,8 +33,8 @@ def local_time(value: datetime | None) -> SafeString | str:
 
 
 def number(value: int | float | None) -> str:
-    """Thousands separated by commas: 100000 → "100,000"; "—" for none."""
-    return EMPTY if value is None else f"{value:,}"
+    """Thousands separated by commas: 100000 → "100,000"; "—" for none (or a template's missing value)."""
+    return f"{value:,}" if isinstance(value, int | float) else EMPTY
 
 
 def count(value: int, singular: str, plural: str = "") -> str:

@@ -12,5 +12,6 @@ register.filter("number", formatting.number)
 
 @register.filter("count")
 def count_filter(value: int, nouns: str) -> str:
-    """``{{ n|count:"hour" }}`` → "1 hour", "2 hours"; ``{{ n|count:"entry,entries" }}`` for other plurals."""
-    return formatting.count(value, *nouns.split(","))
+    """``{{ n|count:"hour" }}`` → "1 hour", "2 hours"; ``{{ n|count:"entry,entries" }}`` for other plurals; "—"
+    for a missing value."""
+    return formatting.count(value, *nouns.split(",")) if isinstance(value, int) else formatting.EMPTY
