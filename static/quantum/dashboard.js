@@ -74,7 +74,7 @@
           holder.innerHTML = html;
           holder.querySelectorAll("[data-static]").forEach(function (cell) {
             const target = row.querySelector('[data-field="' + cell.dataset.field + '"]');
-            if (target) target.textContent = cell.textContent;
+            if (target) target.replaceChildren.apply(target, Array.from(cell.childNodes));
           });
         })
         .catch(function () {

@@ -1,6 +1,8 @@
 """Date-times on the portal's pages read in the viewer's own time zone, in a real browser."""
 
+import re
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
@@ -56,4 +58,21 @@ def test_a_date_added_to_the_page_later_is_rewritten_too(asgi_live_server, job_p
              "beforeend", '<p id="added"><time datetime="2026-07-07T13:03:00Z">7 Jul 2026, 13:03 UTC</time></p>')"""
     )
     expect(page.locator("#added time")).to_have_text("7 Jul 2026, 15:03 CEST")
+    context.close()
+
+
+def test_a_job_row_added_live_shows_its_creation_in_the_browsers_time_zone(asgi_live_server, roles, job_page, chromium):
+    _, session = job_page
+    context = chromium.new_context(timezone_id="Asia/Tokyo")
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": asgi_live_server}])
+    page = context.new_page()
+    page.goto(asgi_live_server + "/dashboard/")
+    page.click("#submit-job button[type=submit]")
+    expect(page.locator("#submit-result")).to_have_text(re.compile(r"Job #\d+ submitted\."), timeout=15_000)
+    job_id = re.search(r"#(\d+)", page.locator("#submit-result").inner_text()).group(1)
+    created = page.locator(f'#jobs-body tr[data-job-id="{job_id}"] [data-field="created_at"] time')
+    api_created = page.evaluate(f'async () => (await (await fetch("/api/v1/quantum/jobs/{job_id}/")).json()).created_at')
+    in_tokyo = datetime.fromisoformat(api_created).astimezone(ZoneInfo("Asia/Tokyo"))
+    # Tokyo has no abbreviation of its own in the browser: its offset names it.
+    expect(created).to_have_text(f"{in_tokyo:%-d %b %Y, %H:%M} GMT+9")
     context.close()
