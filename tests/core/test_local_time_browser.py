@@ -71,7 +71,8 @@ def test_a_job_row_added_live_shows_its_creation_in_the_browsers_time_zone(asgi_
     expect(page.locator("#submit-result")).to_have_text(re.compile(r"Job #\d+ submitted\."), timeout=15_000)
     job_id = re.search(r"#(\d+)", page.locator("#submit-result").inner_text()).group(1)
     created = page.locator(f'#jobs-body tr[data-job-id="{job_id}"] [data-field="created_at"] time')
-    api_created = page.evaluate(f'async () => (await (await fetch("/api/v1/quantum/jobs/{job_id}/")).json()).created_at')
+    detail = f'async () => (await (await fetch("/api/v1/quantum/jobs/{job_id}/")).json()).created_at'
+    api_created = page.evaluate(detail)
     in_tokyo = datetime.fromisoformat(api_created).astimezone(ZoneInfo("Asia/Tokyo"))
     # Tokyo has no abbreviation of its own in the browser: its offset names it.
     expect(created).to_have_text(f"{in_tokyo:%-d %b %Y, %H:%M} GMT+9")
