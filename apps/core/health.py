@@ -127,8 +127,8 @@ def check_disk() -> str:
     usage = shutil.disk_usage(settings.DATA_DIR)
     free_mb = usage.free // (1024 * 1024)
     if free_mb < settings.HEALTH_MIN_FREE_DISK_MB:
-        raise CheckFailed(f"{free_mb} MB free in {settings.DATA_DIR}, below {settings.HEALTH_MIN_FREE_DISK_MB} MB")
-    return f"{free_mb} MB free"
+        raise CheckFailed(f"{free_mb:,} MB free in {settings.DATA_DIR}, below {settings.HEALTH_MIN_FREE_DISK_MB:,} MB")
+    return f"{free_mb:,} MB free"
 
 
 CHECKS = [
