@@ -1,5 +1,5 @@
 """Read-only admin display: stored JSON (reports, metrics, migrations) as tables people can read, and date-times
-as the rest of the portal writes them."""
+and counts as the rest of the portal writes them."""
 
 from __future__ import annotations
 

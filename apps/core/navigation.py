@@ -117,4 +117,5 @@ def favicon_url(request) -> str:
 
 
 def format_script_url(request) -> str:
+    """The script every page loads: date-times in the viewer's zone, numbers and plurals as the server writes them."""
     return static("js/format.js")
