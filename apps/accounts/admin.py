@@ -7,6 +7,7 @@ from django.template.defaultfilters import pluralize
 from unfold.admin import ModelAdmin
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
+from apps.core.admin_mixins import PortalFormatsAdminMixin
 from apps.core.request_context import current_request
 
 from . import selectors, services, sessions
@@ -41,7 +42,7 @@ class ServicePasswordForm(AdminPasswordChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin, ModelAdmin):
+class UserAdmin(PortalFormatsAdminMixin, DjangoUserAdmin, ModelAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = ServicePasswordForm

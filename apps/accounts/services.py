@@ -18,6 +18,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
+from apps.core import formatting
 
 from . import selectors, sessions
 from .models import User
@@ -219,7 +220,10 @@ def lockout_records_clear_expired() -> str:
     threshold = timezone.now() - settings.AXES_COOLOFF_TIME
     attempts, _ = AccessAttempt.objects.filter(attempt_time__lt=threshold).delete()
     failure_logs, _ = AccessFailureLog.objects.filter(attempt_time__lt=threshold).delete()
-    return f"Deleted {attempts} expired lockout record(s) and {failure_logs} failure log entrie(s)."
+    return (
+        f"Deleted {formatting.count(attempts, 'expired lockout record')} "
+        f"and {formatting.count(failure_logs, 'failure log entry', 'failure log entries')}."
+    )
 
 
 # --- Privileges and passwords (the doors check the sudo window first: that is a property of the session)

@@ -21,6 +21,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from apps.audit.services import event_record
+from apps.core import formatting
 from apps.core.request_context import client_ip
 
 from .models import User, UserSession
@@ -223,9 +224,9 @@ def session_clear_expired() -> str:
     """Delete expired sessions, then the active-session list entries left without one; returns what was done."""
     deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
     orphaned = user_sessions_clear_orphaned()
-    message = f"Deleted {deleted} expired session(s)."
+    message = f"Deleted {formatting.count(deleted, 'expired session')}."
     if orphaned:
-        message += f" Removed {orphaned} stale entr{'y' if orphaned == 1 else 'ies'} of the active-session list."
+        message += f" Removed {formatting.count(orphaned, 'stale entry', 'stale entries')} of the active-session list."
     return message
 
 

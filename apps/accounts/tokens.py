@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
+from apps.core import formatting
 from apps.core.choices import Role
 from apps.core.errors import ApplicationError
 
@@ -223,4 +224,4 @@ def tokens_flag_expired() -> str:
             changes={"owner": token.owner.get_username(), "expired": token.expires},
         )
         count += 1
-    return f"Flagged {count} expired token(s)."
+    return f"Flagged {formatting.count(count, 'expired token')}."

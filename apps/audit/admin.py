@@ -10,7 +10,7 @@ from django.db import connections
 from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
 
-from apps.core.admin_mixins import ServiceWrittenAdminMixin
+from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin
 from apps.core.paginators import EstimatedCountPaginator
 
 from .models import AuditArchive, AuditCheckpoint, AuditEvent
@@ -98,7 +98,7 @@ def _object_kind(object_type: str) -> str:
         return object_type
 
 
-class ReadOnlyAuditAdmin(ServiceWrittenAdminMixin, ModelAdmin):
+class ReadOnlyAuditAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAdmin):
     """Nobody writes the audit tables through the admin; the services are their only writers."""
 
     actions = None

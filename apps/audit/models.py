@@ -3,6 +3,8 @@ import json
 from django.conf import settings
 from django.db import models
 
+from apps.core.formatting import date_time_text
+
 from .choices import Outcome
 
 
@@ -88,7 +90,7 @@ class AuditCheckpoint(models.Model):
         default_permissions = ("view",)
 
     def __str__(self) -> str:
-        return f"checkpoint at event #{self.head_id} ({self.created:%Y-%m-%d %H:%M})"
+        return f"checkpoint at event #{self.head_id} ({date_time_text(self.created)})"
 
 
 class AuditArchive(models.Model):

@@ -30,6 +30,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from apps.core import formatting
 from apps.core.request_context import client_ip
 from apps.core.throttling import client_network
 
@@ -145,4 +146,7 @@ def refusals_flush() -> str:
         summaries += _flush_window(window_start, window)
         cache.set(_FLUSHED_THROUGH_KEY, window_start, timeout=REFUSAL_KEEP_SECONDS)
         windows += 1
-    return f"Summarised refused requests of {windows} closed window(s) in {summaries} event(s)."
+    return (
+        f"Summarised refused requests of {formatting.count(windows, 'closed window')} "
+        f"in {formatting.count(summaries, 'event')}."
+    )

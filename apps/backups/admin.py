@@ -20,7 +20,7 @@ from unfold.admin import ModelAdmin
 
 from apps.accounts.sudo import sudo_redirect, sudo_second_factor_fresh
 from apps.core.admin_display import json_display
-from apps.core.admin_mixins import ServiceWrittenAdminMixin, queue_refusal_message
+from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin, queue_refusal_message
 from apps.core.choices import Role
 from apps.core.permissions import has_role
 from apps.core.queueing import QueueUnavailable
@@ -45,7 +45,7 @@ def _job_queued(job: BackupJob, doing: str) -> str:
 
 
 @admin.register(Backup)
-class BackupAdmin(ServiceWrittenAdminMixin, ModelAdmin):
+class BackupAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAdmin):
     list_display = ["id", "started_at", "status", "trigger", "size", "duration", "verified_at"]
     list_filter = ["status", "trigger", "started_at", "verified_at"]
     date_hierarchy = "started_at"
@@ -201,7 +201,7 @@ class BackupAdmin(ServiceWrittenAdminMixin, ModelAdmin):
 
 
 @admin.register(BackupJob)
-class BackupJobAdmin(ServiceWrittenAdminMixin, ModelAdmin):
+class BackupJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAdmin):
     """Backup jobs as workers run them: read-only (the API and the backup list's buttons make them)."""
 
     list_display = ["id", "operation", "status", "backup_link", "owner", "written", "created_at", "duration", "error"]

@@ -4,6 +4,7 @@ verify and restore them."""
 from django.conf import settings
 from django.db import models
 
+from apps.core.formatting import date_time_text
 from apps.jobs.models import Job
 
 from .choices import BackupOperation, BackupStatus, BackupTrigger
@@ -44,7 +45,7 @@ class Backup(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Backup #{self.pk} of {self.started_at:%Y-%m-%d %H:%M} UTC" if self.started_at else "Backup"
+        return f"Backup #{self.pk} of {date_time_text(self.started_at)}" if self.started_at else "Backup"
 
 
 class BackupJob(Job):

@@ -29,6 +29,7 @@ from psycopg import sql
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import event_record
+from apps.core import formatting
 
 from .choices import BackupStatus, BackupTrigger
 from .keys import key_id
@@ -96,7 +97,7 @@ def _check_file(backup: Backup) -> str:
         raise _CheckFailed("truncated", f"truncated: {size} of {backup.size_bytes} bytes")
     if size != backup.size_bytes or digest.hexdigest() != backup.sha256:
         raise _CheckFailed("checksum", "corrupted: checksum mismatch")
-    return f"{size} bytes, SHA-256 {backup.sha256}"
+    return f"{formatting.count(size, 'byte')}, SHA-256 {backup.sha256}"
 
 
 def _check_key(backup: Backup, key: bytes) -> str:
@@ -270,8 +271,8 @@ def _count_differences(recorded: dict[str, int], restored: dict[str, int]) -> li
     for table in sorted(recorded.keys() | restored.keys()):
         expected, found = recorded.get(table), restored.get(table)
         if expected != found:
-            expected_text = "absent" if expected is None else f"{expected} rows"
-            found_text = "absent" if found is None else f"{found} rows"
+            expected_text = "absent" if expected is None else formatting.count(expected, "row")
+            found_text = "absent" if found is None else formatting.count(found, "row")
             differences.append(f"{table}: {expected_text} recorded, {found_text} restored")
     return differences
 
@@ -304,8 +305,10 @@ def _verification_checks(backup: Backup, key: bytes, checks: list[dict], restore
     passed("restore", f"restored into {where}")
     differences = _count_differences(backup.row_counts, counts)
     if differences:
-        raise _CheckFailed("row_counts", f"row counts differ in {len(differences)} tables: {'; '.join(differences)}")
-    passed("row_counts", f"{len(counts)} tables, {sum(counts.values())} rows, as recorded")
+        tables = formatting.count(len(differences), "table")
+        raise _CheckFailed("row_counts", f"row counts differ in {tables}: {'; '.join(differences)}")
+    tables, rows = formatting.count(len(counts), "table"), formatting.count(sum(counts.values()), "row")
+    passed("row_counts", f"{tables}, {rows}, as recorded")
     return len(counts)
 
 

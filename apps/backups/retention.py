@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import event_record
+from apps.core import formatting
 
 from .choices import BackupStatus
 from .models import Backup
@@ -56,7 +57,8 @@ def retention_plan(
     if newest_verified is not None:
         reasons[newest_verified.pk].append(NEWEST_VERIFIED)
     prune_reason = (
-        f"not the newest of the newest {keep_daily} day(s), {keep_weekly} ISO week(s) or {keep_monthly} month(s) "
+        f"not the newest of the newest {formatting.count(keep_daily, 'day')}, "
+        f"{formatting.count(keep_weekly, 'ISO week')} or {formatting.count(keep_monthly, 'month')} "
         "with backups, and not the newest verified backup"
     )
     return [
@@ -91,10 +93,12 @@ def backups_prune(*, dry_run: bool = False) -> str:
     doomed = [(backup, why) for backup, keep, why in plan if not keep]
     if dry_run:
         lines = [_line(backup, "keep" if keep else "would prune", why) for backup, keep, why in plan]
-        lines.append(f"Dry run: would prune {len(doomed)} of {len(plan)} backup(s); nothing was changed.")
+        lines.append(
+            f"Dry run: would prune {len(doomed)} of {formatting.count(len(plan), 'backup')}; nothing was changed."
+        )
         return "\n".join(lines)
     lines = [_line(backup, "pruned", why) for backup, why in doomed if _prune_one(backup, why=why)]
-    lines.append(f"Pruned {len(lines)} of {len(plan)} backup(s); kept {len(plan) - len(doomed)}.")
+    lines.append(f"Pruned {len(lines)} of {formatting.count(len(plan), 'backup')}; kept {len(plan) - len(doomed)}.")
     return "\n".join(lines)
 
 

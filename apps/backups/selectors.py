@@ -93,7 +93,7 @@ def backups_health(*, now: datetime | None = None) -> tuple[bool, str]:
         if age > settings.BACKUP_MAX_AGE_HOURS * 3600:
             problems.append(
                 f"last successful backup #{newest.pk} is {_hours(age)} old "
-                f"(limit BACKUP_MAX_AGE_HOURS = {settings.BACKUP_MAX_AGE_HOURS} h)"
+                f"(at most {settings.BACKUP_MAX_AGE_HOURS} h allowed)"
             )
     failures = verification_failures()
     for failed in failures[:SHOWN_FAILURES]:

@@ -13,14 +13,15 @@ from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 
 from apps.core.admin_display import json_display
-from apps.core.admin_mixins import ServiceWrittenAdminMixin
+from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin
+from apps.core.formatting import local_time
 from apps.jobs.choices import JobStatus
 
 from .models import Report
 
 
 @admin.register(Report)
-class ReportAdmin(ServiceWrittenAdminMixin, ModelAdmin):
+class ReportAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAdmin):
     list_display = ["id", "kind", "format", "period", "status", "owner", "scheduled", "size", "created_at"]
     list_filter = ["kind", "format", "status", "scheduled", "created_at"]
     list_select_related = ["owner"]
@@ -70,7 +71,7 @@ class ReportAdmin(ServiceWrittenAdminMixin, ModelAdmin):
 
     @admin.display(description="Period", ordering="period_start")
     def period(self, report: Report) -> str:
-        return f"{report.period_start:%Y-%m-%d %H:%M} to {report.period_end:%Y-%m-%d %H:%M}"
+        return format_html("{} to {}", local_time(report.period_start), local_time(report.period_end))
 
     @admin.display(description="Progress")
     def progress(self, report: Report) -> str:

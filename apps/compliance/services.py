@@ -24,8 +24,10 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from apps.audit.services import event_record
+from apps.core import formatting
 from apps.core.choices import Role
 from apps.core.errors import ApplicationError, NotPermitted
 from apps.core.permissions import has_role
@@ -156,7 +158,8 @@ def _validated_filters(kind: str, filters) -> dict:
     if unknown:
         understood = f"they understand {', '.join(allowed)}" if allowed else "they take no filters"
         raise ReportError(
-            f"Unknown filter(s) for {ReportKind(kind).label} reports: {', '.join(unknown)}; {understood}.",
+            f"{ngettext('Unknown filter', 'Unknown filters', len(unknown))} for {ReportKind(kind).label} reports: "
+            f"{', '.join(unknown)}; {understood}.",
             "filters",
         )
     cleaned = {}
@@ -548,7 +551,8 @@ def reports_prune(*, now: datetime | None = None) -> str:
             )
             report.delete()
         pruned += 1
-    return f"Pruned {pruned} report(s) older than {days} days." if pruned else f"No report older than {days} days."
+        older = f"older than {formatting.count(days, 'day')}"
+    return f"Pruned {formatting.count(pruned, 'report')} {older}." if pruned else f"No report {older}."
 
 
 def monthly_reports_request(*, now: datetime | None = None) -> str:

@@ -4,6 +4,8 @@ from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 from unfold.admin import ModelAdmin
 
+from .admin_mixins import PortalFormatsAdminMixin
+from .formatting import local_time
 from .models import MaintenanceRun
 from .schedules import next_run, schedule_text
 from .services import periodic_tasks_set_enabled
@@ -25,7 +27,7 @@ def _schedule_fields(fields):
 
 
 @admin.register(MaintenanceRun)
-class MaintenanceRunAdmin(ModelAdmin):
+class MaintenanceRunAdmin(PortalFormatsAdminMixin, ModelAdmin):
     """Read-only evidence of scheduled maintenance; runs are written by the tasks only."""
 
     list_display = ["task_name", "status", "started_at", "finished_at", "duration_seconds", "worker"]
@@ -45,7 +47,7 @@ admin.site.unregister(PeriodicTask)
 
 
 @admin.register(PeriodicTask)
-class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin, ModelAdmin):
+class AuditedPeriodicTaskAdmin(PortalFormatsAdminMixin, PeriodicTaskAdmin, ModelAdmin):
     """django-celery-beat's admin, with schedules in words, the next run, and bulk actions that save (and so audit)
     entry by entry."""
 
@@ -63,11 +65,11 @@ class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin, ModelAdmin):
         upcoming = next_run(task)
         if upcoming is None:
             return "—" if task.scheduler is None else "not again" if task.enabled else "paused"
-        return f"{upcoming:%Y-%m-%d %H:%M} UTC"
+        return local_time(upcoming)
 
     @admin.display(description="Last run", ordering="last_run_at")
     def last_run(self, task: PeriodicTask) -> str:
-        return f"{task.last_run_at:%Y-%m-%d %H:%M} UTC" if task.last_run_at else "never"
+        return local_time(task.last_run_at) if task.last_run_at else "never"
 
     def _set_enabled(self, request, queryset, enabled: bool | None, verb: str) -> None:
         count = periodic_tasks_set_enabled(tasks=queryset, enabled=enabled)

@@ -1,11 +1,50 @@
-"""Read-only admin display of stored JSON (reports, metrics, migrations) as tables people can read."""
+"""Read-only admin display: stored JSON (reports, metrics, migrations) as tables people can read, and date-times
+and counts as the rest of the portal writes them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+
+from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.text import capfirst
 
-EMPTY = "—"
+from .formatting import EMPTY, local_time, number
+
+
+def _formatter(field) -> Callable | None:
+    """How the portal writes this field's values, where the admin's default differs: date-times in the viewer's
+    zone, counts with thousands separators (not ids, not choices)."""
+    if isinstance(field, models.DateTimeField):
+        return local_time
+    if isinstance(field, models.IntegerField) and not (field.primary_key or field.choices):
+        return number
+    return None
+
+
+@cache
+def formatted_column(model: type[models.Model], name: str) -> Callable | str:
+    """For a date-time or count field of ``model``: a column (or read-only field) showing it as the portal's pages
+    do (apps/core/formatting.py), sorted by the field and named after it (its CSS class stays ``field-<name>``);
+    ``name`` itself for anything else. Cached, so that one field always gets the same column (the admin compares
+    them)."""
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return name
+    formatter = _formatter(field)
+    if formatter is None:
+        return name
+
+    def column(obj) -> SafeString | str:
+        return formatter(getattr(obj, name))
+
+    column.__name__ = name
+    return admin.display(description=capfirst(field.verbose_name), ordering=name)(column)
 
 
 def _label(key) -> str:

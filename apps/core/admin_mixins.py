@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 
+from apps.core.admin_display import formatted_column
 from apps.core.queueing import QueueUnavailable
 
 
@@ -32,3 +33,33 @@ class ServiceWrittenAdminMixin:
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class PortalFormatsAdminMixin:
+    """Date-times and counts in list columns and read-only fields written as on every portal page: date-times as
+    ``<time>`` elements the browser shows in the viewer's time zone, counts with thousands separators
+    (apps/core/formatting.py). Editable fields stay inputs."""
+
+    def _formatted(self, names) -> list:
+        return [formatted_column(self.model, name) if isinstance(name, str) else name for name in names]
+
+    def get_list_display(self, request):
+        return self._formatted(super().get_list_display(request))
+
+    def get_readonly_fields(self, request, obj=None):
+        return self._formatted(super().get_readonly_fields(request, obj))
+
+    def get_fieldsets(self, request, obj=None):
+        readonly = set(self.get_readonly_fields(request, obj))
+
+        def shown(name):
+            column = formatted_column(self.model, name) if isinstance(name, str) else name
+            return column if column in readonly else name
+
+        def line(names):
+            return tuple(shown(name) for name in names) if isinstance(names, list | tuple) else shown(names)
+
+        return [
+            (title, {**options, "fields": [line(names) for names in options["fields"]]})
+            for title, options in super().get_fieldsets(request, obj)
+        ]

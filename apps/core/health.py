@@ -24,6 +24,8 @@ from django.db.migrations.executor import MigrationExecutor
 from kombu import Connection
 from psycopg_pool import PoolTimeout
 
+from . import formatting
+
 
 class CheckFailed(Exception):
     """A check found a problem; the message is shown in the report."""
@@ -116,7 +118,7 @@ def check_migrations() -> str:
     pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     if pending:
         names = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _ in pending[:5])
-        raise CheckFailed(f"{len(pending)} unapplied migration(s): {names}; run manage.py migrate")
+        raise CheckFailed(f"{formatting.count(len(pending), 'unapplied migration')}: {names}; run manage.py migrate")
     _migrations_known_applied = True
     return "all applied"
 
@@ -125,8 +127,8 @@ def check_disk() -> str:
     usage = shutil.disk_usage(settings.DATA_DIR)
     free_mb = usage.free // (1024 * 1024)
     if free_mb < settings.HEALTH_MIN_FREE_DISK_MB:
-        raise CheckFailed(f"{free_mb} MB free in {settings.DATA_DIR}, below {settings.HEALTH_MIN_FREE_DISK_MB} MB")
-    return f"{free_mb} MB free"
+        raise CheckFailed(f"{free_mb:,} MB free in {settings.DATA_DIR}, below {settings.HEALTH_MIN_FREE_DISK_MB:,} MB")
+    return f"{free_mb:,} MB free"
 
 
 CHECKS = [

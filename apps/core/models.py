@@ -1,6 +1,7 @@
 from django.db import models
 
 from .choices import MaintenanceStatus
+from .formatting import date_time_text
 
 
 class MaintenanceRun(models.Model):
@@ -19,7 +20,7 @@ class MaintenanceRun(models.Model):
         indexes = [models.Index(fields=["task_name", "-started_at"])]
 
     def __str__(self) -> str:
-        return f"{self.task_name} at {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+        return f"{self.task_name} at {date_time_text(self.started_at)} ({self.status})"
 
     @property
     def duration_seconds(self) -> float | None:

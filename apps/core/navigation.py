@@ -114,3 +114,8 @@ def account_links(request) -> list[dict]:
 
 def favicon_url(request) -> str:
     return static("favicon.svg")
+
+
+def format_script_url(request) -> str:
+    """The script every page loads: date-times in the viewer's zone, numbers and plurals as the server writes them."""
+    return static("js/format.js")

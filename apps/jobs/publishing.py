@@ -13,6 +13,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
+from apps.core import formatting
+
 from .kinds import EVERYONE, JobKind
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def stream_publish(messages: list[tuple[tuple, dict]], *, audience: str, what: s
     try:
         async_to_sync(_send)(list(by_group.items()))
     except Exception:
-        logger.exception("could not publish %d %s update(s)", len(messages), what)
+        logger.exception("could not publish %s of %s", formatting.count(len(messages), "update"), what)
 
 
 async def _send(messages: list[tuple[str, list[dict]]]) -> None:

@@ -12,7 +12,7 @@ from django.template.defaultfilters import pluralize
 from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
 
-from apps.core.admin_mixins import ServiceWrittenAdminMixin, queue_refusal_message
+from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin, queue_refusal_message
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.permissions import WRITE_ROLES, has_role
 from apps.core.queueing import QueueUnavailable
@@ -55,7 +55,7 @@ class JobChangeList(ChangeList):
 
 
 @admin.register(QuantumJob)
-class QuantumJobAdmin(ServiceWrittenAdminMixin, ModelAdmin):
+class QuantumJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAdmin):
     list_display = ["id", "name", "owner", "status", "num_qubits", "shots", "method", "duration", "created_at"]
     list_display_links = ["id", "name"]
     list_filter = ["status", "method", "qasm_version", "created_at"]

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.template.defaultfilters import pluralize
 
 from apps.audit.services import event_record
+from apps.core import formatting
 from apps.core.errors import ApplicationError, NotPermitted
 from apps.core.queueing import message_priority
 from apps.jobs import lifecycle
@@ -215,7 +216,8 @@ def _quotas_check(owner, jobs: list[QuantumJob]) -> None:
     queued = QuantumJob.objects.filter(owner=owner, status=JobStatus.QUEUED).count()
     if queued + len(jobs) > limit:
         raise JobQuotaError(
-            f"You have {queued} queued job(s) and submitted {len(jobs)} more; at most {limit} may wait at once. "
+            f"You have {formatting.count(queued, 'queued job')} and submitted {len(jobs)} more; at most {limit} may "
+            "wait at once. "
             "Wait for some to finish or cancel some."
         )
     quota = settings.QUANTUM_DAILY_SHOTS_QUOTA
@@ -310,7 +312,7 @@ def jobs_run(*, job_ids: list[int], task_id: str, worker: str) -> str:
     with JobRun(_kind(), jobs, task_id=task_id) as run:
         for group in _groups(jobs):
             _group_run(group, run)
-    return f"ran {len(jobs)} of {len(job_ids)} job(s)"
+    return f"ran {len(jobs)} of {formatting.count(len(job_ids), 'job')}"
 
 
 def _groups(jobs: list[QuantumJob]) -> Iterable[list[QuantumJob]]:

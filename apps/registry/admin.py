@@ -25,7 +25,7 @@ from django.utils.safestring import mark_safe
 from unfold.admin import ModelAdmin, TabularInline
 
 from apps.core.admin_display import json_display
-from apps.core.admin_mixins import ServiceWrittenAdminMixin, queue_refusal_message
+from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin, queue_refusal_message
 from apps.core.choices import Role
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.permissions import WRITE_ROLES, has_role
@@ -169,7 +169,7 @@ class RegisterModelForm(forms.ModelForm):
         return tags
 
 
-class VersionInline(ServiceWrittenAdminMixin, TabularInline):
+class VersionInline(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, TabularInline):
     model = ModelVersion
     fields = ["version", "state", "aliases_list", "size", "parameters", "metrics_summary", "created_by", "created_at"]
     readonly_fields = fields
@@ -208,7 +208,7 @@ class VersionInline(ServiceWrittenAdminMixin, TabularInline):
         return _metrics_summary(_evaluation(version.metrics))
 
 
-class AliasInline(ServiceWrittenAdminMixin, TabularInline):
+class AliasInline(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, TabularInline):
     model = ModelAlias
     fields = ["name", "version", "updated_by", "updated_at"]
     readonly_fields = fields
@@ -224,7 +224,7 @@ def _alias_target(name: str) -> Subquery:
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(ModelAdmin):
+class RegisteredModelAdmin(PortalFormatsAdminMixin, ModelAdmin):
     list_display = ["name", "task", "owner", "versions_count", "production", "staging", "created_at"]
     list_filter = ["task"]
     list_select_related = ["owner"]
@@ -392,7 +392,7 @@ class VersionChangeList(ChangeList):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(_ServiceActionsMixin, ModelAdmin):
+class ModelVersionAdmin(PortalFormatsAdminMixin, _ServiceActionsMixin, ModelAdmin):
     list_display = ["__str__", "model", "version", "state", "aliases_list", "size", "parameters", "created_at"]
     list_filter = ["status", "model__task"]
     list_select_related = ["model"]
@@ -636,7 +636,9 @@ class ModelVersionAdmin(_ServiceActionsMixin, ModelAdmin):
                 break
             except StorageUnavailable as exc:
                 left = len(versions) - index - 1
-                untried = f" The {left} version(s) after it were not tried." if left else ""
+                untried = {0: "", 1: " The version after it was not tried."}.get(
+                    left, f" The {left} versions after it were not tried."
+                )
                 self._outcome(request, version, f"not started: {exc.message}{untried}", messages.ERROR)
                 break
             unlabelled = (
@@ -659,7 +661,7 @@ class InferenceJobChangeList(ChangeList):
 
 
 @admin.register(InferenceJob)
-class InferenceJobAdmin(ServiceWrittenAdminMixin, _ServiceActionsMixin, ModelAdmin):
+class InferenceJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, _ServiceActionsMixin, ModelAdmin):
     list_display = ["id", "name", "owner", "model_version", "kind", "status", "progress", "created_at"]
     list_display_links = ["id", "name"]
     list_filter = ["status", "kind", "created_at"]

@@ -470,6 +470,8 @@ UNFOLD = {
     "SITE_SYMBOL": "hub",
     "SITE_URL": None,  # the sidebar already leads to every portal page
     "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": "apps.core.navigation.favicon_url"}],
+    # Every page, portal and admin: dates in the viewer's time zone, numbers and plurals as the server writes them.
+    "SCRIPTS": ["apps.core.navigation.format_script_url"],
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": True,
     "COLORS": {

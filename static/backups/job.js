@@ -1,13 +1,14 @@
 // A backup job's admin page: its status and the bytes written so far follow the job live over
-// /ws/jobs/backup/<id>/; the page reloads once the job has ended, to show its final record.
+// /ws/jobs/backup/<id>/ (static/js/live-socket.js); the page reloads once the job has ended, to show its final
+// record.
 (function () {
+  "use strict";
+
   const line = document.getElementById("job-live");
   if (!line) return;
   const FINISHED = ["completed", "failed", "cancelled"];
   const status = document.querySelector(".field-status .readonly");
   const written = document.querySelector(".field-written .readonly");
-  let delay = 1000;
-
 
   function show(update) {
     if (FINISHED.includes(update.status)) {
@@ -19,26 +20,16 @@
     if (written && bytes) written.textContent = window.OpsdeckFormat.fileSize(bytes);
   }
 
-  function connect() {
-    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    const socket = new WebSocket(scheme + window.location.host + line.dataset.socketPath);
-    socket.onopen = function () {
+  window.OpsdeckLive.liveSocket(line.dataset.socketPath, {
+    banner: null, // the admin page has no banner: the live line says how it stands
+    open: function () {
       line.textContent = "Live: status and bytes written update as the worker goes.";
-      delay = 1000;
-    };
-    socket.onmessage = function (message) {
-      const update = JSON.parse(message.data);
+    },
+    message: function (update) {
       if (update.type === "job.update") show(update);
-    };
-    socket.onclose = function (event) {
-      if (event.code === 4401 || event.code === 4404) {
-        line.textContent = "Live updates stopped: reload the page.";
-        return;
-      }
-      line.textContent = "Live updates interrupted; reconnecting…";
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 30000);
-    };
-  }
-  connect();
+    },
+    close: function (finalReason) {
+      line.textContent = finalReason ? "Live updates stopped: " + finalReason + "." : "Live updates interrupted; reconnecting…";
+    },
+  });
 })();

@@ -16,8 +16,6 @@
     cancelled: "Cancelled",
   };
   const FILTERS_OF_KIND = { audit_trail: ["action_prefix", "actor"], subject_export: ["username"] };
-  const FIRST_RETRY_MS = 1000;
-  const MAX_RETRY_MS = 10000;
   // A busy channel layer may drop an event (it caps what waits for each socket); unfinished rows are asked
   // about again this often, so a dropped "completed" never leaves a row stuck.
   const RESYNC_MS = 15000;
@@ -44,19 +42,15 @@
     return option ? option.textContent : value;
   }
 
-  // The API's date-times are UTC ISO 8601; the rows show them to the minute, as the server renders them.
-  function utcMinute(iso) {
-    return iso ? iso.slice(0, 16).replace("T", " ") : "";
-  }
-
   // A row added live knows only the report's name until the API's detail tells what was asked.
   function describe(row, detail) {
     const form = document.getElementById("report-form");
     cell(row, "name").textContent = optionLabel(form.elements.kind, detail.kind);
-    cell(row, "period").textContent = utcMinute(detail.period_start) + " – " + utcMinute(detail.period_end);
+    const time = window.OpsdeckFormat.timeElement;
+    cell(row, "period").replaceChildren(time(detail.period_start), " – ", time(detail.period_end));
     cell(row, "format").textContent = optionLabel(form.elements.format, detail.format);
     cell(row, "owner").textContent = detail.requested_by || "schedule";
-    cell(row, "created").textContent = utcMinute(detail.created_at);
+    cell(row, "created").replaceChildren(time(detail.created_at));
   }
 
   function withDetail(id, then) {
@@ -127,32 +121,6 @@
     });
   }
 
-  function connect(retryMs) {
-    const banner = document.getElementById("live-banner");
-    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    const socket = new WebSocket(scheme + window.location.host + root.dataset.socketPath);
-    let opened = false;
-    socket.addEventListener("open", function () {
-      opened = true;
-      banner.hidden = true;
-      resync();
-    });
-    socket.addEventListener("message", function (event) {
-      const data = JSON.parse(event.data);
-      if (data.type === "job.update" && data.kind === "report") update(data);
-    });
-    socket.addEventListener("close", function (event) {
-      banner.hidden = false;
-      if (event.code === 4401) {
-        banner.textContent = "Live updates stopped: your session has ended; reload the page to sign in again.";
-        return;
-      }
-      const next = opened ? FIRST_RETRY_MS : Math.min(retryMs * 2, MAX_RETRY_MS);
-      window.setTimeout(function () {
-        connect(next);
-      }, next * (0.75 + Math.random() / 4));
-    });
-  }
 
   // Only the filters of the chosen kind; a period preset fills the two dates and shows as pressed while they match.
   const form = document.getElementById("report-form");
@@ -184,6 +152,11 @@
     markPreset();
   }
 
-  connect(FIRST_RETRY_MS);
+  window.OpsdeckLive.liveSocket(root.dataset.socketPath, {
+    open: resync,
+    message: function (data) {
+      if (data.type === "job.update" && data.kind === "report") update(data);
+    },
+  });
   window.setInterval(resync, RESYNC_MS);
 })();

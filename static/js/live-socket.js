@@ -9,11 +9,14 @@ window.OpsdeckLive = (function () {
   // Close codes after which reconnecting cannot help (README, "Live job updates").
   const FINAL_CLOSE_CODES = { 4401: "your session has ended; reload the page to sign in again", 4404: "this job is no longer visible to you" };
 
-  // Opens a websocket to `path`, shows the banner while it is down and reconnects with exponential back-off.
-  // handlers.open(isReconnect) runs on every connect; handlers.message(data) for every JSON message.
+  // Opens a websocket to `path`, shows the page's #live-banner while it is down (handlers.banner: another element,
+  // or null for none) and reconnects with exponential back-off. handlers.open(isReconnect) runs on every connect;
+  // handlers.message(data) for every JSON message; handlers.close(finalReason), if given, whenever it drops, with
+  // the reason reconnecting cannot help, or null when it will reconnect.
   function liveSocket(path, handlers) {
-    const banner = document.getElementById("live-banner");
-    const bannerText = banner.textContent;
+    const banner = handlers.banner === undefined ? document.getElementById("live-banner") : handlers.banner;
+    const bannerText = banner ? banner.textContent : "";
+    const closed = handlers.close || function () {};
     let retryMs = FIRST_RETRY_MS;
     let connectedBefore = false;
 
@@ -21,7 +24,7 @@ window.OpsdeckLive = (function () {
       const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
       const socket = new WebSocket(scheme + window.location.host + path);
       socket.addEventListener("open", function () {
-        banner.hidden = true;
+        if (banner) banner.hidden = true;
         retryMs = FIRST_RETRY_MS;
         handlers.open(connectedBefore);
         connectedBefore = true;
@@ -30,12 +33,13 @@ window.OpsdeckLive = (function () {
         handlers.message(JSON.parse(event.data));
       });
       socket.addEventListener("close", function (event) {
-        banner.hidden = false;
-        if (FINAL_CLOSE_CODES[event.code]) {
-          banner.textContent = "Live updates stopped: " + FINAL_CLOSE_CODES[event.code] + ".";
-          return;
+        const finalReason = FINAL_CLOSE_CODES[event.code] || null;
+        closed(finalReason);
+        if (banner) {
+          banner.hidden = false;
+          banner.textContent = finalReason ? "Live updates stopped: " + finalReason + "." : bannerText;
         }
-        banner.textContent = bannerText;
+        if (finalReason) return;
         // Jitter keeps many open pages from reconnecting in step after a server restart.
         window.setTimeout(connect, retryMs * (0.75 + Math.random() / 4));
         retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);

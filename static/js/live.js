@@ -1,31 +1,28 @@
-// Subscribes to the signed-in user's live events and lists them; reconnects with back-off.
+// Lists the signed-in user's live events as they arrive over /ws/events/ (static/js/live-socket.js); the
+// summary's state says whether the socket is up.
 (function () {
+  "use strict";
+
   const list = document.getElementById("live-events");
   const state = document.getElementById("live-state");
   if (!list) return;
-  let delay = 1000;
+  const MAX_ITEMS = 50;
 
-  function connect() {
-    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    const socket = new WebSocket(scheme + window.location.host + list.dataset.path);
-    socket.onopen = function () {
+  window.OpsdeckLive.liveSocket(list.dataset.path, {
+    banner: null, // the page's banner follows its own socket; this one has its state in the summary
+    open: function () {
       state.textContent = "connected";
       state.className = "status status-ok";
-      delay = 1000;
-    };
-    socket.onmessage = function (message) {
-      const data = JSON.parse(message.data);
+    },
+    message: function (data) {
       const item = document.createElement("li");
-      item.textContent = new Date().toISOString().slice(11, 19) + " " + data.event + " " + JSON.stringify(data.payload);
+      item.append(window.OpsdeckFormat.timeElement(new Date().toISOString()), " " + data.event + " " + JSON.stringify(data.payload));
       list.prepend(item);
-      while (list.children.length > 50) list.lastChild.remove();
-    };
-    socket.onclose = function () {
-      state.textContent = "disconnected, retrying";
+      while (list.children.length > MAX_ITEMS) list.lastChild.remove();
+    },
+    close: function (finalReason) {
+      state.textContent = finalReason ? "stopped: " + finalReason : "disconnected, retrying";
       state.className = "status status-down";
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 30000);
-    };
-  }
-  connect();
+    },
+  });
 })();

@@ -6,6 +6,7 @@
   const liveSocket = window.OpsdeckLive.liveSocket;
   const isNewer = window.OpsdeckLive.isNewer;
   const setBadge = window.OpsdeckLive.setBadge;
+  const format = window.OpsdeckFormat;
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   function idUrl(template, id) {
@@ -29,9 +30,15 @@
       return body.querySelector('tr[data-job-id="' + id + '"]');
     }
 
+    // A counter keeps its number in data-count and shows it with thousands separators.
+    function setCount(counter, value) {
+      counter.dataset.count = value;
+      counter.textContent = format.number(value);
+    }
+
     function bump(status, delta) {
       const counter = counters[status];
-      if (counter) counter.textContent = Number(counter.textContent) + delta;
+      if (counter) setCount(counter, Number(counter.dataset.count) + delta);
     }
 
     // Rows stay newest first and at most maxRows long; older jobs than those shown are not recent.
@@ -67,7 +74,7 @@
           holder.innerHTML = html;
           holder.querySelectorAll("[data-static]").forEach(function (cell) {
             const target = row.querySelector('[data-field="' + cell.dataset.field + '"]');
-            if (target) target.textContent = cell.textContent;
+            if (target) target.replaceChildren.apply(target, Array.from(cell.childNodes));
           });
         })
         .catch(function () {
@@ -104,7 +111,7 @@
         .then(function (data) {
           if (!data) return;
           Object.keys(data.counts).forEach(function (status) {
-            if (counters[status]) counters[status].textContent = data.counts[status];
+            if (counters[status]) setCount(counters[status], data.counts[status]);
           });
         })
         .catch(function () {
@@ -187,12 +194,12 @@
         total += value.count;
         const barHeight = ((bottom - top) * value.count) / tallest;
         const x = left + index * slot;
-        const clock = new Date(value.minute * 60000).toISOString().slice(11, 16);
+        const at = new Date(value.minute * 60000).toISOString();
         const bar = element("rect", { class: "bar", x: x + 1, y: bottom - barHeight, width: slot - 2, height: barHeight, "data-count": value.count });
-        bar.appendChild(element("title", {}, clock + " UTC: " + value.count + " job" + (value.count === 1 ? "" : "s")));
+        bar.appendChild(element("title", {}, format.dateTime(at) + ": " + format.count(value.count, "job")));
         svg.appendChild(bar);
         if ((minutes - 1 - index) % 5 === 0) {
-          svg.appendChild(element("text", { x: x + slot / 2, y: bottom + 16, "text-anchor": "middle", "font-size": 10 }, clock));
+          svg.appendChild(element("text", { x: x + slot / 2, y: bottom + 16, "text-anchor": "middle", "font-size": 10 }, format.clock(at)));
         }
       });
       svg.dataset.total = total;

@@ -18,11 +18,6 @@
 
   // --- Jobs: the rows of this page's table, kept current; a reconnect's snapshot repairs missed updates.
 
-  // Thousands separated as the server's rendering of the row (Django's floatformat:"g").
-  function count(value) {
-    return (value || 0).toLocaleString("en-US");
-  }
-
   function cell(row, name) {
     return row.querySelector('[data-cell="' + name + '"]');
   }
@@ -41,7 +36,8 @@
     const bar = cell(row, "progress").querySelector("progress");
     bar.max = progress.total || 0;
     bar.value = progress.done || 0;
-    cell(row, "rows").textContent = count(progress.done) + " / " + count(progress.total);
+    const number = window.OpsdeckFormat.number;
+    cell(row, "rows").textContent = number(progress.done || 0) + " / " + number(progress.total || 0);
     const result = cell(row, "result");
     if (message.status === "completed" && !result.querySelector("a")) {
       const link = document.createElement("a");
@@ -137,7 +133,7 @@
 
   // One output per input, whatever the task: a label and score, generated or summary text, entities, a vector.
   function describe(output) {
-    if (Array.isArray(output) && output.length && typeof output[0] === "number") return ["vector of " + output.length + " numbers", ""];
+    if (Array.isArray(output) && output.length && typeof output[0] === "number") return ["vector of " + window.OpsdeckFormat.count(output.length, "number"), ""];
     if (Array.isArray(output) && output.length && Array.isArray(output[0])) return ["vectors: " + output.length + " × " + output[0].length, ""];
     if (Array.isArray(output) && output.length && output[0].entity_group === undefined && output[0].entity === undefined) return describe(output[0]);
     if (Array.isArray(output)) {

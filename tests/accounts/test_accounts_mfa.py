@@ -304,7 +304,7 @@ def test_five_failures_lock_out_until_the_cool_off_has_passed(client, operator_u
         assert response.status_code == 429
         page = response.content.decode()
         assert "Sign-in locked" in page
-        assert "2026-03-02 09:15 UTC" in page
+        assert "2 Mar 2026, 09:15 UTC" in page
         assert _actions("auth.lockout") == ["auth.lockout"]
 
         traveller.shift(timedelta(minutes=14))

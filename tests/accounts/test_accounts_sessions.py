@@ -316,7 +316,7 @@ def test_maintenance_removes_list_entries_whose_session_is_gone(operator_user, p
 
     message = session_clear_expired.apply().get()
 
-    assert message == "Deleted 0 expired session(s). Removed 1 stale entry of the active-session list."
+    assert message == "Deleted 0 expired sessions. Removed 1 stale entry of the active-session list."
     assert list(UserSession.objects.values_list("session_key", flat=True)) == [_session_key(laptop)]
     assert MaintenanceRun.objects.get().message == message
 
@@ -325,7 +325,7 @@ def test_maintenance_removes_list_entries_of_expired_sessions(operator_user, pas
     _sign_in(operator_user, password)
     clock.shift(timedelta(hours=settings.SESSION_ABSOLUTE_HOURS, minutes=1))
     message = session_clear_expired.apply().get()
-    assert message == "Deleted 1 expired session(s). Removed 1 stale entry of the active-session list."
+    assert message == "Deleted 1 expired session. Removed 1 stale entry of the active-session list."
     assert not UserSession.objects.exists()
 
 

@@ -170,7 +170,7 @@ def test_expired_tokens_are_flagged_once_in_the_audit_trail(viewer_user):
     expired.token.expires = timezone.now() - timedelta(minutes=5)
     expired.token.save()
     _issue(viewer_user)  # still valid
-    assert tokens_flag_expired.apply().get() == "Flagged 1 expired token(s)."
-    assert tokens_flag_expired.apply().get() == "Flagged 0 expired token(s)."
+    assert tokens_flag_expired.apply().get() == "Flagged 1 expired token."
+    assert tokens_flag_expired.apply().get() == "Flagged 0 expired tokens."
     [event] = AuditEvent.objects.filter(action="auth.token.expired")
     assert event.object_id == str(expired.token.pk)

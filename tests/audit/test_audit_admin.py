@@ -12,6 +12,7 @@ from apps.audit.choices import Outcome
 from apps.audit.models import AuditEvent
 from apps.audit.services import checkpoint_create, event_record
 from apps.core.choices import MaintenanceStatus
+from apps.core.formatting import local_time
 from apps.core.models import MaintenanceRun
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.request_context import current_request_id
@@ -200,7 +201,7 @@ def test_banner_shows_when_the_latest_verification_failed(superuser_client, admi
     failed = _verify_run(MaintenanceStatus.FAILED, "AuditError: Audit chain broken at event #7: <content> changed")
     for url in ("/admin/", "/admin/core/maintenancerun/", CHANGELIST_URL):
         page = superuser_client.get(url).content.decode()
-        assert f"{BANNER_TEXT} {timezone.localtime(failed.finished_at):%Y-%m-%d %H:%M:%S} UTC" in page
+        assert f"{BANNER_TEXT} {local_time(failed.finished_at)}:" in page
         assert "Audit chain broken at event #7: &lt;content&gt; changed" in page
         assert "| Opsdeck</title>" in page
 

@@ -22,6 +22,7 @@ from apps.backups.keys import generate_key
 from apps.backups.models import Backup, BackupJob
 from apps.backups.restore import backup_decrypt, backup_restore, backup_verify
 from apps.backups.services import BackupError, backup_create
+from apps.core.formatting import count
 from tests.factories import UserFactory
 from tests.helpers import clean_environment, manage
 
@@ -203,8 +204,9 @@ def test_verify_reports_every_table_whose_row_count_differs(backup_dir, people):
     assert verified.verification["reason"] == "row_counts"
     assert verified.verification["message"] == (
         "row counts differ in 2 tables: "
-        f"accounts_user: 0 rows recorded, {recorded['accounts_user']} rows restored; "
-        f"auth_group: {recorded['auth_group'] + 1} rows recorded, {recorded['auth_group']} rows restored"
+        f"accounts_user: 0 rows recorded, {count(recorded['accounts_user'], 'row')} restored; "
+        f"auth_group: {count(recorded['auth_group'] + 1, 'row')} recorded, "
+        f"{count(recorded['auth_group'], 'row')} restored"
     )
 
 

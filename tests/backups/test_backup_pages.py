@@ -18,6 +18,7 @@ from apps.backups.models import Backup, BackupJob
 from apps.backups.restore import backup_verify
 from apps.backups.tasks import run_job
 from apps.backups.views import BACKUPS_PER_PAGE
+from apps.core.formatting import local_time
 from apps.jobs.kinds import job_kind
 from apps.jobs.lifecycle import Outcome, jobs_finish
 from tests.backups.conftest import backup_row
@@ -125,19 +126,19 @@ def test_list_shows_status_badges_size_duration_trigger_key_and_the_health(admin
     assert f'href="{_detail(failed.pk)}"' in page
     assert 'id="backups-health-status">healthy<' in page
     assert f"Last successful backup #{mine.pk}".lower() in page.lower()
-    assert f'<a href="{_detail(verified.pk)}">#{verified.pk}</a>, verified 2\xa0hours, 1\xa0minute ago' in page
+    assert f'<a href="{_detail(verified.pk)}">#{verified.pk}</a>, verified {local_time(verified.verified_at)}' in page
     assert 'id="backup-create"' in page
 
 
 @pytest.mark.django_db
 def test_list_health_names_what_needs_attention(admin_client):
-    backup_row(status=BackupStatus.VERIFY_FAILED, error="row counts differ in 1 tables")
+    backup_row(status=BackupStatus.VERIFY_FAILED, error="row counts differ in 1 table")
 
     page = admin_client.get(INDEX).content.decode()
 
     assert 'id="backups-health-status">needs attention<' in page
     assert "No successful backup yet; verification of backup" in page
-    assert "row counts differ in 1 tables" in page
+    assert "row counts differ in 1 table" in page
 
 
 @pytest.mark.django_db
@@ -326,10 +327,10 @@ def test_a_verified_backup_shows_each_check_with_its_figure_and_never_raw_json(
     checklist = html[start : html.index("</ol>", start)]
     assert checklist.count("check-passed") == 4
     assert checklist.count("✓") == 4
-    assert f"{stored_backup.size_bytes} bytes, SHA-256 {stored_backup.sha256}" in checklist
+    assert f"{stored_backup.size_bytes:,} bytes, SHA-256 {stored_backup.sha256}" in checklist
     assert f"key {stored_backup.key_id}" in checklist
     assert "restored into opsdeck_verify_" in checklist
-    assert f"{tables} tables, {rows} rows, as recorded" in checklist
+    assert f"{tables:,} tables, {rows:,} rows, as recorded" in checklist
     assert "The backup restores and holds the recorded rows." in html
     assert '"checks"' not in html
     assert "tables_compared" not in html

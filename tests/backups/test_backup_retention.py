@@ -102,7 +102,7 @@ def test_plan_gives_the_reason_and_age_of_each_backup_it_drops(four_months):
     why = {backup.pk: why for backup, keep, why in plan if not keep}
 
     assert why[four_months["2025-06-15"].pk] == (
-        "not the newest of the newest 3 day(s), 2 ISO week(s) or 3 month(s) with backups, "
+        "not the newest of the newest 3 days, 2 ISO weeks or 3 months with backups, "
         "and not the newest verified backup; 0.4 days old"
     )
     assert why[four_months["2025-02-20"].pk].endswith("115.4 days old")
@@ -159,10 +159,10 @@ def test_dry_run_changes_nothing_and_lists_every_backup_with_its_reason(four_mon
     assert lines[0] == f"keep         #{manual.pk} of 2025-06-15 10:00 UTC: {KEPT_WITH_3_2_3['2025-06-15 manual']}"
     assert f"keep         #{four_months['2025-03-10'].pk} of 2025-03-10 01:30 UTC: newest verified backup" in lines
     assert (
-        f"would prune  #{four_months['2025-02-20'].pk} of 2025-02-20 01:30 UTC: not the newest of the newest 3 day(s)"
+        f"would prune  #{four_months['2025-02-20'].pk} of 2025-02-20 01:30 UTC: not the newest of the newest 3 days"
         in report
     )
-    assert lines[-1] == "Dry run: would prune 115 of 122 backup(s); nothing was changed."
+    assert lines[-1] == "Dry run: would prune 115 of 122 backups; nothing was changed."
 
 
 def test_prune_deletes_files_marks_rows_pruned_and_audits_why(four_months, settings, backup_dir):
@@ -188,15 +188,15 @@ def test_prune_deletes_files_marks_rows_pruned_and_audits_why(four_months, setti
     assert events.count() == 115
     event = events.get(object_id=str(four_months["2025-02-20"].pk))
     assert event.changes["path"] == four_months["2025-02-20"].path
-    assert event.changes["reason"].startswith("not the newest of the newest 3 day(s)")
-    assert report.splitlines()[-1] == "Pruned 115 of 122 backup(s); kept 7."
+    assert event.changes["reason"].startswith("not the newest of the newest 3 days")
+    assert report.splitlines()[-1] == "Pruned 115 of 122 backups; kept 7."
 
 
 def test_pruning_again_prunes_nothing_more(four_months, settings):
     settings.BACKUP_KEEP_DAILY, settings.BACKUP_KEEP_WEEKLY, settings.BACKUP_KEEP_MONTHLY = 3, 2, 3
     backups_prune()
 
-    assert backups_prune() == "Pruned 0 of 7 backup(s); kept 7."
+    assert backups_prune() == "Pruned 0 of 7 backups; kept 7."
     assert AuditEvent.objects.filter(action="backup.pruned").count() == 115
 
 
@@ -207,4 +207,4 @@ def test_daily_prune_task_records_its_run(four_months, settings):
 
     run = MaintenanceRun.objects.get(task_name="maintenance.backup_prune_daily")
     assert run.status == MaintenanceStatus.SUCCEEDED
-    assert run.message.endswith("Pruned 115 of 122 backup(s); kept 7.")
+    assert run.message.endswith("Pruned 115 of 122 backups; kept 7.")

@@ -98,7 +98,7 @@ def report_storage(settings, tmp_path):
         (
             _body(kind=ReportKind.MFA_COVERAGE, filters={"actor": "carl"}),
             "filters",
-            "Unknown filter(s) for MFA coverage reports: actor; they take no filters.",
+            "Unknown filter for MFA coverage reports: actor; they take no filters.",
         ),
     ],
     ids=[
@@ -568,7 +568,7 @@ def test_reports_older_than_the_retention_are_pruned_with_their_files(
 
     message = services.reports_prune()
 
-    assert message == "Pruned 1 report(s) older than 30 days."
+    assert message == "Pruned 1 report older than 30 days."
     assert list(Report.objects.values_list("pk", flat=True)) == [recent.pk]
     assert not old_file.exists()
     assert not old_file.with_name(old_file.name + ".manifest.json").exists()

@@ -133,7 +133,9 @@ def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
     # What was asked, as the server renders it for rows present at load.
     expect(row.locator('[data-cell="name"]')).to_have_text("MFA coverage")
     expect(row.locator('[data-cell="format"]')).to_have_text("JSON")
-    expect(row.locator('[data-cell="period"]')).to_have_text(f"{start:%Y-%m-%d %H:%M} \N{EN DASH} {end:%Y-%m-%d %H:%M}")
+    expect(row.locator('[data-cell="period"]')).to_have_text(
+        f"{start:%-d %b %Y, %H:%M} UTC \N{EN DASH} {end:%-d %b %Y, %H:%M} UTC"
+    )
     expect(row.locator('[data-cell="size"]')).to_have_text(re.compile(r"\d+(\.\d)?\s(bytes|KB)"))
     assert page.evaluate("window.__sockets.length") == 1  # never reconnected, never reloaded
     _photograph(page, "index")

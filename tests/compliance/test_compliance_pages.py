@@ -237,7 +237,7 @@ def test_report_page_shows_the_signed_manifest_as_a_table_with_shortened_hashes(
         assert f'<code title="{value}" aria-hidden="true">{value[:12]}…</code>' in page
         assert f'<span class="visually-hidden" id="{target}">{value}</span>' in page
         assert f'data-copy-target="{target}"' in page
-    assert f"{datetime.fromisoformat(manifest['generated_at']):%Y-%m-%d %H:%M:%S}" in page
+    assert f"{datetime.fromisoformat(manifest['generated_at']):%-d %b %Y, %H:%M} UTC" in page
     assert "python manage.py report verify &lt;file&gt; &lt;manifest&gt;" in page
     assert f'href="/compliance/reports/{completed_report.pk}/manifest/"' in page
     assert f'href="/compliance/reports/{completed_report.pk}/download/"' in page

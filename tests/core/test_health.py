@@ -39,7 +39,7 @@ def test_readiness_is_degraded_when_disk_is_low(client, settings):
     report = response.json()
     assert report["status"] == "degraded"
     assert report["checks"]["disk"]["ok"] is False
-    assert "below 1000000000000 MB" in report["checks"]["disk"]["detail"]
+    assert "below 1,000,000,000,000 MB" in report["checks"]["disk"]["detail"]
 
 
 @pytest.mark.django_db

@@ -22,12 +22,12 @@ def _expire_one_session_of_two():
 def test_session_cleanup_runs_on_a_worker_and_is_recorded(celery_worker):
     _expire_one_session_of_two()
     result = session_clear_expired.delay()
-    assert result.get(timeout=30) == "Deleted 1 expired session(s)."
+    assert result.get(timeout=30) == "Deleted 1 expired session."
     assert list(Session.objects.values_list("session_key", flat=True)) == ["b" * 32]
     run = MaintenanceRun.objects.get()
     assert run.task_name == "maintenance.session_clear_expired"
     assert run.status == MaintenanceStatus.SUCCEEDED
-    assert run.message == "Deleted 1 expired session(s)."
+    assert run.message == "Deleted 1 expired session."
     assert run.celery_task_id == result.id
     assert run.worker
     assert run.duration_seconds >= 0

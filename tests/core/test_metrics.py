@@ -54,7 +54,7 @@ def test_metrics_of_a_separate_worker_process_are_served(client):
         text=True,
     )  # fmt: skip
     try:
-        assert session_clear_expired.delay().get(timeout=60) == "Deleted 0 expired session(s)."
+        assert session_clear_expired.delay().get(timeout=60) == "Deleted 0 expired sessions."
     finally:
         worker.terminate()
         _, errors = worker.communicate(timeout=30)

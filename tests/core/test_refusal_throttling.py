@@ -78,10 +78,10 @@ def test_anonymous_flood_is_throttled_and_adds_only_a_few_audit_rows(client, rat
     # Only each window's first refusal is written at once. A window is summarised once it closed
     # (and a grace period passed): the first now, the second closed only seconds ago.
     assert [event.action for event in _refusal_events(last_id)] == ["access.denied"] * 3
-    assert "1 event(s)" in _flush_refusals()
+    assert "in 1 event." in _flush_refusals()
     clock.shift(AUDIT_WINDOW + 60)
-    assert "2 event(s)" in _flush_refusals()
-    assert "0 event(s)" in _flush_refusals()  # a later run writes nothing twice
+    assert "in 2 events." in _flush_refusals()
+    assert "in 0 events." in _flush_refusals()  # a later run writes nothing twice
 
     summaries = [event.changes for event in _refusal_events(last_id).filter(action="access.denied.summary")]
     assert [summary["count"] for summary in summaries] == [4000, 3000, 3001]

@@ -76,7 +76,7 @@ def test_changelist_shows_schedules_in_words_the_next_run_and_never_run(admin_cl
 
     assert "Every day at 03:17 UTC" in page  # Clear expired sessions
     assert "At 04:00 UTC, only on Sunday" in page  # Verify backups by restoring them
-    assert "2026-03-02 03:17 UTC" in page  # its next run
+    assert "2 Mar 2026, 03:17 UTC" in page  # its next run
     assert "(m/h/dM/MY/d)" not in page
     assert "never" in page
     assert "Clear expired sessions: Every day at 03:17 UTC" in change_page  # its title and breadcrumb
@@ -113,4 +113,4 @@ def test_running_an_entry_from_the_admin_fills_its_last_run(celery_worker, clien
     task.refresh_from_db()
     assert task.last_run_at >= before
     assert PeriodicTask.objects.exclude(pk=task.pk).filter(last_run_at__isnull=False).count() == 0
-    assert f"{task.last_run_at:%Y-%m-%d %H:%M} UTC" in client.get(CHANGELIST_URL).content.decode()
+    assert f"{task.last_run_at:%-d %b %Y, %H:%M} UTC" in client.get(CHANGELIST_URL).content.decode()

@@ -183,7 +183,7 @@ def test_over_the_queued_jobs_quota_gives_429_with_the_numbers(operator_client, 
 
     body = api_error(operator_client.post(JOBS_URL, {"source": ghz_qasm2()}, format="json"), 429, "quota_exceeded")
 
-    assert body["detail"].startswith("You have 2 queued job(s) and submitted 1 more; at most 2 may wait at once")
+    assert body["detail"].startswith("You have 2 queued jobs and submitted 1 more; at most 2 may wait at once")
     assert QuantumJob.objects.count() == 2
 
 

@@ -90,7 +90,7 @@ def test_submitted_ghz_row_goes_queued_running_completed_live_and_job_page_shows
     assert page.evaluate("window.__sameDocument") is True  # no reload happened
     assert page.locator("#jobs-body tr").first.get_attribute("data-job-id") == str(job_id)
     expect(row.locator('[data-field="num_qubits"]')).to_have_text("5")
-    expect(row.locator('[data-field="shots"]')).to_have_text("1024")
+    expect(row.locator('[data-field="shots"]')).to_have_text("1,024")
     expect(row.locator('[data-field="owner"]')).to_have_text(operator_user.username)
     expect(page.locator('[data-count-for="completed"]')).to_have_text("1")
     expect(page.locator('[data-count-for="queued"]')).to_have_text("0")

@@ -10,6 +10,7 @@ from apps.backups.keys import BackupKeyError, generate_key
 from apps.backups.models import Backup
 from apps.backups.restore import backup_decrypt, backup_restore, backup_verify
 from apps.backups.services import BackupError, backup_create
+from apps.core import formatting
 
 LIST_LIMIT = 20
 
@@ -138,7 +139,8 @@ class Command(BaseCommand):
         if pending:
             self.stdout.write(
                 self.style.WARNING(
-                    f"The restored database predates {len(pending)} migration(s) of this code: run `manage.py migrate`."
+                    f"The restored database predates {formatting.count(len(pending), 'migration')} of this code: "
+                    "run `manage.py migrate`."
                 )
             )
 
