@@ -8,6 +8,13 @@
   if (!list) return;
   const MAX_ITEMS = 50;
 
+  // "status: running · queue position: 2": the event's details in words, not as JSON.
+  function details(payload) {
+    return Object.entries(payload || {})
+      .map(([name, value]) => name.replace(/_/g, " ") + ": " + (value !== null && typeof value === "object" ? JSON.stringify(value) : value))
+      .join(" · ");
+  }
+
   window.OpsdeckLive.liveSocket(list.dataset.path, {
     banner: null, // the page's banner follows its own socket; this one has its state in the summary
     open: function () {
@@ -16,7 +23,7 @@
     },
     message: function (data) {
       const item = document.createElement("li");
-      item.append(window.OpsdeckFormat.timeElement(new Date().toISOString()), " " + data.event + " " + JSON.stringify(data.payload));
+      item.append(window.OpsdeckFormat.timeElement(new Date().toISOString()), " ", data.event, " ", details(data.payload));
       list.prepend(item);
       while (list.children.length > MAX_ITEMS) list.lastChild.remove();
     },
