@@ -105,7 +105,7 @@ class AuditArchive(models.Model):
     previous_anchor_hash = models.CharField(max_length=64)
     anchor_hash = models.CharField(max_length=64, help_text="Hash of the last archived event.")
     file_name = models.CharField(max_length=500)
-    file_sha256 = models.CharField(max_length=64)
+    file_sha256 = models.CharField("file SHA-256", max_length=64)
 
     class Meta:
         ordering = ["-id"]

@@ -17,7 +17,7 @@ class Backup(models.Model):
     duration_seconds = models.FloatField(null=True, blank=True)
     size_bytes = models.BigIntegerField(null=True, blank=True, help_text="Size of the stored, encrypted file.")
     plain_bytes = models.BigIntegerField(null=True, blank=True, help_text="Size of the dump before compression.")
-    sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the stored file.")
+    sha256 = models.CharField("SHA-256", max_length=64, blank=True, help_text="SHA-256 of the stored file.")
     compression = models.CharField(max_length=8)
     key_id = models.CharField(max_length=32, help_text="Fingerprint of the encryption key (never the key).")
     storage_name = models.CharField(max_length=100, help_text="The Django storage the file is in.")

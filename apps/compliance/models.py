@@ -20,7 +20,7 @@ class Report(Job):
     file = models.FileField(upload_to="compliance/reports/", max_length=300, blank=True)
     manifest = models.JSONField(default=dict, blank=True, help_text="The signed manifest written beside the file.")
     size_bytes = models.BigIntegerField(null=True, blank=True)
-    sha256 = models.CharField(max_length=64, blank=True)
+    sha256 = models.CharField("SHA-256", max_length=64, blank=True)
     signature = models.TextField(
         blank=True,
         help_text="Base64 Ed25519 signature over the canonical manifest (over the file's bytes before manifest-v1).",

@@ -133,7 +133,7 @@ def index(request):
         # The report is listed below as failed; the form keeps the choice for asking again.
         form.add_error(None, str(exc))
         return _page(request, form)
-    messages.success(request, f"Report #{report.pk} ({report}) is queued; it appears below as it is generated.")
+    messages.success(request, f"Report #{report.pk} is queued: {report}. It appears below as it is generated.")
     return redirect("compliance_page:index")
 
 

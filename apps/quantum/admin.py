@@ -161,7 +161,7 @@ class QuantumJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAd
     @admin.display(description="Drawing")
     def drawing(self, job: QuantumJob) -> str:
         return format_html(
-            '<pre class="circuit-drawing" style="overflow-x: auto; line-height: 1.15">{}</pre>',
+            '<pre class="circuit-drawing" tabindex="0" style="overflow-x: auto; line-height: 1.15">{}</pre>',
             circuit_text_drawing(job.source, job.qasm_version, job.measure_all),
         )
 
@@ -173,7 +173,9 @@ class QuantumJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAd
             source = (
                 f"{source[:MAX_SHOWN_SOURCE_CHARS]}\n… {hidden:,} more characters (the API returns the whole program)"
             )
-        return format_html('<pre class="circuit-source" style="max-height: 32em; overflow: auto">{}</pre>', source)
+        return format_html(
+            '<pre class="circuit-source" tabindex="0" style="max-height: 32em; overflow: auto">{}</pre>', source
+        )
 
     @admin.display(description="Noise")
     def noise_rates(self, job: QuantumJob) -> str:

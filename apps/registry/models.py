@@ -33,7 +33,7 @@ class ModelVersion(models.Model):
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
     artifact = models.FileField(upload_to="registry/artifacts/", max_length=300)
-    sha256 = models.CharField(max_length=64)
+    sha256 = models.CharField("SHA-256", max_length=64)
     size_bytes = models.BigIntegerField()
     files = models.JSONField(default=list, blank=True, help_text="Files of the artifact, as extracted.")
     status = models.CharField(max_length=12, choices=VersionStatus.choices, default=VersionStatus.VALIDATING)

@@ -116,7 +116,7 @@ def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
     page.select_option("#id_format", "csv")
     page.click("#report-generate")
     page.wait_for_url(asgi_live_server + "/compliance/")
-    expect(page.locator("#messages")).to_contain_text(re.compile(r"Report #\d+ .* is queued"))
+    expect(page.locator("#messages")).to_contain_text(re.compile(r"Report #\d+ is queued: Access review .+ \(csv\)"))
     form_report_id = re.search(r"Report #(\d+)", page.locator("#messages").inner_text()).group(1)
     expect(_row(page, form_report_id).locator(".report-status")).to_have_text("Completed", timeout=30_000)
 

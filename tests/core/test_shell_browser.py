@@ -104,6 +104,24 @@ def test_admin_main_lists_show_their_rows_without_overflow_errors_or_axe_violati
         context.close()
 
 
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_admin_pages_of_one_object_fit_the_screen_without_errors_or_axe_violations(
+    asgi_live_server, staff_visitors, viewport, chromium
+):
+    """Each main list's first object, opened from its list as an administrator would: long values (hashes, a
+    circuit drawing) wrap or scroll inside their own box."""
+    context = staff_visitors[0].context(chromium, asgi_live_server, viewport)
+    for name, path, _ in ADMIN_LISTS:
+        page = context.new_page()
+        page.goto(asgi_live_server + path)
+        problems = PageProblems(page)
+        page.locator("#result_list tbody tr a[href*='/change/']").first.click()
+        page.wait_for_url("**/change/")
+        page_check(page, problems, f"admin-admin-{name}-object-{viewport['width']}")
+        page.close()
+    context.close()
+
+
 def test_sidebar_collapses_on_a_phone_and_opens_from_the_header(asgi_live_server, visitors, chromium):
     operator = visitors[1]
     context = operator.context(chromium, asgi_live_server, PHONE)
