@@ -39,6 +39,11 @@ def _worker_redis_url(url: str, worker_number: int) -> str:
 # generated keys); pytest-django gives it the database test_<name>_gwK. The worker's own values then replace the
 # worker id in the environment: the processes its tests start (Celery workers, commands) inherit them as they are.
 worker = os.environ.pop("PYTEST_XDIST_WORKER", "")
+if worker:
+    # Folders the controller's settings put in the environment that it passed on: the worker's own are in its data
+    # directory (metrics files above all: each worker deletes the ones of an earlier run when it starts).
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "HF_HOME"):
+        os.environ.pop(name, None)
 data_dir = Path(os.environ.get("OPSDECK_DATA_DIR", Path(__file__).resolve().parents[2] / "var" / "test")) / worker
 os.environ["OPSDECK_DATA_DIR"] = str(data_dir)
 redis_url = _worker_redis_url(
