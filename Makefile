@@ -44,8 +44,11 @@ pdf-tools:
 services-check: $(VENV)/.test-installed
 	$(PY) tests/check_services.py
 
+# The suite in TEST_WORKERS parallel pytest-xdist workers, each with its own database, Redis database and data
+# directory (project/settings/test.py); `python -m pytest <files>` runs serially.
+TEST_WORKERS ?= 2
 test: $(VENV)/.test-installed browser pdf-tools services-check
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load -p no:cacheprovider
 
 # Every main page for every role in headless Chromium at 1366 and 390 px: screenshots in var/screenshots/, no
 # sideways scroll, no console error or failed request, axe-core clean, the sidebar the role may use; the admin's main

@@ -7,6 +7,7 @@ import time
 import pytest
 import redis
 import uvicorn
+import xdist
 from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.files.storage import storages
@@ -35,6 +36,9 @@ CHROMIUM_ARGS = [
 
 
 def pytest_sessionstart(session):
+    # The controller of parallel workers runs no test; each worker cleans its own Redis database and data directory.
+    if xdist.is_xdist_controller(session):
+        return
     # Metrics files and Redis keys of an earlier run must not leak into this one.
     # This process's own metric files are already open (memory-mapped): keep them.
     own_suffix = f"_{os.getpid()}.db"

@@ -1,6 +1,7 @@
 """A job outlives its worker: with the whole `celery worker` SIGKILLed mid-job (main process and pool child) and
-another worker running, the job runs again and completes within 60 s of the kill, with attempts = 2, on each
-broker (Redis and RabbitMQ)."""
+another worker running, the job runs again and completes, with attempts = 2, on each broker (Redis and RabbitMQ).
+The workers heartbeat every second, so the job is requeued within seconds of the kill; the re-run itself gets
+minutes, as the suite's other tests may share the machine's cores with it."""
 
 import io
 import time
@@ -22,13 +23,15 @@ from tests.helpers import WorkerProcess, job_wait
 from tests.quantum_circuits import slow_qasm2
 from tests.registry_models import build_tiny_classifier, pack_zip
 
-AFTER_KILL_SECONDS = 60
+AFTER_KILL_SECONDS = 240
+# Waiting for the first run, then for the re-run, within one test.
+pytestmark = pytest.mark.timeout(AFTER_KILL_SECONDS + 180)
 
 
 @pytest.fixture
 def two_workers(transactional_db, each_broker, tmp_path):
     # Heartbeats every second, a job lost after 5 s without one: on Redis, where the sweeper brings the job back,
-    # the re-run starts within seconds of the kill, as it does on RabbitMQ, and has the rest of the minute to run.
+    # the re-run starts within seconds of the kill, as it does on RabbitMQ, and has the rest of AFTER_KILL_SECONDS.
     timing = {"JOBS_HEARTBEAT_INTERVAL": "1", "JOBS_HEARTBEAT_TIMEOUT": "5", "JOBS_SWEEP_INTERVAL": "1"}
     workers = [WorkerProcess(name, tmp_path, **timing) for name in ("first", "second")]
     yield workers
