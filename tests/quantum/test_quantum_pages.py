@@ -49,8 +49,8 @@ def test_operator_gets_the_dashboard_with_submit_form_counts_and_own_jobs(client
     assert SUBMIT_FORM in page
     assert "qreg q[5];" in page  # the GHZ example
     assert 'data-submit-url="/api/v1/quantum/jobs/"' in page
-    assert '<span class="count" data-count-for="queued">1</span>' in page
-    assert '<span class="count" data-count-for="completed">1</span>' in page
+    assert '<span class="count" data-count-for="queued" data-count="1">1</span>' in page
+    assert '<span class="count" data-count-for="completed" data-count="1">1</span>' in page
     assert f'<tr data-job-id="{mine.pk}" data-status="queued"' in page
     assert f'href="/dashboard/jobs/{mine.pk}/"' in page
     assert 'data-socket-path="/ws/jobs/"' in page
@@ -62,7 +62,7 @@ def test_viewer_sees_everyones_jobs_without_the_submit_form(client, viewer_user,
     page = client.get("/dashboard/").content.decode()
     assert SUBMIT_FORM not in page
     assert f'<tr data-job-id="{job.pk}"' in page
-    assert '<span class="count" data-count-for="queued">1</span>' in page
+    assert '<span class="count" data-count-for="queued" data-count="1">1</span>' in page
 
 
 def test_operator_does_not_see_another_operators_jobs(client, operator_user):
@@ -71,7 +71,7 @@ def test_operator_does_not_see_another_operators_jobs(client, operator_user):
     client.force_login(operator_user)
     page = client.get("/dashboard/").content.decode()
     assert f'data-job-id="{job.pk}"' not in page
-    assert '<span class="count" data-count-for="queued">0</span>' in page
+    assert '<span class="count" data-count-for="queued" data-count="0">0</span>' in page
     for path in (f"/dashboard/jobs/{job.pk}/", f"/dashboard/jobs/{job.pk}/row/", f"/dashboard/jobs/{job.pk}/result/"):
         assert client.get(path).status_code == 404
     assert client.post(f"/dashboard/jobs/{job.pk}/cancel/").status_code == 404
