@@ -48,4 +48,5 @@ class Report(Job):
         return self.progress_done * 100 // (self.progress_total or 100)
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.period_start:%Y-%m-%d} to {self.period_end:%Y-%m-%d} ({self.format})"
+        period = f"{self.period_start:%-d %b %Y} to {self.period_end:%-d %b %Y}"
+        return f"{self.get_kind_display()}, {period} ({self.get_format_display()})"

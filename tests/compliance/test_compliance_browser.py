@@ -116,7 +116,8 @@ def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
     page.select_option("#id_format", "csv")
     page.click("#report-generate")
     page.wait_for_url(asgi_live_server + "/compliance/")
-    expect(page.locator("#messages")).to_contain_text(re.compile(r"Report #\d+ is queued: Access review .+ \(csv\)"))
+    queued = r"Report #\d+ is queued: Access review, \d+ \w{3} \d{4} to \d+ \w{3} \d{4} \(CSV\)"
+    expect(page.locator("#messages")).to_contain_text(re.compile(queued))
     form_report_id = re.search(r"Report #(\d+)", page.locator("#messages").inner_text()).group(1)
     expect(_row(page, form_report_id).locator(".report-status")).to_have_text("Completed", timeout=30_000)
 
