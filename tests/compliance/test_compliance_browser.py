@@ -16,22 +16,12 @@ from playwright.sync_api import expect
 
 from apps.compliance.services import previous_month
 from apps.compliance.signing import key_fingerprint
+from tests.browser_sockets import SOCKET_OPEN, SOCKET_RECORDER
 from tests.helpers import AXE, AXE_SERIOUS, PAGE_POST_JSON, manifest_signed_bytes
 from tests.mfa import browser_sign_in, totp_device_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SOCKET_RECORDER = """
-window.__sockets = [];
-const NativeWebSocket = window.WebSocket;
-window.WebSocket = class extends NativeWebSocket {
-  constructor(url, protocols) {
-    super(url, protocols);
-    window.__sockets.push(this);
-  }
-};
-"""
-SOCKET_OPEN = "() => window.__sockets.length > 0 && window.__sockets.at(-1).readyState === 1"
 CLIPBOARD = "() => navigator.clipboard.readText()"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}

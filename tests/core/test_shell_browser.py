@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser_sockets import SOCKET_RECORDER
 from tests.mfa import totp_device_create
 from tests.shell_pages import LAPTOP, PHONE, PageProblems, page_check
 
@@ -157,18 +158,6 @@ def test_sign_in_and_its_code_step_share_the_look_without_errors_or_axe_violatio
     page.wait_for_url("**/accounts/login/code/**")
     page_check(page, problems, f"anonymous-mfa-code-{viewport['width']}")
     page.close()
-
-
-SOCKET_RECORDER = """
-window.__sockets = [];
-const NativeWebSocket = window.WebSocket;
-window.WebSocket = class extends NativeWebSocket {
-  constructor(url, protocols) {
-    super(url, protocols);
-    window.__sockets.push(this);
-  }
-};
-"""
 
 
 @pytest.mark.parametrize("path", ["/compliance/", "/dashboard/"])

@@ -6,6 +6,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
+from tests.browser_sockets import SOCKET_OPEN, SOCKET_RECORDER
 from tests.helpers import AXE, AXE_SERIOUS
 from tests.registry_models import build_tiny_classifier, pack_zip
 from tests.workers import worker_running
@@ -13,17 +14,6 @@ from tests.workers import worker_running
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("registry_storage")]
 
 SCREENSHOT_DIR = settings.DATA_DIR / "screenshots"
-SOCKET_RECORDER = """
-window.__sockets = [];
-const NativeWebSocket = window.WebSocket;
-window.WebSocket = class extends NativeWebSocket {
-  constructor(url, protocols) {
-    super(url, protocols);
-    window.__sockets.push(this);
-  }
-};
-"""
-SOCKET_OPEN = "() => window.__sockets.length > 0 && window.__sockets.at(-1).readyState === 1"
 
 
 def _screenshot(page, name: str, width: int) -> None:
