@@ -18,6 +18,7 @@ from apps.core.choices import Role
 from .brokers import celery_broker, rabbitmq_vhost
 from .factories import DEFAULT_PASSWORD, UserFactory
 from .helpers import free_port
+from .mail_server import smtp_server  # noqa: F401 (a fixture for every test package)
 from .mfa import otp_force_login
 
 CHROMIUM = "/usr/bin/chromium"

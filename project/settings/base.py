@@ -7,6 +7,7 @@ module; nothing else reads environment variables.
 from datetime import timedelta
 from pathlib import Path
 
+import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from .broker import broker_transport_options, broker_url, task_queues
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "apps.registry",
     "apps.backups",
     "apps.compliance",
+    "apps.notifications",
 ]
 
 MIDDLEWARE = [
@@ -460,6 +462,44 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+
+# --- Email (notifications, password reset), sent by Celery tasks (apps/core/mail.py).
+# EMAIL_URL (smtp://user:password@host:587/?tls=True, smtp+ssl://…:465) or the usual EMAIL_HOST, EMAIL_PORT,
+# EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS / EMAIL_USE_SSL. With neither, the embedded default writes each
+# message to a file under <data dir>/outbox instead of sending it (production sends to localhost:25, Django's default).
+EMAIL_URL = env.str("EMAIL_URL", "")
+if EMAIL_URL:
+    try:
+        _email = environ.Env.email_url_config(EMAIL_URL)
+    except (KeyError, ValueError) as exc:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL must look like smtp://user:password@host:587/?tls=True, got scheme {EMAIL_URL.split(':')[0]!r}."
+        ) from exc
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST, EMAIL_PORT = _email.get("EMAIL_HOST", "localhost"), _email.get("EMAIL_PORT") or 25
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_USER", ""), _email.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS, EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_TLS")), bool(_email.get("EMAIL_USE_SSL"))
+else:
+    EMAIL_HOST = env.str("EMAIL_HOST", "")
+    EMAIL_PORT = env.int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+    EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = env.raw("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", False)
+    EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", False)
+    if EMAIL_HOST:
+        EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    else:
+        EMAIL_HOST = "localhost"
+        EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+        EMAIL_FILE_PATH = DATA_DIR / "outbox"
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("Set EMAIL_USE_TLS (STARTTLS, port 587) or EMAIL_USE_SSL (port 465), not both.")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT_SECONDS", 20, minimum=1, maximum=300)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "Opsdeck <opsdeck@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_SUBJECT_PREFIX = "[Opsdeck] "
+# The portal's address as people reach it, for links in emails and webhook payloads (https://opsdeck.example.com).
+PORTAL_URL = env.str("PORTAL_URL", "http://localhost:8000").rstrip("/")
 
 # --- The shell: django-unfold's look for the admin and the portal pages (templates/base.html).
 # The sidebar is built per request by apps.core.navigation, so that each role sees the areas it may use.

@@ -9,7 +9,7 @@ that sets X-Forwarded-Proto.
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import BACKUP_STORAGE, DEBUG, MEDIA_STORAGE, database_settings, env, with_audit_archive
+from .base import BACKUP_STORAGE, DEBUG, EMAIL_BACKEND, MEDIA_STORAGE, database_settings, env, with_audit_archive
 
 SECRET_KEY = env.secret("SECRET_KEY", min_length=50)
 if SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5:
@@ -27,6 +27,11 @@ if DEBUG:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set to the host names the portal answers to.")
+# Links in emails and webhook payloads lead here.
+PORTAL_URL = env.str("PORTAL_URL", f"https://{ALLOWED_HOSTS[0]}").rstrip("/")
+if EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+    # No EMAIL_URL or EMAIL_HOST: send through the host's own mail server, as Django does by default.
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 DATABASES = with_audit_archive({"default": database_settings(env.database("DATABASE_URL"))})
 
 SECURE_SSL_REDIRECT = True
