@@ -50,6 +50,13 @@ SCHEDULE = [
         description="Records in the audit trail each API token that has expired since the last run.",
     ),
     ScheduledTask(
+        name="Announce expiring API tokens",
+        task="maintenance.tokens_announce_expiring",
+        crontab="28 * * * *",
+        queue="maintenance",
+        description="Tells each API token's holder, once, when the token expires within 7 days (token.expiring).",
+    ),
+    ScheduledTask(
         name="Nightly database backup",
         task="maintenance.backup_create_nightly",
         crontab="30 1 * * *",
@@ -62,6 +69,14 @@ SCHEDULE = [
         crontab="0 4 * * 0",
         queue="maintenance",
         description="Restores the newest backup and one random older one into a scratch database every Sunday.",
+    ),
+    ScheduledTask(
+        name="Check for a recent verified backup",
+        task="maintenance.backups_staleness_check",
+        crontab="50 * * * *",
+        queue="maintenance",
+        description="Announces backup.stale, once a day while it lasts, when no backup taken within "
+        "BACKUP_VERIFIED_MAX_AGE_DAYS has passed a verification.",
     ),
     ScheduledTask(
         name="Prune old backups",

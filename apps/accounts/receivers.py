@@ -9,6 +9,7 @@ from django.utils import timezone
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
 
+from .alerts import lockout_notify, new_address_signin_notify
 from .sessions import user_session_forget, user_session_start
 
 
@@ -27,11 +28,13 @@ def _locked_out(sender, request, username, ip_address, **kwargs) -> None:
         object_repr=str(username or "")[:150],
         changes={"username": username, "ip_address": ip_address, "locked_until": until.isoformat(timespec="seconds")},
     )
+    lockout_notify(username=username, ip_address=ip_address, locked_until=until)
 
 
 @receiver(user_logged_in, dispatch_uid="accounts_session_start")
 def _session_started(sender, request, user, **kwargs) -> None:
     user_session_start(request=request, user=user)
+    new_address_signin_notify(request=request, user=user)
 
 
 @receiver(user_logged_out, dispatch_uid="accounts_session_forget")

@@ -7,12 +7,13 @@ import hmac
 import ipaddress
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import CharField, OuterRef, QuerySet
 from django.db.models.functions import Cast
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.audit.choices import Outcome
@@ -20,6 +21,7 @@ from apps.audit.services import event_record
 from apps.core import formatting
 from apps.core.choices import Role
 from apps.core.errors import ApplicationError
+from apps.core.events import notify
 
 from .models import ApiToken, User
 from .selectors import confirmed_device_exists, mfa_required_for
@@ -198,6 +200,42 @@ def _note_use(token: ApiToken, client_ip: str | None) -> None:
                 changes={"previous_ip": token.last_used_ip, "ip": client_ip},
             )
         token.last_used, token.last_used_ip = now, client_ip
+
+
+EXPIRING_WITHIN = timedelta(days=7)
+
+
+def tokens_announce_expiring(*, now: datetime | None = None) -> str:
+    """Announce ``token.expiring`` to the holder of each unrevoked token that expires within 7 days (hourly beat
+    task); the audit trail remembers which tokens were announced, so each is announced once."""
+    from apps.audit.models import AuditEvent
+
+    now = now or timezone.now()
+    announced = AuditEvent.objects.filter(action="notification.token.expiring", object_type="accounts.apitoken")
+    expiring = (
+        ApiToken.objects.select_related("owner")
+        .filter(expires__gt=now, expires__lte=now + EXPIRING_WITHIN, revoked__isnull=True, owner__is_active=True)
+        .annotate(id_text=Cast("pk", CharField()))
+        .exclude(id_text__in=announced.values("object_id"))
+    )
+    count = 0
+    for token in expiring:
+        with transaction.atomic():
+            notify(
+                "token.expiring",
+                data={
+                    "token_name": token.name,
+                    "token_prefix": token.prefix,
+                    "expires_at": token.expires,
+                    "path": reverse("account"),
+                },
+                user=token.owner,
+                obj=token,
+                summary=f"Your API token {token.name!r} ({token.prefix}…) expires "
+                f"{formatting.date_time_text(token.expires)}",
+            )
+        count += 1
+    return f"Announced {formatting.count(count, 'expiring token')}."
 
 
 def tokens_flag_expired() -> str:

@@ -13,6 +13,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.models import Max, Min, Model
 from django.utils import timezone
 
+from apps.core.events import notify
 from apps.core.request_context import client_ip, current_request, current_request_id
 
 from .choices import Outcome
@@ -29,7 +30,7 @@ from .masking import masked
 from .metrics import AUDIT_CHAIN_VALID
 from .models import AuditArchive, AuditCheckpoint, AuditEvent
 from .selectors import chain_anchor
-from .verification import chain_verify
+from .verification import VerifyReport, chain_verify
 
 # pg_advisory_xact_lock key that serializes appends to the chain ("OPSDECK" in ASCII).
 CHAIN_LOCK_KEY = 0x4F50534445434B
@@ -194,10 +195,24 @@ def checkpoint_record() -> str:
     return f"Signed checkpoint at event #{checkpoint.head_id} ({checkpoint.event_count} events in all)."
 
 
+def chain_check(*, from_id: int | None = None) -> VerifyReport:
+    """Verify the chain (from ``from_id``, else all of it); a full check sets the gauge, and a broken chain or
+    checkpoint is announced (``audit.chain_invalid`` / ``audit.checkpoint_invalid``) whoever ran the check."""
+    report = chain_verify(from_id=from_id)
+    if from_id is None:
+        AUDIT_CHAIN_VALID.set(1 if report.ok else 0)
+    if not report.ok:
+        notify(
+            f"audit.{report.broken}_invalid",
+            data={"bad_event_id": report.bad_event_id, "problem": report.problem, "path": "/admin/audit/auditevent/"},
+            summary=report.summary(),
+        )
+    return report
+
+
 def chain_verify_and_report() -> str:
     """Verify the whole chain (daily beat task), publish the result as a gauge; raise when broken."""
-    report = chain_verify()
-    AUDIT_CHAIN_VALID.set(1 if report.ok else 0)
+    report = chain_check()
     if not report.ok:
         raise AuditError(report.summary())
     return "; ".join([report.summary(), *report.warnings])

@@ -30,6 +30,8 @@ class VerifyReport:
     checkpoints: int = 0
     bad_event_id: int | None = None
     problem: str = ""
+    # What is broken: "chain" (events changed, missing, reordered) or "checkpoint" (a signed checkpoint itself).
+    broken: str = ""
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -43,8 +45,8 @@ class VerifyReport:
         head = f"#{self.head_id} {self.head_hash}" if self.head_id is not None else f"(empty) {self.head_hash}"
         return f"Verified {self.verified} events and {self.checkpoints} checkpoints; head {head}"
 
-    def fail(self, event_id: int | None, problem: str) -> VerifyReport:
-        self.bad_event_id, self.problem = event_id, problem
+    def fail(self, event_id: int | None, problem: str, *, broken: str = "chain") -> VerifyReport:
+        self.bad_event_id, self.problem, self.broken = event_id, problem, broken
         return self
 
 
@@ -201,9 +203,13 @@ def _checkpoints_verify(
             previous=checkpoint.previous_signature,
         )
         if not hmac.compare_digest(expected, checkpoint.signature):
-            return report.fail(checkpoint.head_id, f"checkpoint {checkpoint.id} has an invalid signature")
+            return report.fail(
+                checkpoint.head_id, f"checkpoint {checkpoint.id} has an invalid signature", broken="checkpoint"
+            )
         if checkpoint.previous_signature != previous_signature:
-            return report.fail(checkpoint.head_id, f"a checkpoint before checkpoint {checkpoint.id} is missing")
+            return report.fail(
+                checkpoint.head_id, f"a checkpoint before checkpoint {checkpoint.id} is missing", broken="checkpoint"
+            )
         previous_signature = checkpoint.signature
     lowest = max(first_kept_id, from_id or 0)
     relevant = [c for c in checkpoints if c.head_id >= lowest and (to_id is None or c.head_id <= to_id)]

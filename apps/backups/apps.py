@@ -7,6 +7,8 @@ class BackupsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.urls import reverse
+
         from apps.core.health import health_check_register
         from apps.jobs.kinds import ADMINISTRATORS, JobKind, job_kind_register
 
@@ -20,6 +22,7 @@ class BackupsConfig(AppConfig):
                 name=jobs.KIND,
                 model=BackupJob,
                 audit_prefix="backup.job",
+                page=lambda job: reverse("backups_page:job", args=[job.pk]),
                 send=tasks.backup_jobs_send,
                 visible_to=jobs.backup_jobs_visible_to,
                 audience=ADMINISTRATORS,

@@ -40,6 +40,7 @@ from .services import (
     READ_SIZE,
     BackupError,
     backup_create,
+    backup_failure_notify,
     configured_key,
     database_connection,
     libpq_environment,
@@ -361,6 +362,8 @@ def backup_verify(*, backup: Backup, actor=None, restore_starting: Callable[[], 
         outcome="success" if reason is None else "failure",
         changes={"reason": reason, "message": backup.verification["message"], "tables_compared": tables},
     )
+    if reason is not None:
+        backup_failure_notify(backup, stage="verify", error=message)
     return backup
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 import psycopg
 from django.core.files.storage import storages
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.audit.services import event_record
 from apps.core.errors import ApplicationError
+from apps.core.events import notify
 
 from .choices import BackupStatus, BackupTrigger
 from .keys import BackupKeyError, backup_key, key_id
@@ -142,6 +144,24 @@ def backup_failed(backup: Backup, error: str, *, actor=None) -> None:
     backup.status, backup.error, backup.finished_at = BackupStatus.FAILED, error, timezone.now()
     backup.save()
     event_record(action="backup.created", actor=actor, obj=backup, outcome="failure", changes={"error": error})
+    backup_failure_notify(backup, stage="create", error=error)
+
+
+def backup_failure_notify(backup: Backup, *, stage: str, error: str) -> None:
+    """Announce ``backup.failed``: the backup (``stage`` "create") or its verification ("verify") failed."""
+    doing = "failed" if stage == "create" else "failed verification"
+    reason = error.strip().splitlines()[0] if error.strip() else "no reason recorded"
+    notify(
+        "backup.failed",
+        data={
+            "backup_id": backup.pk,
+            "stage": stage,
+            "error": error,
+            "path": reverse("backups_page:detail", args=[backup.pk]),
+        },
+        obj=backup,
+        summary=f"Backup #{backup.pk} {doing}: {reason}",
+    )
 
 
 # --- Handing out the stored file

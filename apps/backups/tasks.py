@@ -10,7 +10,7 @@ from celery import shared_task
 from apps.core.maintenance import maintenance_task
 from apps.jobs.choices import JobStatus
 
-from . import retention, services
+from . import retention, services, staleness
 from .choices import BackupOperation, BackupStatus
 from .jobs import backup_job_run, backup_job_run_here
 from .selectors import backups_to_verify_weekly
@@ -66,3 +66,4 @@ def _verified(backup) -> tuple:
 backup_create_nightly = maintenance_task("backup_create_nightly", backup_create_scheduled)
 backup_verify_weekly = maintenance_task("backup_verify_weekly", backups_verify_scheduled)
 backup_prune_daily = maintenance_task("backup_prune_daily", retention.backups_prune)
+backups_staleness_check = maintenance_task("backups_staleness_check", staleness.backups_staleness_check)

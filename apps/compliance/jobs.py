@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
+
+from apps.core.events import notify
 from apps.jobs.choices import JobStatus
 from apps.jobs.kinds import ADMINISTRATORS, JobKind
 
@@ -41,6 +44,25 @@ def _changes(report: Report) -> dict:
     }
 
 
+def _report_finished(report: Report) -> None:
+    """A completed report is ready: its requester is told (``report.ready``)."""
+    if report.status != JobStatus.COMPLETED:
+        return
+    notify(
+        "report.ready",
+        data={
+            "report_id": report.pk,
+            "name": str(report),
+            "kind": report.kind,
+            "format": report.format,
+            "path": reverse("compliance_page:detail", args=[report.pk]),
+        },
+        user=report.owner,
+        obj=report,
+        summary=f"{report} is ready to download",
+    )
+
+
 REPORT_KIND = JobKind(
     name="report",
     model=Report,
@@ -57,4 +79,6 @@ REPORT_KIND = JobKind(
     details=_details,
     changes=_changes,
     ended_for_owner=True,
+    on_finished=_report_finished,
+    page=lambda report: reverse("compliance_page:detail", args=[report.pk]),
 )

@@ -54,6 +54,8 @@ class JobKind:
     # asked for), rather than no one (the portal's own doing).
     ended_for_owner: bool = False
     audit_actions: dict[str, str] = field(default_factory=dict)
+    # The portal page that shows one job (a path), for links in notifications.
+    page: Callable[[Any], str] | None = None
 
     def audit_action(self, event: str) -> str:
         return self.audit_actions.get(event, f"{self.audit_prefix}.{event}")

@@ -19,6 +19,7 @@ from django.utils import timezone
 from apps.audit.choices import Outcome as AuditOutcome
 from apps.audit.services import event_record
 from apps.core.errors import ApplicationError
+from apps.core.events import notify
 from apps.core.queueing import enqueue_on_commit
 
 from . import metrics
@@ -162,8 +163,23 @@ def _finish_all(kind: JobKind, outcomes: dict[int, Outcome], jobs: list, *, acto
         metrics.JOBS_FINISHED.labels(kind=kind.name, status=job.status).inc()
         if kind.on_finished is not None:
             kind.on_finished(job)
+        if job.status in NOTIFIED_STATUSES:
+            _notify_finished(kind, job)
     transaction.on_commit(lambda: jobs_publish(kind, finished))
     return finished
+
+
+NOTIFIED_STATUSES = {JobStatus.COMPLETED: "job.completed", JobStatus.FAILED: "job.failed"}
+
+
+def _notify_finished(kind: JobKind, job) -> None:
+    data = {"kind": kind.name, "job_id": job.pk, "name": str(job), "status": job.status}
+    if job.error:
+        data["error"] = job.error
+    if kind.page is not None:
+        data["path"] = kind.page(job)
+    outcome = "completed" if job.status == JobStatus.COMPLETED else f"failed: {job.error}"
+    notify(NOTIFIED_STATUSES[job.status], data=data, user=job.owner, obj=job, summary=f"{job} {outcome}")
 
 
 def job_heartbeat(kind: JobKind, job_ids: list[int], *, task_id: str) -> None:

@@ -7,6 +7,8 @@ class QuantumConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.urls import reverse
+
         from apps.jobs.kinds import JobKind, job_kind_register
 
         from . import selectors, services
@@ -17,6 +19,7 @@ class QuantumConfig(AppConfig):
                 name="quantum",
                 model=QuantumJob,
                 audit_prefix="quantum.job",
+                page=lambda job: reverse("dashboard:job", args=[job.pk]),
                 send=services.jobs_send,
                 visible_to=selectors.jobs_visible_to,
                 changes=services.job_changes,

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.core.choices import Role
@@ -231,6 +232,7 @@ INFERENCE_JOBS = JobKind(
     changes=_audit_changes,
     on_finished=_job_finished,
     select_related=("owner", "version__model"),
+    page=lambda job: reverse("registry_page:model", args=[job.version.model.name]),
 )
 
 

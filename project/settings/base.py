@@ -331,6 +331,8 @@ BACKUP_KEEP_DAILY = env.int("BACKUP_KEEP_DAILY", 7, minimum=0)
 BACKUP_KEEP_WEEKLY = env.int("BACKUP_KEEP_WEEKLY", 4, minimum=0)
 BACKUP_KEEP_MONTHLY = env.int("BACKUP_KEEP_MONTHLY", 12, minimum=0)
 BACKUP_MAX_AGE_HOURS = env.int("BACKUP_MAX_AGE_HOURS", 26, minimum=1)
+# backup.stale is announced when no backup taken within this many days has passed a verification (weekly, by default).
+BACKUP_VERIFIED_MAX_AGE_DAYS = env.int("BACKUP_VERIFIED_MAX_AGE_DAYS", 8, minimum=1)
 
 # --- Compliance reports
 # REPORT_SIGNING_KEY (an Ed25519 private key, PEM) is set in local.py / production.py.

@@ -4,8 +4,8 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.audit.services import AuditError, archive_create, checkpoint_record
-from apps.audit.verification import archive_verify, chain_verify
+from apps.audit.services import AuditError, archive_create, chain_check, checkpoint_record
+from apps.audit.verification import archive_verify
 from apps.core.datetimes import validate_storable_datetime
 
 
@@ -45,7 +45,7 @@ class Command(BaseCommand):
     def _verify(self, from_id: int | None, archive: Path | None) -> None:
         if archive is not None and not archive.is_file():
             raise CommandError(f"No archive file at {archive}.")
-        report = archive_verify(archive) if archive is not None else chain_verify(from_id=from_id)
+        report = archive_verify(archive) if archive is not None else chain_check(from_id=from_id)
         for warning in report.warnings:
             self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
         if not report.ok:
