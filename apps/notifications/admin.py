@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from unfold.admin import ModelAdmin
-from unfold.widgets import UnfoldAdminCheckboxSelectMultiple
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from apps.core.admin_display import json_display
 from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin
@@ -56,7 +56,7 @@ class AdministratorsOnlyMixin:
 class WebhookEndpointForm(forms.ModelForm):
     events = forms.MultipleChoiceField(
         choices=[(event.name, f"{event.label} ({event.name}): {event.description}") for event in EVENT_TYPES.values()],
-        widget=UnfoldAdminCheckboxSelectMultiple,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
         help_text="The events POSTed to this endpoint.",
     )
 
@@ -90,6 +90,11 @@ class WebhookEndpointAdmin(AdministratorsOnlyMixin, PortalFormatsAdminMixin, Mod
         ("State", {"fields": ["owner", "created_at", "consecutive_failures", "disabled_at", "disabled_reason"]}),
     ]
     add_fieldsets = [(None, {"fields": ["name", "url", "events", "active"]})]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "url":
+            kwargs["assume_scheme"] = "https"
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
