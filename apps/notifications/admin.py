@@ -13,9 +13,8 @@ from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.views.decorators.cache import never_cache
 from unfold.admin import ModelAdmin
-from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget, UnfoldAdminURLInputWidget
 
 from apps.core.admin_display import json_display
 from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin
@@ -54,6 +53,13 @@ class AdministratorsOnlyMixin:
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(
+        label="URL",
+        max_length=2000,
+        assume_scheme="https",
+        widget=UnfoldAdminURLInputWidget,
+        help_text=WebhookEndpoint._meta.get_field("url").help_text,
+    )
     events = forms.MultipleChoiceField(
         choices=[(event.name, f"{event.label} ({event.name}): {event.description}") for event in EVENT_TYPES.values()],
         widget=UnfoldAdminCheckboxSelectMultipleWidget,
@@ -90,11 +96,6 @@ class WebhookEndpointAdmin(AdministratorsOnlyMixin, PortalFormatsAdminMixin, Mod
         ("State", {"fields": ["owner", "created_at", "consecutive_failures", "disabled_at", "disabled_reason"]}),
     ]
     add_fieldsets = [(None, {"fields": ["name", "url", "events", "active"]})]
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if db_field.name == "url":
-            kwargs["assume_scheme"] = "https"
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
@@ -139,9 +140,9 @@ class WebhookEndpointAdmin(AdministratorsOnlyMixin, PortalFormatsAdminMixin, Mod
         self.message_user(request, f"Webhook endpoint {obj} created.", messages.SUCCESS)
         return redirect(f"admin:{self.opts.app_label}_{self.opts.model_name}_secret", obj.pk)
 
-    @never_cache
     def secret_view(self, request, object_id):
-        """Show a new signing secret once: it leaves the session as this page is rendered."""
+        """Show a new signing secret once: it leaves the session as this page is rendered (admin_view makes
+        the page uncacheable)."""
         endpoint = self.get_object(request, unquote(object_id))
         if endpoint is None or not self.has_change_permission(request, endpoint):
             raise PermissionDenied

@@ -124,10 +124,13 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
     endpoint.events = webhook_events_clean(endpoint.events)
     stored = WebhookEndpoint.objects.filter(pk=endpoint.pk).values("active").first()
     was_active = stored["active"] if stored else endpoint.active
+    # Only what an administrator edits: the failure count is the attempts' to write (with update(), concurrently).
+    fields = ["name", "url", "events", "active"]
     with transaction.atomic():
         if endpoint.active and not was_active:
             endpoint.consecutive_failures, endpoint.disabled_at, endpoint.disabled_reason = 0, None, ""
-        endpoint.save()
+            fields += ["consecutive_failures", "disabled_at", "disabled_reason"]
+        endpoint.save(update_fields=fields)
         if was_active and not endpoint.active:
             _open_deliveries_close(endpoint, "The endpoint was switched off before this delivery succeeded.")
     return endpoint

@@ -23,7 +23,7 @@ from apps.notifications.webhooks import (
 )
 
 from ..mail_server import html_body, text_body
-from .webhook_receiver import readme_verification_snippet, webhook_receiver  # noqa: F401 (fixture)
+from .webhook_receiver import readme_verification_snippet
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +73,8 @@ def test_delivery_is_a_signed_json_post_with_exact_payload_and_headers(webhook_r
     assert not valid(secret, request.body, signature, tolerance=-1)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.response_code) == (DeliveryStatus.SUCCEEDED, 1, 200)
-    assert delivery.latency_ms is not None and delivery.next_attempt_at is None
+    assert delivery.latency_ms is not None
+    assert delivery.next_attempt_at is None
     endpoint.refresh_from_db()
     assert endpoint.consecutive_failures == 0
 
