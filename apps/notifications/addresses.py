@@ -18,6 +18,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class WebhookUrlRefused(ValueError):
@@ -26,10 +27,14 @@ class WebhookUrlRefused(ValueError):
 
 def address_kind(address: Address) -> str | None:
     """What makes ``address`` non-public ("loopback", "private"...), or None for a public address."""
-    mapped = getattr(address, "ipv4_mapped", None)
-    if mapped is not None:
-        # ::ffff:127.0.0.1 reaches 127.0.0.1.
-        return address_kind(mapped)
+    if address.version == 6:
+        # IPv6 forms that carry an IPv4 address reach it: ::ffff:127.0.0.1 (mapped), 2002:7f00:1:: (6to4),
+        # 64:ff9b::7f00:1 (NAT64).
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in NAT64_PREFIX:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return address_kind(embedded)
     for kind, flag in (
         ("unspecified", address.is_unspecified),
         ("loopback", address.is_loopback),
@@ -47,9 +52,10 @@ def address_kind(address: Address) -> str | None:
 def _refuse_address(host: str, address: Address) -> None:
     kind = address_kind(address)
     if kind is not None and not settings.WEBHOOK_ALLOW_PRIVATE:
-        named = f"{host} resolves to {address}" if host != str(address) else f"{address} is"
+        kind = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} address"
+        what = f"{host} resolves to {address}, {kind}" if host != str(address) else f"{address} is {kind}"
         raise WebhookUrlRefused(
-            f"{named}, a {kind} address: webhooks go to public addresses only (set WEBHOOK_ALLOW_PRIVATE to allow "
+            f"{what}: webhooks go to public addresses only (set WEBHOOK_ALLOW_PRIVATE to allow "
             "receivers inside the portal's own network)."
         )
 

@@ -22,14 +22,16 @@ def strict(settings):
 @pytest.mark.parametrize(
     ("url", "why"),
     [
-        ("https://127.0.0.1/hook", "127.0.0.1 is, a loopback address"),
-        ("https://10.0.0.1/hook", "10.0.0.1 is, a private address"),
+        ("https://127.0.0.1/hook", "127.0.0.1 is a loopback address"),
+        ("https://10.0.0.1/hook", "10.0.0.1 is a private address"),
         ("https://192.168.1.20:8443/hook", "a private address"),
         ("https://169.254.169.254/latest/meta-data", "a link-local address"),
-        ("https://[::1]/hook", "::1 is, a loopback address"),
+        ("https://[::1]/hook", "::1 is a loopback address"),
         ("https://[::ffff:127.0.0.1]/hook", "a loopback address"),
         ("https://[fd00::1]/hook", "a private address"),
-        ("https://0.0.0.0/hook", "an unspecified address".replace("an ", "a ")),
+        ("https://[2002:7f00:1::]/hook", "a loopback address"),
+        ("https://[64:ff9b::a00:1]/hook", "a private address"),
+        ("https://0.0.0.0/hook", "0.0.0.0 is an unspecified address"),
         ("https://224.0.0.1/hook", "a multicast address"),
         ("https://localhost/hook", "localhost resolves to"),
         ("https://2130706433/hook", "resolves to 127.0.0.1, a loopback address"),
@@ -85,7 +87,7 @@ def test_attempt_to_an_endpoint_now_on_a_private_address_is_refused_before_sendi
     assert webhook_receiver.requests == []
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.RETRYING
-    assert "127.0.0.1 is, a loopback address" in delivery.error
+    assert "127.0.0.1 is a loopback address" in delivery.error
     assert WebhookEndpoint.objects.get().consecutive_failures == 1
 
 

@@ -64,7 +64,7 @@ def test_private_url_is_refused_in_the_form_with_the_reason(admin_client, settin
     )
 
     assert response.status_code == 200
-    assert "10.0.0.1 is, a private address" in response.content.decode()
+    assert "10.0.0.1 is a private address" in response.content.decode()
     assert "WEBHOOK_ALLOW_PRIVATE" in response.content.decode()
     assert not WebhookEndpoint.objects.exists()
 

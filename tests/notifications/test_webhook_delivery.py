@@ -18,6 +18,7 @@ from apps.notifications.webhooks import (
     next_attempt_time,
     webhook_deliveries_send_due,
     webhook_delivery_attempt,
+    webhook_disabled_email_send,
     webhook_endpoint_create,
     webhook_redeliver,
 )
@@ -277,3 +278,18 @@ def test_event_committed_in_a_transaction_is_delivered_by_a_worker(webhook_recei
         secret, request.body, request.headers["Opsdeck-Signature"]
     )
     _wait_until(lambda: WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED)
+
+
+def test_endpoint_without_an_owner_is_reported_to_the_administrators(smtp_server, admin_user, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    admin_user.email = "alice@example.com"
+    admin_user.save()
+    endpoint, _ = webhook_endpoint_create(name="Orphan", url="https://8.8.8.8/", events=["backup.failed"], owner=None)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        active=False, consecutive_failures=20, disabled_reason="Switched off after 20 failed attempts in a row"
+    )
+
+    assert webhook_disabled_email_send(endpoint_id=endpoint.pk) == "Told alice@example.com."
+
+    (message,) = smtp_server.wait_for(1, to="alice@example.com")
+    assert message["Subject"] == "[Opsdeck] Webhook Orphan switched off after 20 failures"
