@@ -61,9 +61,9 @@ class WebhookEndpointForm(forms.ModelForm):
         help_text=WebhookEndpoint._meta.get_field("url").help_text,
     )
     events = forms.MultipleChoiceField(
-        choices=[(event.name, f"{event.label} ({event.name}): {event.description}") for event in EVENT_TYPES.values()],
+        choices=[(event.name, f"{event.label} ({event.name})") for event in EVENT_TYPES.values()],
         widget=UnfoldAdminCheckboxSelectMultipleWidget,
-        help_text="The events POSTed to this endpoint.",
+        help_text="The events POSTed to this endpoint (the README's Webhooks section describes each payload).",
     )
 
     class Meta:
@@ -208,7 +208,7 @@ class WebhookDeliveryAdmin(AdministratorsOnlyMixin, PortalFormatsAdminMixin, Ser
 
     @admin.display(description="Data sent")
     def payload(self, delivery: WebhookDelivery) -> str:
-        return json_display(delivery.event.data)
+        return json_display(delivery.event.data, label_keys=False)
 
     def has_redeliver_permission(self, request) -> bool:
         return self._administrator(request)

@@ -144,3 +144,13 @@ def test_switching_a_disabled_endpoint_back_on_starts_its_failure_count_afresh(a
     endpoint.refresh_from_db()
     assert (endpoint.active, endpoint.consecutive_failures, endpoint.disabled_reason) == (True, 0, "")
     assert AuditEvent.objects.filter(action="notifications.webhook_endpoint.changed").exists()
+
+
+def test_endpoint_page_links_to_its_deliveries_and_to_rotating_its_secret(admin_client, admin_user):
+    endpoint, _ = webhook_endpoint_create(name="Pager", url="https://8.8.8.8/", events=["backup.failed"],
+                                          owner=admin_user)  # fmt: skip
+
+    page = admin_client.get(reverse("admin:notifications_webhookendpoint_change", args=[endpoint.pk])).content.decode()
+
+    assert f'href="{DELIVERIES_URL}?endpoint__id__exact={endpoint.pk}"' in page
+    assert f'href="{reverse("admin:notifications_webhookendpoint_rotate_secret", args=[endpoint.pk])}"' in page
