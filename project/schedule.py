@@ -100,4 +100,12 @@ SCHEDULE = [
         queue="maintenance",
         description="Deletes reports (files and manifests) older than REPORT_RETENTION_DAYS every night.",
     ),
+    ScheduledTask(
+        name="Send due webhook deliveries",
+        task="maintenance.webhook_deliveries_send_due",
+        crontab="* * * * *",
+        queue="maintenance",
+        description="Retries failed webhook deliveries whose next attempt is due (backing off for up to a day), "
+        "and sends any whose first attempt's task was lost.",
+    ),
 ]

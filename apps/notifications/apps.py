@@ -7,8 +7,15 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self) -> None:
+        from apps.audit.registry import audit_register
         from apps.core.events import notify_dispatcher_set
 
+        from .channels import Channel, channel_register
+        from .models import WebhookEndpoint
         from .services import event_dispatch
+        from .webhooks import CHANNEL_NAME, webhooks_route, webhooks_want
 
         notify_dispatcher_set(event_dispatch)
+        channel_register(Channel(name=CHANNEL_NAME, wants=webhooks_want, route=webhooks_route))
+        # Created, changed, deleted, wherever it happens; the failure bookkeeping is written with update(), unseen.
+        audit_register(WebhookEndpoint, action_prefix="notifications.webhook_endpoint")

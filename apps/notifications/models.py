@@ -6,6 +6,8 @@ from django.db import models
 
 from apps.core.events import EVENT_TYPES
 
+from .choices import DeliveryStatus
+
 EVENT_CHOICES = [(event.name, event.label) for event in EVENT_TYPES.values()]
 
 
@@ -34,3 +36,77 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.summary}" if self.summary else self.name
+
+
+class WebhookEndpoint(models.Model):
+    """A URL that receives signed JSON POSTs of the events it subscribes to (apps/notifications/webhooks.py)."""
+
+    name = models.CharField(max_length=100)
+    url = models.URLField(
+        "URL",
+        max_length=2000,
+        help_text="Where each event is POSTed; https, on a public address (WEBHOOK_ALLOW_HTTP and "
+        "WEBHOOK_ALLOW_PRIVATE relax this). Redirects are not followed.",
+    )
+    # Event names of apps.core.events.EVENT_TYPES.
+    events = models.JSONField(default=list, blank=True)
+    active = models.BooleanField(
+        default=True, help_text="Only active endpoints are sent events; switched off after too many failures."
+    )
+    # The signing secret, encrypted with a key derived from SECRET_KEY (apps/notifications/webhook_secrets.py).
+    secret_encrypted = models.TextField(editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="webhook_endpoints",
+        editable=False,
+        help_text="The administrator who created it; emailed when it is switched off.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_reason = models.CharField(max_length=300, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = "webhook endpoint"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WebhookDelivery(models.Model):
+    """One event sent to one endpoint, over one or more attempts; its id is the Opsdeck-Delivery header."""
+
+    # Receivers may de-duplicate on it: every retry of a delivery carries the same one.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    # When the sender next tries; empty once the delivery succeeded or failed for good. The sweep reads this index.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    redelivery_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="redeliveries",
+        help_text="The delivery an administrator sent again as this one.",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event.name} to {self.endpoint}"

@@ -503,6 +503,17 @@ EMAIL_SUBJECT_PREFIX = "[Opsdeck] "
 # The portal's address as people reach it, for links in emails and webhook payloads (https://opsdeck.example.com).
 PORTAL_URL = env.str("PORTAL_URL", "http://localhost:8000").rstrip("/")
 
+# --- Webhooks (apps/notifications/webhooks.py): signed JSON POSTs to the endpoints administrators define.
+# An endpoint is switched off, and its owner emailed, after this many failed attempts in a row.
+WEBHOOK_MAX_FAILURES = env.int("WEBHOOK_MAX_FAILURES", 20, minimum=1, maximum=10_000)
+# Seconds to connect and to wait for each read of an answer.
+WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+# Endpoints on private, loopback, link-local and other non-public addresses are refused (a webhook must not become a
+# way into the portal's own network) unless this is set, for a receiver inside that network.
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", False)
+# Payloads and signatures travel over https only unless this is set (a receiver on a trusted network, a test).
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", False)
+
 # --- The shell: django-unfold's look for the admin and the portal pages (templates/base.html).
 # The sidebar is built per request by apps.core.navigation, so that each role sees the areas it may use.
 UNFOLD = {
