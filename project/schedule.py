@@ -15,6 +15,13 @@ SCHEDULE = [
         description="Deletes expired login sessions, and list entries of sessions that no longer exist, every night.",
     ),
     ScheduledTask(
+        name="Prune old maintenance runs",
+        task="maintenance.maintenance_runs_prune",
+        crontab="22 3 * * *",
+        queue="maintenance",
+        description="Deletes the records of scheduled task runs older than MAINTENANCE_RUN_RETENTION_DAYS every night.",
+    ),
+    ScheduledTask(
         name="Sign audit checkpoint",
         task="maintenance.audit_checkpoint",
         crontab="5 * * * *",

@@ -6,14 +6,16 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from . import formatting
 from .choices import MaintenanceStatus
 from .models import MaintenanceRun
 
@@ -40,6 +42,14 @@ def maintenance_run_record(*, task_name: str, celery_task_id: str = "", worker: 
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "message", "finished_at"])
         logger.info("maintenance run %s %s: %s", task_name, run.status, run.message)
+
+
+def maintenance_runs_prune(*, now: datetime | None = None) -> str:
+    """Delete the records of maintenance runs older than MAINTENANCE_RUN_RETENTION_DAYS (nightly beat task): the
+    per-minute sweeps alone leave thousands a day."""
+    days = settings.MAINTENANCE_RUN_RETENTION_DAYS
+    deleted, _ = MaintenanceRun.objects.filter(started_at__lt=(now or timezone.now()) - timedelta(days=days)).delete()
+    return f"Deleted {formatting.count(deleted, 'maintenance run')} older than {days} days."
 
 
 @dataclass(frozen=True)

@@ -330,6 +330,8 @@ BACKUP_COMPRESSION = env.choice("BACKUP_COMPRESSION", "zstd", ("zstd", "gzip", "
 BACKUP_KEEP_DAILY = env.int("BACKUP_KEEP_DAILY", 7, minimum=0)
 BACKUP_KEEP_WEEKLY = env.int("BACKUP_KEEP_WEEKLY", 4, minimum=0)
 BACKUP_KEEP_MONTHLY = env.int("BACKUP_KEEP_MONTHLY", 12, minimum=0)
+# Records of maintenance runs (every scheduled task's runs) older than this are deleted every night.
+MAINTENANCE_RUN_RETENTION_DAYS = env.int("MAINTENANCE_RUN_RETENTION_DAYS", 30, minimum=1)
 BACKUP_MAX_AGE_HOURS = env.int("BACKUP_MAX_AGE_HOURS", 26, minimum=1)
 # backup.stale is announced when no backup taken within this many days has passed a verification (weekly, by default).
 BACKUP_VERIFIED_MAX_AGE_DAYS = env.int("BACKUP_VERIFIED_MAX_AGE_DAYS", 8, minimum=1)

@@ -10,6 +10,7 @@ from apps.accounts.tasks import session_clear_expired
 from apps.core.choices import MaintenanceStatus
 from apps.core.maintenance import maintenance_task
 from apps.core.models import MaintenanceRun
+from apps.core.tasks import maintenance_runs_prune_task
 from project.schedule import SCHEDULE
 
 
@@ -80,3 +81,19 @@ def test_every_scheduled_task_is_registered_and_routed_to_its_queue():
     for entry in SCHEDULE:
         assert entry.task in app.tasks, entry.task
         assert app.amqp.router.route({}, entry.task)["queue"].name == entry.queue
+
+
+@pytest.mark.django_db
+def test_records_of_runs_older_than_the_retention_are_pruned_and_the_pruning_is_recorded(settings):
+    settings.MAINTENANCE_RUN_RETENTION_DAYS = 30
+    old, recent = MaintenanceRun.objects.create(task_name="old"), MaintenanceRun.objects.create(task_name="recent")
+    MaintenanceRun.objects.filter(pk=old.pk).update(started_at=timezone.now() - timezone.timedelta(days=31))
+
+    message = maintenance_runs_prune_task.apply(throw=True).get()
+
+    assert message == "Deleted 1 maintenance run older than 30 days."
+    assert set(MaintenanceRun.objects.values_list("task_name", flat=True)) == {
+        "recent",
+        "maintenance.maintenance_runs_prune",
+    }
+    assert MaintenanceRun.objects.filter(pk=recent.pk).exists()
