@@ -2,7 +2,9 @@
 
 Thin doors into ``password_reset``. The link's page is Django's PasswordResetConfirmView: it moves the token from
 the address into the session and redirects to an address without it, so the token is in no later request, page
-or Referer header; these pages also send ``Referrer-Policy: no-referrer``.
+or Referer header; these pages also send ``Referrer-Policy: same-origin`` whatever the site-wide policy, so no
+address of theirs leaves the portal. (Not ``no-referrer``: browsers then send ``Origin: null`` with the form, which
+the CSRF check rightly refuses.)
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ THROTTLED_STATUS = 429
 UNAVAILABLE_STATUS = 503
 
 
-def _no_referrer(view):
+def _referrer_same_origin(view):
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         response = view(request, *args, **kwargs)
-        response["Referrer-Policy"] = "no-referrer"
+        response["Referrer-Policy"] = "same-origin"
         return response
 
     return wrapped
@@ -76,7 +78,7 @@ def password_reset_sent(request):
     return render(request, "accounts/password_reset_sent.html", {"minutes": _valid_minutes()})
 
 
-@method_decorator(_no_referrer, name="dispatch")
+@method_decorator(_referrer_same_origin, name="dispatch")
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     """The link from the email: a new password, for an active account whose token is valid.
 
@@ -113,7 +115,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
 
 @never_cache
-@_no_referrer
+@_referrer_same_origin
 @require_http_methods(["GET", "POST"])
 def password_reset_complete(request):
     """After the new password: the sessions that were signed out, and the API tokens, which one may revoke here."""
