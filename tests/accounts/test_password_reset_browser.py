@@ -48,7 +48,8 @@ def account(viewer_user, password):
     StaticToken.objects.create(device=recovery, token=RECOVERY_CODE)
     token_create(owner=viewer_user, name="nightly export", scopes=["read"], expires_in_days=30)
     elsewhere = Client(HTTP_USER_AGENT=FIREFOX, REMOTE_ADDR="192.0.2.10")
-    assert elsewhere.post("/accounts/login/", {"username": viewer_user.username, "password": password}).status_code == 302
+    signed_in = elsewhere.post("/accounts/login/", {"username": viewer_user.username, "password": password})
+    assert signed_in.status_code == 302
     assert elsewhere.post("/accounts/login/code/", {"code": RECOVERY_CODE}).status_code == 302
     return viewer_user, device.key
 
@@ -62,7 +63,8 @@ class Steps:
     def photograph(self, step: str) -> None:
         self.count += 1
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=SCREENSHOTS / f"password-reset-{self.name}-{self.count:02d}-{step}.png", full_page=True)
+        path = SCREENSHOTS / f"password-reset-{self.name}-{self.count:02d}-{step}.png"
+        self.page.screenshot(path=path, full_page=True)
         assert self.page.evaluate(NO_SIDEWAYS_SCROLL), f"{step} scrolls sideways at {self.name} width"
 
 
