@@ -13,7 +13,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from playwright.sync_api import expect
 
 from apps.accounts.tokens import token_create
-from tests.mail_server import text_body
+from tests.mail_server import html_body, text_body
 from tests.mfa import totp_code, totp_device_create
 
 pytestmark = [
@@ -93,6 +93,12 @@ def test_forgotten_password_is_reset_by_email_and_the_sign_in_still_asks_for_the
     (message,) = smtp_server.wait_for(1, to=user.email)
     link = LINK.search(text_body(message)).group(0)
     token = link.rstrip("/").rsplit("/", 1)[-1]
+    steps.page = context.new_page()  # the email, as a mail client shows its HTML part
+    steps.page.set_content(html_body(message))
+    expect(steps.page.get_by_role("link", name="Set a new password")).to_have_attribute("href", link)
+    steps.photograph("email")
+    steps.page.close()
+    steps.page = page
     page.goto(link)
     page.wait_for_url(re.compile(r".*/accounts/password-reset/[^/]+/set-password/$"))
     assert token not in page.url
