@@ -141,7 +141,12 @@ def password_reset_request(*, address: str, request) -> bool:
         event_record(action="auth.password_reset.requested", request=request, changes={"address": address})
         enqueue_on_commit(
             lambda: _send_enqueue(address, ip),
-            refused=lambda reason: None,  # nothing was stored that could wait for the message
+            refused=lambda reason: event_record(
+                action="auth.password_reset.refused",
+                outcome=Outcome.FAILURE,
+                request=request,
+                changes={"limit": "", "reason": reason, "address": address},
+            ),
             what="the password reset email",
             retry="Ask again",
             outcome="nothing was sent",

@@ -63,8 +63,8 @@ def password_reset_request(request):
             return response
         except QueueUnavailable as exc:
             form.add_error(None, str(exc))
-            response = render(request, "accounts/password_reset_request.html", {"form": form})
-            response.status_code = UNAVAILABLE_STATUS
+            context = {"form": form, "minutes": _valid_minutes()}
+            response = render(request, "accounts/password_reset_request.html", context, status=UNAVAILABLE_STATUS)
             response["Retry-After"] = str(exc.retry_after_seconds)
             return response
         # The same answer whether a link was sent, no account uses the address, or the address is over its limit.

@@ -17,6 +17,7 @@ from apps.accounts.password_reset import password_reset_link, password_reset_sen
 from apps.accounts.tokens import token_create
 from apps.audit.models import AuditEvent
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.jobs.test_queue_unavailable import broker_down_context
 from tests.mail_server import html_body, text_body
 from tests.mfa import totp_code, totp_device_create
 
@@ -124,6 +125,20 @@ def test_requests_are_audited_alike_for_known_and_unknown_addresses(viewer_user)
     ]
     assert {(row.actor_id, row.object_type, row.object_id, row.object_repr) for row in rows} == {(None, "", "", "")}
     assert [row.ip for row in rows] == ["10.0.0.5", "10.0.0.6"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_the_task_queue_refuses_says_so_and_sends_nothing(viewer_user):
+    with broker_down_context():
+        response = _request(viewer_user.email)
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    page = response.content.decode()
+    assert "The task queue is unavailable, so the password reset email could not be queued" in page
+    assert "Ask again in 30 seconds or later." in page
+    refused = AuditEvent.objects.get(action="auth.password_reset.refused")
+    assert refused.changes["reason"] == "the task queue was unavailable"
 
 
 # --- Who gets an email
