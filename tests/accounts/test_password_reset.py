@@ -17,6 +17,7 @@ from apps.accounts.password_reset import password_reset_link, password_reset_sen
 from apps.accounts.tokens import token_create
 from apps.audit.models import AuditEvent
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.helpers import clean_environment, manage
 from tests.jobs.test_queue_unavailable import broker_down_context
 from tests.mail_server import html_body, text_body
 from tests.mfa import totp_code, totp_device_create
@@ -397,3 +398,32 @@ def test_a_signed_in_browser_can_reset_its_own_password(viewer_user):
     assert not _is_signed_in(browser)
     viewer_user.refresh_from_db()
     assert viewer_user.check_password(NEW_PASSWORD)
+
+
+# --- Settings
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"PASSWORD_RESET_TIMEOUT_MINUTES": "0"}, "PASSWORD_RESET_TIMEOUT_MINUTES must be at least 1"),
+        ({"PASSWORD_RESET_RATE_PER_IP": "5 an hour"}, "PASSWORD_RESET_RATE_PER_IP must look like '1000/min'"),
+        ({"PASSWORD_RESET_RATE_PER_ADDRESS": "0/hour"}, "PASSWORD_RESET_RATE_PER_ADDRESS must allow at least 1"),
+    ],
+)
+def test_bad_password_reset_settings_stop_the_portal_naming_the_variable(tmp_path, variables, expected):
+    result = manage("check", environment=clean_environment(OPSDECK_DATA_DIR=str(tmp_path), **variables))
+    assert result.returncode != 0
+    assert expected in result.stderr
+
+
+def test_the_reset_link_lifetime_is_read_in_minutes(tmp_path):
+    environment = clean_environment(OPSDECK_DATA_DIR=str(tmp_path), PASSWORD_RESET_TIMEOUT_MINUTES="45")
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.PASSWORD_RESET_TIMEOUT)",
+        environment=environment,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "2700"
