@@ -13,8 +13,10 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from playwright.sync_api import expect
 
 from apps.accounts.tokens import token_create
+from tests.helpers import AXE, AXE_SERIOUS
 from tests.mail_server import html_body, text_body
 from tests.mfa import totp_code, totp_device_create
+from tests.shell_pages import PageProblems
 
 pytestmark = [
     pytest.mark.browser,
@@ -55,7 +57,7 @@ def account(viewer_user, password):
 
 
 class Steps:
-    """The tab, each step photographed and checked for sideways scrolling."""
+    """The tab, each step photographed and checked: no sideways scrolling, no serious axe-core violation."""
 
     def __init__(self, page, name: str):
         self.page, self.name, self.count = page, name, 0
@@ -66,6 +68,9 @@ class Steps:
         path = SCREENSHOTS / f"password-reset-{self.name}-{self.count:02d}-{step}.png"
         self.page.screenshot(path=path, full_page=True)
         assert self.page.evaluate(NO_SIDEWAYS_SCROLL), f"{step} scrolls sideways at {self.name} width"
+        self.page.add_script_tag(path=str(AXE))
+        violations = self.page.evaluate(AXE_SERIOUS)
+        assert violations == [], f"{step}: {violations}"
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
@@ -75,8 +80,7 @@ def test_forgotten_password_is_reset_by_email_and_the_sign_in_still_asks_for_the
     user, key_hex = account
     context = chromium.new_context(viewport=VIEWPORTS[viewport])
     page = context.new_page()
-    script_errors = []
-    page.on("pageerror", lambda error: script_errors.append(f"{page.url}: {error}"))
+    problems = PageProblems(page)
     steps = Steps(page, viewport)
 
     page.goto(portal + "/accounts/login/")
@@ -134,7 +138,7 @@ def test_forgotten_password_is_reset_by_email_and_the_sign_in_still_asks_for_the
     used.goto(link)
     expect(used.locator("#reset-invalid")).to_contain_text("The link was used already")
     steps.photograph("link-used")
-    assert script_errors == [], "\n".join(script_errors)
+    assert problems.items == []
     context.close()
 
 
