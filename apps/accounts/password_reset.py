@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core.cache import cache
@@ -221,8 +222,9 @@ class PasswordResetDone:
 def password_reset_complete(*, user: User, password: str, request=None) -> PasswordResetDone:
     """Set the new password of ``user`` (the reset link's token was checked) and sign out all their sessions.
 
-    The caller validated the password. MFA devices stay as they are. Audited as ``auth.password_reset.completed``
-    (and ``auth.session.ended`` when there were sessions); never the password.
+    The caller validated the password. MFA devices stay as they are; the failed sign-ins counted against the
+    username (django-axes) are cleared. Audited as ``auth.password_reset.completed`` (and ``auth.session.ended``
+    when there were sessions); never the password.
     """
     in_use = [
         {
@@ -236,12 +238,18 @@ def password_reset_complete(*, user: User, password: str, request=None) -> Passw
     user.set_password(password)
     user.save(update_fields=["password"])
     signed_out = sessions.sessions_end_others(user=user, current_session_key=None, request=request)
+    # Failed sign-ins with the forgotten password must not lock out the new one.
+    cleared = AxesProxyHandler.reset_attempts(username=user.get_username())
     event_record(
         action="auth.password_reset.completed",
         actor=user,
         obj=user,
         request=request,
-        changes={"signed_out": signed_out, "mfa": selectors.user_has_confirmed_device(user=user)},
+        changes={
+            "signed_out": signed_out,
+            "cleared_failed_attempts": cleared,
+            "mfa": selectors.user_has_confirmed_device(user=user),
+        },
     )
     return PasswordResetDone(user=user, signed_out=signed_out, sessions=in_use)
 

@@ -319,6 +319,20 @@ def test_the_next_sign_in_still_asks_for_the_authenticator_code(viewer_user):
 
 
 @pytest.mark.django_db
+def test_a_lockout_from_the_forgotten_password_ends_with_the_reset(settings, viewer_user):
+    guesser = Client(REMOTE_ADDR="10.0.3.1")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        guesser.post(LOGIN, {"username": viewer_user.username, "password": "was-it-this-one"})
+    assert guesser.post(LOGIN, {"username": viewer_user.username, "password": DEFAULT_PASSWORD}).status_code == 429
+
+    _set_password(Client(), password_reset_link(user=viewer_user))
+
+    response = guesser.post(LOGIN, {"username": viewer_user.username, "password": NEW_PASSWORD})
+    assert response.status_code == 302
+    assert AuditEvent.objects.get(action="auth.password_reset.completed").changes["cleared_failed_attempts"] == 1
+
+
+@pytest.mark.django_db
 def test_every_session_is_signed_out_and_listed_on_the_done_page(viewer_user):
     laptop, phone = _sign_in(viewer_user), _sign_in(viewer_user)
     assert UserSession.objects.filter(user=viewer_user).count() == 2
@@ -336,7 +350,7 @@ def test_every_session_is_signed_out_and_listed_on_the_done_page(viewer_user):
     completed = AuditEvent.objects.get(action="auth.password_reset.completed")
     assert completed.object_id == str(viewer_user.pk)
     assert completed.actor_id == viewer_user.pk
-    assert completed.changes == {"signed_out": 2, "mfa": False}
+    assert completed.changes == {"signed_out": 2, "cleared_failed_attempts": 0, "mfa": False}
     assert NEW_PASSWORD not in completed.changes_text
     ended = AuditEvent.objects.get(action="auth.session.ended")
     assert ended.changes["count"] == 2
