@@ -87,3 +87,12 @@ def users_with_account_state(queryset: QuerySet) -> QuerySet:
         locked_out=Exists(locked_attempts().filter(username=OuterRef("username"))),
         live_tokens=Coalesce(Subquery(live_tokens), 0),
     )
+
+
+def tokens_live(*, user) -> list[ApiToken]:
+    """The user's API tokens that still work (neither revoked nor expired), newest first."""
+    now = timezone.now()
+    live = ApiToken.objects.filter(owner=user, revoked__isnull=True).filter(
+        Q(expires__isnull=True) | Q(expires__gt=now)
+    )
+    return list(live.order_by("-created"))

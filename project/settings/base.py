@@ -467,6 +467,20 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 
+# --- Password reset by email (apps/accounts/password_reset.py): the link works once, for this many minutes
+# (Django's token also dies when the password or the last sign-in changes); requests are limited per client
+# address (beyond: 429) and per email address (beyond: the usual answer, and nothing sent).
+PASSWORD_RESET_TIMEOUT_MINUTES = env.int("PASSWORD_RESET_TIMEOUT_MINUTES", 30, minimum=1, maximum=24 * 60)
+PASSWORD_RESET_TIMEOUT = PASSWORD_RESET_TIMEOUT_MINUTES * 60
+PASSWORD_RESET_RATE_PER_IP = env.rate("PASSWORD_RESET_RATE_PER_IP", "5/hour")
+PASSWORD_RESET_RATE_PER_ADDRESS = env.rate("PASSWORD_RESET_RATE_PER_ADDRESS", "3/hour")
+for _name, _rate in (
+    ("PASSWORD_RESET_RATE_PER_IP", PASSWORD_RESET_RATE_PER_IP),
+    ("PASSWORD_RESET_RATE_PER_ADDRESS", PASSWORD_RESET_RATE_PER_ADDRESS),
+):
+    if int(_rate.partition("/")[0]) < 1:
+        raise ImproperlyConfigured(f"{_name} must allow at least 1 request, like '5/hour'; got {_rate!r}.")
+
 # --- Email (notifications, password reset), sent by Celery tasks (apps/core/mail.py).
 # EMAIL_URL (smtp://user:password@host:587/?tls=True, smtp+ssl://…:465) or the usual EMAIL_HOST, EMAIL_PORT,
 # EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS / EMAIL_USE_SSL. With neither, the embedded default writes each
