@@ -51,7 +51,8 @@ def octet_frames(data: bytes) -> list[bytes]:
     frames = []
     while data:
         length, space, rest = data.partition(b" ")
-        assert space and length.isdigit(), data[:40]
+        assert space, data[:40]
+        assert length.isdigit(), data[:40]
         size = int(length)
         assert len(rest) >= size, "truncated frame"
         frames.append(rest[:size])
