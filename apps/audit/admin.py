@@ -203,6 +203,12 @@ class AuditSinkForm(forms.ModelForm):
         model = AuditSink
         fields = ["name", "url", "tls_ca_file", "active", "cursor"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The form's own initial value travels with it: a cursor the forwarder moved on after the form was opened
+        # is not taken back to what the form showed unless the administrator changed it.
+        self.fields["cursor"].show_hidden_initial = True
+
     def clean_url(self) -> str:
         url = self.cleaned_data["url"].strip()
         if not url:
