@@ -1,12 +1,13 @@
 """What a collector receives: RFC 5424 syslog over TCP or TLS (RFC 6587 octet counting), or JSON lines over HTTPS.
 
 Every message carries the whole event as JSON (the same document as an archive file's line), so a collector can
-recompute each hash and check that ``prev_hash`` names the event before it, and de-duplicate on ``id``/``hash``.
+recompute each hash, check that ``prev_hash`` names the event before it, and de-duplicate on ``hash``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 from collections.abc import Sequence
@@ -151,7 +152,7 @@ def https_send(target: SinkUrl, documents: Sequence[dict], *, ca_file: str, time
         )
     except requests.exceptions.SSLError as exc:
         raise DeliveryError(target.hide(f"TLS with {target.endpoint} failed: {_reason(exc)}")) from None
-    except requests.RequestException as exc:
+    except (requests.RequestException, OSError) as exc:
         raise DeliveryError(target.hide(f"{target.endpoint} did not answer: {_reason(exc)}")) from None
     if not 200 <= response.status_code < 300:
         body = target.hide(" ".join(response.text.split())[:200])
@@ -160,6 +161,8 @@ def https_send(target: SinkUrl, documents: Sequence[dict], *, ca_file: str, time
 
 def deliver(target: SinkUrl, documents: Sequence[dict], *, ca_file: str, timeout: float) -> None:
     """Hand ``documents`` to the collector ``target``; DeliveryError unless it accepted all of them."""
+    if ca_file and not os.path.isfile(ca_file):
+        raise DeliveryError(f"the TLS CA file {ca_file} does not exist on this host")
     send = syslog_send if target.is_syslog else https_send
     send(target, documents, ca_file=ca_file, timeout=timeout)
 

@@ -305,3 +305,15 @@ def test_scheduled_task_forwards_through_a_real_worker(listener, celery_worker):
     assert audit_forward_task.delay().get(timeout=30) == f"{sink.name}: 4 events sent"
 
     _assert_every_event_once_in_order(listener.documents)
+
+
+@pytest.mark.django_db
+def test_missing_ca_file_is_a_failure_of_that_sink_only(listener, tmp_path):
+    _record(1)
+    broken = _sink("https://collector.example/in", tls_ca_file=str(tmp_path / "gone.pem"))
+    working = _sink(f"syslog+tcp://127.0.0.1:{listener.port}")
+    with pytest.raises(ForwardError, match=f"{broken.name}: the TLS CA file .*gone.pem does not exist"):
+        audit_forward()
+    assert AuditSink.objects.get(pk=broken.pk).cursor == 0
+    assert AuditSink.objects.get(pk=working.pk).cursor == _chain()[-1][0]
+    _assert_every_event_once_in_order(listener.documents)
