@@ -329,7 +329,10 @@ class AuditSinkAdmin(PortalFormatsAdminMixin, ModelAdmin):
 
     @admin.action(description="Send now (pending events of the selected sinks)", permissions=["send"])
     def send_now(self, request, queryset):
-        for sink in queryset.filter(active=True):
+        for sink in queryset.order_by("name"):
+            if not sink.active:
+                self.message_user(request, f"{sink.name} is inactive: nothing is sent to it.", messages.WARNING)
+                continue
             try:
                 sink_send_now(sink=sink)
             except QueueUnavailable as exc:
