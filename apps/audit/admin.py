@@ -12,9 +12,11 @@ from django.contrib import admin, messages
 from django.db import connections
 from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
+from unfold.widgets import UnfoldAdminPasswordWidget
 
 from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin, queue_refusal_message
 from apps.core.choices import Role
+from apps.core.formatting import count
 from apps.core.paginators import EstimatedCountPaginator
 from apps.core.permissions import has_role
 from apps.core.queueing import QueueUnavailable
@@ -37,6 +39,8 @@ WITH RECURSIVE actions(action) AS (
 SELECT action FROM actions WHERE action IS NOT NULL LIMIT %s
 """
 ABSENT = object()
+# Characters of a sink's last error shown in its list; its page shows all of it.
+ERROR_SHOWN = 120
 
 
 def _distinct_actions() -> list[str]:
@@ -193,7 +197,7 @@ class AuditSinkForm(forms.ModelForm):
         label="URL",
         required=False,
         max_length=1000,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        widget=UnfoldAdminPasswordWidget(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="syslog+tcp://host:514, syslog+tls://host:6514[?ca_file=/path/ca.pem] or "
         "https://[user:password@]host/path (https://bearer:TOKEN@host/path sends a bearer token). "
         "Leave empty to keep the current URL, which is never shown again.",
@@ -240,17 +244,8 @@ class AuditSinkAdmin(PortalFormatsAdminMixin, ModelAdmin):
     """Collectors the audit trail is forwarded to: administrators configure them, audit readers see their state."""
 
     form = AuditSinkForm
-    list_display = [
-        "name",
-        "target",
-        "active",
-        "cursor",
-        "lag_events",
-        "lag_age",
-        "last_success_at",
-        "consecutive_failures",
-        "last_error",
-    ]
+    # One column for the lag and one for failures, so that the list fits a laptop's width.
+    list_display = ["name", "target", "active", "waiting", "last_success_at", "failures"]
     list_filter = ["active", "managed"]
     actions = ["send_now"]
     readonly_fields = [
@@ -306,6 +301,28 @@ class AuditSinkAdmin(PortalFormatsAdminMixin, ModelAdmin):
         if cached is None:
             cached = sink._lag = sink_lag(sink)
         return cached
+
+    @admin.display(description="waiting")
+    def waiting(self, sink: AuditSink) -> str:
+        events, seconds = self._lag(sink)
+        if not events:
+            return "none"
+        return format_html(
+            '<div class="whitespace-nowrap">{}</div><div class="text-subtle text-xs whitespace-nowrap">oldest {}</div>',
+            count(events, "event"),
+            duration_text(seconds),
+        )
+
+    @admin.display(description="failures")
+    def failures(self, sink: AuditSink) -> str:
+        if not sink.consecutive_failures:
+            return "none"
+        error = sink.last_error if len(sink.last_error) <= ERROR_SHOWN else sink.last_error[: ERROR_SHOWN - 1] + "…"
+        return format_html(
+            '<div class="whitespace-nowrap">{}</div><div class="text-subtle text-xs cell-message">{}</div>',
+            count(sink.consecutive_failures, "failed attempt"),
+            error,
+        )
 
     @admin.display(description="events waiting")
     def lag_events(self, sink: AuditSink) -> str:

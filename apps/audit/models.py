@@ -137,13 +137,13 @@ class AuditSink(models.Model):
     )
     active = models.BooleanField(default=True)
     managed = models.BooleanField(
-        default=False, editable=False, help_text="Configured by AUDIT_FORWARD_URLS; change it there."
+        default=False, editable=False, help_text="Yes: configured by AUDIT_FORWARD_URLS, and changed there only."
     )
     cursor = models.BigIntegerField(
         default=0, help_text="Id of the last event the collector accepted; forwarding continues after it."
     )
-    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_failure_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_success_at = models.DateTimeField("last success", null=True, blank=True, editable=False)
+    last_failure_at = models.DateTimeField("last failure", null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True, editable=False)
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
     forwarded_total = models.BigIntegerField(default=0, editable=False, help_text="Events this sink accepted.")

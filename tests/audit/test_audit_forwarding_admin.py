@@ -3,11 +3,13 @@
 import time
 
 import pytest
+from django.utils import timezone
 
 from apps.audit.forwarding import audit_forward, sink_save
 from apps.audit.models import AuditEvent, AuditSink
 from apps.audit.services import event_record
 from tests.audit.collectors import SyslogListener
+from tests.shell_pages import LAPTOP, PHONE, PageProblems, Visitor, page_check, session_of
 
 pytestmark = pytest.mark.django_db
 
@@ -135,3 +137,38 @@ def test_send_now_forwards_through_the_worker(admin_client, celery_worker):
         )
     finally:
         listener.stop()
+
+
+@pytest.fixture
+def sinks_shown(transactional_db, roles, admin_user) -> str:
+    """A failing HTTPS sink and a healthy syslog one; the session of an administrator (made before the browser)."""
+    failing = sink_save(sink=AuditSink(name="central-siem", url=f"https://bearer:{SECRET}@siem.example.com/ingest"))
+    AuditSink.objects.filter(pk=failing.pk).update(
+        consecutive_failures=3,
+        last_failure_at=timezone.now(),
+        last_error="siem.example.com did not answer: HTTPSConnectionPool(host='siem.example.com', port=443): Max "
+        "retries exceeded with url: /ingest (Caused by NameResolutionError)",
+    )
+    sink_save(sink=AuditSink(name="rsyslog", url="syslog+tls://logs.example.com:6514"))
+    return session_of(admin_user, second_factor=True)
+
+
+@pytest.mark.browser
+@pytest.mark.pages
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_sink_list_and_page_fit_the_screen_without_errors_or_axe_violations(
+    asgi_live_server, sinks_shown, viewport, chromium
+):
+    context = Visitor("admin", sinks_shown).context(chromium, asgi_live_server, viewport)
+    page = context.new_page()
+    problems = PageProblems(page)
+    page.goto(asgi_live_server + CHANGELIST_URL)
+    page_check(page, problems, f"admin-audit-sinks-{viewport['width']}")
+    assert page.locator("#result_list tbody tr").count() == 2
+    assert SECRET not in page.content()
+    page.locator("#result_list tbody tr a[href*='/change/']").first.click()
+    page.wait_for_url("**/change/")
+    page_check(page, problems, f"admin-audit-sink-{viewport['width']}")
+    assert SECRET not in page.content()
+    context.close()
