@@ -294,7 +294,7 @@ class AuditSinkAdmin(PortalFormatsAdminMixin, ModelAdmin):
 
     @admin.display(description="target")
     def target(self, sink: AuditSink) -> str:
-        return url_masked(sink.url)
+        return format_html('<span class="cell-message">{}</span>', url_masked(sink.url))
 
     def _lag(self, sink: AuditSink) -> tuple[int, float]:
         cached = getattr(sink, "_lag", None)
@@ -308,7 +308,8 @@ class AuditSinkAdmin(PortalFormatsAdminMixin, ModelAdmin):
         if not events:
             return "none"
         return format_html(
-            '<div class="whitespace-nowrap">{}</div><div class="text-subtle text-xs whitespace-nowrap">oldest {}</div>',
+            '<div><div class="whitespace-nowrap">{}</div>'
+            '<div class="text-subtle text-xs whitespace-nowrap">oldest {}</div></div>',
             count(events, "event"),
             duration_text(seconds),
         )
@@ -319,7 +320,8 @@ class AuditSinkAdmin(PortalFormatsAdminMixin, ModelAdmin):
             return "none"
         error = sink.last_error if len(sink.last_error) <= ERROR_SHOWN else sink.last_error[: ERROR_SHOWN - 1] + "…"
         return format_html(
-            '<div class="whitespace-nowrap">{}</div><div class="text-subtle text-xs cell-message">{}</div>',
+            '<div class="cell-message"><div class="whitespace-nowrap">{}</div>'
+            '<div class="text-subtle text-xs cell-detail">{}</div></div>',
             count(sink.consecutive_failures, "failed attempt"),
             error,
         )
