@@ -36,6 +36,13 @@ SCHEDULE = [
         description="Recomputes the whole audit chain and its checkpoints every night; a failure shows in the admin.",
     ),
     ScheduledTask(
+        name="Forward audit events",
+        task="maintenance.audit_forward",
+        crontab="* * * * *",
+        queue="maintenance",
+        description="Sends new audit events to each active audit sink (SIEM) every minute, until it is caught up.",
+    ),
+    ScheduledTask(
         name="Summarise refused requests",
         task="maintenance.audit_refusals_flush",
         crontab="*/5 * * * *",

@@ -113,3 +113,46 @@ class AuditArchive(models.Model):
 
     def __str__(self) -> str:
         return f"archive of events #{self.first_id}-#{self.last_id}"
+
+
+class AuditSink(models.Model):
+    """A collector (SIEM) that receives every audit event, in chain order, from ``cursor`` on.
+
+    ``cursor`` is the id of the last event the collector accepted; the forwarder moves it only after a batch
+    was accepted, so an outage delays events but loses none.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    # May carry credentials (HTTPS basic auth, a bearer token): shown masked, never logged or audited as is.
+    url = models.CharField(
+        "URL",
+        max_length=1000,
+        help_text="syslog+tcp://host:514, syslog+tls://host:6514 or https://[user:password@]host/path.",
+    )
+    tls_ca_file = models.CharField(
+        "TLS CA file",
+        max_length=500,
+        blank=True,
+        help_text="PEM file of the CA that signed the collector's certificate; empty: the system's CAs.",
+    )
+    active = models.BooleanField(default=True)
+    managed = models.BooleanField(
+        default=False, editable=False, help_text="Yes: configured by AUDIT_FORWARD_URLS, and changed there only."
+    )
+    cursor = models.BigIntegerField(
+        default=0, help_text="Id of the last event the collector accepted; forwarding continues after it."
+    )
+    last_success_at = models.DateTimeField("last success", null=True, blank=True, editable=False)
+    last_failure_at = models.DateTimeField("last failure", null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    forwarded_total = models.BigIntegerField(default=0, editable=False, help_text="Events this sink accepted.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "audit sink"
+        constraints = [models.CheckConstraint(condition=models.Q(cursor__gte=0), name="audit_sink_cursor_not_negative")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -28,7 +28,7 @@ from .hashing import (
 )
 from .masking import masked
 from .metrics import AUDIT_CHAIN_VALID
-from .models import AuditArchive, AuditCheckpoint, AuditEvent
+from .models import AuditArchive, AuditCheckpoint, AuditEvent, AuditSink
 from .selectors import chain_anchor
 from .verification import VerifyReport, chain_verify
 
@@ -277,6 +277,7 @@ def _archive_prefix(before: datetime, output: Path, using: str) -> AuditArchive:
             raise AuditError(f"No audit events older than {before:%Y-%m-%d %H:%M} UTC; nothing to archive.")
         if events.filter(id__lt=last_id, timestamp__gte=before).exists():
             raise AuditError("Event timestamps are not in id order; refusing to archive a non-prefix of the chain.")
+        _refuse_unforwarded(last_id)
         previous_anchor = chain_anchor(using=using)
         header = {
             "type": "opsdeck-audit-archive",
@@ -308,6 +309,18 @@ def _archive_prefix(before: datetime, output: Path, using: str) -> AuditArchive:
             using=using,
         )
     return archive
+
+
+def _refuse_unforwarded(last_id: int) -> None:
+    # An archived event can no longer be forwarded: every active sink must have accepted the whole prefix. Read
+    # on the default connection: the archive role has no rights on the sinks.
+    behind = AuditSink.objects.using(DEFAULT_DB_ALIAS).filter(active=True, cursor__lt=last_id).order_by("cursor")
+    sink = behind.first()
+    if sink is not None:
+        raise AuditError(
+            f"Audit sink {sink.name!r} has accepted events only up to #{sink.cursor}; archiving up to #{last_id} "
+            "would remove events it has not received. Let it catch up (admin: Audit sinks) or deactivate it first."
+        )
 
 
 def _file_sha256(path: Path) -> str:

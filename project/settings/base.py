@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .broker import broker_transport_options, broker_url, task_queues
 from .env import Environment
+from .forwarding import forward_urls
 from .storage import file_storage, storages_apart
 
 env = Environment()
@@ -283,6 +284,14 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", 2555, minimum=0)
 AUDIT_CHECKPOINT_STALE_HOURS = env.int("AUDIT_CHECKPOINT_STALE_HOURS", 3, minimum=1)
 # Refused requests are written once per client and window, plus a summary with their count (apps/audit/refusals.py).
 AUDIT_REFUSAL_WINDOW_SECONDS = env.int("AUDIT_REFUSAL_WINDOW_SECONDS", 300, minimum=10, maximum=3600)
+# Forwarding to collectors (SIEMs), README "Audit forwarding": sinks from the admin plus these URLs (comma separated,
+# they may carry credentials, hence AUDIT_FORWARD_URLS_FILE), synchronised into the admin at every forwarding run.
+AUDIT_FORWARD_ALLOW_HTTP = env.bool("AUDIT_FORWARD_ALLOW_HTTP", False)
+AUDIT_FORWARD_URLS = forward_urls(env, "AUDIT_FORWARD_URLS", allow_http=AUDIT_FORWARD_ALLOW_HTTP)
+AUDIT_FORWARD_BATCH_SIZE = env.int("AUDIT_FORWARD_BATCH_SIZE", 500, minimum=1, maximum=10_000)
+AUDIT_FORWARD_TIMEOUT_SECONDS = env.int("AUDIT_FORWARD_TIMEOUT_SECONDS", 10, minimum=1, maximum=300)
+# Readiness reports "degraded" when a sink's oldest unsent event is older than this, or its last attempt failed.
+AUDIT_FORWARD_MAX_LAG_SECONDS = env.int("AUDIT_FORWARD_MAX_LAG_SECONDS", 300, minimum=1)
 
 # --- Quantum jobs
 QUANTUM_MAX_MEMORY_MB = env.int("QUANTUM_MAX_MEMORY_MB", 4096, minimum=1)
