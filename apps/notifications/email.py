@@ -8,6 +8,9 @@ wait, and keeps the last error of a delivery that failed for good.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -17,6 +20,7 @@ from django.utils import timezone
 from apps.audit.services import event_record
 from apps.core.errors import ApplicationError
 from apps.core.events import EVENT_TYPES, EventType
+from apps.core.formatting import EMPTY, date_time_text, number
 from apps.core.mail import MAIL_RETRY_ERRORS, email_message, portal_link
 
 from .channels import Channel
@@ -78,16 +82,28 @@ EMAIL_CHANNEL = Channel(name="email", wants=email_wants, route=email_route)
 # --- Rendering
 
 
+ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
 def _label(key: str) -> str:
     return key.replace("_", " ").replace(".", " ").strip().capitalize()
 
 
-def _value(value) -> str:
+def _value(value, *, identifier: bool = False) -> str:
+    """A value as the portal writes it: counts with thousands separators (not ids), date-times as "7 Dec 2026,
+    03:00 UTC", lists joined; long text cut short."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if value is None or value == "":
-        return "—"
-    if isinstance(value, list | tuple):
+        return EMPTY
+    if isinstance(value, int | float) and not identifier:
+        text = number(value)
+    elif isinstance(value, str) and ISO_DATETIME.match(value):
+        try:
+            text = date_time_text(datetime.fromisoformat(value))
+        except ValueError:
+            text = value
+    elif isinstance(value, list | tuple):
         text = ", ".join(_value(item) for item in value)
     elif isinstance(value, dict):
         text = ", ".join(f"{_label(str(key))}: {_value(item)}" for key, item in value.items())
@@ -99,7 +115,10 @@ def _value(value) -> str:
 def notification_fields(data: dict) -> list[tuple[str, str]]:
     """An event's data as labelled fields for the email (at most ``EMAIL_MAX_FIELDS``)."""
     shown = [(key, value) for key, value in data.items() if key not in HIDDEN_DATA_KEYS]
-    return [(_label(str(key)), _value(value)) for key, value in shown[:EMAIL_MAX_FIELDS]]
+    return [
+        (_label(str(key)), _value(value, identifier=str(key) == "id" or str(key).endswith("_id")))
+        for key, value in shown[:EMAIL_MAX_FIELDS]
+    ]
 
 
 def notification_context(delivery: EmailDelivery) -> dict:
@@ -110,7 +129,8 @@ def notification_context(delivery: EmailDelivery) -> dict:
     return {
         "event": event,
         "event_type": event_type,
-        "summary": event.summary or event_type.description,
+        # "One of your jobs failed" would mislead an address an administrator routed the event to.
+        "describe": not (event_type.about_own and delivery.reason == DeliveryReason.ROUTE),
         "fields": notification_fields(event.data if isinstance(event.data, dict) else {}),
         "link": portal_link(path) if isinstance(path, str) and path.startswith("/") else "",
         "reason": delivery.reason,
