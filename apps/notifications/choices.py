@@ -10,6 +10,6 @@ class EmailDeliveryStatus(models.TextChoices):
 class DeliveryReason(models.TextChoices):
     """Why an address is told (the email's footer says so)."""
 
-    CHOSEN = "chosen", "The user turned it on"
-    DEFAULT = "default", "On by default for the user's role"
-    ROUTE = "route", "An administrator routed the event to the address"
+    CHOSEN = "chosen", "User turned it on"
+    DEFAULT = "default", "Role's default"
+    ROUTE = "route", "Email route"
