@@ -59,6 +59,7 @@ class EmailRouteAdmin(AdministratorsOnlyMixin, PortalFormatsAdminMixin, ModelAdm
     list_display = ["event_label", "address_list", "active", "note", "updated_at"]
     list_filter = ["event", "active"]
     search_fields = ["note"]
+    search_help_text = "Words of the note."
 
     def has_add_permission(self, request) -> bool:
         return has_role(request.user, Role.ADMIN)

@@ -6,8 +6,9 @@ import time
 import pytest
 from django.db import transaction
 
-from apps.core.events import notify
+from apps.core.events import EVENT_TYPES, notify
 from apps.notifications.choices import EmailDeliveryStatus
+from apps.notifications.email import email_wants
 from apps.notifications.models import EmailDelivery, EmailRoute, Event, NotificationPreference
 
 from ..factories import UserFactory
@@ -146,13 +147,37 @@ def test_email_shows_the_label_summary_data_fields_portal_link_and_why_it_was_se
     assert "Path" not in text  # the link, not a field
 
 
-def test_event_data_is_escaped_in_the_html_email(admin_user, smtp_server, celery_worker):
-    notify_committed("backup.failed", data={"error": "<script>alert(1)</script>"}, summary="<b>bold</b>")
+def test_event_data_is_escaped_in_the_html_email_and_left_as_written_in_subject_and_text(
+    admin_user, smtp_server, celery_worker
+):
+    notify_committed("backup.failed", data={"error": "<script>alert(1)</script>"}, summary="<b>bold</b> & more")
 
     (message,) = smtp_server.wait_for(1)
+    assert message["Subject"] == "[Opsdeck] Backup failed: <b>bold</b> & more"
+    assert "Error: <script>alert(1)</script>" in text_body(message)
     assert "<script>" not in html_body(message)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_body(message)
     assert "<b>bold</b>" not in html_body(message)
+
+
+def test_checking_whether_email_wants_a_job_end_costs_at_most_two_queries(operator_user, django_assert_max_num_queries):
+    NotificationPreference.objects.create(user=operator_user, event="job.completed", email=True)
+    job_completed = EVENT_TYPES["job.completed"]
+
+    with django_assert_max_num_queries(1):
+        assert email_wants(job_completed, operator_user)
+    with django_assert_max_num_queries(2):
+        assert not email_wants(EVENT_TYPES["job.failed"], operator_user)
+
+
+def test_routed_addresses_are_not_told_it_was_their_own_job(operator_user, smtp_server, celery_worker):
+    EmailRoute.objects.create(event="job.failed", addresses=["ops@example.test"])
+
+    notify_committed("job.failed", data={"job_id": 5}, user=operator_user, summary="Quantum job 5 failed")
+
+    (message,) = smtp_server.wait_for(1, to="ops@example.test")
+    assert "One of your jobs failed." not in text_body(message)
+    assert "Job failed: Quantum job 5 failed" in text_body(message)
 
 
 def test_user_who_lost_the_role_before_sending_is_not_sent_to(admin_user, smtp_server):
