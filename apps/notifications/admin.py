@@ -99,7 +99,7 @@ class EventAdmin(AdministratorsOnlyMixin, PortalFormatsAdminMixin, ServiceWritte
     @admin.display(description="Email deliveries")
     def deliveries(self, event: Event) -> str:
         url = reverse("admin:notifications_emaildelivery_changelist")
-        return format_html('<a href="{}?event__id__exact={}">Emails</a>', url, event.pk)
+        return format_html('<a href="{}?event={}">Emails</a>', url, event.pk)
 
 
 class EventNameFilter(admin.SimpleListFilter):

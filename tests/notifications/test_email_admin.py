@@ -127,3 +127,15 @@ def test_send_again_queues_failed_deliveries_with_fresh_tries_and_audits_it(admi
     assert "1 email queued to be sent again." in response.content.decode()
     assert "1 selected email not failed: left as they were." in response.content.decode()
     assert AuditEvent.objects.filter(action="notifications.email_delivery.resent").count() == 1
+
+
+def test_an_event_links_to_its_email_deliveries(admin_client):
+    delivery = failed_delivery()
+    failed_delivery("other@example.test")  # of another event
+
+    events = admin_client.get(EVENTS).content.decode()
+    link = f"{DELIVERIES}?event={delivery.event_id}"
+    assert f'href="{link}"' in events
+
+    response = admin_client.get(link)
+    assert [listed.pk for listed in response.context["cl"].result_list] == [delivery.pk]
