@@ -9,6 +9,7 @@ wait, and keeps the last error of a delivery that failed for good.
 from __future__ import annotations
 
 import re
+import smtplib
 from datetime import datetime
 
 from django.conf import settings
@@ -58,9 +59,14 @@ def email_route(event: Event, event_type: EventType) -> int:
     the transaction commits; returns how many."""
     from .tasks import email_deliver  # the tasks module imports this one
 
-    chosen = set(NotificationPreference.objects.filter(event=event.name, email=True).values_list("user_id", flat=True))
+    users = list(users_to_tell(event_type, event.user).order_by("pk"))
+    chosen = set(
+        NotificationPreference.objects.filter(event=event.name, email=True, user__in=users).values_list(
+            "user_id", flat=True
+        )
+    )
     deliveries: dict[str, EmailDelivery] = {}
-    for user in users_to_tell(event_type, event.user).order_by("pk"):
+    for user in users:
         address = user.email.strip().lower()
         reason = DeliveryReason.CHOSEN if user.pk in chosen else DeliveryReason.DEFAULT
         deliveries.setdefault(address, EmailDelivery(event=event, address=address, reason=reason, user=user))
@@ -183,7 +189,7 @@ def email_delivery_send(*, delivery_id: int) -> str:
             )
         except MAIL_RETRY_ERRORS as error:
             message = f"{type(error).__name__}: {error}"
-            if delivery.attempts >= settings.NOTIFICATION_EMAIL_ATTEMPTS:
+            if _address_refused(error) or delivery.attempts >= settings.NOTIFICATION_EMAIL_ATTEMPTS:
                 return _fail(delivery, message)
             delivery.last_error = message
             delivery.save(update_fields=["attempts", "last_error"])
@@ -195,6 +201,13 @@ def email_delivery_send(*, delivery_id: int) -> str:
             delivery.save(update_fields=["attempts", "status", "sent_at"])
             return delivery.status
     raise retry
+
+
+def _address_refused(error: BaseException) -> bool:
+    """The mail server refused the address for good (5xx): asking again sends nothing."""
+    return isinstance(error, smtplib.SMTPRecipientsRefused) and all(
+        code >= 500 for code, _ in error.recipients.values()
+    )
 
 
 def _fail(delivery: EmailDelivery, error: str) -> str:

@@ -59,7 +59,10 @@ def notify_backup_failed():
         notify("backup.failed", data={"backup_id": 3}, summary="Backup 3 failed")
 
 
-def test_email_is_retried_while_the_server_is_down_and_sent_once_it_is_back(admin_user, smtp_down, celery_worker):
+def test_email_is_retried_while_the_server_is_down_and_sent_once_it_is_back(
+    admin_user, smtp_down, celery_worker, settings
+):
+    settings.NOTIFICATION_EMAIL_ATTEMPTS = 10  # tries left however slowly this test gets to starting the server
     notify_backup_failed()
 
     waiting = wait_for_delivery(lambda delivery: delivery.attempts >= 2)
@@ -104,3 +107,30 @@ def test_only_failed_deliveries_are_sent_again(admin_user, smtp_down):
 
     assert email_deliveries_resend(delivery_ids=[pending.pk], by=admin_user) == 0
     assert not AuditEvent.objects.filter(action="notifications.email_delivery.resent").exists()
+
+
+class RefusingServer(MailServer):
+    """Refuses one address for good (550), as a mail server does for a mailbox that does not exist."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if address == "alice-admin@example.test":
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_an_address_the_mail_server_refuses_for_good_fails_at_once_with_its_answer(
+    admin_user, smtp_down, celery_worker
+):
+    refusing = RefusingServer(port=smtp_down.port)
+    controller = Controller(refusing, hostname=refusing.host, port=refusing.port)
+    controller.start()
+    try:
+        notify_backup_failed()
+        failed = wait_for_delivery(lambda delivery: delivery.status == EmailDeliveryStatus.FAILED)
+    finally:
+        controller.stop()
+
+    assert failed.attempts == 1
+    assert "No such mailbox" in failed.last_error
+    assert refusing.messages == []
