@@ -16,6 +16,7 @@ urlpatterns = [
     path("registry/", include(("apps.registry.api.urls", "registry"), namespace="registry")),
     path("backups/", include(("apps.backups.api.urls", "backups"), namespace="backups")),
     path("compliance/", include(("apps.compliance.api.urls", "compliance"), namespace="compliance")),
+    path("notifications/", include(("apps.notifications.api.urls", "notifications"), namespace="notifications")),
     path("schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),
     # People open the docs in a browser: send them to the login page rather than a bare 403.
     # Swagger UI inside the portal's shell (templates/api/docs.html), with its sidebar to go back.

@@ -7,6 +7,7 @@ urlpatterns = [
     path("dashboard/", include("apps.quantum.urls")),
     path("", include("apps.core.urls")),
     path("accounts/", include("apps.accounts.urls")),
+    path("account/notifications/", include("apps.notifications.urls")),
     path("account/", include("apps.accounts.account_urls")),
     path("compliance/", include("apps.compliance.urls")),
     path("backups/", include("apps.backups.urls")),

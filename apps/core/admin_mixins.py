@@ -3,6 +3,8 @@
 from django.contrib import messages
 
 from apps.core.admin_display import formatted_column
+from apps.core.choices import Role
+from apps.core.permissions import has_role
 from apps.core.queueing import QueueUnavailable
 
 
@@ -63,3 +65,26 @@ class PortalFormatsAdminMixin:
             (title, {**options, "fields": [line(names) for names in options["fields"]]})
             for title, options in super().get_fieldsets(request, obj)
         ]
+
+
+class AdministratorsOnlyAdminMixin:
+    """Pages only administrators see or change, whatever model permissions another role or staff user was given
+    (who is told of what, and where the portal's events go)."""
+
+    def _administrator(self, request) -> bool:
+        return has_role(request.user, Role.ADMIN)
+
+    def has_module_permission(self, request) -> bool:
+        return self._administrator(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._administrator(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._administrator(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._administrator(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._administrator(request) and super().has_delete_permission(request, obj)

@@ -11,11 +11,15 @@ class NotificationsConfig(AppConfig):
         from apps.core.events import notify_dispatcher_set
 
         from .channels import Channel, channel_register
-        from .models import WebhookEndpoint
+        from .email import EMAIL_CHANNEL
+        from .models import EmailRoute, WebhookEndpoint
         from .services import event_dispatch
         from .webhooks import CHANNEL_NAME, webhooks_route, webhooks_want
 
         notify_dispatcher_set(event_dispatch)
+        channel_register(EMAIL_CHANNEL)
         channel_register(Channel(name=CHANNEL_NAME, wants=webhooks_want, route=webhooks_route))
+        # Who is told of what is security-relevant: every change of an organisation route is in the audit trail.
+        audit_register(EmailRoute, action_prefix="notifications.email_route")
         # Created, changed, deleted, wherever it happens; the failure bookkeeping is written with update(), unseen.
         audit_register(WebhookEndpoint, action_prefix="notifications.webhook_endpoint")

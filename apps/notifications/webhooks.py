@@ -37,7 +37,7 @@ from apps.core.events import EVENT_TYPES, EventType
 from apps.core.mail import email_send, portal_link
 
 from .addresses import GUARDED_POOL_CLASSES, WebhookUrlRefused, webhook_url_check
-from .choices import OPEN_DELIVERY_STATUSES, DeliveryStatus
+from .choices import OPEN_DELIVERY_STATUSES, WebhookDeliveryStatus
 from .models import Event, WebhookDelivery, WebhookEndpoint
 from .webhook_secrets import WebhookSecretUnreadable, secret_new, secret_open, secret_seal
 
@@ -327,12 +327,12 @@ def _record(delivery: WebhookDelivery, outcome: AttemptOutcome) -> None:
     delivery.response_code, delivery.latency_ms = outcome.response_code, outcome.latency_ms
     delivery.error = outcome.error[:ERROR_LENGTH]
     if outcome.succeeded:
-        delivery.status, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, None
+        delivery.status, delivery.next_attempt_at = WebhookDeliveryStatus.SUCCEEDED, None
     else:
         delivery.next_attempt_at = next_attempt_time(
             attempts=delivery.attempts, first_attempt_at=delivery.first_attempt_at, now=now
         )
-        delivery.status = DeliveryStatus.RETRYING if delivery.next_attempt_at else DeliveryStatus.FAILED
+        delivery.status = WebhookDeliveryStatus.RETRYING if delivery.next_attempt_at else WebhookDeliveryStatus.FAILED
     endpoints = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id)
     with transaction.atomic():
         delivery.save(update_fields=["status", "next_attempt_at", "response_code", "latency_ms", "error"])
@@ -379,7 +379,7 @@ def webhook_deliveries_send_due() -> str:
 
 def _open_deliveries_close(endpoint: WebhookEndpoint, reason: str) -> int:
     return WebhookDelivery.objects.filter(endpoint=endpoint, status__in=OPEN_DELIVERY_STATUSES).update(
-        status=DeliveryStatus.FAILED, next_attempt_at=None, error=reason[:ERROR_LENGTH]
+        status=WebhookDeliveryStatus.FAILED, next_attempt_at=None, error=reason[:ERROR_LENGTH]
     )
 
 

@@ -250,6 +250,8 @@ CELERY_TASK_ROUTES = {
     "registry.*": {"queue": "registry"},
     "backups.*": {"queue": "maintenance"},
     "compliance.*": {"queue": "default"},
+    # Sending an email or a webhook is short network work: beside reports, never behind a long backup.
+    "notifications.*": {"queue": "default"},
 }
 # Jobs, backups and reports must not vanish when a worker dies mid-task: the
 # message is acknowledged only after the task finished, and a task whose worker
@@ -527,6 +529,10 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_SUBJECT_PREFIX = "[Opsdeck] "
 # The portal's address as people reach it, for links in emails and webhook payloads (https://opsdeck.example.com).
 PORTAL_URL = env.str("PORTAL_URL", "http://localhost:8000").rstrip("/")
+# A notification email is tried this many times, waiting NOTIFICATION_EMAIL_RETRY_SECONDS, then twice as long each
+# time (60 s, 2 min, 4 min … with the defaults: about half an hour in all) while the mail server is down or refuses.
+NOTIFICATION_EMAIL_ATTEMPTS = env.int("NOTIFICATION_EMAIL_ATTEMPTS", 6, minimum=1, maximum=20)
+NOTIFICATION_EMAIL_RETRY_SECONDS = env.int("NOTIFICATION_EMAIL_RETRY_SECONDS", 60, minimum=1, maximum=3600)
 
 # --- Webhooks (apps/notifications/webhooks.py): signed JSON POSTs to the endpoints administrators define.
 # An endpoint is switched off, and its owner emailed, after this many failed attempts in a row.

@@ -5,7 +5,7 @@ import pytest
 
 from apps.core.events import notify
 from apps.notifications.addresses import WebhookUrlRefused
-from apps.notifications.choices import DeliveryStatus
+from apps.notifications.choices import WebhookDeliveryStatus
 from apps.notifications.models import WebhookDelivery, WebhookEndpoint
 from apps.notifications.webhooks import WebhookError, _post, webhook_delivery_attempt, webhook_endpoint_create
 
@@ -86,7 +86,7 @@ def test_attempt_to_an_endpoint_now_on_a_private_address_is_refused_before_sendi
 
     assert webhook_receiver.requests == []
     delivery.refresh_from_db()
-    assert delivery.status == DeliveryStatus.RETRYING
+    assert delivery.status == WebhookDeliveryStatus.RETRYING
     assert "127.0.0.1 is a loopback address" in delivery.error
     assert WebhookEndpoint.objects.get().consecutive_failures == 1
 

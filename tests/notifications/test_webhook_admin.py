@@ -8,7 +8,7 @@ from django.urls import reverse
 from apps.audit.models import AuditEvent
 from apps.core.choices import Role
 from apps.core.events import notify
-from apps.notifications.choices import DeliveryStatus
+from apps.notifications.choices import WebhookDeliveryStatus
 from apps.notifications.models import WebhookDelivery, WebhookEndpoint
 from apps.notifications.webhook_secrets import secret_open
 from apps.notifications.webhooks import webhook_delivery_attempt, webhook_endpoint_create
@@ -107,7 +107,7 @@ def test_delivery_log_shows_status_code_and_redeliver_action_sends_again(admin_c
 
     assert response.status_code == 302
     again = WebhookDelivery.objects.get(redelivery_of=delivery)
-    assert again.status == DeliveryStatus.PENDING
+    assert again.status == WebhookDeliveryStatus.PENDING
     webhook_delivery_attempt(delivery_id=again.pk)
     assert [request.headers["Opsdeck-Delivery"] for request in webhook_receiver.requests] == [
         str(delivery.pk),

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.core.events import notify
-from apps.notifications.choices import DeliveryStatus
+from apps.notifications.choices import WebhookDeliveryStatus
 from apps.notifications.models import Event, WebhookDelivery, WebhookEndpoint
 from apps.notifications.webhooks import (
     next_attempt_time,
@@ -73,7 +73,7 @@ def test_delivery_is_a_signed_json_post_with_exact_payload_and_headers(webhook_r
     assert abs(timestamp - timezone.now().timestamp()) < 60
     assert not valid(secret, request.body, signature, tolerance=-1)
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts, delivery.response_code) == (DeliveryStatus.SUCCEEDED, 1, 200)
+    assert (delivery.status, delivery.attempts, delivery.response_code) == (WebhookDeliveryStatus.SUCCEEDED, 1, 200)
     assert delivery.latency_ms is not None
     assert delivery.next_attempt_at is None
     endpoint.refresh_from_db()
@@ -99,7 +99,7 @@ def test_failed_attempts_are_retried_by_the_sweep_with_the_same_delivery_id_unti
     webhook_delivery_attempt(delivery_id=delivery.pk)
 
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.response_code, delivery.attempts) == (DeliveryStatus.RETRYING, 500, 1)
+    assert (delivery.status, delivery.response_code, delivery.attempts) == (WebhookDeliveryStatus.RETRYING, 500, 1)
     assert "500" in delivery.error
     wait = delivery.next_attempt_at - delivery.last_attempt_at
     assert timedelta(seconds=30) <= wait <= timedelta(seconds=33)
@@ -110,7 +110,7 @@ def test_failed_attempts_are_retried_by_the_sweep_with_the_same_delivery_id_unti
     _make_due(delivery)
     webhook_deliveries_send_due()
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.response_code, delivery.attempts) == (DeliveryStatus.RETRYING, 503, 2)
+    assert (delivery.status, delivery.response_code, delivery.attempts) == (WebhookDeliveryStatus.RETRYING, 503, 2)
     wait = delivery.next_attempt_at - delivery.last_attempt_at
     assert timedelta(seconds=60) <= wait <= timedelta(seconds=66)
     assert WebhookEndpoint.objects.get().consecutive_failures == 2
@@ -119,7 +119,7 @@ def test_failed_attempts_are_retried_by_the_sweep_with_the_same_delivery_id_unti
     assert webhook_deliveries_send_due() == "1 webhook delivery attempted, 1 succeeded."
     delivery.refresh_from_db()
     assert (delivery.status, delivery.response_code, delivery.attempts, delivery.error) == (
-        DeliveryStatus.SUCCEEDED,
+        WebhookDeliveryStatus.SUCCEEDED,
         200,
         3,
         "",
@@ -163,7 +163,7 @@ def test_delivery_still_failing_a_day_after_its_first_attempt_fails_for_good(web
     webhook_deliveries_send_due()
 
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (DeliveryStatus.FAILED, 13, None)
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (WebhookDeliveryStatus.FAILED, 13, None)
     webhook_deliveries_send_due()
     assert len(webhook_receiver.requests) == 1
 
@@ -177,7 +177,7 @@ def test_redirect_is_not_followed_and_counts_as_a_failure(webhook_receiver, admi
 
     assert [request.path for request in webhook_receiver.requests] == ["/hooks/opsdeck"]
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.response_code) == (DeliveryStatus.RETRYING, 302)
+    assert (delivery.status, delivery.response_code) == (WebhookDeliveryStatus.RETRYING, 302)
     assert "redirect, which is not followed" in delivery.error
     assert WebhookEndpoint.objects.get().consecutive_failures == 1
 
@@ -193,7 +193,7 @@ def test_unreachable_receiver_is_a_failure_naming_the_host_only(webhook_receiver
     webhook_delivery_attempt(delivery_id=delivery.pk)
 
     delivery.refresh_from_db()
-    assert delivery.status == DeliveryStatus.RETRYING
+    assert delivery.status == WebhookDeliveryStatus.RETRYING
     assert delivery.response_code is None
     assert delivery.error == "Could not connect to 127.0.0.1."
 
@@ -211,7 +211,7 @@ def test_redeliver_sends_the_same_event_again_as_a_new_audited_delivery(webhook_
     assert second.headers["Opsdeck-Delivery"] == str(again.pk) != first.headers["Opsdeck-Delivery"]
     again.refresh_from_db()
     assert (again.status, again.redelivery_of_id, again.event_id) == (
-        DeliveryStatus.SUCCEEDED,
+        WebhookDeliveryStatus.SUCCEEDED,
         delivery.pk,
         delivery.event_id,
     )
@@ -239,7 +239,7 @@ def test_endpoint_is_switched_off_after_max_failures_in_a_row_and_its_owner_emai
     with transaction.atomic():
         delivery = _backup_failed()
     # The first attempt is the worker's, once the event committed.
-    _wait_until(lambda: WebhookDelivery.objects.get().status != DeliveryStatus.PENDING)
+    _wait_until(lambda: WebhookDelivery.objects.get().status != WebhookDeliveryStatus.PENDING)
     for failures in (2, 3):
         assert WebhookEndpoint.objects.get().active
         _make_due(delivery)
@@ -251,7 +251,7 @@ def test_endpoint_is_switched_off_after_max_failures_in_a_row_and_its_owner_emai
     assert endpoint.disabled_at is not None
     assert "3 failed attempts in a row" in endpoint.disabled_reason
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.next_attempt_at) == (DeliveryStatus.FAILED, None)
+    assert (delivery.status, delivery.next_attempt_at) == (WebhookDeliveryStatus.FAILED, None)
     assert AuditEvent.objects.filter(action="notifications.webhook_endpoint.disabled").count() == 1
     (message,) = smtp_server.wait_for(1, to="alice@example.com")
     assert message["Subject"] == "[Opsdeck] Webhook Pager switched off after 3 failures"
@@ -277,7 +277,7 @@ def test_event_committed_in_a_transaction_is_delivered_by_a_worker(webhook_recei
     assert readme_verification_snippet()["opsdeck_signature_valid"](
         secret, request.body, request.headers["Opsdeck-Signature"]
     )
-    _wait_until(lambda: WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED)
+    _wait_until(lambda: WebhookDelivery.objects.get().status == WebhookDeliveryStatus.SUCCEEDED)
 
 
 def test_endpoint_without_an_owner_is_reported_to_the_administrators(smtp_server, admin_user, settings):

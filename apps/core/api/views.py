@@ -21,6 +21,7 @@ ENTRY_POINTS = {
     "backups": "backups:backup-list",
     "compliance-reports": "compliance:report-list",
     "compliance-public-key": "compliance:public-key",
+    "notification-preferences": "notifications:preferences",
     "schema": "api-schema",
     "docs": "api-docs",
 }
