@@ -8,8 +8,8 @@ import pytest
 from django.conf import settings
 
 from apps.core.events import notify
-from apps.notifications.admin import SECRET_SESSION_KEY
 from apps.notifications.models import WebhookDelivery
+from apps.notifications.webhook_admin import SECRET_SESSION_KEY
 from apps.notifications.webhooks import webhook_delivery_attempt, webhook_endpoint_create
 from tests.shell_pages import LAPTOP, PHONE, PageProblems, page_check, session_of
 
