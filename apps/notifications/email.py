@@ -24,7 +24,7 @@ from apps.core.events import EVENT_TYPES, EventType
 from apps.core.formatting import EMPTY, date_time_text, number
 from apps.core.mail import MAIL_RETRY_ERRORS, email_message, portal_link
 
-from .channels import Channel
+from .channels import Audience, Channel
 from .choices import DeliveryReason, EmailDeliveryStatus
 from .models import EmailDelivery, EmailRoute, Event, NotificationPreference
 from .preferences import user_may_be_told, users_to_tell
@@ -82,7 +82,15 @@ def email_route(event: Event, event_type: EventType) -> int:
     return len(created)
 
 
-EMAIL_CHANNEL = Channel(name="email", wants=email_wants, route=email_route)
+def email_audience(event_type: EventType) -> Audience:
+    """Anyone, when routes take the event or users get it unless they opt out; else those who opted in."""
+    if event_type.email_by_default or _routes(event_type).exists():
+        return Audience(anyone=True)
+    chosen = NotificationPreference.objects.filter(event=event_type.name, email=True).values_list("user_id", flat=True)
+    return Audience(user_ids=frozenset(chosen))
+
+
+EMAIL_CHANNEL = Channel(name="email", wants=email_wants, route=email_route, audience=email_audience)
 
 
 # --- Rendering

@@ -9,6 +9,7 @@ from apps.core.events import EventType
 
 from .channels import CHANNELS
 from .models import Event
+from .routing import might_be_told
 
 
 def event_dispatch(
@@ -19,6 +20,8 @@ def event_dispatch(
     An event nobody is told of is not stored; it is still recorded in the audit trail unless it is one of the
     frequent ones (a job's end) whose own audit event already records the fact.
     """
+    if event_type.frequent and not might_be_told(event_type, user):
+        return None
     channels = [channel for channel in CHANNELS.values() if channel.wants(event_type, user)]
     if not channels and event_type.frequent:
         return None

@@ -37,6 +37,7 @@ from apps.core.events import EVENT_TYPES, EventType
 from apps.core.mail import email_send, portal_link
 
 from .addresses import GUARDED_POOL_CLASSES, WebhookUrlRefused, webhook_url_check
+from .channels import Audience
 from .choices import OPEN_DELIVERY_STATUSES, WebhookDeliveryStatus
 from .models import Event, WebhookDelivery, WebhookEndpoint
 from .webhook_secrets import WebhookSecretUnreadable, secret_new, secret_open, secret_seal
@@ -154,6 +155,11 @@ def webhooks_want(event_type: EventType, user) -> bool:
         event_type.name in events
         for events in WebhookEndpoint.objects.filter(active=True).values_list("events", flat=True)
     )
+
+
+def webhooks_audience(event_type: EventType) -> Audience:
+    """Endpoints take an event whoever it is about."""
+    return Audience(anyone=webhooks_want(event_type, None))
 
 
 def webhooks_route(event: Event, event_type: EventType) -> int:
