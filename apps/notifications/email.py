@@ -100,7 +100,10 @@ ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
 def _label(key: str) -> str:
-    return key.replace("_", " ").replace(".", " ").strip().capitalize()
+    """ "backup_id" → "Backup ID", "ip" → "IP", "window_days" → "Window days"."""
+    words = key.replace("_", " ").replace(".", " ").split()
+    words = [word.upper() if word in ("id", "ip") else word for word in words]
+    return " ".join(words)[:1].upper() + " ".join(words)[1:]
 
 
 def _value(value, *, identifier: bool = False) -> str:

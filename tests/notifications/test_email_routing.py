@@ -81,7 +81,7 @@ def test_own_event_reaches_only_the_user_it_is_about_and_only_if_they_opted_in(e
     (message,) = smtp_server.wait_for(1)
     deliveries_done()
     assert recipients(smtp_server) == {"oscar-operator@example.test"}
-    assert "Job id: 12" in text_body(message)
+    assert "Job ID: 12" in text_body(message)
     assert Event.objects.count() == 1  # the viewer's job end was stored for nobody
 
 
@@ -136,12 +136,12 @@ def test_email_shows_the_label_summary_data_fields_portal_link_and_why_it_was_se
     (message,) = smtp_server.wait_for(1, to="alice-admin@example.test")
     assert message["Subject"] == "[Opsdeck] Backup failed: Backup 7 failed"
     text, html = text_body(message), html_body(message)
-    assert "Backup id: 7" in text
+    assert "Backup ID: 7" in text
     assert "Error: pg_dump: connection refused" in text
     assert "Open it in Opsdeck: https://opsdeck.example.com/admin/backups/backup/7/change/" in text
     assert 'You get this because you turned on email for "Backup failed"' in text
     assert '<a href="https://opsdeck.example.com/admin/backups/backup/7/change/"' in html
-    assert ">Backup id</th>" in html
+    assert ">Backup ID</th>" in html
     assert "pg_dump: connection refused</td>" in html
     assert "https://opsdeck.example.com/account/notifications/" in html
     assert "Path" not in text  # the link, not a field
