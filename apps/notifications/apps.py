@@ -14,6 +14,7 @@ class NotificationsConfig(AppConfig):
 
         from .channels import Channel, channel_register
         from .email import EMAIL_CHANNEL
+        from .live import LIVE_CHANNEL
         from .models import EmailRoute, NotificationPreference, WebhookEndpoint
         from .routing import routing_snapshot_clear
         from .services import event_dispatch
@@ -21,6 +22,7 @@ class NotificationsConfig(AppConfig):
 
         notify_dispatcher_set(event_dispatch)
         channel_register(EMAIL_CHANNEL)
+        channel_register(LIVE_CHANNEL)
         channel_register(
             Channel(name=CHANNEL_NAME, wants=webhooks_want, route=webhooks_route, audience=webhooks_audience)
         )

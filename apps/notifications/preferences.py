@@ -79,23 +79,29 @@ def preferences_save(*, user, choices: dict[str, bool]) -> dict[str, bool]:
     return changed
 
 
-def users_to_tell(event_type: EventType, about=None) -> QuerySet:
-    """The users an event reaches by email, as one query: active, with an address, holding one of the event's roles,
-    the event's own user only for ``about_own`` events, and email on (chosen, or by default)."""
+def users_who_may_be_told(event_type: EventType, about=None) -> QuerySet:
+    """The users whose role may be told of an event, as one query: active, holding one of the event's roles (or
+    superusers), and for ``about_own`` events only the event's own user."""
     User = get_user_model()
     if event_type.about_own and not getattr(about, "pk", None):
         return User.objects.none()
     in_role = Exists(User.groups.through.objects.filter(user_id=OuterRef("pk"), group__name__in=event_type.roles))
+    users = User.objects.filter(Q(is_superuser=True) | in_role, is_active=True)
+    if event_type.about_own:
+        users = users.filter(pk=about.pk)
+    return users
+
+
+def users_to_tell(event_type: EventType, about=None) -> QuerySet:
+    """The users an event reaches by email: those who may be told, with an address and email on (chosen, or by
+    default)."""
     preference = NotificationPreference.objects.filter(user_id=OuterRef("pk"), event=event_type.name)
     wanted = (
         ~Exists(preference.filter(email=False))
         if event_type.email_by_default
         else Exists(preference.filter(email=True))
     )
-    users = User.objects.filter(Q(is_superuser=True) | in_role, wanted, is_active=True).exclude(email="")
-    if event_type.about_own:
-        users = users.filter(pk=about.pk)
-    return users
+    return users_who_may_be_told(event_type, about).filter(wanted).exclude(email="")
 
 
 def user_may_be_told(user, event_type: EventType) -> bool:
