@@ -71,7 +71,7 @@ def totp_enrollment_start(*, user: User) -> TOTPDevice:
 
     Refused when the user already has a confirmed device: one authenticator per account.
     """
-    if selectors.user_has_confirmed_device(user=user):
+    if selectors.user_has_totp(user=user):
         raise MfaError("You already have an authenticator; disable it first to enroll a new one.")
     device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
     if device is None:
@@ -113,7 +113,7 @@ def _recovery_codes_replace(*, user: User) -> list[str]:
 @transaction.atomic
 def recovery_codes_regenerate(*, user: User) -> list[str]:
     """Replace the user's recovery codes with 10 new ones (returned once); the old ones stop working."""
-    if not selectors.user_has_confirmed_device(user=user):
+    if not selectors.user_has_totp(user=user):
         raise MfaError("Enroll an authenticator first; recovery codes come with it.")
     codes = _recovery_codes_replace(user=user)
     event_record(action="mfa.recovery_codes.regenerated", actor=user, obj=user, changes={"count": len(codes)})
