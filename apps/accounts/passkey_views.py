@@ -112,9 +112,7 @@ def passkey_remove_page(request, pk: int):
         return redirect(f"{reverse('account')}#passkeys")
     if request.method == "POST":
         name = passkey_remove(user=request.user, passkey_id=pk, request=request)
-        if selectors.mfa_required_for(user=request.user) and not selectors.user_has_confirmed_device(
-            user=request.user
-        ):
+        if selectors.mfa_required_for(user=request.user) and not selectors.user_has_confirmed_device(user=request.user):
             messages.warning(request, f"Passkey “{name}” removed. Your role requires a second factor: set one up now.")
             return redirect("mfa-enroll")
         messages.success(request, f"Passkey “{name}” removed; it no longer signs you in.")

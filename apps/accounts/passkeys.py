@@ -89,7 +89,9 @@ def passkey_registration_begin(*, request, user: User, name: str) -> dict:
         raise PasskeyError(f"A passkey name may be at most {NAME_MAX_LENGTH} characters long.")
     existing = WebAuthnCredential.objects.filter(user=user)
     if existing.count() >= PASSKEYS_PER_USER_MAX:
-        raise PasskeyError(f"You have {PASSKEYS_PER_USER_MAX} passkeys, the most an account may have; remove one first.")
+        raise PasskeyError(
+            f"You have {PASSKEYS_PER_USER_MAX} passkeys, the most an account may have; remove one first.", status=409
+        )
     if existing.filter(name=name).exists():
         raise PasskeyError(f"You already have a passkey named “{name}”; choose another name.")
     options, state = _helper(request).register_begin(user=user)
@@ -123,7 +125,8 @@ def passkey_authentication_begin(*, request, user: User | None, verify_user: boo
     """
     if user is not None and not WebAuthnCredential.objects.filter(user=user, confirmed=True).exists():
         raise PasskeyError("This account has no passkey.", status=409)
-    options, state = _helper(request).authenticate_begin(user=user, require_user_verification=user is None or verify_user)
+    verification = user is None or verify_user
+    options, state = _helper(request).authenticate_begin(user=user, require_user_verification=verification)
     request.session[AUTH_STATE_KEY] = state
     return options
 

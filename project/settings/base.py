@@ -442,7 +442,8 @@ if unknown_roles := sorted(set(MFA_REQUIRED_ROLES) - set(_KNOWN_ROLES)):
 # Sensitive actions need the password and a fresh OTP within this many minutes ("sudo mode").
 SUDO_WINDOW_MINUTES = env.int("SUDO_WINDOW_MINUTES", 15, minimum=1, maximum=24 * 60)
 OTP_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", "Opsdeck")
-# Passkeys (django-otp-webauthn): WEBAUTHN_RP_ID, WEBAUTHN_RP_NAME, WEBAUTHN_ALLOWED_ORIGINS, PASSKEY_PASSWORDLESS_ROLES.
+# Passkeys (django-otp-webauthn): WEBAUTHN_RP_ID, WEBAUTHN_RP_NAME, WEBAUTHN_ALLOWED_ORIGINS and
+# PASSKEY_PASSWORDLESS_ROLES (project/settings/passkeys.py).
 _passkeys = passkey_settings(env, allowed_hosts=ALLOWED_HOSTS)
 OTP_WEBAUTHN_RP_ID = _passkeys["OTP_WEBAUTHN_RP_ID"]
 OTP_WEBAUTHN_RP_NAME = _passkeys["OTP_WEBAUTHN_RP_NAME"]
