@@ -14,11 +14,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from playwright.sync_api import expect
 
 from apps.accounts.sudo import SUDO_SESSION_KEY
 from apps.audit.models import AuditEvent
 from apps.backups.models import BackupJob
+from tests.backups.conftest import stored_backup  # noqa: F401 (a fixture: a real backup of the test database)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,8 +38,15 @@ AUTHENTICATOR = {
 
 def _db(function, *args):
     """Run a database call off Playwright's event-loop thread, where Django refuses them."""
+
+    def call():
+        try:
+            return function(*args)
+        finally:
+            connection.close()  # the thread's own connection: the test database is dropped at the end
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(function, *args).result()
+        return pool.submit(call).result()
 
 
 @pytest.fixture
@@ -198,7 +207,11 @@ def test_passwordless_sign_in_only_for_the_roles_that_allow_it(
 
 
 def test_admin_enrolls_with_a_passkey_and_uses_it_for_the_admin_and_for_a_restore(
-    live_server, admin_user, password, stored_backup, page
+    live_server,
+    admin_user,
+    password,
+    stored_backup,
+    page,  # noqa: F811 (the fixture imported above)
 ):
     """The issue's "done when": a user registers a passkey and uses it for the admin and for a restore."""
     base = live_server.url
