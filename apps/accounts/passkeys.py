@@ -109,7 +109,7 @@ def passkey_registration_complete(*, request, user: User, data: dict) -> WebAuth
     device.save(update_fields=["name"])
     event_record(
         action="mfa.passkey.registered", actor=user, obj=user, request=request,
-        changes={"passkey": name, "passkey_id": device.pk, "discoverable": device.discoverable},
+        changes={"name": name, "device_id": device.pk, "discoverable": device.discoverable},
     )  # fmt: skip
     return device
 
@@ -155,7 +155,7 @@ def passkey_authentication_complete(*, request, user: User | None, data: dict, p
         raise
     event_record(
         action="mfa.passkey.used", actor=device.user, obj=device.user, request=request,
-        changes={"passkey": device.name, "passkey_id": device.pk, "purpose": purpose},
+        changes={"name": device.name, "device_id": device.pk, "purpose": purpose},
     )  # fmt: skip
     return device
 
@@ -179,6 +179,6 @@ def passkey_remove(*, user: User, passkey_id: int, request=None, actor: User | N
     device.delete()
     event_record(
         action="mfa.passkey.removed", actor=actor or user, obj=user, request=request,
-        changes={"passkey": name, "passkey_id": passkey_id},
+        changes={"name": name, "device_id": passkey_id},
     )  # fmt: skip
     return name

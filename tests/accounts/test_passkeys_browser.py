@@ -19,8 +19,9 @@ from playwright.sync_api import expect
 
 from apps.accounts.sudo import SUDO_SESSION_KEY
 from apps.audit.models import AuditEvent
+from apps.backups.choices import BackupTrigger
 from apps.backups.models import BackupJob
-from tests.backups.conftest import stored_backup  # noqa: F401 (a fixture: a real backup of the test database)
+from apps.backups.services import backup_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -55,6 +56,12 @@ def rp_localhost(settings):
     settings.OTP_WEBAUTHN_ALLOWED_ORIGINS = ["https://localhost"]
     settings.PASSKEY_PASSWORDLESS_ROLES = []
     return settings
+
+
+@pytest.fixture
+def restorable_backup(transactional_db, backup_dir, admin_user):
+    """A real backup of the test database (pg_dump, compressed and encrypted), as tests/backups use."""
+    return backup_create(trigger=BackupTrigger.USER, actor=admin_user)
 
 
 @pytest.fixture
@@ -210,8 +217,8 @@ def test_admin_enrolls_with_a_passkey_and_uses_it_for_the_admin_and_for_a_restor
     live_server,
     admin_user,
     password,
-    stored_backup,
-    page,  # noqa: F811 (the fixture imported above)
+    restorable_backup,
+    page,
 ):
     """The issue's "done when": a user registers a passkey and uses it for the admin and for a restore."""
     base = live_server.url
@@ -232,7 +239,7 @@ def test_admin_enrolls_with_a_passkey_and_uses_it_for_the_admin_and_for_a_restor
 
     # A restore needs a fresh second factor: the passkey gives it.
     _sudo_expire(page)
-    restore_url = f"{base}/backups/{stored_backup.pk}/restore/"
+    restore_url = f"{base}/backups/{restorable_backup.pk}/restore/"
     page.goto(restore_url)
     page.wait_for_url("**/account/reauthenticate/**")
     page.click("#passkey-sudo")
