@@ -170,8 +170,8 @@ class UserAdmin(PortalFormatsAdminMixin, DjangoUserAdmin, ModelAdmin):
         if (response := sudo_admin_action_check(self, request)) is not None:
             return response
         for user in queryset:
-            services.mfa_remove(user=user, actor=request.user)
-        self._report(request, len(queryset), "had their authenticator and recovery codes removed")
+            services.mfa_remove(user=user, actor=request.user, include_passkeys=True)
+        self._report(request, len(queryset), "had their authenticator, passkeys and recovery codes removed")
         return None
 
 

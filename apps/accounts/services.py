@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
@@ -121,16 +122,24 @@ def recovery_codes_regenerate(*, user: User) -> list[str]:
 
 
 @transaction.atomic
-def mfa_remove(*, user: User, actor: User | None = None) -> int:
-    """Delete all of the user's OTP devices and recovery codes (by the user, or an admin's reset)."""
+def mfa_remove(*, user: User, actor: User | None = None, include_passkeys: bool = False) -> int:
+    """Delete the user's authenticator app and recovery codes (by the user, or an admin's reset).
+
+    ``include_passkeys`` (an admin's reset) deletes the passkeys too, so that no second factor is left.
+    """
     removed = 0
-    for model in (TOTPDevice, StaticDevice):
+    models = (TOTPDevice, StaticDevice, WebAuthnCredential) if include_passkeys else (TOTPDevice, StaticDevice)
+    for model in models:
         removed += model.objects.filter(user=user).delete()[1].get(model._meta.label, 0)
     event_record(
         action="mfa.removed",
         actor=actor or user,
         obj=user,
-        changes={"devices": removed, "by": "admin" if actor is not None and actor.pk != user.pk else "self"},
+        changes={
+            "devices": removed,
+            "by": "admin" if actor is not None and actor.pk != user.pk else "self",
+            "factors": "all" if include_passkeys else "authenticator app and recovery codes",
+        },
     )
     return removed
 

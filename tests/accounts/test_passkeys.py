@@ -263,3 +263,22 @@ def test_a_user_with_an_authenticator_app_and_a_passkey_may_use_either_for_sudo(
     assert 'name="password"' in page
     assert 'name="code"' in page
     assert 'id="passkey-sudo"' in page
+
+
+def test_an_admins_mfa_reset_removes_the_passkeys_too(admin_user, operator_user):
+    from apps.accounts.services import mfa_remove
+
+    totp_device_create(operator_user)
+    passkey_create(operator_user)
+    mfa_remove(user=operator_user, actor=admin_user, include_passkeys=True)
+    assert not selectors.user_has_confirmed_device(user=operator_user)
+    assert AuditEvent.objects.get(action="mfa.removed").changes["factors"] == "all"
+
+
+def test_turning_off_the_authenticator_app_keeps_the_passkeys(operator_user):
+    from apps.accounts.services import mfa_remove
+
+    totp_device_create(operator_user)
+    passkey_create(operator_user)
+    mfa_remove(user=operator_user)
+    assert selectors.mfa_methods(user=operator_user) == ["passkey"]
