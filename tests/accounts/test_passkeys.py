@@ -282,3 +282,35 @@ def test_turning_off_the_authenticator_app_keeps_the_passkeys(operator_user):
     passkey_create(operator_user)
     mfa_remove(user=operator_user)
     assert selectors.mfa_methods(user=operator_user) == ["passkey"]
+
+
+def test_a_session_verified_with_a_passkey_passes_the_websocket_and_api_session_rule(client, admin_user):
+    from apps.accounts.access import session_refusal
+
+    passkey_session(client, admin_user, passkey_create(admin_user), sudo=False)
+    assert session_refusal(session_key=client.session.session_key) is None
+
+
+def test_administrators_see_passkeys_in_the_admin(client, superuser):
+    passkey_create(superuser, "Admin key")
+    passkey_session(client, superuser, WebAuthnCredential.objects.get(user=superuser), sudo=False)
+    response = client.get(reverse("admin:django_otp_webauthn_webauthncredential_changelist"))
+    assert response.status_code == 200
+    assert "Admin key" in response.content.decode()
+
+
+def test_removing_someones_passkey_in_the_admin_needs_a_fresh_second_factor_and_is_audited(client, superuser):
+    from tests.mfa import sudo_expire
+
+    lost = passkey_create(superuser, "Lost phone")
+    passkey_session(client, superuser, passkey_create(superuser, "Admin key"))
+    url = reverse("admin:django_otp_webauthn_webauthncredential_delete", args=[lost.pk])
+    sudo_expire(client)
+    assert client.post(url, {"post": "yes"})["Location"].startswith(reverse("sudo"))
+    assert WebAuthnCredential.objects.filter(pk=lost.pk).exists()
+    session = client.session
+    session[SUDO_SESSION_KEY] = time.time()
+    session.save()
+    client.post(url, {"post": "yes"})
+    assert not WebAuthnCredential.objects.filter(pk=lost.pk).exists()
+    assert AuditEvent.objects.get(action="mfa.passkey.removed").actor_id == superuser.pk
