@@ -22,6 +22,7 @@ from apps.audit.models import AuditEvent
 from apps.backups.choices import BackupTrigger
 from apps.backups.models import BackupJob
 from apps.backups.services import backup_create
+from tests.shell_pages import AXE, AXE_SERIOUS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -80,6 +81,7 @@ def page(live_server, rp_localhost, chromium):
 
 
 def _photograph(page, name: str) -> None:
+    """Both widths into var/screenshots/; no sideways scroll on the phone, no serious axe-core violation."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for width_name, viewport in VIEWPORTS.items():
         page.set_viewport_size(viewport)
@@ -87,6 +89,8 @@ def _photograph(page, name: str) -> None:
         if width_name == "phone":
             assert page.evaluate(NO_SIDEWAYS_SCROLL), f"{name} scrolls sideways at 390 px"
     page.set_viewport_size(VIEWPORTS["desktop"])
+    page.add_script_tag(path=str(AXE))
+    assert page.evaluate(AXE_SERIOUS) == [], name
 
 
 def _password_step(page, base_url: str, user, password: str, next_url: str = "/account/") -> None:
