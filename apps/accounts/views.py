@@ -254,7 +254,8 @@ def mfa_disable(request):
         return redirect("account")
     return render(request, "accounts/confirm.html", {
         "title": "Turn off two-factor authentication",
-        "text": "Your authenticator and all recovery codes are removed; signing in will need only your password.",
+        "text": "Your authenticator and all recovery codes are removed; signing in will need only your password"
+        + (" and one of your passkeys." if selectors.user_has_passkey(user=request.user) else "."),
         "button": "Turn off two-factor authentication",
     })  # fmt: skip
 

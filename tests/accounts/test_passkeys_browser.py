@@ -198,6 +198,7 @@ def test_passwordless_sign_in_only_for_the_roles_that_allow_it(
         expect(page.locator("#passkey-list tbody tr")).to_have_count(1)
         _sign_out(page, base)
 
+    _photograph(page, "sign-in-passwordless")
     # The virtual authenticator holds both; it answers with the most recent one (the viewer's): refused.
     page.click("#passkey-signin")
     expect(page.locator("#passkey-signin-status")).to_contain_text("may not sign in with a passkey alone")
