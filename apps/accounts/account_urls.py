@@ -2,11 +2,16 @@
 
 from django.urls import path
 
-from . import token_pages, views
+from . import passkey_views, token_pages, views
 
 urlpatterns = [
     path("", views.account, name="account"),
     path("reauthenticate/", views.reauthenticate, name="sudo"),
+    path("reauthenticate/passkey/begin/", passkey_views.sudo_begin, name="passkey-sudo-begin"),
+    path("reauthenticate/passkey/complete/", passkey_views.sudo_complete, name="passkey-sudo-complete"),
+    path("passkeys/register/begin/", passkey_views.register_begin, name="passkey-register-begin"),
+    path("passkeys/register/complete/", passkey_views.register_complete, name="passkey-register-complete"),
+    path("passkeys/<int:pk>/remove/", passkey_views.passkey_remove_page, name="passkey-remove"),
     path("password/", views.password_change, name="password-change"),
     path("sessions/<int:pk>/end/", views.session_end, name="session-end"),
     path("sessions/end-others/", views.sessions_end_others, name="sessions-end-others"),

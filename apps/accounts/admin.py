@@ -4,6 +4,7 @@ from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.template.defaultfilters import pluralize
+from django_otp_webauthn.models import WebAuthnCredential
 from unfold.admin import ModelAdmin
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
@@ -12,6 +13,7 @@ from apps.core.request_context import current_request
 
 from . import selectors, services, sessions
 from .models import User
+from .passkeys import passkey_remove
 from .sudo import sudo_admin_action_check, sudo_redirect, sudo_second_factor_fresh
 from .tokens import tokens_revoke_all
 
@@ -170,8 +172,8 @@ class UserAdmin(PortalFormatsAdminMixin, DjangoUserAdmin, ModelAdmin):
         if (response := sudo_admin_action_check(self, request)) is not None:
             return response
         for user in queryset:
-            services.mfa_remove(user=user, actor=request.user)
-        self._report(request, len(queryset), "had their authenticator and recovery codes removed")
+            services.mfa_remove(user=user, actor=request.user, include_passkeys=True)
+        self._report(request, len(queryset), "had their authenticator, passkeys and recovery codes removed")
         return None
 
 
@@ -198,3 +200,31 @@ class RoleAdmin(GroupAdmin, ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+
+@admin.register(WebAuthnCredential)
+class PasskeyAdmin(ModelAdmin):
+    """Everyone's passkeys, read-only: users register their own on /account/. Removing one (a lost device) takes a
+    fresh second factor and goes through ``passkeys.passkey_remove``, which audits it."""
+
+    list_display = ("user", "name", "created_at", "last_used_at", "discoverable")
+    list_filter = ("discoverable",)
+    search_fields = ("user__username", "name")
+    list_select_related = ("user",)
+    fields = ("user", "name", "created_at", "last_used_at", "discoverable", "backup_eligible", "aaguid", "transports")
+    readonly_fields = fields
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_view(self, request, object_id, extra_context=None):
+        if not sudo_second_factor_fresh(request):
+            return _needs_second_factor(self, request, "removing a passkey")
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request, obj):
+        passkey_remove(user=obj.user, passkey_id=obj.pk, request=request, actor=request.user)

@@ -18,6 +18,11 @@ ALWAYS_OPEN_URL_NAMES = (
     "mfa-enroll",
     "mfa-recovery-codes",
     "mfa-recovery-codes-download",
+    # Passkeys: the second step of the sign-in, and enrollment with a passkey instead of an authenticator app.
+    "passkey-login-begin",
+    "passkey-login-complete",
+    "passkey-register-begin",
+    "passkey-register-complete",
 )
 ALWAYS_OPEN_PREFIXES = ("/health/", "/metrics", "/favicon.ico")
 

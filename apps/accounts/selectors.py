@@ -6,11 +6,12 @@ from datetime import datetime
 
 from axes.models import AccessAttempt
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from apps.core.permissions import role_names
 
@@ -31,17 +32,49 @@ def _confirmed_devices(user) -> QuerySet[TOTPDevice]:
     return TOTPDevice.objects.filter(user=user, confirmed=True)
 
 
+def _confirmed_passkeys(user) -> QuerySet[WebAuthnCredential]:
+    return WebAuthnCredential.objects.filter(user=user, confirmed=True)
+
+
 def totp_device_confirmed(*, user) -> TOTPDevice | None:
     return _confirmed_devices(user).order_by("id").first()
 
 
-def confirmed_device_exists(user) -> Exists:
-    """An annotation: whether ``user`` (a user or an OuterRef to one) has a confirmed second factor."""
-    return Exists(_confirmed_devices(user))
+def confirmed_device_exists(user) -> ExpressionWrapper:
+    """An annotation: whether ``user`` (a user or an OuterRef to one) has a second factor (authenticator or passkey)."""
+    return ExpressionWrapper(
+        Exists(_confirmed_devices(user)) | Exists(_confirmed_passkeys(user)), output_field=BooleanField()
+    )
 
 
 def user_has_confirmed_device(*, user) -> bool:
+    """Whether the user has a second factor: an authenticator app or a passkey."""
+    return user_has_totp(user=user) or user_has_passkey(user=user)
+
+
+def user_has_totp(*, user) -> bool:
     return _confirmed_devices(user).exists()
+
+
+def user_has_passkey(*, user) -> bool:
+    return _confirmed_passkeys(user).exists()
+
+
+def passkeys_of(*, user) -> list[WebAuthnCredential]:
+    """The user's passkeys, oldest first (the account page's list)."""
+    return list(_confirmed_passkeys(user).order_by("created_at", "id"))
+
+
+def mfa_methods(*, user) -> list[str]:
+    """The second factors the user has: any of "totp", "passkey", "recovery code" (for reports)."""
+    methods = []
+    if user_has_totp(user=user):
+        methods.append("totp")
+    if user_has_passkey(user=user):
+        methods.append("passkey")
+    if recovery_codes_remaining(user=user):
+        methods.append("recovery code")
+    return methods
 
 
 def recovery_codes_remaining(*, user) -> int:
@@ -83,7 +116,7 @@ def users_with_account_state(queryset: QuerySet) -> QuerySet:
         .values("count")
     )
     return queryset.annotate(
-        mfa_enabled=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+        mfa_enabled=confirmed_device_exists(OuterRef("pk")),
         locked_out=Exists(locked_attempts().filter(username=OuterRef("username"))),
         live_tokens=Coalesce(Subquery(live_tokens), 0),
     )

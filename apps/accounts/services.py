@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from apps.audit.choices import Outcome
 from apps.audit.services import event_record
@@ -71,7 +72,7 @@ def totp_enrollment_start(*, user: User) -> TOTPDevice:
 
     Refused when the user already has a confirmed device: one authenticator per account.
     """
-    if selectors.user_has_confirmed_device(user=user):
+    if selectors.user_has_totp(user=user):
         raise MfaError("You already have an authenticator; disable it first to enroll a new one.")
     device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
     if device is None:
@@ -113,7 +114,7 @@ def _recovery_codes_replace(*, user: User) -> list[str]:
 @transaction.atomic
 def recovery_codes_regenerate(*, user: User) -> list[str]:
     """Replace the user's recovery codes with 10 new ones (returned once); the old ones stop working."""
-    if not selectors.user_has_confirmed_device(user=user):
+    if not selectors.user_has_totp(user=user):
         raise MfaError("Enroll an authenticator first; recovery codes come with it.")
     codes = _recovery_codes_replace(user=user)
     event_record(action="mfa.recovery_codes.regenerated", actor=user, obj=user, changes={"count": len(codes)})
@@ -121,16 +122,24 @@ def recovery_codes_regenerate(*, user: User) -> list[str]:
 
 
 @transaction.atomic
-def mfa_remove(*, user: User, actor: User | None = None) -> int:
-    """Delete all of the user's OTP devices and recovery codes (by the user, or an admin's reset)."""
+def mfa_remove(*, user: User, actor: User | None = None, include_passkeys: bool = False) -> int:
+    """Delete the user's authenticator app and recovery codes (by the user, or an admin's reset).
+
+    ``include_passkeys`` (an admin's reset) deletes the passkeys too, so that no second factor is left.
+    """
     removed = 0
-    for model in (TOTPDevice, StaticDevice):
+    models = (TOTPDevice, StaticDevice, WebAuthnCredential) if include_passkeys else (TOTPDevice, StaticDevice)
+    for model in models:
         removed += model.objects.filter(user=user).delete()[1].get(model._meta.label, 0)
     event_record(
         action="mfa.removed",
         actor=actor or user,
         obj=user,
-        changes={"devices": removed, "by": "admin" if actor is not None and actor.pk != user.pk else "self"},
+        changes={
+            "devices": removed,
+            "by": "admin" if actor is not None and actor.pk != user.pk else "self",
+            "factors": "all" if include_passkeys else "authenticator app and recovery codes",
+        },
     )
     return removed
 

@@ -1,11 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import reset_pages, views
+from . import passkey_views, reset_pages, views
 
 urlpatterns = [
     path("login/", views.PasswordLoginView.as_view(), name="login"),
     path("login/code/", views.login_otp, name="login-otp"),
+    path("login/passkey/begin/", passkey_views.login_begin, name="passkey-login-begin"),
+    path("login/passkey/complete/", passkey_views.login_complete, name="passkey-login-complete"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password-reset/", reset_pages.password_reset_request, name="password-reset"),
     path("password-reset/sent/", reset_pages.password_reset_sent, name="password-reset-sent"),

@@ -7,6 +7,7 @@ axes). Subclassing keeps each app's name and label, and so its tables and migrat
 from axes.apps import AppConfig as AxesAppConfig
 from django_otp.plugins.otp_static.apps import DefaultConfig as StaticDeviceConfig
 from django_otp.plugins.otp_totp.apps import DefaultConfig as TOTPDeviceConfig
+from django_otp_webauthn.apps import OtpWebauthnConfig
 
 
 class RecoveryCodesConfig(StaticDeviceConfig):
@@ -19,3 +20,7 @@ class AuthenticatorAppsConfig(TOTPDeviceConfig):
 
 class SignInLockoutConfig(AxesAppConfig):
     verbose_name = "Sign-in lockout"
+
+
+class PasskeysConfig(OtpWebauthnConfig):
+    verbose_name = "Passkeys"

@@ -122,9 +122,7 @@ def login_otp(request):
                 "code",
                 f"Too many wrong codes: wait until {throttled_until:%H:%M:%S} UTC, then enter the current code.",
             )
-            return render(
-                request, "accounts/login_otp.html", {"form": form, "next": next_url, "username": user.username}
-            )
+            return render(request, "accounts/login_otp.html", _otp_step_context(form, next_url, user))
         device = services.otp_verify(user=user, token=form.cleaned_data["code"], request=request)
         if device is not None:
             if backend is not None:
@@ -139,7 +137,17 @@ def login_otp(request):
             _pending_clear(request)
             return lockout_response(request, credentials=credentials)
         form.add_error("code", "That code is not correct, or it was already used. Enter the current code.")
-    return render(request, "accounts/login_otp.html", {"form": form, "next": next_url, "username": user.username})
+    return render(request, "accounts/login_otp.html", _otp_step_context(form, next_url, user))
+
+
+def _otp_step_context(form, next_url: str, user) -> dict:
+    return {
+        "form": form,
+        "next": next_url,
+        "username": user.username,
+        "has_totp": selectors.user_has_totp(user=user),
+        "has_passkey": selectors.user_has_passkey(user=user),
+    }
 
 
 # --- Enrollment and recovery codes
@@ -246,7 +254,8 @@ def mfa_disable(request):
         return redirect("account")
     return render(request, "accounts/confirm.html", {
         "title": "Turn off two-factor authentication",
-        "text": "Your authenticator and all recovery codes are removed; signing in will need only your password.",
+        "text": "Your authenticator and all recovery codes are removed; signing in will need only your password"
+        + (" and one of your passkeys." if selectors.user_has_passkey(user=request.user) else "."),
         "button": "Turn off two-factor authentication",
     })  # fmt: skip
 
@@ -263,7 +272,8 @@ def account(request):
     context = {
         "profile_user": user,
         "roles": user.role_names,
-        "mfa_enabled": selectors.user_has_confirmed_device(user=user),
+        "mfa_enabled": selectors.user_has_totp(user=user),
+        "passkey_enabled": selectors.user_has_passkey(user=user),
         "mfa_required": selectors.mfa_required_for(user=user),
         "recovery_codes_remaining": selectors.recovery_codes_remaining(user=user),
         "user_sessions": sessions.user_sessions_active(user=user),
@@ -331,12 +341,21 @@ def password_change(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def reauthenticate(request):
-    """Confirm the password (and a code, with an authenticator) to open the sudo window."""
+    """Confirm the password (and a code, with an authenticator), or use a passkey, to open the sudo window.
+
+    A user whose only second factor is a passkey (or who has no local password) confirms with the passkey.
+    """
     next_url = _safe_next(request, default=reverse("account"))
     user = request.user
-    needs_code = selectors.user_has_confirmed_device(user=user)
+    needs_code = selectors.user_has_totp(user=user)
+    has_passkey = selectors.user_has_passkey(user=user)
+    # A password alone would open the window that otherwise takes a second factor: not while a passkey is the factor.
+    password_offered = user.has_usable_password() and (needs_code or not has_passkey)
     form = ReauthenticationForm(request.POST or None, needs_code=needs_code)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and not password_offered:
+        form.is_valid()
+        form.add_error(None, "Confirm with your passkey.")
+    elif request.method == "POST" and form.is_valid():
         checked = auth.authenticate(request, username=user.get_username(), password=form.cleaned_data["password"])
         if checked is None or checked.pk != user.pk:
             if getattr(request, "axes_locked_out", False):
@@ -353,5 +372,11 @@ def reauthenticate(request):
         if not form.errors:
             sudo_mark(request)
             return redirect(next_url)
-    context = {"form": form, "next": next_url, "window": settings.SUDO_WINDOW_MINUTES}
+    context = {
+        "form": form,
+        "next": next_url,
+        "window": settings.SUDO_WINDOW_MINUTES,
+        "password_offered": password_offered,
+        "has_passkey": has_passkey,
+    }
     return render(request, "accounts/reauthenticate.html", context)

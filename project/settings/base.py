@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .broker import broker_transport_options, broker_url, task_queues
 from .env import Environment
 from .forwarding import forward_urls
+from .passkeys import passkey_settings
 from .storage import file_storage, storages_apart
 
 env = Environment()
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
     # The package apps with human names in the admin (see apps/accounts/vendor_apps.py).
     "apps.accounts.vendor_apps.AuthenticatorAppsConfig",
     "apps.accounts.vendor_apps.RecoveryCodesConfig",
+    "apps.accounts.vendor_apps.PasskeysConfig",
     "apps.accounts.vendor_apps.SignInLockoutConfig",
     "apps.core",
     "apps.accounts",
@@ -440,6 +442,15 @@ if unknown_roles := sorted(set(MFA_REQUIRED_ROLES) - set(_KNOWN_ROLES)):
 # Sensitive actions need the password and a fresh OTP within this many minutes ("sudo mode").
 SUDO_WINDOW_MINUTES = env.int("SUDO_WINDOW_MINUTES", 15, minimum=1, maximum=24 * 60)
 OTP_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", "Opsdeck")
+# Passkeys (django-otp-webauthn): WEBAUTHN_RP_ID, WEBAUTHN_RP_NAME, WEBAUTHN_ALLOWED_ORIGINS and
+# PASSKEY_PASSWORDLESS_ROLES (project/settings/passkeys.py).
+_passkeys = passkey_settings(env, allowed_hosts=ALLOWED_HOSTS)
+OTP_WEBAUTHN_RP_ID = _passkeys["OTP_WEBAUTHN_RP_ID"]
+OTP_WEBAUTHN_RP_NAME = _passkeys["OTP_WEBAUTHN_RP_NAME"]
+OTP_WEBAUTHN_ALLOWED_ORIGINS = _passkeys["OTP_WEBAUTHN_ALLOWED_ORIGINS"]
+OTP_WEBAUTHN_HELPER_CLASS = _passkeys["OTP_WEBAUTHN_HELPER_CLASS"]
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = _passkeys["OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN"]
+PASSKEY_PASSWORDLESS_ROLES = _passkeys["PASSKEY_PASSWORDLESS_ROLES"]
 # The axes backend goes first so a locked-out username/address pair never reaches the password check.
 AUTHENTICATION_BACKENDS = [
     "apps.accounts.backends.LockoutBackend",
