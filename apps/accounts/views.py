@@ -29,6 +29,8 @@ from . import selectors, services, sessions
 from .forms import CurrentPasswordChangeForm, EnrollmentForm, OtpCodeForm, ReauthenticationForm
 from .lockout import lockout_response
 from .models import User
+from .oidc import services as oidc_services
+from .oidc import views as oidc_views
 from .sudo import sudo_mark, sudo_required
 
 PENDING_USER_KEY = "mfa_pending_user_id"
@@ -61,6 +63,17 @@ class PasswordLoginView(auth_views.LoginView):
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "sso": oidc_views.sso_context(self.request)}
+
+    def post(self, request, *args, **kwargs):
+        # OIDC_ONLY: refused before the password is even checked (no guesses counted, nothing learned).
+        refusal = oidc_services.password_sign_in_refusal(username=request.POST.get("username", ""))
+        if refusal is not None:
+            context = self.get_context_data(form=self.get_form_class()(request), refusal=refusal)
+            return self.render_to_response(context, status=403)
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
         user = form.get_user()
@@ -334,6 +347,9 @@ def reauthenticate(request):
     """Confirm the password (and a code, with an authenticator) to open the sudo window."""
     next_url = _safe_next(request, default=reverse("account"))
     user = request.user
+    if settings.OIDC_ENABLED and not user.has_usable_password() and oidc_services.user_is_sso(user=user):
+        # No password to confirm: the provider authenticates them again (prompt=login, max_age=0).
+        return redirect(f"{reverse('oidc-login')}?{urlencode({'reauth': 1, REDIRECT_FIELD_NAME: next_url})}")
     needs_code = selectors.user_has_confirmed_device(user=user)
     form = ReauthenticationForm(request.POST or None, needs_code=needs_code)
     if request.method == "POST" and form.is_valid():
