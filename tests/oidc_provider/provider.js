@@ -2,7 +2,7 @@
 //
 //   node provider.js   with the environment:
 //     OIDC_TEST_PORT           the port to listen on
-//     OIDC_TEST_REDIRECT_URI   the portal's callback (the one redirect URI of the client)
+//     OIDC_TEST_REDIRECT_URIS  the portal's callbacks, comma-separated (the client's redirect URIs)
 //     OIDC_TEST_CLIENT_ID, OIDC_TEST_CLIENT_SECRET
 //     OIDC_TEST_USERS          JSON: {"alice": {"password": "…", "groups": ["ops-admins"], "amr": ["pwd", "otp"]}}
 //
@@ -19,6 +19,7 @@ const port = Number(process.env.OIDC_TEST_PORT);
 const issuer = `http://127.0.0.1:${port}`;
 let users = JSON.parse(process.env.OIDC_TEST_USERS || '{}');
 let forge = false;
+const redirectUris = process.env.OIDC_TEST_REDIRECT_URIS.split(',');
 
 function jwk(kid) {
   const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -31,20 +32,24 @@ const provider = new Provider(issuer, {
   clients: [{
     client_id: process.env.OIDC_TEST_CLIENT_ID,
     client_secret: process.env.OIDC_TEST_CLIENT_SECRET,
-    redirect_uris: [process.env.OIDC_TEST_REDIRECT_URI],
-    post_logout_redirect_uris: [new URL('/accounts/login/', process.env.OIDC_TEST_REDIRECT_URI).href],
+    redirect_uris: redirectUris,
+    post_logout_redirect_uris: redirectUris.map((uri) => new URL('/accounts/login/', uri).href),
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_post',
+    require_auth_time: true,
   }],
   jwks: { keys: [signingKey] },
   claims: {
-    openid: ['sub'],
+    // amr in every ID token: how the user authenticated (the portal's provider-MFA rule reads it).
+    openid: ['sub', 'amr'],
     email: ['email', 'email_verified'],
     profile: ['name', 'preferred_username', 'given_name', 'family_name'],
     groups: ['groups'],
   },
   scopes: ['openid', 'email', 'profile', 'groups'],
+  // The ID token carries every claim of the granted scopes (amr and groups included), as Keycloak's does.
+  conformIdTokenClaims: false,
   pkce: { required: () => true },
   features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: true } },
   cookies: { keys: ['opsdeck-test-cookie-key'] },
