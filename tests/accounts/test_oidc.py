@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from django.core.exceptions import ImproperlyConfigured
+from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from apps.accounts.models import OidcIdentity, ProviderMfaDevice, User
@@ -21,7 +22,15 @@ from project.settings.env import Environment
 from project.settings.oidc import oidc_settings
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.helpers import free_port
-from tests.oidc import TEST_CLIENT_ORIGIN, portal_configure, provider_start, provider_stop, sign_in, user
+from tests.oidc import (
+    TEST_CLIENT_ORIGIN,
+    portal_configure,
+    provider_login,
+    provider_start,
+    provider_stop,
+    sign_in,
+    user,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("roles")]
 
@@ -84,10 +93,7 @@ def test_without_create_users_an_unknown_subject_is_refused(client, provider, se
 
 
 def test_a_wrong_state_is_refused(client, provider):
-    callback, _ = None, None
     start = client.get("/accounts/oidc/login/")
-    from tests.oidc import provider_login
-
     callback = provider_login(requests.Session(), start["Location"], username="oli")
     forged = callback.replace("state=", "state=x")
     response = client.get(forged.removeprefix(TEST_CLIENT_ORIGIN))
@@ -99,7 +105,7 @@ def test_a_wrong_state_is_refused(client, provider):
 def test_a_replayed_code_is_refused(client, provider):
     callback, response = sign_in(client, username="oli")
     assert response.status_code == 302
-    other = client_class_new()
+    other = Client()
     # The same answer again: its state was used up.
     assert other.get(callback.removeprefix(TEST_CLIENT_ORIGIN)).status_code == 400
     # The same code with a state of a new sign-in: the provider refuses a code it already exchanged.
@@ -110,12 +116,6 @@ def test_a_replayed_code_is_refused(client, provider):
     assert response.status_code == 400
     assert b"refused the sign-in code" in response.content
     assert not other.session.get("_auth_user_id")
-
-
-def client_class_new():
-    from django.test import Client
-
-    return Client()
 
 
 def test_an_id_token_signed_by_another_key_is_refused(client, provider):
@@ -151,6 +151,7 @@ def test_provider_mfa_counts_as_a_second_factor_for_the_admin(client, provider):
 
 def test_without_provider_mfa_the_local_mfa_rule_applies(client, provider):
     _, response = sign_in(client, username="pat", next_url="/admin/")
+    assert response["Location"] == "/admin/"
     assert DEVICE_ID_SESSION_KEY not in client.session
     answer = client.get("/admin/")
     assert answer.status_code == 302
@@ -188,8 +189,6 @@ def test_sso_user_renews_the_sudo_window_by_signing_in_at_the_provider_again(cli
     query = parse_qs(urlsplit(start["Location"]).query)
     assert query["prompt"] == ["login"]
     assert query["max_age"] == ["0"]
-    from tests.oidc import provider_login
-
     callback = provider_login(session, start["Location"], username="ada")
     back = client.get(callback.removeprefix(TEST_CLIENT_ORIGIN))
     assert back["Location"] == "/account/"
