@@ -36,8 +36,13 @@ def totp_device_confirmed(*, user) -> TOTPDevice | None:
 
 
 def confirmed_device_exists(user) -> Exists:
-    """An annotation: whether ``user`` (a user or an OuterRef to one) has a confirmed second factor."""
-    return Exists(_confirmed_devices(user))
+    """An annotation: whether ``user`` (a user or an OuterRef to one) has a confirmed second factor.
+
+    The identity provider's MFA counts (a ProviderMfaDevice exists once the provider reported MFA at a sign-in).
+    """
+    from .oidc.models import ProviderMfaDevice
+
+    return Exists(_confirmed_devices(user)) | Exists(ProviderMfaDevice.objects.filter(user=user, confirmed=True))
 
 
 def user_has_confirmed_device(*, user) -> bool:

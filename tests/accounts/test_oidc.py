@@ -17,6 +17,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from apps.accounts.models import OidcIdentity, ProviderMfaDevice, User
 from apps.accounts.password_reset import password_reset_users
 from apps.accounts.sudo import SUDO_SESSION_KEY
+from apps.accounts.tokens import TokenRejected, token_check, token_create
 from apps.audit.models import AuditEvent
 from project.settings.env import Environment
 from project.settings.oidc import oidc_settings
@@ -221,3 +222,15 @@ def test_bad_sso_settings_name_the_variable(variables, named):
 
 def test_sso_is_off_without_an_issuer():
     assert oidc_settings(Environment({}))["OIDC_ENABLED"] is False
+
+
+def test_provider_mfa_counts_as_enrolled_for_api_tokens_and_without_it_they_stay_suspended(client, provider):
+    sign_in(client, username="ada")
+    sign_in(Client(), username="pat")
+    ada = OidcIdentity.objects.get(subject="ada").user
+    pat = OidcIdentity.objects.get(subject="pat").user
+    ada_token = token_create(owner=ada, name="CI", scopes=["read"], expires_in_days=30)
+    pat_token = token_create(owner=pat, name="CI", scopes=["read"], expires_in_days=30)
+    assert token_check(token_id=ada_token.token.pk).owner == ada
+    with pytest.raises(TokenRejected, match="requires two-factor authentication"):
+        token_check(token_id=pat_token.token.pk)
