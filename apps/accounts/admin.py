@@ -198,3 +198,6 @@ class RoleAdmin(GroupAdmin, ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+
+from .oidc import admin as oidc_admin  # noqa: E402, F401 - registers single sign-on identities
