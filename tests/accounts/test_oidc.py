@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -22,7 +23,7 @@ from apps.audit.models import AuditEvent
 from project.settings.env import Environment
 from project.settings.oidc import oidc_settings
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.helpers import free_port
+from tests.helpers import clean_environment, free_port, manage
 from tests.oidc import (
     TEST_CLIENT_ORIGIN,
     portal_configure,
@@ -123,6 +124,7 @@ def test_an_id_token_signed_by_another_key_is_refused(client, provider):
     provider.forge(True)
     _, response = sign_in(client, username="ada")
     assert response.status_code == 400
+    assert b"JWS token verification failed" in response.content
     assert not client.session.get("_auth_user_id")
     assert not OidcIdentity.objects.exists()
 
@@ -234,3 +236,25 @@ def test_provider_mfa_counts_as_enrolled_for_api_tokens_and_without_it_they_stay
     assert token_check(token_id=ada_token.token.pk).owner == ada
     with pytest.raises(TokenRejected, match="requires two-factor authentication"):
         token_check(token_id=pat_token.token.pk)
+
+
+def test_the_portal_starts_while_the_provider_is_down(tmp_path):
+    environment = clean_environment(
+        OPSDECK_DATA_DIR=str(tmp_path),
+        OIDC_ISSUER=f"http://127.0.0.1:{free_port()}",
+        OIDC_CLIENT_ID="opsdeck",
+        OIDC_CLIENT_SECRET="a-client-secret",
+    )
+    result = manage("check", environment=environment)
+    assert result.returncode == 0, result.stderr
+
+
+def test_without_a_role_map_sign_ins_leave_the_roles_given_in_opsdeck_alone(client, provider, settings):
+    settings.OIDC_ROLE_MAP = {}
+    sign_in(client, username="oli")
+    oli = OidcIdentity.objects.get(subject="oli").user
+    assert oli.role_names == []
+    oli.groups.add(Group.objects.get(name="viewer"))
+    client.post("/accounts/logout/")
+    sign_in(client, username="oli")
+    assert oli.role_names == ["viewer"]

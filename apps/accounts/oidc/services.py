@@ -116,7 +116,8 @@ def oidc_user_sign_in(*, claims: dict, request=None) -> tuple[User, OidcIdentity
         )  # fmt: skip
         raise OidcRefused("Your Opsdeck account is deactivated. Ask an administrator.")
     groups = groups_of(claims)
-    user_roles_apply(user=user, groups=groups, request=request)
+    if settings.OIDC_ROLE_MAP:  # without a map, roles are given in Opsdeck and sign-ins leave them alone
+        user_roles_apply(user=user, groups=groups, request=request)
     identity.last_login = timezone.now()
     identity.last_groups = groups
     identity.last_amr = [str(item) for item in claims.get("amr") or [] if isinstance(item, str)]

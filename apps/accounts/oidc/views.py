@@ -148,6 +148,10 @@ class OidcCallbackView(OIDCAuthenticationCallbackView):
         request, user = self.request, self.user
         claims = getattr(request, "oidc_claims", {})
         same_user = request.user.is_authenticated and request.user.pk == user.pk
+        if self.reauth_started is not None and not same_user:
+            return self._refused(
+                request, "You confirmed your identity at the provider as another user than the one signed in here."
+            )
         if not same_user:
             auth.login(request, user, backend=BACKEND_PATH)
         device = services.provider_mfa_device(user=user, claims=claims)
