@@ -15,6 +15,7 @@ from django.db import connection
 from playwright.sync_api import expect
 
 from apps.accounts.models import OidcIdentity
+from tests.helpers import free_port
 from tests.oidc import PASSWORD, portal_configure, provider_start, provider_stop, user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("roles")]
@@ -75,3 +76,22 @@ def test_the_sign_in_page_shows_the_sso_button_at_a_phones_width(sso, chromium):
     assert page.evaluate(NO_SIDEWAYS_SCROLL)
     page.screenshot(path=SCREENSHOTS / "sso-login-phone.png", full_page=True)
     context.close()
+
+
+@pytest.mark.pages
+def test_a_provider_that_is_down_leads_to_a_page_that_names_it_and_points_to_local_sign_in(
+    asgi_live_server, settings, chromium
+):
+    portal_configure(settings, f"http://127.0.0.1:{free_port()}", OIDC_BUTTON_LABEL="Example SSO")
+    for name, viewport in (("laptop", {"width": 1366, "height": 900}), ("phone", {"width": 390, "height": 844})):
+        context = chromium.new_context(viewport=viewport)
+        page = context.new_page()
+        page.goto(f"{asgi_live_server}/accounts/login/")
+        page.get_by_role("link", name="Sign in with Example SSO").click()
+        expect(page.locator("h1")).to_have_text("The sign-in provider cannot be reached")
+        expect(page.locator("#oidc-provider")).to_contain_text("Example SSO (127.0.0.1:")
+        assert page.evaluate(NO_SIDEWAYS_SCROLL)
+        page.screenshot(path=SCREENSHOTS / f"sso-provider-down-{name}.png", full_page=True)
+        page.get_by_role("link", name="sign in with a password").click()
+        expect(page).to_have_url(f"{asgi_live_server}/accounts/login/")
+        context.close()

@@ -7,10 +7,12 @@ provider vouched for someone Opsdeck will not sign in (403).
 
 from __future__ import annotations
 
+import logging
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import django_otp
+import jwt
 import requests
 from django.conf import settings
 from django.contrib import auth
@@ -30,6 +32,7 @@ from . import discovery, services
 from .backend import BACKEND_PATH
 
 REAUTH_SESSION_KEY = "oidc_reauth_states"
+logger = logging.getLogger(__name__)
 
 
 def sso_context(request) -> dict | None:
@@ -50,6 +53,17 @@ def _error(request, *, status: int, title: str, problem: str, unavailable: bool 
         "break_glass": settings.OIDC_ONLY,
     }
     return render(request, "accounts/oidc_error.html", context, status=status)
+
+
+def _error_detail(response) -> str:
+    """The OAuth error of a token endpoint's answer, e.g. ' (invalid_grant: grant request is invalid)'."""
+    try:
+        body = response.json()
+    except (AttributeError, ValueError):
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    return f" ({body.get('error', '')}: {body.get('error_description', '')})"
 
 
 def _unavailable(request, exc: Exception):
@@ -114,17 +128,20 @@ class OidcCallbackView(OIDCAuthenticationCallbackView):
             return _unavailable(request, exc)
         except SuspiciousOperation as exc:
             return self._refused(request, f"The answer from the provider could not be verified: {exc}")
+        except (jwt.InvalidTokenError, jwt.PyJWKError) as exc:
+            # Expired, not yet valid, malformed: mozilla-django-oidc lets these through (it catches DecodeError only).
+            return self._refused(request, f"The provider's ID token is not valid: {exc}")
         except requests.HTTPError as exc:
-            response = exc.response
-            detail = ""
-            if response is not None and "json" in response.headers.get("content-type", ""):
-                body = response.json()
-                detail = f" ({body.get('error', '')}: {body.get('error_description', '')})"
             return self._refused(
-                request, f"The provider refused the sign-in code{detail}; it may have been used already or expired."
+                request,
+                f"The provider refused the sign-in code{_error_detail(exc.response)}; it may have been used "
+                "already or expired.",
             )
         except requests.RequestException as exc:
             return _unavailable(request, discovery.ProviderUnavailable(f"The provider did not answer: {exc}"))
+        except (KeyError, ValueError, TypeError):
+            logger.warning("Unusable answer from the OpenID Connect provider", exc_info=True)
+            return self._refused(request, "The provider's answer is malformed (a JSON document or key is missing).")
         except services.OidcRefused as exc:
             return _error(request, status=403, title="Sign-in refused", problem=str(exc))
 
