@@ -347,8 +347,8 @@ def reauthenticate(request):
     """Confirm the password (and a code, with an authenticator) to open the sudo window."""
     next_url = _safe_next(request, default=reverse("account"))
     user = request.user
-    if settings.OIDC_ENABLED and not user.has_usable_password() and oidc_services.user_is_sso(user=user):
-        # No password to confirm: the provider authenticates them again (prompt=login, max_age=0).
+    if oidc_services.sudo_at_provider(user=user):
+        # No password to confirm (or OIDC_ONLY refuses it): the provider authenticates them again.
         return redirect(f"{reverse('oidc-login')}?{urlencode({'reauth': 1, REDIRECT_FIELD_NAME: next_url})}")
     needs_code = selectors.user_has_confirmed_device(user=user)
     form = ReauthenticationForm(request.POST or None, needs_code=needs_code)

@@ -160,3 +160,11 @@ def password_sign_in_refusal(*, username: str) -> str | None:
 
 def user_is_sso(*, user) -> bool:
     return user.is_authenticated and OidcIdentity.objects.filter(user=user, issuer=settings.OIDC_ISSUER).exists()
+
+
+def sudo_at_provider(*, user) -> bool:
+    """True when ``user`` renews the sudo window at the provider (prompt=login, max_age=0), not with a password:
+    an SSO user without a usable password, or one whose password OIDC_ONLY refuses."""
+    if not settings.OIDC_ENABLED or not user_is_sso(user=user):
+        return False
+    return not user.has_usable_password() or password_sign_in_refusal(username=user.get_username()) is not None
