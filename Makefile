@@ -29,6 +29,12 @@ run: $(VENV)/.base-installed
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py runportal --host $(HOST) --port $(PORT)
 
+# The single sign-on tests start a real OpenID Connect provider (tests/oidc_provider/provider.js, npm's oidc-provider).
+OIDC_PROVIDER := tests/oidc_provider
+$(OIDC_PROVIDER)/node_modules/.installed: $(OIDC_PROVIDER)/package.json $(OIDC_PROVIDER)/package-lock.json
+	npm ci --prefix $(OIDC_PROVIDER) --no-audit --no-fund --silent
+	@touch $@
+
 # Browser tests drive Debian's chromium; install it when missing.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -47,7 +53,7 @@ services-check: $(VENV)/.test-installed
 # The suite in TEST_WORKERS parallel pytest-xdist workers, each with its own database, Redis database and data
 # directory (project/settings/test.py); `python -m pytest <files>` runs serially.
 TEST_WORKERS ?= 2
-test: $(VENV)/.test-installed browser pdf-tools services-check
+test: $(VENV)/.test-installed browser pdf-tools services-check $(OIDC_PROVIDER)/node_modules/.installed
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist load -p no:cacheprovider
 
 # Every main page for every role in headless Chromium at 1366 and 390 px: screenshots in var/screenshots/, no

@@ -228,3 +228,6 @@ class PasskeyAdmin(ModelAdmin):
 
     def delete_model(self, request, obj):
         passkey_remove(user=obj.user, passkey_id=obj.pk, request=request, actor=request.user)
+
+
+from .oidc import admin as oidc_admin  # noqa: E402, F401 - registers single sign-on identities

@@ -3,7 +3,6 @@
 from urllib.parse import urlencode
 
 from django.contrib.auth import REDIRECT_FIELD_NAME
-from django.contrib.auth.views import LogoutView
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -11,6 +10,7 @@ from django_otp.admin import OTPAdminSite
 from unfold.sites import UnfoldAdminSite
 
 from . import selectors
+from .oidc.views import LogoutView  # also ends the provider's session after a single sign-on
 
 
 class OpsdeckAdminSite(OTPAdminSite, UnfoldAdminSite):

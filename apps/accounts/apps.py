@@ -14,10 +14,12 @@ class AccountsConfig(AppConfig):
 
         from . import receivers  # noqa: F401 - connect the lockout and session receivers
         from .access import websocket_refusal
-        from .models import User
+        from .models import OidcIdentity, User
 
         websocket_refusal_install(websocket_refusal)
 
         # A login updates last_login; the login itself is the event.
         audit_register(User, action_prefix="accounts.user", ignored_fields=("last_login",))
         audit_register(Group, action_prefix="accounts.role")
+        # Linking a provider account to a user lets whoever holds it sign in as them.
+        audit_register(OidcIdentity, action_prefix="accounts.oidc_identity")

@@ -104,3 +104,7 @@ def user_agent_summary(user_agent: str) -> str:
     if browser and system:
         return f"{browser} on {system}"
     return browser or user_agent[:80]
+
+
+# Single sign-on's tables live with its code (apps/accounts/oidc/); importing them here makes them the app's.
+from .oidc.models import OidcIdentity, ProviderMfaDevice  # noqa: E402, F401

@@ -41,9 +41,16 @@ def totp_device_confirmed(*, user) -> TOTPDevice | None:
 
 
 def confirmed_device_exists(user) -> ExpressionWrapper:
-    """An annotation: whether ``user`` (a user or an OuterRef to one) has a second factor (authenticator or passkey)."""
+    """An annotation: whether ``user`` (a user or an OuterRef to one) has a confirmed second factor: an
+    authenticator, a passkey, or the identity provider's MFA (a ProviderMfaDevice exists once the provider reported
+    MFA at a sign-in)."""
+    from .oidc.models import ProviderMfaDevice
+
     return ExpressionWrapper(
-        Exists(_confirmed_devices(user)) | Exists(_confirmed_passkeys(user)), output_field=BooleanField()
+        Exists(_confirmed_devices(user))
+        | Exists(_confirmed_passkeys(user))
+        | Exists(ProviderMfaDevice.objects.filter(user=user, confirmed=True)),
+        output_field=BooleanField(),
     )
 
 

@@ -29,6 +29,8 @@ from . import selectors, services, sessions
 from .forms import CurrentPasswordChangeForm, EnrollmentForm, OtpCodeForm, ReauthenticationForm
 from .lockout import lockout_response
 from .models import User
+from .oidc import services as oidc_services
+from .oidc import views as oidc_views
 from .sudo import sudo_mark, sudo_required
 
 PENDING_USER_KEY = "mfa_pending_user_id"
@@ -61,6 +63,17 @@ class PasswordLoginView(auth_views.LoginView):
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "sso": oidc_views.sso_context(self.request)}
+
+    def post(self, request, *args, **kwargs):
+        # OIDC_ONLY: refused before the password is even checked (no guesses counted, nothing learned).
+        refusal = oidc_services.password_sign_in_refusal(username=request.POST.get("username", ""))
+        if refusal is not None:
+            context = self.get_context_data(form=self.get_form_class()(request), refusal=refusal)
+            return self.render_to_response(context, status=403)
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
         user = form.get_user()
@@ -349,8 +362,13 @@ def reauthenticate(request):
     user = request.user
     needs_code = selectors.user_has_totp(user=user)
     has_passkey = selectors.user_has_passkey(user=user)
+    at_provider = oidc_services.sudo_at_provider(user=user)
+    provider_url = f"{reverse('oidc-login')}?{urlencode({'reauth': 1, REDIRECT_FIELD_NAME: next_url})}"
+    if at_provider and not has_passkey:
+        # No password to confirm (or OIDC_ONLY refuses it): the provider authenticates them again.
+        return redirect(provider_url)
     # A password alone would open the window that otherwise takes a second factor: not while a passkey is the factor.
-    password_offered = user.has_usable_password() and (needs_code or not has_passkey)
+    password_offered = not at_provider and user.has_usable_password() and (needs_code or not has_passkey)
     form = ReauthenticationForm(request.POST or None, needs_code=needs_code)
     if request.method == "POST" and not password_offered:
         form.is_valid()
@@ -378,5 +396,6 @@ def reauthenticate(request):
         "window": settings.SUDO_WINDOW_MINUTES,
         "password_offered": password_offered,
         "has_passkey": has_passkey,
+        "provider_url": provider_url if at_provider else "",
     }
     return render(request, "accounts/reauthenticate.html", context)

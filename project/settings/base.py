@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .broker import broker_transport_options, broker_url, task_queues
 from .env import Environment
 from .forwarding import forward_urls
+from .oidc import oidc_settings
 from .passkeys import passkey_settings
 from .storage import file_storage, storages_apart
 
@@ -470,6 +471,11 @@ AXES_DISABLE_ACCESS_LOG = True
 AXES_VERBOSE = False
 # axes logs every successful login at INFO; the audit trail already has it.
 LOGGING["loggers"] = {**LOGGING.get("loggers", {}), "axes": {"level": "WARNING"}}
+
+# --- Single sign-on with OpenID Connect (project/settings/oidc.py; README "SSO and passkeys"): off while OIDC_ISSUER
+# is empty. The provider is never contacted here.
+globals().update(oidc_settings(env))
+AUTHENTICATION_BACKENDS.append("apps.accounts.oidc.backend.OidcBackend")
 
 # --- Sessions
 # A sign-in lasts at most SESSION_ABSOLUTE_HOURS (the expiry is fixed at sign-in and never
