@@ -71,7 +71,8 @@ def provider_start(*, portal_origins: list[str], users: dict) -> Provider:
         stderr=subprocess.PIPE,
     )
     issuer = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # Generous: node loads the package and makes two RSA keys, which a busy machine (a parallel test run) slows.
+    deadline = time.monotonic() + 90
     while True:
         try:
             requests.get(f"{issuer}/.well-known/openid-configuration", timeout=1).raise_for_status()
