@@ -108,7 +108,7 @@ def test_access_review_flags_admin_without_mfa_token_without_expiry_and_dormant_
         "nora-nobody": "",
         "oscar-operator": "token without expiry",
         "rita-retired": "",
-        "root": "",
+        "root": "privileged without a phishing-resistant factor (informational)",
         "vera-viewer": "no login for 90 days but still active with access",
     }
     assert list(accounts_by_name) == sorted(accounts_by_name)  # ordered by username

@@ -6,13 +6,15 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Prefetch
+from django.db.models import OuterRef, Prefetch
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from apps.accounts import selectors as account_selectors
 from apps.accounts.models import ApiToken, User
+from apps.accounts.oidc.models import ProviderMfaDevice
 from apps.core.choices import Role
 
 from .base import ReportParams, Section, iso, joined, yes_no
@@ -25,6 +27,8 @@ DORMANT_WITH_ACCESS = "no login for 90 days but still active with access"
 TOKEN_WITHOUT_EXPIRY = "token without expiry"  # noqa: S105 - a finding's text, not a secret
 MFA_REQUIRED_NOT_ENROLLED = "MFA required but not enrolled"
 ACCESS_FINDINGS = (PRIVILEGED_WITHOUT_MFA, MFA_REQUIRED_NOT_ENROLLED, DORMANT_WITH_ACCESS, TOKEN_WITHOUT_EXPIRY)
+# Informational: a code (TOTP, recovery code, a provider's MFA of unknown kind) can be phished; a passkey cannot.
+PRIVILEGED_WITHOUT_PHISHING_RESISTANT = "privileged without a phishing-resistant factor (informational)"
 
 ACCESS_COLUMNS = [
     "username",
@@ -34,6 +38,7 @@ ACCESS_COLUMNS = [
     "staff",
     "superuser",
     "roles",
+    "sign_in",
     "mfa_devices",
     "last_login",
     "joined",
@@ -54,7 +59,37 @@ def _users_for_review():
         Prefetch("totpdevice_set", queryset=TOTPDevice.objects.order_by("id")),
         Prefetch("staticdevice_set", queryset=StaticDevice.objects.order_by("id")),
         Prefetch("api_tokens", queryset=live_tokens),
+        *SIGN_IN_PREFETCHES,
     )
+
+
+# What sign_in() and factors() read, prefetched so that they cost no query per user.
+SIGN_IN_PREFETCHES = (
+    Prefetch("webauthncredential_set", queryset=WebAuthnCredential.objects.filter(confirmed=True).order_by("id")),
+    Prefetch("providermfadevice_set", queryset=ProviderMfaDevice.objects.filter(confirmed=True)),
+    "oidc_identities",
+)
+
+
+def sign_in(user: User) -> str:
+    """How the user signs in: "local" (a password), "SSO" (an identity provider), or "local and SSO"."""
+    methods = [
+        method
+        for method, used in (("local", user.has_usable_password()), ("SSO", bool(user.oidc_identities.all())))
+        if used
+    ]
+    return " and ".join(methods) or "none"
+
+
+def factors(user: User) -> list[str]:
+    """The user's confirmed second factors by type: TOTP, passkey, recovery code, provider MFA."""
+    found = [
+        ("TOTP", any(device.confirmed for device in user.totpdevice_set.all())),
+        ("passkey", bool(user.webauthncredential_set.all())),
+        ("recovery code", any(device.confirmed for device in user.staticdevice_set.all())),
+        ("provider MFA", bool(user.providermfadevice_set.all())),
+    ]
+    return [name for name, present in found if present]
 
 
 def _device_text(kind: str, device) -> str:
@@ -66,7 +101,8 @@ def _account_row(user: User, *, now: datetime, locked: set[str]) -> tuple[list, 
     totp = list(user.totpdevice_set.all())
     static = list(user.staticdevice_set.all())
     tokens = [token for token in user.api_tokens.all() if token.expires is None or token.expires > now]
-    has_mfa = any(device.confirmed for device in totp)
+    kinds = factors(user)
+    has_mfa = bool(set(kinds) - {"recovery code"})
     privileged = user.is_superuser or user.is_staff or Role.ADMIN in roles
     mfa_required = user.is_superuser or bool(set(roles) & set(settings.MFA_REQUIRED_ROLES))
     has_access = bool(user.is_superuser or user.is_staff or roles or tokens)
@@ -75,6 +111,8 @@ def _account_row(user: User, *, now: datetime, locked: set[str]) -> tuple[list, 
     findings = []
     if privileged and not has_mfa:
         findings.append(PRIVILEGED_WITHOUT_MFA)
+    elif privileged and "passkey" not in kinds:
+        findings.append(PRIVILEGED_WITHOUT_PHISHING_RESISTANT)
     elif mfa_required and not has_mfa:
         findings.append(MFA_REQUIRED_NOT_ENROLLED)
     if user.is_active and has_access and last_seen < now - DORMANT_AFTER:
@@ -91,9 +129,12 @@ def _account_row(user: User, *, now: datetime, locked: set[str]) -> tuple[list, 
         yes_no(user.is_staff),
         yes_no(user.is_superuser),
         joined(roles),
+        sign_in(user),
         joined(
             [_device_text("totp", device) for device in totp]
-            + [_device_text("recovery codes", device) for device in static],
+            + [_device_text("recovery codes", device) for device in static]
+            + [f"passkey {passkey.name!r}" for passkey in user.webauthncredential_set.all()]
+            + ["provider MFA" for _ in user.providermfadevice_set.all()],
             "; ",
         ),
         iso(user.last_login),
@@ -116,16 +157,16 @@ def access_review(params: ReportParams) -> Iterator[Section]:
     """
     now = timezone.now()
     locked = set(account_selectors.locked_attempts().values_list("username", flat=True))
-    rows, counts = [], dict.fromkeys(ACCESS_FINDINGS, 0)
+    rows, counts = [], dict.fromkeys((*ACCESS_FINDINGS, PRIVILEGED_WITHOUT_PHISHING_RESISTANT), 0)
     superusers = active = flagged = 0
     for user in _users_for_review():
         row, findings = _account_row(user, now=now, locked=locked)
         rows.append(row)
         superusers += user.is_superuser
         active += user.is_active
-        flagged += bool(findings)
+        flagged += bool(set(findings) - {PRIVILEGED_WITHOUT_PHISHING_RESISTANT})
         for finding in findings:
-            counts[finding] += 1
+            counts[finding] = counts.get(finding, 0) + 1
     yield Section(
         name="accounts",
         title="Accounts",
@@ -152,8 +193,8 @@ def mfa_coverage(params: ReportParams) -> Iterator[Section]:
     """Per role, how many active accounts have a confirmed authenticator; then those who have none."""
     users = list(
         User.objects.filter(is_active=True)
-        .annotate(has_mfa=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)))
-        .prefetch_related("groups")
+        .annotate(has_mfa=account_selectors.confirmed_device_exists(OuterRef("pk")))
+        .prefetch_related("groups", "totpdevice_set", "staticdevice_set", *SIGN_IN_PREFETCHES)
         .order_by("username")
     )
     required_roles = set(settings.MFA_REQUIRED_ROLES)
@@ -197,4 +238,25 @@ def mfa_coverage(params: ReportParams) -> Iterator[Section]:
         rows=without,
         findings_column="findings",
         summary={"without MFA": len(without), "of which MFA required": sum(1 for row in without if row[-1])},
+    )
+    factor_rows = []
+    for user in users:
+        kinds = factors(user)
+        privileged = user.is_superuser or user.is_staff or Role.ADMIN in user.role_names
+        informational = privileged and user.has_mfa and "passkey" not in kinds
+        factor_rows.append(
+            [user.username, joined(user.role_names), sign_in(user), joined(kinds), yes_no("passkey" in kinds),
+             PRIVILEGED_WITHOUT_PHISHING_RESISTANT if informational else ""]
+        )  # fmt: skip
+    yield Section(
+        name="factors",
+        title="Sign-in method and second factors per account",
+        columns=["username", "roles", "sign_in", "mfa_factors", "phishing_resistant", "findings"],
+        rows=factor_rows,
+        findings_column="findings",
+        summary={
+            "signing in with SSO": sum(1 for row in factor_rows if "SSO" in row[2]),
+            "with a passkey": sum(1 for row in factor_rows if row[4] == "yes"),
+            PRIVILEGED_WITHOUT_PHISHING_RESISTANT: sum(1 for row in factor_rows if row[-1]),
+        },
     )

@@ -8,8 +8,10 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from apps.accounts.models import ApiToken, User, UserSession
+from apps.accounts.oidc.models import ProviderMfaDevice
 from apps.audit.hashing import canonical_timestamp
 from apps.audit.models import AuditEvent
 from apps.jobs.choices import JobStatus
@@ -102,6 +104,12 @@ def _device_rows(user: User) -> list[list]:
             ["recovery codes", device.name, yes_no(device.confirmed), iso(device.created_at),
              iso(device.last_used_at), remaining]
         )  # fmt: skip
+    for passkey in WebAuthnCredential.objects.filter(user=user).order_by("id"):
+        rows.append(
+            ["passkey", passkey.name, yes_no(passkey.confirmed), iso(passkey.created_at), iso(passkey.last_used_at), ""]
+        )
+    for device in ProviderMfaDevice.objects.filter(user=user).order_by("id"):
+        rows.append(["provider MFA", device.name, yes_no(device.confirmed), "", "", ""])
     return rows
 
 
