@@ -37,6 +37,7 @@ from apps.core.throttling import client_network
 
 from . import selectors, sessions, tokens
 from .models import User
+from .oidc.services import password_sign_in_refusal
 
 CACHE_KEY_PREFIX = "opsdeck:throttle:password-reset:"
 EMAIL_NAME = "password_reset"
@@ -162,10 +163,17 @@ def _send_enqueue(address: str, ip: str) -> None:
 
 
 def password_reset_users(*, address: str) -> list[User]:
-    """The accounts a reset link for ``address`` goes to: active, with a usable password, using that address."""
+    """The accounts a reset link for ``address`` goes to: active, with a usable password, using that address, and
+    allowed to sign in with a password (under OIDC_ONLY, only the break-glass accounts are)."""
     address = address_normalized(address)
     candidates = User.objects.filter(email__iexact=address, is_active=True).order_by("pk")
-    return [user for user in candidates if user.has_usable_password() and address_normalized(user.email) == address]
+    return [
+        user
+        for user in candidates
+        if user.has_usable_password()
+        and address_normalized(user.email) == address
+        and password_sign_in_refusal(username=user.get_username()) is None
+    ]
 
 
 def password_reset_link(*, user: User) -> str:

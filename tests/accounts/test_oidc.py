@@ -174,6 +174,16 @@ def test_oidc_only_refuses_the_password_form_except_for_break_glass_users(client
     assert allowed.status_code == 302
 
 
+def test_under_oidc_only_only_break_glass_accounts_get_a_password_reset(db, settings):
+    settings.OIDC_ONLY = True
+    settings.OIDC_BREAK_GLASS_USERS = ["root"]
+    UserFactory(username="oscar", email="oscar@example.test")
+    root = UserFactory(username="root", email="root@example.test")
+
+    assert password_reset_users(address="oscar@example.test") == [], "a password oscar may not use"
+    assert password_reset_users(address="root@example.test") == [root]
+
+
 def test_an_sso_only_user_gets_no_password_reset(client, provider):
     sign_in(client, username="ada")
     ada = OidcIdentity.objects.get(subject="ada").user
