@@ -48,42 +48,54 @@ def user(groups: list[str], amr: list[str] | None = None, **extra) -> dict:
     return {"password": PASSWORD, "groups": groups, "amr": amr or ["pwd"], **extra}
 
 
+# Generous: node loads the package and makes two RSA keys, which a busy machine (a parallel test run) slows.
+START_SECONDS = 15
+START_ATTEMPTS = 3
+
+
 def provider_start(*, portal_origins: list[str], users: dict) -> Provider:
     if not (PROVIDER_DIR / "node_modules" / "oidc-provider").exists():
         pytest.fail(
             "The test OpenID Connect provider is not installed: run `make test` (npm ci in tests/oidc_provider)."
         )
-    port = free_port()
-    environment = {
-        **os.environ,
-        "OIDC_TEST_PORT": str(port),
-        "OIDC_TEST_REDIRECT_URIS": ",".join(f"{origin}/accounts/oidc/callback/" for origin in portal_origins),
-        "OIDC_TEST_CLIENT_ID": CLIENT_ID,
-        "OIDC_TEST_CLIENT_SECRET": CLIENT_SECRET,
-        "OIDC_TEST_USERS": json.dumps(users),
-        "NODE_NO_WARNINGS": "1",
-    }
-    process = subprocess.Popen(
-        ["node", "provider.js"],
-        cwd=PROVIDER_DIR,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    issuer = f"http://127.0.0.1:{port}"
-    # Generous: node loads the package and makes two RSA keys, which a busy machine (a parallel test run) slows.
-    deadline = time.monotonic() + 90
-    while True:
+    failures = []
+    # Node 20 (oidc-provider asks for 22) now and then hangs while starting the provider, before it listens: a
+    # start that does not answer within START_SECONDS is killed and tried again.
+    for _ in range(START_ATTEMPTS):
+        port = free_port()
+        environment = {
+            **os.environ,
+            "OIDC_TEST_PORT": str(port),
+            "OIDC_TEST_REDIRECT_URIS": ",".join(f"{origin}/accounts/oidc/callback/" for origin in portal_origins),
+            "OIDC_TEST_CLIENT_ID": CLIENT_ID,
+            "OIDC_TEST_CLIENT_SECRET": CLIENT_SECRET,
+            "OIDC_TEST_USERS": json.dumps(users),
+            "NODE_NO_WARNINGS": "1",
+        }
+        process = subprocess.Popen(
+            ["node", "provider.js"],
+            cwd=PROVIDER_DIR,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        issuer = f"http://127.0.0.1:{port}"
+        if _answers(issuer, process):
+            return Provider(issuer=issuer, process=process)
+        process.kill()
+        failures.append(f"exit {process.wait()}: {process.stderr.read().decode()[-500:]}")
+    pytest.fail(f"The test OpenID Connect provider did not start in {START_ATTEMPTS} attempts: {failures}")
+
+
+def _answers(issuer: str, process: subprocess.Popen) -> bool:
+    deadline = time.monotonic() + START_SECONDS
+    while process.poll() is None and time.monotonic() < deadline:
         try:
             requests.get(f"{issuer}/.well-known/openid-configuration", timeout=1).raise_for_status()
-            break
+            return True
         except requests.RequestException:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                output = process.stderr.read().decode()[-2000:]
-                pytest.fail(f"The test OpenID Connect provider did not start (exit {process.wait()}): {output}")
             time.sleep(0.05)
-    return Provider(issuer=issuer, process=process)
+    return False
 
 
 def provider_stop(provider: Provider) -> None:
