@@ -19,6 +19,19 @@ from tests.mfa import otp_force_login
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
+NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+
+
+def photograph_both_widths(page, name: str) -> None:
+    """Screenshots of the page at laptop and phone width (var/screenshots/<name>-desktop.png, -phone.png); the
+    phone's must not scroll sideways. The page is left at laptop width."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width_name, viewport in (("desktop", LAPTOP), ("phone", PHONE)):
+        page.set_viewport_size(viewport)
+        page.screenshot(path=SCREENSHOTS / f"{name}-{width_name}.png", full_page=True)
+        if width_name == "phone":
+            assert page.evaluate(NO_SIDEWAYS_SCROLL), f"{name} scrolls sideways at 390 px"
+    page.set_viewport_size(LAPTOP)
 
 
 @dataclass

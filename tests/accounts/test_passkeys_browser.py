@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,13 +21,10 @@ from apps.audit.models import AuditEvent
 from apps.backups.choices import BackupTrigger
 from apps.backups.models import BackupJob
 from apps.backups.services import backup_create
-from tests.shell_pages import AXE, AXE_SERIOUS
+from tests.shell_pages import AXE, AXE_SERIOUS, LAPTOP, photograph_both_widths
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
-VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
-NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
 AUTHENTICATOR = {
     "protocol": "ctap2",
     "transport": "internal",
@@ -68,7 +64,7 @@ def restorable_backup(transactional_db, backup_dir, admin_user):
 @pytest.fixture
 def page(live_server, rp_localhost, chromium):
     assert urlsplit(live_server.url).hostname == "localhost"
-    context = chromium.new_context(viewport=VIEWPORTS["desktop"])
+    context = chromium.new_context(viewport=LAPTOP)
     tab = context.new_page()
     cdp = context.new_cdp_session(tab)
     cdp.send("WebAuthn.enable")
@@ -82,13 +78,7 @@ def page(live_server, rp_localhost, chromium):
 
 def _photograph(page, name: str) -> None:
     """Both widths into var/screenshots/; no sideways scroll on the phone, no serious axe-core violation."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for width_name, viewport in VIEWPORTS.items():
-        page.set_viewport_size(viewport)
-        page.screenshot(path=SCREENSHOTS / f"passkeys-{name}-{width_name}.png", full_page=True)
-        if width_name == "phone":
-            assert page.evaluate(NO_SIDEWAYS_SCROLL), f"{name} scrolls sideways at 390 px"
-    page.set_viewport_size(VIEWPORTS["desktop"])
+    photograph_both_widths(page, f"passkeys-{name}")
     page.add_script_tag(path=str(AXE))
     assert page.evaluate(AXE_SERIOUS) == [], name
 

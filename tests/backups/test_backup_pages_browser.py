@@ -2,18 +2,15 @@
 administrator takes a backup from /backups/ and watches its job reach "completed" live, then verifies it and reads
 the checklist; every page is photographed at a desktop and a phone width, and none scrolls sideways on the phone."""
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
 from tests.mfa import browser_sign_in, totp_device_create
+from tests.shell_pages import LAPTOP, photograph_both_widths
 from tests.workers import worker_running
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
-VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 # Every job.update a page's websockets receive, kept in the tab's sessionStorage: the job page reloads at the end.
 UPDATES_RECORDER = """
 const NativeWebSocket = window.WebSocket;
@@ -31,7 +28,6 @@ window.WebSocket = class extends NativeWebSocket {
   }
 };
 """
-NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
 
 
 @pytest.fixture
@@ -41,13 +37,7 @@ def admin_key(admin_user):
 
 def _photograph(page, name: str) -> None:
     """Screenshots at both widths (var/screenshots/, git-ignored); the phone's must not scroll sideways."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for width_name, viewport in VIEWPORTS.items():
-        page.set_viewport_size(viewport)
-        page.screenshot(path=SCREENSHOTS / f"backups-{name}-{width_name}.png", full_page=True)
-        if width_name == "phone":
-            assert page.evaluate(NO_SIDEWAYS_SCROLL), f"{name} scrolls sideways at 390 px"
-    page.set_viewport_size(VIEWPORTS["desktop"])
+    photograph_both_widths(page, f"backups-{name}")
 
 
 def _job_updates(page, job_id: str) -> list[dict]:
@@ -58,7 +48,7 @@ def _job_updates(page, job_id: str) -> list[dict]:
 def test_admin_takes_a_backup_watches_it_complete_live_then_verifies_it_and_reads_the_checklist(
     asgi_live_server, backup_dir, admin_user, admin_key, password, chromium
 ):
-    page = chromium.new_page(viewport=VIEWPORTS["desktop"])
+    page = chromium.new_page(viewport=LAPTOP)
     page.add_init_script(UPDATES_RECORDER)
     script_errors = []
     page.on("pageerror", lambda error: script_errors.append(str(error)))

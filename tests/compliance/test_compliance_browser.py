@@ -8,7 +8,6 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -19,13 +18,11 @@ from apps.compliance.signing import key_fingerprint
 from tests.browser_sockets import SOCKET_OPEN, SOCKET_RECORDER
 from tests.helpers import AXE, AXE_SERIOUS, PAGE_POST_JSON, manifest_signed_bytes
 from tests.mfa import browser_sign_in, totp_device_create
+from tests.shell_pages import LAPTOP, photograph_both_widths
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CLIPBOARD = "() => navigator.clipboard.readText()"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
-VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
-NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
 
 
 @pytest.fixture
@@ -48,13 +45,7 @@ def _photograph(page, name: str) -> None:
     page has no serious or critical axe-core violation."""
     page.add_script_tag(path=str(AXE))
     assert page.evaluate(AXE_SERIOUS) == [], name
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for width_name, viewport in VIEWPORTS.items():
-        page.set_viewport_size(viewport)
-        page.screenshot(path=SCREENSHOTS / f"compliance-{name}-{width_name}.png", full_page=True)
-        if width_name == "phone":
-            assert page.evaluate(NO_SIDEWAYS_SCROLL), f"{name} scrolls sideways at 390 px"
-    page.set_viewport_size(VIEWPORTS["desktop"])
+    photograph_both_widths(page, f"compliance-{name}")
 
 
 def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
@@ -63,7 +54,7 @@ def test_officer_generates_watches_live_and_downloads_a_verifiable_report(
     fingerprint = key_fingerprint()
     start, end = previous_month()
     context = chromium.new_context(
-        permissions=["clipboard-read", "clipboard-write"], viewport=VIEWPORTS["desktop"], accept_downloads=True
+        permissions=["clipboard-read", "clipboard-write"], viewport=LAPTOP, accept_downloads=True
     )
     page = context.new_page()
     page.add_init_script(SOCKET_RECORDER)
