@@ -121,7 +121,9 @@ def portal_configure(settings, issuer: str, **overrides) -> None:
         setattr(settings, name, value)
 
 
-def provider_login(browser_session: requests.Session, authorization_url: str, *, username: str) -> str:
+def provider_login(
+    browser_session: requests.Session, authorization_url: str, *, username: str, portal_origin: str = TEST_CLIENT_ORIGIN
+) -> str:
     """At the provider: its login form, then consent, as a browser would; returns the URL it sends back to."""
     response = browser_session.get(authorization_url, allow_redirects=True, timeout=10)
     assert "/interaction/" in response.url, response.text[:500]
@@ -135,7 +137,7 @@ def provider_login(browser_session: requests.Session, authorization_url: str, *,
     )
     for _ in range(10):
         location = response.headers.get("location", "")
-        if location.startswith(TEST_CLIENT_ORIGIN):
+        if location.startswith(portal_origin):
             return location
         assert response.status_code in (302, 303), (response.status_code, response.text[:500])
         response = browser_session.get(
