@@ -23,3 +23,22 @@ def slow_qasm2(qubits: int = 22, layers: int = 20) -> str:
         lines += [f"cx q[{i}],q[{(i + 1 + layer) % qubits}];" for i in range(qubits) if (1 + layer) % qubits]
     lines.append("measure q -> c;")
     return "\n".join(lines) + "\n"
+
+
+def rotation_qasm3(parameters: tuple[str, ...] = ("theta",), measure: bool = True) -> str:
+    """ry(first parameter) on qubit 0, then each further parameter as an rz on it: one input float per name."""
+    lines = ["OPENQASM 3.0;", 'include "stdgates.inc";', *[f"input float {name};" for name in parameters]]
+    lines += ["qubit[1] q;", "bit[1] c;", f"ry({parameters[0]}) q[0];"]
+    lines += [f"rz({name}) q[0];" for name in parameters[1:]]
+    if measure:
+        lines.append("c = measure q;")
+    return "\n".join(lines) + "\n"
+
+
+def bell_rotation_qasm3(measure: bool = False) -> str:
+    """ry(theta) on qubit 0, then cx 0 → 1: ⟨ZZ⟩ = 1, ⟨IZ⟩ = cos θ, ⟨XX⟩ = sin θ."""
+    lines = ["OPENQASM 3.0;", 'include "stdgates.inc";', "input float theta;", "qubit[2] q;", "bit[2] c;"]
+    lines += ["ry(theta) q[0];", "cx q[0], q[1];"]
+    if measure:
+        lines.append("c = measure q;")
+    return "\n".join(lines) + "\n"

@@ -13,3 +13,8 @@ class SimulationMethod(models.TextChoices):
 class QasmVersion(models.IntegerChoices):
     QASM2 = 2, "OpenQASM 2"
     QASM3 = 3, "OpenQASM 3"
+
+
+class Primitive(models.TextChoices):
+    SAMPLER = "sampler", "Sampler (counts)"
+    ESTIMATOR = "estimator", "Estimator (expectation values)"

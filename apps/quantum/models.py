@@ -5,7 +5,7 @@ from django.db import models
 
 from apps.jobs.models import Job
 
-from .choices import QasmVersion, SimulationMethod
+from .choices import Primitive, QasmVersion, SimulationMethod
 
 
 class QuantumJob(Job):
@@ -31,7 +31,22 @@ class QuantumJob(Job):
     noise_depolarizing_2q = models.FloatField(default=0.0, help_text="Depolarizing error rate of 2-qubit gates.")
     noise_readout = models.FloatField(default=0.0, help_text="Probability that a measured bit is flipped.")
 
+    primitive = models.CharField(max_length=16, choices=Primitive.choices, default=Primitive.SAMPLER)
+    parameters = models.JSONField(default=list, blank=True, help_text="The circuit's input parameters, by name.")
+    parameter_sets = models.JSONField(
+        null=True, blank=True, help_text="Values of the parameters, one object per run of the sweep."
+    )
+    sweep_size = models.PositiveIntegerField(default=1, help_text="Parameter sets run; shots count once per set.")
+    observables = models.JSONField(
+        null=True, blank=True, help_text="Estimator: each observable as [Pauli string, coefficient] pairs."
+    )
+    precision = models.FloatField(null=True, blank=True, help_text="Estimator: target standard error.")
+    bitstrings = models.BooleanField(default=False, help_text="Sampler: the outcome of every shot was kept.")
+
     counts = models.JSONField(null=True, blank=True)
+    results = models.JSONField(
+        null=True, blank=True, help_text="One entry per parameter set (sweeps and estimator jobs)."
+    )
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
 
     class Meta:
@@ -55,6 +70,15 @@ class QuantumJob(Job):
 
     def __str__(self) -> str:
         return f"Job #{self.pk} {self.name}".strip() if self.pk else self.name or "New job"
+
+    @property
+    def total_shots(self) -> int:
+        return self.shots * self.sweep_size
+
+    @property
+    def uses_primitives(self) -> bool:
+        """Sweeps, estimator jobs and per-shot bitstrings run through the primitives path and fill ``results``."""
+        return self.parameter_sets is not None or self.primitive == Primitive.ESTIMATOR or self.bitstrings
 
     @property
     def noise(self) -> dict | None:

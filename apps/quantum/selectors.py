@@ -87,7 +87,8 @@ def status_counts(jobs: QuerySet[QuantumJob]) -> dict[str, int]:
 def shots_submitted_today(owner) -> int:
     start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     jobs = QuantumJob.objects.filter(owner=owner, created_at__gte=start).exclude(status=JobStatus.CANCELLED)
-    return jobs.aggregate(total=Sum("shots"))["total"] or 0
+    # A sweep runs its shots once per parameter set.
+    return jobs.aggregate(total=Sum(F("shots") * F("sweep_size")))["total"] or 0
 
 
 def jobs_finished_per_minute(jobs: QuerySet[QuantumJob], *, since) -> list[dict]:

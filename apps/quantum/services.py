@@ -24,7 +24,7 @@ from apps.jobs.lifecycle import Outcome, jobs_claim, jobs_finish, jobs_submitted
 from apps.jobs.running import JobRun
 
 from . import metrics
-from .choices import SimulationMethod
+from .choices import Primitive, SimulationMethod
 from .circuits import (
     CircuitError,
     circuit_parse,
@@ -34,6 +34,13 @@ from .circuits import (
     state_memory_bytes,
 )
 from .models import QuantumJob
+from .primitives import (
+    MAX_BITSTRINGS,
+    PrimitiveError,
+    observables_check,
+    parameter_sets_check,
+    precision_check,
+)
 from .selectors import job_may_change, queue_length, shots_submitted_today
 from .simulation import SimulationStopped, SimulatorCrashed, simulator_process
 
@@ -82,6 +89,11 @@ class JobSpec:
     noise: dict | None = None
     priority: int = 0
     measure_all: bool = False
+    primitive: str = Primitive.SAMPLER
+    parameter_sets: list[dict] | None = None
+    observables: list | None = None
+    precision: float | None = None
+    bitstrings: bool = False
 
 
 # --- Submit
@@ -134,10 +146,14 @@ def _job_build(owner, spec: JobSpec) -> QuantumJob:
         circuit = circuit_parse(source, version)
     except CircuitError as exc:
         raise JobValidationError("source", str(exc)) from None
+    try:
+        primitive = _primitive_check(spec, circuit)
+    except PrimitiveError as exc:
+        raise JobValidationError(exc.field, exc.message) from None
     if spec.measure_all:
         circuit.measure_all()
     summary = circuit_summary(circuit)
-    if not summary.has_measurements:
+    if spec.primitive == Primitive.SAMPLER and not summary.has_measurements:
         raise JobValidationError(
             "source",
             "The circuit has no measurements, so it would produce no counts. Add measure statements, "
@@ -174,7 +190,58 @@ def _job_build(owner, spec: JobSpec) -> QuantumJob:
         noise_readout=noise.get("readout", 0.0),
         priority=spec.priority,
         max_attempts=settings.QUANTUM_MAX_ATTEMPTS,
+        **primitive,
     )
+
+
+def _primitive_check(spec: JobSpec, circuit) -> dict:
+    """The job's primitive fields, checked against the circuit (its parameters, qubits and measurements).
+
+    An estimator's circuit may end in measurements: they are dropped before the run, as a job measuring every
+    qubit and estimating observables wants the state before measurement.
+    """
+    if spec.primitive not in Primitive.values:
+        raise PrimitiveError(
+            "primitive", f"Unknown primitive {spec.primitive!r}; choose one of {', '.join(Primitive.values)}."
+        )
+    parameters = sorted(parameter.name for parameter in circuit.parameters)
+    max_sets = settings.QUANTUM_MAX_SWEEP
+    parameter_sets = parameter_sets_check(parameters, spec.parameter_sets, max_sets=max_sets)
+    sweep_size = len(parameter_sets) if parameter_sets is not None else 1
+    fields = {"primitive": spec.primitive, "parameters": parameters, "parameter_sets": parameter_sets}
+    fields["sweep_size"] = sweep_size
+    if spec.primitive == Primitive.SAMPLER:
+        if spec.observables is not None or spec.precision is not None:
+            field = "observables" if spec.observables is not None else "precision"
+            raise PrimitiveError(field, f'{field} applies to "primitive": "estimator" jobs only.')
+        if spec.bitstrings and spec.shots * sweep_size > MAX_BITSTRINGS:
+            raise PrimitiveError(
+                "bitstrings",
+                f"Per-shot bitstrings are kept for up to {MAX_BITSTRINGS:,} shots (shots times parameter sets); "
+                f"this job has {spec.shots * sweep_size:,}. Ask for counts only, or fewer shots or sets.",
+            )
+        return {**fields, "bitstrings": spec.bitstrings}
+    if spec.bitstrings:
+        raise PrimitiveError("bitstrings", 'bitstrings applies to "primitive": "sampler" jobs only.')
+    if spec.measure_all:
+        raise PrimitiveError("measure_all", "An estimator job measures no qubits; leave measure_all false.")
+    if spec.method == SimulationMethod.EXTENDED_STABILIZER:
+        raise PrimitiveError(
+            "method", "The extended_stabilizer method cannot compute expectation values; use another method."
+        )
+    unmeasured = circuit.remove_final_measurements(inplace=False)
+    if "measure" in unmeasured.count_ops():
+        raise PrimitiveError(
+            "source",
+            "An estimator job takes the state before measurement: this circuit measures qubits before its end. "
+            "Remove the mid-circuit measurements, or submit it as a sampler job.",
+        )
+    observables = observables_check(spec.observables, circuit.num_qubits)
+    return {
+        **fields,
+        "observables": [[list(term) for term in terms] for terms in observables],
+        "precision": precision_check(spec.precision),
+    }
 
 
 def _check_settings(spec: JobSpec) -> None:
@@ -222,7 +289,7 @@ def _quotas_check(owner, jobs: list[QuantumJob]) -> None:
         )
     quota = settings.QUANTUM_DAILY_SHOTS_QUOTA
     used = shots_submitted_today(owner)
-    wanted = sum(job.shots for job in jobs)
+    wanted = sum(job.total_shots for job in jobs)
     if used + wanted > quota:
         raise JobQuotaError(
             f"Today you have submitted {used:,} shots and asked for {wanted:,} more; the daily quota is {quota:,} "
@@ -231,7 +298,10 @@ def _quotas_check(owner, jobs: list[QuantumJob]) -> None:
 
 
 def _submitted_changes(job: QuantumJob) -> dict:
-    return {"qubits": job.num_qubits, "shots": job.shots, "method": job.method}
+    changes = {"qubits": job.num_qubits, "shots": job.shots, "method": job.method}
+    if job.uses_primitives:
+        changes.update(primitive=job.primitive, parameter_sets=job.sweep_size)
+    return changes
 
 
 def _kind():
@@ -257,7 +327,8 @@ def jobs_send(jobs: list[QuantumJob]) -> None:
 
 
 def _batchable(job: QuantumJob) -> bool:
-    return job.seed is None and job.num_qubits <= BATCHABLE_MAX_QUBITS
+    # A sweep or estimator job is one simulator call of its own (its parameter sets together).
+    return job.seed is None and job.num_qubits <= BATCHABLE_MAX_QUBITS and not job.uses_primitives
 
 
 def _message_priority(priority: int) -> int:
@@ -290,6 +361,11 @@ def job_rerun(*, job: QuantumJob, actor) -> QuantumJob:
         noise=job.noise,
         priority=job.priority,
         measure_all=job.measure_all,
+        primitive=job.primitive,
+        parameter_sets=job.parameter_sets,
+        observables=job.observables,
+        precision=job.precision,
+        bitstrings=job.bitstrings,
     )
     with transaction.atomic():
         copy = job_submit(owner=job.owner, spec=spec)
@@ -338,6 +414,8 @@ def _group_run(group: list[QuantumJob], run: JobRun) -> None:
             if group[0].noise
             else None,
         }
+        if group[0].uses_primitives:  # alone in its group (see _batchable)
+            request.update(_primitive_request(group[0]))
         deadline = time.monotonic() + settings.QUANTUM_JOB_TIMEOUT
         cancelled = partial(run.any_cancelling, list(group))
         try:
@@ -362,12 +440,23 @@ def _group_run(group: list[QuantumJob], run: JobRun) -> None:
         return
 
 
+def _primitive_request(job: QuantumJob) -> dict:
+    return {
+        "primitive": job.primitive,
+        "parameter_sets": job.parameter_sets,
+        "observables": job.observables,
+        "precision": job.precision,
+        "bitstrings": job.bitstrings,
+    }
+
+
 def _jobs_end(group: list[QuantumJob], *, results: list[dict] | None = None, error: str = "") -> None:
     """Store the outcome of a simulator call: counts, or the error of the call or of each circuit."""
     outcomes = {}
     for job, result in zip(group, results or [{"error": error}] * len(group), strict=True):
-        if "counts" in result:
-            fields = {"counts": result["counts"], "duration_seconds": result["seconds"]}
+        if "counts" in result or "results" in result:
+            fields = {"duration_seconds": result["seconds"]}
+            fields.update({key: result[key] for key in ("counts", "results") if key in result})
             outcomes[job.pk] = Outcome(JobStatus.COMPLETED, fields=fields)
         else:
             outcomes[job.pk] = Outcome(JobStatus.FAILED, result["error"])

@@ -14,10 +14,13 @@ import sys
 import time
 from functools import cache
 
+import numpy as np
 from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
+from qiskit_aer.primitives import EstimatorV2
 
 from apps.quantum.circuits import circuit_parse
 
@@ -88,6 +91,71 @@ def simulate(request: dict) -> list[dict]:
     return outcomes
 
 
+def primitive_simulate(request: dict) -> list[dict]:
+    """Run one job's parameter sets in one simulator call: counts (sampler) or expectation values (estimator).
+
+    Sampler sweeps go to AerSimulator.run with parameter binds rather than SamplerV2: measured here on a 5-qubit
+    circuit with 100 sets of 1,024 shots, 80-100 ms against 165-195 ms for SamplerV2, which keeps every shot.
+    """
+    ((source, version, measure_all),) = request["circuits"]
+    circuit = circuit_parse(source, version)
+    estimator = request["primitive"] == "estimator"
+    if estimator:
+        circuit.remove_final_measurements()
+    elif measure_all:
+        circuit.measure_all()
+    circuit = runnable(circuit, request["method"])
+    sets = request["parameter_sets"] or [{}]
+    values = np.array([[values[parameter.name] for parameter in circuit.parameters] for values in sets], dtype=float)
+    backend = simulator(request["method"], request["noise"])
+    started = time.perf_counter()
+    run = _estimate if estimator else _sample
+    entries = run(backend, circuit, values, request)
+    elapsed = time.perf_counter() - started
+    for entry, parameters in zip(entries, sets, strict=True):
+        entry["parameters"] = parameters
+    outcome = {"results": entries, "seconds": elapsed}
+    if not estimator and request["parameter_sets"] is None:
+        outcome["counts"] = entries[0]["counts"]  # a job without a sweep keeps today's counts field
+    return [outcome]
+
+
+def _sample(backend: AerSimulator, circuit: QuantumCircuit, values, request: dict) -> list[dict]:
+    options = {"shots": request["shots"], "memory": request["bitstrings"]}
+    if request["seed"] is not None:
+        options["seed_simulator"] = request["seed"]
+    if circuit.parameters:
+        options["parameter_binds"] = [{parameter: values[:, i] for i, parameter in enumerate(circuit.parameters)}]
+    result = backend.run(circuit, **options).result()
+    entries = []
+    for index, experiment in enumerate(result.results):
+        if not experiment.success:
+            raise RuntimeError(f"parameter set {index}: {experiment.status or 'the simulator reported a failure'}")
+        entry = {"counts": dict(result.get_counts(index))}
+        if request["bitstrings"]:
+            entry["bitstrings"] = result.get_memory(index)
+        entries.append(entry)
+    return entries
+
+
+def _estimate(backend: AerSimulator, circuit: QuantumCircuit, values, request: dict) -> list[dict]:
+    run_options = {"shots": request["shots"]}  # trajectories when noise is on
+    if request["seed"] is not None:
+        run_options["seed_simulator"] = request["seed"]
+    estimator = EstimatorV2.from_backend(backend, options={"run_options": run_options})
+    observables = [SparsePauliOp.from_list(terms) for terms in request["observables"]]
+    if circuit.parameters:
+        # (sets, 1, parameters) against (observables,): values broadcast to (sets, observables).
+        pub = (circuit, observables, values[:, np.newaxis, :], request["precision"])
+    else:
+        pub = (circuit, [observables], None, request["precision"])
+    data = estimator.run([pub]).result()[0].data
+    return [
+        {"expectation_values": [float(value) for value in evs], "std_errors": [float(value) for value in stds]}
+        for evs, stds in zip(data.evs, data.stds, strict=True)
+    ]
+
+
 def serve(requests, responses) -> None:
     while True:
         try:
@@ -95,7 +163,8 @@ def serve(requests, responses) -> None:
         except EOFError:
             return
         try:
-            response = {"results": simulate(request)}
+            # Requests carrying a "primitive" are sweeps, estimator jobs or per-shot bitstrings: one job each.
+            response = {"results": primitive_simulate(request) if "primitive" in request else simulate(request)}
         except Exception as exc:  # reported to the job, never a crash of the process
             response = {"error": f"{type(exc).__name__}: {exc}"}
         pickle.dump(response, responses, protocol=pickle.HIGHEST_PROTOCOL)

@@ -306,6 +306,8 @@ QUANTUM_MAX_QUEUED_PER_USER = env.int("QUANTUM_MAX_QUEUED_PER_USER", 1000, minim
 QUANTUM_DAILY_SHOTS_QUOTA = env.int("QUANTUM_DAILY_SHOTS_QUOTA", 100_000_000, minimum=1)
 QUANTUM_JOB_TIMEOUT = env.int("QUANTUM_JOB_TIMEOUT", 600, minimum=1)
 QUANTUM_MAX_ATTEMPTS = env.int("QUANTUM_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+# Parameter sets one sweep job may carry; they all run in one simulator call.
+QUANTUM_MAX_SWEEP = env.int("QUANTUM_MAX_SWEEP", 1000, minimum=1, maximum=100_000)
 # Small jobs that share their settings run together in one simulator call, up to this many.
 QUANTUM_BATCH_SIZE = env.int("QUANTUM_BATCH_SIZE", 50, minimum=1, maximum=500)
 

@@ -5,7 +5,7 @@ from functools import cached_property
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..choices import SimulationMethod
+from ..choices import Primitive, SimulationMethod
 from ..models import QuantumJob
 from ..selectors import eta_seconds, queue_positions, throughput_per_second
 from ..services import MAX_BATCH_JOBS, JobSpec
@@ -29,6 +29,11 @@ class MethodField(serializers.CharField):
     """Any string: the service refuses an unknown method with the list of known ones."""
 
 
+@extend_schema_field(serializers.ChoiceField(choices=Primitive.choices))
+class PrimitiveField(serializers.CharField):
+    """Any string: the service refuses an unknown primitive with the list of known ones."""
+
+
 class JobSubmitSerializer(serializers.Serializer):
     source = serializers.CharField(
         trim_whitespace=False, allow_blank=True, help_text="An OpenQASM 2 or 3 program, at most 1 MiB."
@@ -45,6 +50,23 @@ class JobSubmitSerializer(serializers.Serializer):
     noise = NoiseField(allow_null=True, default=None, help_text="Error rates from 0 to 1; omit for a perfect device.")
     priority = serializers.IntegerField(default=0, help_text="-10 to 10; higher runs first.")
     measure_all = serializers.BooleanField(default=False, help_text="Add a measurement of every qubit.")
+    primitive = PrimitiveField(default=Primitive.SAMPLER)
+    # Taken as any JSON: the service checks them, naming the parameter set or observable at fault.
+    parameter_sets = serializers.JSONField(
+        default=None,
+        help_text="One object of input parameter names → numbers per run (1 to QUANTUM_MAX_SWEEP, 1,000 unless "
+        "configured); required when the OpenQASM 3 program declares `input float` parameters.",
+    )
+    observables = serializers.JSONField(
+        default=None,
+        help_text='Estimator: observables, each a list of [pauli_string, coefficient] pairs, e.g. [[["ZZ", 1.0]]].',
+    )
+    precision = serializers.FloatField(
+        allow_null=True, default=None, help_text="Estimator: target standard error, above 0 and at most 1 (0.01)."
+    )
+    bitstrings = serializers.BooleanField(
+        default=False, help_text="Sampler: also return every shot's outcome (up to 100,000 shots times sets)."
+    )
 
 
 def job_spec(data: dict) -> JobSpec:
@@ -108,6 +130,8 @@ class QuantumJobSerializer(serializers.ModelSerializer):
             "tags",
             "status",
             "method",
+            "primitive",
+            "sweep_size",
             "shots",
             "priority",
             "qasm_version",
@@ -141,6 +165,20 @@ class QuantumJobDetailSerializer(QuantumJobSerializer):
         child=serializers.IntegerField(), allow_null=True, help_text="Outcome bitstring → shots; set when completed."
     )
 
+    parameters = serializers.ListField(child=serializers.CharField(), help_text="The circuit's input parameters.")
+    parameter_sets = serializers.ListField(
+        child=serializers.DictField(child=serializers.FloatField()),
+        allow_null=True,
+        help_text="The sweep's parameter sets, in run order; null for a job without parameters.",
+    )
+    observables = serializers.JSONField(allow_null=True, help_text="Estimator: [[pauli_string, coefficient], …].")
+    results = serializers.JSONField(
+        allow_null=True,
+        help_text="Sweeps, estimator jobs and bitstrings: one entry per parameter set, in order, with its "
+        "`parameters` and `counts` (and `bitstrings`) or `expectation_values` and `std_errors` (one per "
+        "observable). Null until completed.",
+    )
+
     class Meta(QuantumJobSerializer.Meta):
         fields = [
             *QuantumJobSerializer.Meta.fields,
@@ -152,6 +190,12 @@ class QuantumJobDetailSerializer(QuantumJobSerializer):
             "seed",
             "noise",
             "counts",
+            "parameters",
+            "parameter_sets",
+            "observables",
+            "precision",
+            "bitstrings",
+            "results",
             "attempts",
             "worker",
             "updated_at",

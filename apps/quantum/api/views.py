@@ -90,7 +90,7 @@ class QuantumJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         jobs = jobs_visible_to(self.request.user).select_related("owner")
         if self.action == "list":
             # Up to 1 MiB of source per job: a page would carry megabytes it does not show.
-            jobs = jobs.defer("source", "counts", "gate_counts")
+            jobs = jobs.defer("source", "counts", "gate_counts", "results", "parameter_sets", "observables")
         return jobs
 
     def get_permissions(self):
