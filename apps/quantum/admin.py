@@ -6,6 +6,8 @@ the admin neither adds, edits nor deletes them.
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.template.defaultfilters import pluralize
@@ -21,7 +23,7 @@ from apps.jobs.lifecycle import JobStateError
 
 from . import selectors, services
 from .models import QuantumJob
-from .rendering import circuit_text_drawing, histogram_svg
+from .rendering import circuit_text_drawing, expectation_chart_svg, histogram_svg
 
 # One admin action touches at most this many jobs: each goes through its service (and audit) one by one.
 MAX_ACTION_JOBS = services.MAX_BATCH_JOBS
@@ -30,7 +32,9 @@ MAX_LISTED = 5
 # Programs are up to 1 MB; the page shows their beginning (the API returns them whole).
 MAX_SHOWN_SOURCE_CHARS = 100_000
 # Columns the list never shows and that can be large (a program is up to 1 MB).
-LARGE_FIELDS = ("source", "counts", "gate_counts")
+LARGE_FIELDS = ("source", "counts", "gate_counts", "results", "parameter_sets", "observables")
+# Results of a large sweep (with bitstrings) run to megabytes; the page shows their beginning.
+MAX_SHOWN_RESULTS_CHARS = 50_000
 
 
 def _seconds(value: float | None) -> str:
@@ -47,6 +51,16 @@ def _seconds(value: float | None) -> str:
 def _listed(items: list[str], separator: str) -> str:
     more = len(items) - MAX_LISTED
     return separator.join(items[:MAX_LISTED]) + (f"{separator}and {more:,} more" if more > 0 else "")
+
+
+def _json_preview(value) -> str:
+    if value is None:
+        return "—"
+    text = json.dumps(value, indent=1)
+    if len(text) > MAX_SHOWN_RESULTS_CHARS:
+        hidden = len(text) - MAX_SHOWN_RESULTS_CHARS
+        text = f"{text[:MAX_SHOWN_RESULTS_CHARS]}\n… {hidden:,} more characters (the API returns them whole)"
+    return format_html('<pre tabindex="0" style="max-height: 24em; overflow: auto">{}</pre>', text)
 
 
 class JobChangeList(ChangeList):
@@ -68,7 +82,11 @@ class QuantumJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAd
     actions = ["cancel_jobs", "rerun_jobs"]
     fieldsets = [
         (None, {"fields": ["id", "name", "owner", "tags", "status", "queue_place", "error", "rerun_of"]}),
-        ("Result", {"fields": ["histogram"]}),
+        ("Result", {"fields": ["histogram", "expectation_chart", "results_text"]}),
+        (
+            "Primitive",
+            {"fields": ["primitive", "parameters", "sweep_size", "parameter_sets_text", "observables", "precision"]},
+        ),
         (
             "Circuit",
             {
@@ -84,7 +102,10 @@ class QuantumJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAd
                 ]
             },
         ),
-        ("Simulation", {"fields": ["method", "shots", "seed", "noise_rates", "priority", "estimated_memory"]}),
+        (
+            "Simulation",
+            {"fields": ["method", "shots", "bitstrings", "seed", "noise_rates", "priority", "estimated_memory"]},
+        ),
         (
             "Timings",
             {
@@ -146,6 +167,21 @@ class QuantumJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAd
         if job.counts is None:
             return f"No counts: the job is {job.get_status_display().lower()}."
         return format_html('<div style="overflow-x: auto">{}</div>', histogram_svg(job.counts))
+
+    @admin.display(description="Expectation values")
+    def expectation_chart(self, job: QuantumJob) -> str:
+        if not (job.results and job.primitive == "estimator" and len(job.parameters) == 1 and job.parameter_sets):
+            return "—"
+        chart = expectation_chart_svg(job.parameters[0], job.results, job.observables)
+        return format_html('<div style="overflow-x: auto">{}</div>', chart)
+
+    @admin.display(description="Results (one per parameter set)")
+    def results_text(self, job: QuantumJob) -> str:
+        return _json_preview(job.results)
+
+    @admin.display(description="Parameter sets")
+    def parameter_sets_text(self, job: QuantumJob) -> str:
+        return _json_preview(job.parameter_sets)
 
     @admin.display(description="Gate counts")
     def gate_count_table(self, job: QuantumJob) -> str:

@@ -210,3 +210,148 @@ def circuit_text_drawing(source: str, qasm_version: int, measure_all: bool) -> s
             f"drawings are shown up to {MAX_DRAWING_CHARS:,} characters."
         )
     return drawing
+
+
+# Line chart geometry and the colours of its series (one per observable; they repeat past eight).
+CHART_WIDTH = 640
+CHART_PLOT_HEIGHT = 240
+CHART_MARGIN_LEFT = 64
+CHART_MARGIN_RIGHT = 16
+CHART_MARGIN_TOP = 36
+LEGEND_ROW = 18
+SERIES_COLOURS = ("#417690", "#c0392b", "#2e8b57", "#8e44ad", "#d68910", "#1f618d", "#7b7d7d", "#b03a2e")
+MAX_LEGEND_CHARS = 48
+
+
+def observable_label(terms: list) -> str:
+    """An observable as written: ``1·ZZ + 0.5·XI``."""
+    text = " ".join(f"{'-' if coefficient < 0 else '+'} {abs(coefficient):g}·{pauli}" for pauli, coefficient in terms)
+    return text.removeprefix("+ ").replace("- ", "-", 1) if text.startswith("-") else text.removeprefix("+ ")
+
+
+def expectation_chart_svg(parameter: str, results: list[dict], observables: list) -> SafeString:
+    """An accessible SVG line chart of each observable's expectation value over one swept parameter.
+
+    Points are joined in the parameter's order; each has its ±1 standard error as a bar. Every piece of input
+    is escaped.
+    """
+    points = sorted(
+        ((entry["parameters"][parameter], entry["expectation_values"], entry["std_errors"]) for entry in results),
+        key=lambda point: point[0],
+    )
+    xs = [x for x, _, _ in points]
+    lows = [value - error for _, values, errors in points for value, error in zip(values, errors, strict=True)]
+    highs = [value + error for _, values, errors in points for value, error in zip(values, errors, strict=True)]
+    y_low, y_high = min(lows), max(highs)
+    if y_high - y_low < 1e-9:
+        y_low, y_high = y_low - 1, y_high + 1
+    x_low, x_high = min(xs), max(xs)
+    x_span = (x_high - x_low) or 1.0
+    plot_width = CHART_WIDTH - CHART_MARGIN_LEFT - CHART_MARGIN_RIGHT
+    axis_y = CHART_MARGIN_TOP + CHART_PLOT_HEIGHT
+
+    def at_x(x: float) -> float:
+        return CHART_MARGIN_LEFT + plot_width * ((x - x_low) / x_span if x_high > x_low else 0.5)
+
+    def at_y(y: float) -> float:
+        return axis_y - CHART_PLOT_HEIGHT * (y - y_low) / (y_high - y_low)
+
+    series = []
+    for index in range(len(observables)):
+        colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
+        line = " ".join(f"{_number(at_x(x))},{_number(at_y(values[index]))}" for x, values, _ in points)
+        bars = format_html_join(
+            "",
+            '<line class="error-bar" x1="{}" y1="{}" x2="{}" y2="{}" stroke="' + colour + '"/>'
+            '<circle cx="{}" cy="{}" r="2.5" fill="' + colour + '"><title>{}</title></circle>',
+            [
+                (
+                    _number(at_x(x)),
+                    _number(at_y(values[index] - errors[index])),
+                    _number(at_x(x)),
+                    _number(at_y(values[index] + errors[index])),
+                    _number(at_x(x)),
+                    _number(at_y(values[index])),
+                    f"{parameter} = {x:g}: {values[index]:.4f} ± {errors[index]:.4f}",
+                )
+                for x, values, errors in points
+            ],
+        )
+        series.append(
+            format_html(
+                '<g class="series" data-observable="{}"><polyline fill="none" stroke="{}" stroke-width="1.5" '
+                'points="{}"/>{}</g>',
+                index,
+                colour,
+                line,
+                bars,
+            )
+        )
+    legend_top = axis_y + 44
+    legend = format_html_join(
+        "",
+        '<g class="legend-entry"><rect x="{}" y="{}" width="12" height="12" fill="{}"/>'
+        '<text x="{}" y="{}" font-size="12">{}</text></g>',
+        [
+            (
+                CHART_MARGIN_LEFT,
+                legend_top + row * LEGEND_ROW - 10,
+                SERIES_COLOURS[row % len(SERIES_COLOURS)],
+                CHART_MARGIN_LEFT + 18,
+                legend_top + row * LEGEND_ROW,
+                _short(f"⟨{observable_label(terms)}⟩"),
+            )
+            for row, terms in enumerate(observables)
+        ],
+    )
+    height = legend_top + LEGEND_ROW * len(observables)
+    title = f"Expectation values over {parameter}"
+    description = (
+        f"{len(observables)} observable{'s' if len(observables) != 1 else ''} at {len(points):,} values of "
+        f"{parameter} from {x_low:g} to {x_high:g}; expectation values from {y_low:.3g} to {y_high:.3g} "
+        "(bars: ±1 standard error)."
+    )
+    digest = hashlib.blake2s(repr((parameter, points)).encode(), digest_size=5).hexdigest()
+    return format_html(
+        '<svg xmlns="http://www.w3.org/2000/svg" class="expectation-chart" role="img" width="{w}" height="{h}" '
+        'viewBox="0 0 {w} {h}" aria-labelledby="{tid} {did}" font-family="sans-serif" fill="currentColor">'
+        '<title id="{tid}">{title}</title><desc id="{did}">{desc}</desc>'
+        '<text class="heading" x="{left}" y="20" font-size="14" font-weight="bold">{title}</text>'
+        '<line x1="{left}" y1="{top}" x2="{left}" y2="{axis}" stroke="currentColor"/>'
+        '<line x1="{left}" y1="{axis}" x2="{right}" y2="{axis}" stroke="currentColor"/>'
+        '<text class="tick" x="{tick_x}" y="{tick_top}" text-anchor="end" font-size="10">{y_high}</text>'
+        '<text class="tick" x="{tick_x}" y="{axis}" text-anchor="end" font-size="10">{y_low}</text>'
+        '<text class="tick" x="{left}" y="{x_ticks}" text-anchor="middle" font-size="10">{x_low}</text>'
+        '<text class="tick" x="{right}" y="{x_ticks}" text-anchor="end" font-size="10">{x_high}</text>'
+        '<text class="axis-title" x="14" y="{middle}" transform="rotate(-90 14 {middle})" text-anchor="middle" '
+        'font-size="12">Expectation value</text>'
+        '<text class="axis-title" x="{centre}" y="{x_title}" text-anchor="middle" font-size="12">{parameter}</text>'
+        "{series}{legend}</svg>",
+        w=CHART_WIDTH,
+        h=_number(height),
+        tid=f"chart-{digest}-title",
+        did=f"chart-{digest}-desc",
+        title=title,
+        desc=description,
+        left=CHART_MARGIN_LEFT,
+        right=CHART_WIDTH - CHART_MARGIN_RIGHT,
+        top=CHART_MARGIN_TOP,
+        axis=axis_y,
+        tick_x=CHART_MARGIN_LEFT - 4,
+        tick_top=CHART_MARGIN_TOP + 4,
+        y_high=f"{y_high:.3g}",
+        y_low=f"{y_low:.3g}",
+        x_low=f"{x_low:g}",
+        x_high=f"{x_high:g}",
+        x_ticks=axis_y + 14,
+        middle=CHART_MARGIN_TOP + CHART_PLOT_HEIGHT // 2,
+        centre=_number(CHART_MARGIN_LEFT + plot_width / 2),
+        x_title=axis_y + 30,
+        parameter=parameter,
+        series=format_html_join("", "{}", ((item,) for item in series)),
+        legend=legend,
+    )
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_LEGEND_CHARS else text[: MAX_LEGEND_CHARS - 1] + "…"

@@ -22,7 +22,7 @@ from apps.jobs.choices import FINISHED_STATUSES, JobStatus
 from apps.jobs.lifecycle import JobStateError
 
 from .choices import SimulationMethod
-from .rendering import circuit_text_drawing, histogram_svg
+from .rendering import circuit_text_drawing, expectation_chart_svg, histogram_svg, observable_label
 from .selectors import (
     eta_seconds,
     job_may_change,
@@ -35,6 +35,8 @@ from .selectors import (
 from .services import job_cancel
 
 RECENT_JOBS = 25
+# A sweep's table shows this many parameter sets; the API has them all.
+SWEEP_TABLE_ROWS = 200
 CHART_MINUTES = 30
 # The chart counts jobs that ran to an end, as the throughput behind the ETA does.
 CHART_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED)
@@ -105,8 +107,8 @@ def job_detail(request, pk: int):
         "eta_seconds": eta_seconds(job.queue_position, throughput_per_second()) if job.queue_position else None,
         "may_cancel": job_may_change(request.user, job),
         "drawing": circuit_text_drawing(job.source, job.qasm_version, job.measure_all),
-        "histogram": histogram_svg(job.counts) if job.counts is not None else None,
         "finished_statuses": " ".join(FINISHED_STATUSES),
+        **_result_context(job),
     }
     return render(request, "quantum/job_detail.html", context)
 
@@ -116,8 +118,31 @@ def job_detail(request, pk: int):
 def job_result(request, pk: int):
     """The result part of the job page, fetched by the page when the job finishes while it is open."""
     job = _visible_job(request, pk)
-    histogram = histogram_svg(job.counts) if job.counts is not None else None
-    return render(request, "quantum/_job_result.html", {"job": job, "histogram": histogram})
+    return render(request, "quantum/_job_result.html", {"job": job, **_result_context(job)})
+
+
+def _result_context(job) -> dict:
+    """The histogram of counts; for sweeps and estimator jobs a table of the sets and, for an estimator sweep
+    over one parameter, the chart of each expectation value over it."""
+    context = {"histogram": histogram_svg(job.counts) if job.counts is not None else None}
+    if job.observables:
+        context["observable_labels"] = [observable_label(terms) for terms in job.observables]
+    if not job.results:
+        return context
+    rows = []
+    for index, entry in enumerate(job.results[:SWEEP_TABLE_ROWS]):
+        row = {"index": index, "parameters": [entry["parameters"].get(name) for name in job.parameters]}
+        if "expectation_values" in entry:
+            row["estimates"] = list(zip(entry["expectation_values"], entry["std_errors"], strict=True))
+        else:
+            counts = entry["counts"]
+            row["top"] = max(counts.items(), key=lambda item: (item[1], item[0])) if counts else None
+            row["outcomes"] = len(counts)
+        rows.append(row)
+    context.update(sweep_rows=rows, sweep_hidden=max(len(job.results) - SWEEP_TABLE_ROWS, 0))
+    if job.primitive == "estimator" and len(job.parameters) == 1 and job.parameter_sets:
+        context["chart"] = expectation_chart_svg(job.parameters[0], job.results, job.observables)
+    return context
 
 
 @login_required
