@@ -12,7 +12,8 @@ scratch PostgreSQL database and Redis database 12, then:
 (d) A sweep of 100 parameter sets of a 5-qubit OpenQASM 3 circuit at 1,024 shots: one
     sweep job against 100 separate jobs (the parameter written into each program) through
     the batch API, both timed until the completed updates arrived; and against bare Aer
-    (one run with parameter binds, and 100 runs). Target: the sweep job >= 2x the 100 jobs (which already share simulator calls of up to 50).
+    (one run with parameter binds, and 100 runs). Target: the sweep job >= 2x the 100 jobs
+    (which already share simulator calls of up to 50 circuits).
 (c) Status-event latency, from the worker's state change (the job's
     ``updated_at``) to receipt by each of 500 connected websocket clients
     (in 5 client processes), spread over the two web processes; also how long
