@@ -14,6 +14,9 @@ MAX_OBSERVABLES = 50
 MAX_TERMS = 200
 # Per-shot outcomes are stored with the job; beyond this many (shots times parameter sets) ask for counts instead.
 MAX_BITSTRINGS = 100_000
+# A sampler sweep's counts are stored with the job: each set holds at most min(shots, 2^bits) outcomes, and all
+# sets together at most this many (about 30 MB of JSON), however the outcomes fall.
+MAX_SWEEP_OUTCOMES = 1_000_000
 _PAULI = re.compile(r"^[IXYZ]+$")
 
 

@@ -36,6 +36,7 @@ from .circuits import (
 from .models import QuantumJob
 from .primitives import (
     MAX_BITSTRINGS,
+    MAX_SWEEP_OUTCOMES,
     PrimitiveError,
     observables_check,
     parameter_sets_check,
@@ -219,6 +220,15 @@ def _primitive_check(spec: JobSpec, circuit) -> dict:
                 "bitstrings",
                 f"Per-shot bitstrings are kept for up to {MAX_BITSTRINGS:,} shots (shots times parameter sets); "
                 f"this job has {spec.shots * sweep_size:,}. Ask for counts only, or fewer shots or sets.",
+            )
+        bits = circuit.num_clbits + (circuit.num_qubits if spec.measure_all else 0)
+        outcomes = min(spec.shots, 2**bits)
+        if sweep_size > 1 and outcomes * sweep_size > MAX_SWEEP_OUTCOMES:
+            raise PrimitiveError(
+                "parameter_sets",
+                f"A sweep's counts may hold up to {MAX_SWEEP_OUTCOMES:,} outcomes in all; {sweep_size:,} sets of up "
+                f"to {outcomes:,} outcomes each (the lesser of shots and 2 to the number of bits) could hold "
+                f"{outcomes * sweep_size:,}. Use fewer shots or fewer parameter sets.",
             )
         return {**fields, "bitstrings": spec.bitstrings}
     if spec.bitstrings:

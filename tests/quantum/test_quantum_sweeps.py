@@ -10,7 +10,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from apps.audit.models import AuditEvent
 from apps.jobs.choices import JobStatus
 from apps.quantum.models import QuantumJob
-from apps.quantum.primitives import MAX_BITSTRINGS
+from apps.quantum.primitives import MAX_BITSTRINGS, MAX_SWEEP_OUTCOMES
 from apps.quantum.services import JobSpec, JobValidationError, job_rerun, job_submit
 from tests.helpers import api_error, job_wait
 from tests.quantum_circuits import ghz_qasm2, ghz_qasm3, rotation_qasm3
@@ -141,6 +141,30 @@ def test_invalid_sweep_is_refused_naming_the_problem(operator_client, settings, 
     assert body["errors"][field][0].startswith(expected), body
     assert body["detail"].startswith(f"{field}: {expected}")
     assert not QuantumJob.objects.exists()
+
+
+@pytest.mark.django_db
+def test_sweep_whose_counts_could_outgrow_the_limit_is_refused_but_few_outcomes_per_set_are_not(
+    operator_client, settings
+):
+    settings.QUANTUM_MAX_SWEEP = 100_000
+    wide = "\n".join(
+        ["OPENQASM 3.0;", 'include "stdgates.inc";', "input float theta;", "qubit[20] q;", "rx(theta) q[0];", ""]
+    )
+    sets = [{"theta": 0.1}] * 1000
+    body = {"source": wide, "measure_all": True, "shots": 1001, "parameter_sets": sets}
+
+    refused = api_error(operator_client.post(JOBS_URL, body, format="json"), 400, "invalid")
+
+    assert refused["errors"]["parameter_sets"][0] == (
+        f"A sweep's counts may hold up to {MAX_SWEEP_OUTCOMES:,} outcomes in all; 1,000 sets of up to 1,001 outcomes "
+        "each (the lesser of shots and 2 to the number of bits) could hold 1,001,000. Use fewer shots or fewer "
+        "parameter sets."
+    )
+    # One measured qubit has two outcomes, whatever the shots.
+    narrow = {"source": rotation_qasm3(), "shots": 100_000, "parameter_sets": [{"theta": 0.1}] * 5000}
+    settings.QUANTUM_DAILY_SHOTS_QUOTA = 10**9
+    assert operator_client.post(JOBS_URL, narrow, format="json").status_code == 201
 
 
 @pytest.mark.django_db
