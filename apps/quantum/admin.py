@@ -24,6 +24,7 @@ from apps.jobs.lifecycle import JobStateError
 from . import selectors, services
 from .models import QuantumJob
 from .rendering import circuit_text_drawing, expectation_chart_svg, histogram_svg
+from .selectors import LARGE_FIELDS
 
 # One admin action touches at most this many jobs: each goes through its service (and audit) one by one.
 MAX_ACTION_JOBS = services.MAX_BATCH_JOBS
@@ -31,8 +32,6 @@ MAX_ACTION_JOBS = services.MAX_BATCH_JOBS
 MAX_LISTED = 5
 # Programs are up to 1 MB; the page shows their beginning (the API returns them whole).
 MAX_SHOWN_SOURCE_CHARS = 100_000
-# Columns the list never shows and that can be large (a program is up to 1 MB).
-LARGE_FIELDS = ("source", "counts", "gate_counts", "results", "parameter_sets", "observables")
 # Results of a large sweep (with bitstrings) run to megabytes; the page shows their beginning.
 MAX_SHOWN_RESULTS_CHARS = 50_000
 

@@ -21,7 +21,7 @@ class QuantumConfig(AppConfig):
                 audit_prefix="quantum.job",
                 page=lambda job: reverse("dashboard:job", args=[job.pk]),
                 send=services.jobs_send,
-                visible_to=selectors.jobs_visible_to,
+                visible_to=selectors.jobs_streamed_to,
                 changes=services.job_changes,
                 on_finished=services.job_counted,
                 queue_positions=selectors.queue_positions,

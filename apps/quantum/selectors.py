@@ -18,6 +18,8 @@ from .choices import SimulationMethod
 from .circuits import max_qubits_for
 from .models import QuantumJob
 
+# Columns that can hold megabytes (a program, counts, a sweep's sets and results): lists and streams leave them.
+LARGE_FIELDS = ("source", "counts", "gate_counts", "results", "parameter_sets", "observables")
 # Throughput for the ETA of queued jobs is measured over this window.
 THROUGHPUT_WINDOW = timedelta(minutes=10)
 
@@ -26,6 +28,11 @@ def jobs_visible_to(user) -> QuerySet[QuantumJob]:
     """Everyone's jobs for administrators and viewers; one's own for everyone else."""
     jobs = QuantumJob.objects.all()
     return jobs if has_role(user, *READ_ALL_ROLES) else jobs.filter(owner=user)
+
+
+def jobs_streamed_to(user) -> QuerySet[QuantumJob]:
+    """The jobs of ``jobs_visible_to`` without their large columns: a stream's snapshot shows only their status."""
+    return jobs_visible_to(user).defer(*LARGE_FIELDS)
 
 
 def job_may_change(user, job: QuantumJob) -> bool:

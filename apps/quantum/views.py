@@ -24,6 +24,7 @@ from apps.jobs.lifecycle import JobStateError
 from .choices import SimulationMethod
 from .rendering import circuit_text_drawing, expectation_chart_svg, histogram_svg, observable_label
 from .selectors import (
+    LARGE_FIELDS,
     eta_seconds,
     job_may_change,
     jobs_finished_per_minute,
@@ -67,7 +68,7 @@ def dashboard(request):
     counts = status_counts(jobs)
     context = {
         "status_counts": [(status.value, status.label, counts[status.value]) for status in JobStatus],
-        "jobs": _with_queue_positions(list(jobs.select_related("owner").defer("source", "counts")[:RECENT_JOBS])),
+        "jobs": _with_queue_positions(list(jobs.select_related("owner").defer(*LARGE_FIELDS)[:RECENT_JOBS])),
         "recent_jobs": RECENT_JOBS,
         "chart_minutes": CHART_MINUTES,
         "chart_statuses": " ".join(CHART_STATUSES),

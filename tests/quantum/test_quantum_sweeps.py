@@ -280,3 +280,23 @@ def test_rerun_copies_the_sweep(operator_user):
     copy = job_rerun(job=job, actor=operator_user)
 
     assert (copy.parameter_sets, copy.sweep_size, copy.bitstrings) == (sets, 2, True)
+
+
+@pytest.mark.django_db
+def test_stream_snapshot_reads_no_large_columns(operator_user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.jobs.consumers import jobs_snapshot
+    from apps.jobs.kinds import job_kind
+
+    sets = [{"theta": 0.5}] * 3
+    job = job_submit(owner=operator_user, spec=JobSpec(source=rotation_qasm3(), parameter_sets=sets))
+
+    with CaptureQueriesContext(connection) as queries:
+        (message,) = jobs_snapshot(job_kind("quantum"), operator_user)
+
+    assert (message["id"], message["status"]) == (job.pk, "queued")
+    read = " ".join(query["sql"] for query in queries.captured_queries)
+    for column in ("source", "results", "parameter_sets", "counts"):
+        assert f'"quantum_quantumjob"."{column}"' not in read

@@ -13,7 +13,7 @@ from apps.core.permissions import WRITE_ROLES, has_role
 from apps.jobs.api import cancel_schema
 
 from ..models import QuantumJob
-from ..selectors import backends, jobs_visible_to
+from ..selectors import LARGE_FIELDS, backends, jobs_visible_to
 from ..services import JobBatchError, job_cancel, job_submit, jobs_submit_batch
 from .filters import QuantumJobFilter
 from .serializers import (
@@ -90,7 +90,7 @@ class QuantumJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         jobs = jobs_visible_to(self.request.user).select_related("owner")
         if self.action == "list":
             # Up to 1 MiB of source per job: a page would carry megabytes it does not show.
-            jobs = jobs.defer("source", "counts", "gate_counts", "results", "parameter_sets", "observables")
+            jobs = jobs.defer(*LARGE_FIELDS)
         return jobs
 
     def get_permissions(self):
