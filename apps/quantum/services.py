@@ -189,6 +189,7 @@ def _job_build(owner, spec: JobSpec) -> QuantumJob:
         shots=spec.shots,
         method=spec.method,
         seed=spec.seed,
+        processor=spec.processor,
         device=device_name,
         estimated_seconds=seconds,
         queue=job_route(processor=spec.processor, memory_bytes=memory, seconds=seconds),
