@@ -41,7 +41,9 @@ def worker_running() -> Iterator[None]:
         thread.join(60)
 
 
-def worker_announced(hostname: str = "announced@test", queues: tuple[str, ...] = ("quantum",), memory_mb: int = 1024):
+def worker_announced(
+    hostname: str = "announced@test", queues: tuple[str, ...] = ("quantum",), memory_mb: int = 1024, processor="cpu"
+):
     """The row a running worker keeps fresh, written once: the router takes such a worker to be there (for tests of
     the submitting side, whose jobs need not run)."""
     from django.utils import timezone
@@ -51,6 +53,12 @@ def worker_announced(hostname: str = "announced@test", queues: tuple[str, ...] =
     now = timezone.now()
     presence, _ = WorkerPresence.objects.update_or_create(
         hostname=hostname,
-        defaults={"queues": list(queues), "memory_bytes": memory_mb * 2**20, "started_at": now, "seen_at": now},
+        defaults={
+            "queues": list(queues),
+            "processor": processor,
+            "memory_bytes": memory_mb * 2**20,
+            "started_at": now,
+            "seen_at": now,
+        },
     )
     return presence

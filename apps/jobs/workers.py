@@ -15,6 +15,7 @@ import threading
 import time
 from datetime import timedelta
 from functools import cache
+from pathlib import Path
 
 from celery import bootsteps
 from django.conf import settings
@@ -30,18 +31,24 @@ logger = logging.getLogger(__name__)
 WORKER_CHECK_SECONDS = 0.5
 
 
+# Present while an NVIDIA driver is loaded (also inside containers given the GPU).
+NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
+
+
 @cache
 def has_gpu() -> bool:
-    """Whether this host's simulator can run on a GPU (WORKER_GPU=auto asks qiskit-aer; the CUDA build says yes)."""
+    """Whether this host's simulator can run on a GPU: WORKER_GPU=auto asks qiskit-aer and wants a loaded driver."""
     if settings.WORKER_GPU != "auto":
         return settings.WORKER_GPU == "yes"
     try:
         from qiskit_aer import AerSimulator
 
-        return "GPU" in AerSimulator().available_devices()
-    except Exception:  # no simulator, or a CUDA build without a usable driver: no GPU to offer
+        listed = "GPU" in AerSimulator().available_devices()
+    except Exception:  # no simulator, or a CUDA build that cannot start: no GPU to offer
         logger.exception("looking for a GPU failed; offering the CPU only")
         return False
+    # The CUDA build lists GPU even on a host without one (seen on a machine with no GPU at all).
+    return listed and NVIDIA_DRIVER.exists()
 
 
 def memory_offered() -> int:

@@ -372,7 +372,8 @@ def _default_queue() -> str:
 def _waiting_reason(job: QuantumJob, workers) -> str:
     """Why no live worker can take ``job`` now; empty when one can."""
     queue = _queue(job)
-    on_queue = [worker for worker in workers if queue in worker.queues]
+    # A GPU job needs a worker that found a GPU, whatever queues a CPU-only worker was told to consume.
+    on_queue = [worker for worker in workers if queue in worker.queues and worker.processor in ("gpu", job.processor)]
     needed = job.estimated_memory_bytes or 0
     if any(worker.memory_bytes >= needed for worker in on_queue):
         return ""

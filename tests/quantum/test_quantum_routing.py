@@ -11,7 +11,7 @@ from apps.jobs.choices import JobStatus
 from apps.jobs.models import WorkerPresence
 from apps.jobs.workers import has_gpu, workers_live
 from apps.quantum.models import QuantumJob
-from apps.quantum.services import JobSpec, JobValidationError, job_route, job_submit
+from apps.quantum.services import JobSpec, JobValidationError, job_route, job_submit, jobs_send_waiting
 from project.settings.env import Environment
 from project.settings.quantum_queues import quantum_queues
 from tests.helpers import WorkerProcess, job_wait
@@ -137,6 +137,13 @@ def test_gpu_jobs_go_to_the_gpu_queue_and_wait_for_a_gpu_worker(queues, transact
     job.refresh_from_db()
     assert (job.queue, job.processor, job.status) == ("quantum-gpu", "gpu", JobStatus.QUEUED)
     assert "quantum-gpu" in job.status_reason
+    # A worker told to consume the GPU queue without having a GPU is no place for it either.
+    worker_announced("misconfigured@test", queues=("quantum-gpu",), memory_mb=1024)
+    assert jobs_send_waiting() == 0
+    worker_announced("gpu@test", queues=("quantum-gpu",), memory_mb=1024, processor="gpu")
+    assert jobs_send_waiting() == 1
+    job.refresh_from_db()
+    assert job.status_reason == ""
 
 
 def test_estimates_pick_the_first_queue_whose_limits_fit(queues):
@@ -184,7 +191,7 @@ def test_bad_queue_settings_are_refused_naming_the_variable(value, problem):
     assert problem in str(refused.value)
 
 
-@pytest.mark.skipif(not has_gpu(), reason="no GPU here: qiskit-aer's available_devices() lists no 'GPU'")
+@pytest.mark.skipif(not has_gpu(), reason="no GPU here: qiskit-aer lists no GPU device, or no NVIDIA driver is loaded")
 def test_gpu_job_runs_on_a_gpu_worker(queues, start_worker, operator_user):
     worker = start_worker("gpu", "quantum-gpu", memory_mb=1024)
     presence = _wait_announced(worker)
