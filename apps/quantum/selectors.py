@@ -132,7 +132,13 @@ def devices_catalog() -> list[dict]:
     Reading the 60-odd calibration snapshots takes seconds: the list is built once per installed
     qiskit-ibm-runtime, kept in the shared cache for every process, and in this process's memory.
     """
-    return _devices_catalog(version("qiskit-ibm-runtime"))
+    return _devices_catalog(_runtime_version())
+
+
+@cache
+def _runtime_version() -> str:
+    # Reading a package's metadata takes about a millisecond: once per process.
+    return version("qiskit-ibm-runtime")
 
 
 @cache
