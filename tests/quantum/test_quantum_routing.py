@@ -69,8 +69,10 @@ def _spec(source: str, **options) -> JobSpec:
 def test_large_job_runs_on_the_large_queue_worker_and_small_one_on_the_small(queues, start_worker, operator_user):
     small_worker = start_worker("small", "quantum", memory_mb=64)
     large_worker = start_worker("large", "quantum-large", memory_mb=512)
-    for worker in (small_worker, large_worker):
-        _wait_announced(worker)
+    small_presence, large_presence = (_wait_announced(worker) for worker in (small_worker, large_worker))
+    assert (small_presence.queues, small_presence.memory_bytes) == (["quantum"], 64 * 2**20)
+    assert (large_presence.queues, large_presence.memory_bytes) == (["quantum-large"], 512 * 2**20)
+    assert small_presence.processor == large_presence.processor == "cpu"
 
     small = job_submit(owner=operator_user, spec=_spec(SMALL))
     large = job_submit(owner=operator_user, spec=_spec(LARGE))
@@ -82,6 +84,9 @@ def test_large_job_runs_on_the_large_queue_worker_and_small_one_on_the_small(que
     assert small_worker.holds(small), small.worker
     assert large_worker.holds(large), large.worker
     assert set(large.counts) == {"0" * 17, "1" * 17}
+    # A worker that stops says so: its row goes at once, not after WORKER_ANNOUNCE_TIMEOUT.
+    small_worker.stop()
+    assert not WorkerPresence.objects.filter(hostname=small_worker.hostname).exists()
 
 
 def test_job_no_running_worker_can_take_waits_with_the_reason_and_runs_when_one_starts(
