@@ -7,7 +7,14 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 RUN python -m venv /opt/venv
 COPY requirements/ /tmp/requirements/
-RUN /opt/venv/bin/pip install -r /tmp/requirements/production.txt
+# REQUIREMENTS=gpu.txt builds the image of GPU worker hosts (README, "GPU workers"): the CUDA build of qiskit_aer
+# replaces the CPU one, whose files the second step removes before putting the CUDA build's back alone.
+ARG REQUIREMENTS=production.txt
+RUN /opt/venv/bin/pip install -r "/tmp/requirements/${REQUIREMENTS}" \
+    && if [ "${REQUIREMENTS}" = "gpu.txt" ]; then \
+        /opt/venv/bin/pip uninstall -y qiskit-aer qiskit-aer-gpu \
+        && /opt/venv/bin/pip install --no-deps "$(grep -E '^qiskit-aer-gpu==' /tmp/requirements/gpu.txt)"; \
+    fi
 
 
 FROM python:3.11-slim

@@ -7,6 +7,7 @@ from celery.signals import worker_process_shutdown
 
 from apps.core.worker_metrics import WorkerMetricsServer
 from apps.jobs.sweeper import JobsSweeper
+from apps.jobs.workers import WorkerAnnouncer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.local")
 
@@ -15,6 +16,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Every worker requeues the jobs of workers that stopped heartbeating (README: "How jobs run").
 app.steps["worker"].add(JobsSweeper)
+# Every worker announces its queues, processor and memory; the quantum router sends jobs only where they fit.
+app.steps["worker"].add(WorkerAnnouncer)
 # Every worker host serves its own metrics (README: "Metrics").
 app.steps["worker"].add(WorkerMetricsServer)
 

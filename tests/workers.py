@@ -39,3 +39,26 @@ def worker_running() -> Iterator[None]:
     finally:
         stop.set()
         thread.join(60)
+
+
+def worker_announced(
+    hostname: str = "announced@test", queues: tuple[str, ...] = ("quantum",), memory_mb: int = 1024, processor="cpu"
+):
+    """The row a running worker keeps fresh, written once: the router takes such a worker to be there (for tests of
+    the submitting side, whose jobs need not run)."""
+    from django.utils import timezone
+
+    from apps.jobs.models import WorkerPresence
+
+    now = timezone.now()
+    presence, _ = WorkerPresence.objects.update_or_create(
+        hostname=hostname,
+        defaults={
+            "queues": list(queues),
+            "processor": processor,
+            "memory_bytes": memory_mb * 2**20,
+            "started_at": now,
+            "seen_at": now,
+        },
+    )
+    return presence

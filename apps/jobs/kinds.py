@@ -54,6 +54,9 @@ class JobKind:
     # asked for), rather than no one (the portal's own doing).
     ended_for_owner: bool = False
     audit_actions: dict[str, str] = field(default_factory=dict)
+    # Sends the queued jobs that waited for a worker able to take them; returns how many (called by every worker
+    # when it starts and whenever it announces itself, apps/jobs/workers.py).
+    send_waiting: Callable[[], int] | None = None
     # The portal page that shows one job (a path), for links in notifications.
     page: Callable[[Any], str] | None = None
 

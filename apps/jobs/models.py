@@ -40,3 +40,24 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+
+class WorkerPresence(models.Model):
+    """A running Celery worker as it announced itself: what it offers, and when it was last heard from.
+
+    Written when the worker starts and every WORKER_ANNOUNCE_INTERVAL seconds while it runs (apps/jobs/workers.py),
+    deleted when it stops. Routers send work only where a live worker can take it.
+    """
+
+    hostname = models.CharField(max_length=200, unique=True)
+    queues = models.JSONField(default=list, help_text="The queues it consumes.")
+    processor = models.CharField(max_length=8, default="cpu", help_text="cpu, or gpu when it has one.")
+    memory_bytes = models.BigIntegerField(help_text="Memory it offers to one job.")
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return self.hostname

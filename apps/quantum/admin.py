@@ -71,7 +71,7 @@ class JobChangeList(ChangeList):
 class QuantumJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAdmin):
     list_display = ["id", "name", "owner", "status", "num_qubits", "shots", "method", "duration", "created_at"]
     list_display_links = ["id", "name"]
-    list_filter = ["status", "method", "qasm_version", "created_at"]
+    list_filter = ["status", "method", "queue", "qasm_version", "created_at"]
     list_select_related = ["owner"]
     # The job id is matched in get_search_results: an exact match on an integer column keeps its index usable.
     search_fields = ["name", "=owner__username"]
@@ -80,7 +80,10 @@ class QuantumJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAd
     paginator = EstimatedCountPaginator
     actions = ["cancel_jobs", "rerun_jobs"]
     fieldsets = [
-        (None, {"fields": ["id", "name", "owner", "tags", "status", "queue_place", "error", "rerun_of"]}),
+        (
+            None,
+            {"fields": ["id", "name", "owner", "tags", "status", "status_reason", "queue_place", "error", "rerun_of"]},
+        ),
         ("Result", {"fields": ["histogram", "expectation_chart", "results_text"]}),
         (
             "Primitive",
@@ -103,7 +106,20 @@ class QuantumJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAd
         ),
         (
             "Simulation",
-            {"fields": ["method", "shots", "bitstrings", "seed", "noise_rates", "priority", "estimated_memory"]},
+            {
+                "fields": [
+                    "method",
+                    "shots",
+                    "bitstrings",
+                    "seed",
+                    "device",
+                    "noise_rates",
+                    "priority",
+                    "estimated_memory",
+                    "estimated_seconds",
+                    "queue",
+                ]
+            },
         ),
         (
             "Timings",
@@ -217,6 +233,8 @@ class QuantumJobAdmin(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, ModelAd
         noise = job.noise
         if noise is None:
             return "None (ideal simulation)"
+        if job.device:
+            return f"The calibrated noise of {job.device}"
         return ", ".join(f"{name} {rate:g}" for name, rate in noise.items())
 
     @admin.display(description="Estimated memory")

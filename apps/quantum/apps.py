@@ -21,6 +21,7 @@ class QuantumConfig(AppConfig):
                 audit_prefix="quantum.job",
                 page=lambda job: reverse("dashboard:job", args=[job.pk]),
                 send=services.jobs_send,
+                send_waiting=services.jobs_send_waiting,
                 visible_to=selectors.jobs_streamed_to,
                 changes=services.job_changes,
                 on_finished=services.job_counted,

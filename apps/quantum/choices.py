@@ -10,6 +10,13 @@ class SimulationMethod(models.TextChoices):
     EXTENDED_STABILIZER = "extended_stabilizer", "Extended stabilizer"
 
 
+class Processor(models.TextChoices):
+    """Where the simulator runs: GPU jobs go to the quantum-gpu queue, whose workers have qiskit-aer-gpu."""
+
+    CPU = "cpu", "CPU"
+    GPU = "gpu", "GPU"
+
+
 class QasmVersion(models.IntegerChoices):
     QASM2 = 2, "OpenQASM 2"
     QASM3 = 3, "OpenQASM 3"

@@ -5,7 +5,7 @@ from django.db import models
 
 from apps.jobs.models import Job
 
-from .choices import Primitive, QasmVersion, SimulationMethod
+from .choices import Primitive, Processor, QasmVersion, SimulationMethod
 
 
 class QuantumJob(Job):
@@ -30,6 +30,17 @@ class QuantumJob(Job):
     noise_depolarizing_1q = models.FloatField(default=0.0, help_text="Depolarizing error rate of 1-qubit gates.")
     noise_depolarizing_2q = models.FloatField(default=0.0, help_text="Depolarizing error rate of 2-qubit gates.")
     noise_readout = models.FloatField(default=0.0, help_text="Probability that a measured bit is flipped.")
+    processor = models.CharField(max_length=8, choices=Processor.choices, default=Processor.CPU)
+    device = models.CharField(
+        max_length=64, blank=True, help_text="Device whose calibrated noise, coupling map and basis the run uses."
+    )
+    estimated_seconds = models.FloatField(
+        null=True, blank=True, help_text="Rough simulation time estimated at submit; with the memory, picks the queue."
+    )
+    queue = models.CharField(max_length=64, blank=True, help_text="The worker queue its size and needs route it to.")
+    status_reason = models.CharField(
+        max_length=500, blank=True, help_text="Why a queued job waits (no running worker can take it), if it does."
+    )
 
     primitive = models.CharField(max_length=16, choices=Primitive.choices, default=Primitive.SAMPLER)
     parameters = models.JSONField(default=list, blank=True, help_text="The circuit's input parameters, by name.")
@@ -82,6 +93,8 @@ class QuantumJob(Job):
 
     @property
     def noise(self) -> dict | None:
+        if self.device:
+            return {"device": self.device}
         rates = {
             "depolarizing_1q": self.noise_depolarizing_1q,
             "depolarizing_2q": self.noise_depolarizing_2q,

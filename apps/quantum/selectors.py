@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
+from functools import cache
+from importlib.metadata import version
 
 from django.conf import settings
+from django.core.cache import cache as shared_cache
 from django.db import connections
 from django.db.models import Count, F, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber, TruncMinute
@@ -16,6 +20,7 @@ from apps.jobs.choices import JobStatus
 
 from .choices import SimulationMethod
 from .circuits import max_qubits_for
+from .devices import devices
 from .models import QuantumJob
 
 # Columns that can hold megabytes (a program, counts, a sweep's sets and results): lists and streams leave them.
@@ -114,8 +119,9 @@ def backends() -> list[dict]:
     """Each simulation method with its largest register under the memory limit."""
     memory_limit = settings.QUANTUM_MAX_MEMORY_MB * 2**20
     waiting = queue_length()
-    return [
+    simulators = [
         {
+            "kind": "simulator",
             "method": method.value,
             "label": method.label,
             "max_qubits": max_qubits_for(method.value, memory_limit),
@@ -125,3 +131,31 @@ def backends() -> list[dict]:
         }
         for method in SimulationMethod
     ]
+    return simulators + [{"kind": "device", **device} for device in devices_catalog()]
+
+
+def devices_catalog() -> list[dict]:
+    """Every device with its qubits, basis gates and coupling map size.
+
+    Reading the 60-odd calibration snapshots takes seconds: the list is built once per installed
+    qiskit-ibm-runtime, kept in the shared cache for every process, and in this process's memory.
+    """
+    return _devices_catalog(_runtime_version())
+
+
+@cache
+def _runtime_version() -> str:
+    # Reading a package's metadata takes about a millisecond: once per process.
+    return version("qiskit-ibm-runtime")
+
+
+@cache
+def _devices_catalog(runtime_version: str) -> list[dict]:
+    key = f"quantum:devices:{runtime_version}"
+    catalog = shared_cache.get(key)
+    if catalog is None:
+        catalog = [asdict(device) for device in devices()]
+        for entry in catalog:
+            entry["basis_gates"] = list(entry["basis_gates"])
+        shared_cache.set(key, catalog, timeout=None)
+    return catalog

@@ -16,23 +16,26 @@ from django.template.defaultfilters import pluralize
 from apps.audit.services import event_record
 from apps.core import formatting
 from apps.core.errors import ApplicationError, NotPermitted
-from apps.core.queueing import message_priority
+from apps.core.queueing import enqueue_on_commit, message_priority
 from apps.jobs import lifecycle
 from apps.jobs.choices import JobStatus
 from apps.jobs.kinds import job_kind
 from apps.jobs.lifecycle import Outcome, jobs_claim, jobs_finish, jobs_submitted
 from apps.jobs.running import JobRun
+from apps.jobs.workers import workers_live
 
 from . import metrics
-from .choices import Primitive, SimulationMethod
+from .choices import Primitive, Processor, SimulationMethod
 from .circuits import (
     CircuitError,
     circuit_parse,
     circuit_summary,
+    estimated_seconds,
     memory_limit_error,
     qasm_version,
     state_memory_bytes,
 )
+from .devices import device, unknown_device_message
 from .models import QuantumJob
 from .primitives import (
     MAX_BITSTRINGS,
@@ -51,6 +54,14 @@ MAX_TAG_LENGTH = 50
 MAX_NAME_LENGTH = 200
 PRIORITY_RANGE = (-10, 10)
 _TAG = re.compile(r"^[\w.:-]+$")
+NOISE_RATES = ("depolarizing_1q", "depolarizing_2q", "readout")
+# Methods that can simulate a device's calibrated noise (thermal relaxation is not a Clifford error).
+DEVICE_METHODS = (
+    SimulationMethod.AUTOMATIC,
+    SimulationMethod.STATEVECTOR,
+    SimulationMethod.DENSITY_MATRIX,
+    SimulationMethod.MATRIX_PRODUCT_STATE,
+)
 # Larger circuits run one per simulator call: their run time dwarfs the call overhead.
 BATCHABLE_MAX_QUBITS = 16
 
@@ -95,6 +106,7 @@ class JobSpec:
     observables: list | None = None
     precision: float | None = None
     bitstrings: bool = False
+    processor: str = Processor.CPU
 
 
 # --- Submit
@@ -166,11 +178,20 @@ def _job_build(owner, spec: JobSpec) -> QuantumJob:
             "The stabilizer method runs Clifford circuits only (h, s, cx, …); this circuit has other gates. "
             "Use statevector or matrix_product_state.",
         )
+    noise = spec.noise or {}
+    device_name = noise.get("device", "")
+    if device_name and summary.num_qubits > device(device_name).num_qubits:
+        raise JobValidationError(
+            "source",
+            f"The circuit has {summary.num_qubits} qubits; device {device_name} has only "
+            f"{device(device_name).num_qubits}. Choose a larger device or fewer qubits.",
+        )
     memory = state_memory_bytes(spec.method, summary.num_qubits, is_clifford=summary.is_clifford)
     allowed = settings.QUANTUM_MAX_MEMORY_MB * 2**20
     if memory is not None and memory > allowed:
         raise JobValidationError("source", memory_limit_error(spec.method, summary, memory, allowed))
-    noise = spec.noise or {}
+    # Each parameter set of a sweep is one more simulation of the circuit.
+    seconds = estimated_seconds(spec.method, summary, shots=spec.shots, noisy=bool(noise)) * primitive["sweep_size"]
     return QuantumJob(
         owner=owner,
         name=spec.name,
@@ -186,6 +207,10 @@ def _job_build(owner, spec: JobSpec) -> QuantumJob:
         shots=spec.shots,
         method=spec.method,
         seed=spec.seed,
+        processor=spec.processor,
+        device=device_name,
+        estimated_seconds=seconds,
+        queue=job_route(processor=spec.processor, memory_bytes=memory, seconds=seconds),
         noise_depolarizing_1q=noise.get("depolarizing_1q", 0.0),
         noise_depolarizing_2q=noise.get("depolarizing_2q", 0.0),
         noise_readout=noise.get("readout", 0.0),
@@ -279,13 +304,75 @@ def _check_settings(spec: JobSpec) -> None:
         raise JobValidationError("priority", f"Priority must be between {low} and {high}; got {spec.priority}.")
     if spec.seed is not None and not 0 <= spec.seed < 2**63:
         raise JobValidationError("seed", "The seed must be a non-negative integer below 2⁶³.")
-    for key, rate in (spec.noise or {}).items():
-        if key not in ("depolarizing_1q", "depolarizing_2q", "readout"):
+    if spec.processor not in Processor.values:
+        raise JobValidationError(
+            "processor", f"Unknown processor {spec.processor!r}; choose one of {', '.join(Processor.values)}."
+        )
+    _check_noise(spec)
+
+
+def _check_noise(spec: JobSpec) -> None:
+    noise = spec.noise or {}
+    if "device" in noise:
+        name = noise["device"]
+        rates = sorted(set(noise) - {"device"})
+        if rates:
             raise JobValidationError(
-                "noise", f"Unknown noise setting {key!r}; use depolarizing_1q, depolarizing_2q and readout."
+                "noise",
+                f"Give either a device or noise rates, not both: the device brings its own calibrated noise "
+                f"(remove {', '.join(rates)}).",
             )
-        if not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        if not isinstance(name, str):
+            raise JobValidationError("noise", f"The device must be a name such as fake_manila; got {name!r}.")
+        try:
+            device(name)
+        except KeyError:
+            raise JobValidationError("noise", unknown_device_message(name)) from None
+        if spec.method not in DEVICE_METHODS:
+            raise JobValidationError(
+                "method",
+                f"The {spec.method} method cannot simulate a device's noise; use {', '.join(DEVICE_METHODS)}.",
+            )
+        return
+    for key, rate in noise.items():
+        if key not in NOISE_RATES:
+            raise JobValidationError(
+                "noise",
+                f"Unknown noise setting {key!r}; use depolarizing_1q, depolarizing_2q and readout, "
+                'or {"device": "<name>"} for a device\'s calibrated noise.',
+            )
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
             raise JobValidationError("noise", f"The noise rate {key} must be a number from 0 to 1; got {rate!r}.")
+
+
+def job_route(*, processor: str, memory_bytes: int | None, seconds: float) -> str:
+    """The first queue of QUANTUM_QUEUES for ``processor`` whose limits the job's estimates fit."""
+    candidates = [queue for queue in settings.QUANTUM_QUEUES if queue["processor"] == processor]
+    for queue in candidates:
+        memory_fits = queue["max_memory_mb"] is None or (memory_bytes or 0) <= queue["max_memory_mb"] * 2**20
+        time_fits = queue["max_seconds"] is None or seconds <= queue["max_seconds"]
+        if memory_fits and time_fits:
+            return queue["name"]
+    if not candidates:
+        raise JobValidationError(
+            "processor", f"No queue of this portal runs {processor.upper()} jobs (QUANTUM_QUEUES); use the CPU."
+        )
+    limits = "; ".join(_queue_limits(queue) for queue in candidates)
+    raise JobValidationError(
+        "source",
+        f"The job is estimated at {_size(memory_bytes)} and {seconds:,.1f} s; no {processor.upper()} queue takes "
+        f"that ({limits}). Use fewer qubits, fewer gates or another method.",
+    )
+
+
+def _queue_limits(queue: dict) -> str:
+    memory = "any memory" if queue["max_memory_mb"] is None else f"up to {queue['max_memory_mb']:,} MiB"
+    seconds = "any time" if queue["max_seconds"] is None else f"up to {queue['max_seconds']:,} s"
+    return f"{queue['name']}: {memory}, {seconds}"
+
+
+def _size(memory_bytes: int | None) -> str:
+    return "little memory" if memory_bytes is None else f"{memory_bytes / 2**20:,.1f} MiB"
 
 
 def _quotas_check(owner, jobs: list[QuantumJob]) -> None:
@@ -308,7 +395,9 @@ def _quotas_check(owner, jobs: list[QuantumJob]) -> None:
 
 
 def _submitted_changes(job: QuantumJob) -> dict:
-    changes = {"qubits": job.num_qubits, "shots": job.shots, "method": job.method}
+    changes = {"qubits": job.num_qubits, "shots": job.shots, "method": job.method, "queue": job.queue}
+    if job.device:
+        changes["device"] = job.device
     if job.uses_primitives:
         changes.update(primitive=job.primitive, parameter_sets=job.sweep_size)
     return changes
@@ -319,21 +408,93 @@ def _kind():
 
 
 def jobs_send(jobs: list[QuantumJob]) -> None:
-    """Put the jobs' messages on the broker (the kind's ``send``; again for a job whose worker was lost)."""
+    """Put the jobs' messages on their queues (the kind's ``send``; again for a job whose worker was lost).
+
+    A job goes to the broker only when a live worker consumes its queue and offers the memory it needs; the others
+    stay queued with the reason in ``status_reason`` until such a worker announces itself (jobs_send_waiting).
+    """
     from .tasks import run_jobs  # tasks import this module
 
-    # Small jobs of one priority travel in messages of up to QUANTUM_BATCH_SIZE; each large one
-    # alone, so that one message never holds more than a job timeout of simulation.
-    small: dict[int, list[int]] = {}
+    workers = workers_live()
+    ready, waiting = [], {}
     for job in jobs:
-        if _batchable(job):
-            small.setdefault(job.priority, []).append(job.id)
+        reason = _waiting_reason(job, workers)
+        if reason:
+            waiting.setdefault(reason, []).append(job.pk)
         else:
-            run_jobs.apply_async(([job.id],), priority=_message_priority(job.priority))
+            ready.append(job)
+    for reason, ids in waiting.items():
+        QuantumJob.objects.filter(pk__in=ids, status=JobStatus.QUEUED).exclude(status_reason=reason).update(
+            status_reason=reason
+        )
+    # Small jobs of one queue and priority travel in messages of up to QUANTUM_BATCH_SIZE; each large one
+    # alone, so that one message never holds more than a job timeout of simulation.
+    small: dict[tuple[str, int], list[int]] = {}
+    for job in ready:
+        if _batchable(job):
+            small.setdefault((job.queue, job.priority), []).append(job.id)
+        else:
+            run_jobs.apply_async(([job.id],), queue=_queue(job), priority=_message_priority(job.priority))
     batch = settings.QUANTUM_BATCH_SIZE
-    for priority, ids in small.items():
+    for (queue, priority), ids in small.items():
         for start in range(0, len(ids), batch):
-            run_jobs.apply_async((ids[start : start + batch],), priority=_message_priority(priority))
+            run_jobs.apply_async(
+                (ids[start : start + batch],), queue=queue or _default_queue(), priority=_message_priority(priority)
+            )
+
+
+def _queue(job: QuantumJob) -> str:
+    return job.queue or _default_queue()
+
+
+def _default_queue() -> str:
+    return settings.QUANTUM_QUEUES[0]["name"]
+
+
+def _waiting_reason(job: QuantumJob, workers) -> str:
+    """Why no live worker can take ``job`` now; empty when one can."""
+    queue = _queue(job)
+    # A GPU job needs a worker that found a GPU, whatever queues a CPU-only worker was told to consume.
+    on_queue = [worker for worker in workers if queue in worker.queues and worker.processor in ("gpu", job.processor)]
+    needed = job.estimated_memory_bytes or 0
+    if any(worker.memory_bytes >= needed for worker in on_queue):
+        return ""
+    if not on_queue:
+        return (
+            f"Waiting for a worker: no running worker takes the {queue} queue, where its size "
+            f"({_size(job.estimated_memory_bytes)}, about {job.estimated_seconds or 0:,.1f} s) sends it. "
+            "It starts as soon as one does."
+        )
+    offered = max(worker.memory_bytes for worker in on_queue)
+    return (
+        f"Waiting for a worker: it needs {_size(needed)} and the workers of the {queue} queue offer at most "
+        f"{_size(offered)}. It starts as soon as a worker with enough memory takes that queue."
+    )
+
+
+def jobs_send_waiting() -> int:
+    """Send the queued jobs that waited for a worker, now that one announced itself; returns how many were sent.
+
+    Their reasons are cleared in the same transaction that locks them, so two workers starting together do not
+    both send a job (a second message would find it claimed anyway).
+    """
+    with transaction.atomic():
+        waiting = list(
+            QuantumJob.objects.select_for_update(skip_locked=True)
+            .filter(status=JobStatus.QUEUED)
+            .exclude(status_reason="")
+            .order_by("-priority", "id")[: MAX_BATCH_JOBS * 10]
+        )
+        workers = workers_live()
+        ready = [job for job in waiting if not _waiting_reason(job, workers)]
+        if not ready:
+            return 0
+        QuantumJob.objects.filter(pk__in=[job.pk for job in ready]).update(status_reason="")
+        for job in ready:
+            job.status_reason = ""
+        refused = partial(lifecycle.jobs_not_queued, _kind(), [job.pk for job in ready])
+        enqueue_on_commit(lambda: jobs_send(ready), refused=refused, what="the jobs that waited for a worker")
+    return len(ready)
 
 
 def _batchable(job: QuantumJob) -> bool:
@@ -376,6 +537,7 @@ def job_rerun(*, job: QuantumJob, actor) -> QuantumJob:
         observables=job.observables,
         precision=job.precision,
         bitstrings=job.bitstrings,
+        processor=job.processor,
     )
     with transaction.atomic():
         copy = job_submit(owner=job.owner, spec=spec)
@@ -406,7 +568,8 @@ def _groups(jobs: list[QuantumJob]) -> Iterable[list[QuantumJob]]:
     shared: dict[tuple, list[QuantumJob]] = {}
     for job in jobs:
         if _batchable(job):
-            key = (job.method, job.shots, job.noise_depolarizing_1q, job.noise_depolarizing_2q, job.noise_readout)
+            key = (job.method, job.shots, job.device, job.processor, job.noise_depolarizing_1q)
+            key += (job.noise_depolarizing_2q, job.noise_readout)
             shared.setdefault(key, []).append(job)
         else:
             yield [job]
@@ -421,8 +584,10 @@ def _group_run(group: list[QuantumJob], run: JobRun) -> None:
             "shots": group[0].shots,
             "seed": group[0].seed,
             "noise": (group[0].noise_depolarizing_1q, group[0].noise_depolarizing_2q, group[0].noise_readout)
-            if group[0].noise
+            if group[0].noise and not group[0].device
             else None,
+            "device": group[0].device or None,
+            "processor": group[0].processor,
         }
         if group[0].uses_primitives:  # alone in its group (see _batchable)
             request.update(_primitive_request(group[0]))

@@ -23,6 +23,7 @@ from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
 from qiskit_aer.primitives import EstimatorV2
 
 from apps.quantum.circuits import circuit_parse
+from apps.quantum.devices import device_backend
 
 ONE_QUBIT_GATES = ["id", "x", "y", "z", "h", "s", "sdg", "t", "tdg", "sx", "sxdg", "rx", "ry", "rz", "p", "u", "r"]
 ONE_QUBIT_GATES += ["u1", "u2", "u3"]
@@ -34,8 +35,15 @@ PARALLEL_SETS_MAX_QUBITS = 16
 
 
 @cache
-def simulator(method: str, noise: tuple[float, float, float] | None) -> AerSimulator:
-    return AerSimulator(method=method, noise_model=noise_model(noise) if noise else None)
+def simulator(
+    method: str, noise: tuple[float, float, float] | None, device: str | None = None, processor: str = "cpu"
+) -> AerSimulator:
+    # Aer names its processors "CPU" and "GPU" (the GPU one only in the CUDA build, qiskit-aer-gpu).
+    options = {"method": method, "device": processor.upper()}
+    if device:
+        # The device's noise model, coupling map and basis, from its calibration snapshot.
+        return AerSimulator.from_backend(device_backend(device), **options)
+    return AerSimulator(noise_model=noise_model(noise) if noise else None, **options)
 
 
 @cache
@@ -46,6 +54,11 @@ def supported_operations(method: str) -> frozenset[str]:
 @cache
 def pass_manager(method: str):
     return generate_preset_pass_manager(optimization_level=1, target=AerSimulator(method=method).target)
+
+
+@cache
+def device_pass_manager(method: str, device: str):
+    return generate_preset_pass_manager(optimization_level=1, backend=simulator(method, None, device))
 
 
 def noise_model(noise: tuple[float, float, float]) -> NoiseModel:
@@ -60,7 +73,10 @@ def noise_model(noise: tuple[float, float, float]) -> NoiseModel:
     return model
 
 
-def runnable(circuit: QuantumCircuit, method: str) -> QuantumCircuit:
+def runnable(circuit: QuantumCircuit, method: str, device: str | None = None) -> QuantumCircuit:
+    if device:
+        # A device runs its own basis gates between coupled qubits only, whatever gates the circuit has.
+        return device_pass_manager(method, device).run(circuit)
     # Aer runs circuits of its own operations as they are; only the others are transpiled.
     if set(circuit.count_ops()) <= supported_operations(method):
         return circuit
@@ -74,8 +90,8 @@ def simulate(request: dict) -> list[dict]:
         circuit = circuit_parse(source, version)
         if measure_all:
             circuit.measure_all()
-        circuits.append(runnable(circuit, request["method"]))
-    backend = simulator(request["method"], request["noise"])
+        circuits.append(runnable(circuit, request["method"], request.get("device")))
+    backend = simulator(request["method"], request["noise"], request.get("device"), request.get("processor", "cpu"))
     options = {"shots": request["shots"]}
     if request["seed"] is not None:
         options["seed_simulator"] = request["seed"]
@@ -107,10 +123,11 @@ def primitive_simulate(request: dict) -> list[dict]:
         circuit.remove_final_measurements()
     elif measure_all:
         circuit.measure_all()
-    circuit = runnable(circuit, request["method"])
+    device = request.get("device")
+    circuit = runnable(circuit, request["method"], device)
     sets = request["parameter_sets"] or [{}]
     values = np.array([[values[parameter.name] for parameter in circuit.parameters] for values in sets], dtype=float)
-    backend = simulator(request["method"], request["noise"])
+    backend = simulator(request["method"], request["noise"], device, request.get("processor", "cpu"))
     started = time.perf_counter()
     run = _estimate if estimator else _sample
     entries = run(backend, circuit, values, request)
@@ -153,6 +170,9 @@ def _estimate(backend: AerSimulator, circuit: QuantumCircuit, values, request: d
         run_options["seed_simulator"] = request["seed"]
     estimator = EstimatorV2.from_backend(backend, options={"run_options": run_options})
     observables = [SparsePauliOp.from_list(terms) for terms in request["observables"]]
+    if circuit.layout is not None:
+        # Transpiled to a device: the observables follow the circuit's qubits to the physical ones they now use.
+        observables = [observable.apply_layout(circuit.layout) for observable in observables]
     if circuit.parameters:
         # (sets, 1, parameters) against (observables,): values broadcast to (sets, observables).
         pub = (circuit, observables, values[:, np.newaxis, :], request["precision"])

@@ -15,6 +15,7 @@ from .env import Environment
 from .forwarding import forward_urls
 from .oidc import oidc_settings
 from .passkeys import passkey_settings
+from .quantum_queues import quantum_queues
 from .storage import file_storage, storages_apart
 
 env = Environment()
@@ -246,10 +247,14 @@ CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = task_queues(priority_levels=TASK_PRIORITY_LEVELS)
+# Quantum jobs go to one of these queues by their estimated memory and time (settings/quantum_queues.py).
+QUANTUM_QUEUES = quantum_queues(env)
+CELERY_TASK_QUEUES = task_queues(
+    priority_levels=TASK_PRIORITY_LEVELS, quantum_queues=tuple(queue["name"] for queue in QUANTUM_QUEUES)
+)
 CELERY_TASK_ROUTES = {
     "maintenance.*": {"queue": "maintenance"},
-    "quantum.*": {"queue": "quantum"},
+    "quantum.*": {"queue": QUANTUM_QUEUES[0]["name"]},
     "registry.*": {"queue": "registry"},
     "backups.*": {"queue": "maintenance"},
     "compliance.*": {"queue": "default"},
@@ -310,6 +315,15 @@ QUANTUM_MAX_ATTEMPTS = env.int("QUANTUM_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 QUANTUM_MAX_SWEEP = env.int("QUANTUM_MAX_SWEEP", 1000, minimum=1, maximum=100_000)
 # Small jobs that share their settings run together in one simulator call, up to this many.
 QUANTUM_BATCH_SIZE = env.int("QUANTUM_BATCH_SIZE", 50, minimum=1, maximum=500)
+# What this worker offers to the router (README, "How jobs run"): its memory for simulations (0: the host's memory)
+# and whether it has a GPU ("auto": asks qiskit-aer; "yes"/"no" say so).
+WORKER_MEMORY_MB = env.int("WORKER_MEMORY_MB", 0, minimum=0)
+WORKER_GPU = env.choice("WORKER_GPU", "auto", ("auto", "yes", "no"))
+# How often a worker announces itself; one not heard from for WORKER_ANNOUNCE_TIMEOUT seconds is taken as gone.
+WORKER_ANNOUNCE_INTERVAL = env.int("WORKER_ANNOUNCE_INTERVAL", 10, minimum=1)
+WORKER_ANNOUNCE_TIMEOUT = env.int("WORKER_ANNOUNCE_TIMEOUT", 35, minimum=3)
+if WORKER_ANNOUNCE_TIMEOUT < 3 * WORKER_ANNOUNCE_INTERVAL:
+    raise ImproperlyConfigured("WORKER_ANNOUNCE_TIMEOUT must be at least three WORKER_ANNOUNCE_INTERVALs.")
 
 # --- Jobs (every kind): a running job's worker heartbeats it every JOBS_HEARTBEAT_INTERVAL seconds; every worker
 # sweeps every JOBS_SWEEP_INTERVAL seconds and requeues the jobs not heartbeated for JOBS_HEARTBEAT_TIMEOUT.

@@ -63,8 +63,8 @@ def broker_transport_options(url: str, *, task_time_limit: int, priority_levels:
     }
 
 
-def task_queues(*, priority_levels: int) -> list[Queue]:
-    """The queues; only ``quantum`` orders its messages by priority.
+def task_queues(*, priority_levels: int, quantum_queues: tuple[str, ...] = ("quantum",)) -> list[Queue]:
+    """The queues; only the quantum ones (QUANTUM_QUEUES) order their messages by priority.
 
     On RabbitMQ these are classic queues, the quantum one with ``x-max-priority``: RabbitMQ 3.10's quorum queues
     ignore message priorities, and quantum jobs of higher priority must overtake older ones. Classic queues are
@@ -73,4 +73,6 @@ def task_queues(*, priority_levels: int) -> list[Queue]:
     ignores queue arguments; its levels come from ``priority_steps``.
     """
     priority = {"x-max-priority": priority_levels - 1}  # levels 0 … priority_levels - 1
-    return [Queue(name, queue_arguments=priority if name == "quantum" else None) for name in QUEUE_NAMES]
+    names = [name for name in QUEUE_NAMES if name != "quantum"]
+    names[1:1] = quantum_queues
+    return [Queue(name, queue_arguments=priority if name in quantum_queues else None) for name in names]

@@ -53,6 +53,9 @@ os.environ["TEST_REDIS_URL"] = os.environ["REDIS_URL"] = redis_url
 os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/opsdeck")
 # Test workers serve no metrics endpoint unless a test asks for one (on a free port).
 os.environ.setdefault("WORKER_METRICS_PORT", "0")
+# Test workers announce themselves every second, so that a job waiting for one is sent soon after it starts.
+os.environ.setdefault("WORKER_ANNOUNCE_INTERVAL", "1")
+os.environ.setdefault("WORKER_ANNOUNCE_TIMEOUT", "5")
 # The broker is TEST_REDIS_URL unless TEST_CELERY_BROKER_URL names another (tests/brokers.py switches it per test).
 if os.environ.get("TEST_CELERY_BROKER_URL"):
     os.environ["CELERY_BROKER_URL"] = os.environ["TEST_CELERY_BROKER_URL"]

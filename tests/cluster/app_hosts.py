@@ -26,6 +26,8 @@ WEB_PORT = 8000
 WEB_PROCESSES = 2
 WORKER_METRICS_PORT = 9808
 # Lost jobs are noticed within seconds rather than the default half minute, to keep the rehearsal short.
+CLUSTER_QUANTUM_QUEUES = "quantum:memory_mb=64,quantum-large,quantum-gpu:processor=gpu"
+LARGE_QUEUE = "quantum-large"
 FAST_JOB_LAYER = {"JOBS_HEARTBEAT_INTERVAL": "1", "JOBS_HEARTBEAT_TIMEOUT": "4", "JOBS_SWEEP_INTERVAL": "1"}
 
 
@@ -74,6 +76,8 @@ def host_environment(
         WORKER_METRICS_PORT=str(WORKER_METRICS_PORT),
         # One job per simulator call, so that a handful of jobs is a handful of tasks to spread.
         QUANTUM_BATCH_SIZE="1",
+        # Jobs over 64 MiB of state (23 qubits and more) go to the large-queue worker host.
+        QUANTUM_QUEUES=CLUSTER_QUANTUM_QUEUES,
         **FAST_JOB_LAYER,
         **secret_files,
     )
@@ -109,9 +113,10 @@ def portal_start(host: Host, environment: dict[str, str]) -> HostProcess:
     return HostProcess(host, "runportal", argv, log=_log(environment, "runportal"), environment=environment)
 
 
-def worker_start(host: Host, environment: dict[str, str]) -> HostProcess:
-    """A ``celery worker`` named after its host, on every queue, with one pool process."""
-    queues = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
+def worker_start(host: Host, environment: dict[str, str], queues: tuple[str, ...] = ()) -> HostProcess:
+    """A ``celery worker`` named after its host, on ``queues`` (every queue but the large one unless given), with one
+    pool process."""
+    queues = ",".join(queues or (queue.name for queue in settings.CELERY_TASK_QUEUES if queue.name != LARGE_QUEUE))
     argv = [
         *(sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queues),
         *("-c", "1", "-n", worker_name(host), "-l", "INFO"),

@@ -1,5 +1,6 @@
-"""Six hosts on one machine: db (PostgreSQL + Redis), web1 and web2 (runportal), worker1 and worker2 (celery worker),
-beat (celery beat); started together, and removed together whatever happened, leftovers of earlier runs first."""
+"""Seven hosts on one machine: db (PostgreSQL + Redis), web1 and web2 (runportal), worker1 and worker2 (celery worker),
+worker3 (celery worker of the quantum-large queue only), beat (celery beat); started together, and removed together
+whatever happened, leftovers of earlier runs first."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import psycopg
 from tests.helpers import json_request
 
 from .app_hosts import (
+    LARGE_QUEUE,
     WEB_PORT,
     beat_start,
     host_environment,
@@ -33,6 +35,8 @@ TEMP_PREFIX = "opsdeck-cluster-"
 DB = Host("db", 2)
 WEBS = [Host("web1", 11), Host("web2", 12)]
 WORKERS = [Host("worker1", 21), Host("worker2", 22)]
+# Takes only the large jobs (QUANTUM_QUEUES in app_hosts.py), as a host with more memory would.
+LARGE_WORKER = Host("worker3", 23)
 BEAT = Host("beat", 31)
 # The beat host's probe: a schedule entry due every second, so that a second beat would show within seconds.
 BEAT_PROBE_TASK = "maintenance.session_clear_expired"
@@ -133,11 +137,11 @@ def cluster_create() -> Cluster:
 def cluster_start(cluster: Cluster) -> None:
     """Bring every host up: the database first, the schema and accounts, web and workers, then the one beat."""
     cluster.started_at = time.monotonic()
-    network_create([DB, *WEBS, *WORKERS, BEAT])
+    network_create([DB, *WEBS, *WORKERS, LARGE_WORKER, BEAT])
     (cluster.root / "db").mkdir()
     cluster.database = database_host_start(DB, cluster.root / "db")
     secret_files = secrets_write(cluster.root / "secrets")
-    for host in (*WEBS, *WORKERS, BEAT):
+    for host in (*WEBS, *WORKERS, LARGE_WORKER, BEAT):
         cluster.environments[host.name] = host_environment(
             host, root=cluster.root, database=cluster.database, secret_files=secret_files, web_hosts=WEBS
         )
@@ -148,10 +152,13 @@ def cluster_start(cluster: Cluster) -> None:
         cluster.processes[host.name] = portal_start(host, cluster.environments[host.name])
     for host in WORKERS:
         cluster.processes[host.name] = worker_start(host, cluster.environments[host.name])
+    cluster.processes[LARGE_WORKER.name] = worker_start(
+        LARGE_WORKER, cluster.environments[LARGE_WORKER.name], queues=(LARGE_QUEUE,)
+    )
     for host in WEBS:
         url = f"http://{host.address}:{WEB_PORT}/health/live"
         cluster.processes[host.name].wait_until(lambda url=url: urllib.request.urlopen(url, timeout=2), "live")
-    for host in WORKERS:
+    for host in (*WORKERS, LARGE_WORKER):
         cluster.processes[host.name].wait_for_output(f"{worker_name(host)} ready.")
     # Started once both workers consume, so that each due time's task runs at once and shows when it was due.
     cluster.processes[BEAT.name] = beat_start(BEAT, cluster.environments[BEAT.name])

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.quantum_circuits import ghz_qasm2, slow_qasm2
 
 from .app_hosts import WEB_PORT, WEB_PROCESSES, WORKER_METRICS_PORT, worker_name
-from .cluster import BEAT_PROBE_SECONDS, BEAT_PROBE_TASK, WEBS, WORKERS
+from .cluster import BEAT_PROBE_SECONDS, BEAT_PROBE_TASK, LARGE_WORKER, WEBS, WORKERS
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 FINISHED = ("completed", "failed", "cancelled")
@@ -171,6 +171,19 @@ def test_each_worker_host_serves_the_metrics_of_the_jobs_it_ran(cluster):
         text = _scrape(f"http://{host.address}:{WORKER_METRICS_PORT}/metrics")
         assert ran > 0
         assert _metric(text, "quantum_jobs_total", status="completed") == ran, host.name
+
+
+def test_a_large_job_runs_on_the_large_queue_host_and_a_small_one_on_the_others(cluster):
+    client = cluster.client(WEB1)
+    # 23 qubits as a state vector: 128 MiB, over the 64 MiB of the small queue.
+    large = _submit(client, ghz_qasm2(23), method="statevector")
+    small = _submit(client, ghz_qasm2(3), method="statevector")
+
+    assert (large["queue"], small["queue"]) == ("quantum-large", "quantum")
+    large, small = (_finished_job(client, job["id"], timeout=120) for job in (large, small))
+    assert (large["status"], small["status"]) == ("completed", "completed"), (large, small)
+    assert _host_of(large["worker"]) == worker_name(LARGE_WORKER)
+    assert _host_of(small["worker"]) in {worker_name(host) for host in WORKERS}
 
 
 def test_a_job_whose_worker_host_is_cut_off_completes_on_the_other_within_a_minute(cluster):

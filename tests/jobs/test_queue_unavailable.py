@@ -30,6 +30,7 @@ from project.celery import app as celery_app
 from tests.helpers import free_port
 from tests.mfa import staff_force_login, sudo_force_login
 from tests.registry_models import build_tiny_classifier, pack_zip
+from tests.workers import worker_announced
 
 BELL = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n'
 
@@ -53,6 +54,12 @@ def broker_down():
         yield
 
 
+@pytest.fixture
+def quantum_worker(transactional_db):
+    """A worker of the quantum queue is running: the router sends quantum jobs only where one is."""
+    return worker_announced()
+
+
 def _bearer(user) -> dict[str, str]:
     secret = token_create(owner=user, name="broker test", scopes=["read", "write"], expires_in_days=1).secret
     return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
@@ -69,7 +76,7 @@ def _assert_unavailable(response) -> dict:
 
 @pytest.mark.parametrize("batch", [False, True], ids=["one job", "batch"])
 def test_quantum_job_submitted_while_the_broker_is_down_is_a_503_and_left_failed(
-    transactional_db, operator_user, broker_down, batch
+    transactional_db, operator_user, broker_down, batch, quantum_worker
 ):
     job = {"source": BELL, "shots": 10}
     url, body = ("/api/v1/quantum/jobs/batch/", {"jobs": [job, job]}) if batch else ("/api/v1/quantum/jobs/", job)
@@ -122,7 +129,7 @@ def test_report_requested_while_the_broker_is_down_is_a_503_and_left_failed(
     assert (report.status, report.error) == ("failed", "Not run: the task queue was unavailable. Submit it again.")
 
 
-def test_broker_that_is_up_again_takes_the_next_job(transactional_db, operator_user):
+def test_broker_that_is_up_again_takes_the_next_job(transactional_db, operator_user, quantum_worker):
     with broker_down_context():
         refused = Client().post(
             "/api/v1/quantum/jobs/",
@@ -271,7 +278,7 @@ def test_evaluation_action_while_the_broker_is_down_says_so_and_leaves_the_job_f
 
 
 def test_rerun_action_while_the_broker_is_down_says_so_and_leaves_the_copy_failed(
-    transactional_db, operator_user, admin_user
+    transactional_db, operator_user, admin_user, quantum_worker
 ):
     original = job_submit(owner=operator_user, spec=JobSpec(source=BELL, shots=10))
     client = _staff_client(admin_user)

@@ -5,7 +5,7 @@ from functools import cached_property
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..choices import Primitive, SimulationMethod
+from ..choices import Primitive, Processor, SimulationMethod
 from ..models import QuantumJob
 from ..selectors import eta_seconds, queue_positions, throughput_per_second
 from ..services import MAX_BATCH_JOBS, JobSpec
@@ -15,13 +15,19 @@ class NoiseSerializer(serializers.Serializer):
     depolarizing_1q = serializers.FloatField(required=False, help_text="Depolarizing error rate of 1-qubit gates.")
     depolarizing_2q = serializers.FloatField(required=False, help_text="Depolarizing error rate of 2-qubit gates.")
     readout = serializers.FloatField(required=False, help_text="Probability that a measured bit is flipped.")
+    device = serializers.CharField(
+        required=False,
+        help_text="Instead of the rates: a device (e.g. fake_manila) whose calibrated noise, coupling map and basis "
+        "the run uses; GET /api/v1/quantum/backends/ lists them.",
+    )
 
 
 @extend_schema_field(NoiseSerializer)
 class NoiseField(serializers.DictField):
-    """Keeps unknown keys, so that a misspelt rate is refused by the service instead of silently dropped."""
+    """Keeps unknown keys and values as given, so that the service refuses a misspelt rate or a wrong type with its
+    own message instead of it being silently dropped."""
 
-    child = serializers.FloatField()
+    child = serializers.JSONField()
 
 
 @extend_schema_field(serializers.ChoiceField(choices=SimulationMethod.choices))
@@ -66,6 +72,9 @@ class JobSubmitSerializer(serializers.Serializer):
     )
     bitstrings = serializers.BooleanField(
         default=False, help_text="Sampler: also return every shot's outcome (up to 100,000 shots times sets)."
+    )
+    processor = serializers.CharField(
+        default=Processor.CPU, help_text="cpu, or gpu for a worker with qiskit-aer-gpu (queue quantum-gpu)."
     )
 
 
@@ -143,6 +152,8 @@ class QuantumJobSerializer(serializers.ModelSerializer):
             "duration_seconds",
             "queue_position",
             "eta_seconds",
+            "queue",
+            "status_reason",
             "error",
         ]
         read_only_fields = fields
@@ -187,6 +198,8 @@ class QuantumJobDetailSerializer(QuantumJobSerializer):
             "num_clbits",
             "gate_counts",
             "estimated_memory_bytes",
+            "estimated_seconds",
+            "processor",
             "seed",
             "noise",
             "counts",
@@ -205,11 +218,22 @@ class QuantumJobDetailSerializer(QuantumJobSerializer):
 
 
 class BackendSerializer(serializers.Serializer):
-    method = serializers.CharField()
-    label = serializers.CharField()
+    """A simulation method (``kind`` simulator) or a device whose noise a job may use (``kind`` device)."""
+
+    kind = serializers.ChoiceField(choices=["simulator", "device"])
+    method = serializers.CharField(required=False)
+    label = serializers.CharField(required=False)
     max_qubits = serializers.IntegerField(
-        allow_null=True, help_text="Largest register within QUANTUM_MAX_MEMORY_MB; null when memory is not the bound."
+        required=False,
+        allow_null=True,
+        help_text="Largest register within QUANTUM_MAX_MEMORY_MB; null when memory is not the bound.",
     )
-    max_shots = serializers.IntegerField()
-    max_memory_mb = serializers.IntegerField()
-    queue_length = serializers.IntegerField(help_text="Jobs waiting now, all methods together.")
+    max_shots = serializers.IntegerField(required=False)
+    max_memory_mb = serializers.IntegerField(required=False)
+    queue_length = serializers.IntegerField(required=False, help_text="Jobs waiting now, all methods together.")
+    name = serializers.CharField(required=False, help_text='Device: its name, for `noise: {"device": name}`.')
+    num_qubits = serializers.IntegerField(required=False, help_text="Device: its qubits.")
+    basis_gates = serializers.ListField(child=serializers.CharField(), required=False, help_text="Device: its gates.")
+    coupling_map_edges = serializers.IntegerField(
+        required=False, help_text="Device: directed qubit pairs a two-qubit gate may act on."
+    )

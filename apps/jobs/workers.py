@@ -1,0 +1,151 @@
+"""Workers announce what they offer (queues, CPU or GPU, memory) so that routers send work only where it can run.
+
+``WorkerAnnouncer`` is a step of every Celery worker (project/celery.py adds it): when the worker starts, and every
+WORKER_ANNOUNCE_INTERVAL seconds while it runs, a thread of its main process writes the worker's row and then lets
+each job kind send the jobs that were waiting for such a worker (``JobKind.send_waiting``). The row is deleted when
+the worker stops; one that stops without a word (SIGKILL, lost host) counts as gone once it has not been heard from
+for WORKER_ANNOUNCE_TIMEOUT seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+
+from celery import bootsteps
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from .kinds import job_kinds
+
+# Models are imported where used: project/celery.py imports this module before Django's apps are loaded.
+
+logger = logging.getLogger(__name__)
+
+WORKER_CHECK_SECONDS = 0.5
+
+
+# Present while an NVIDIA driver is loaded (also inside containers given the GPU).
+NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
+
+
+@cache
+def has_gpu() -> bool:
+    """Whether this host's simulator can run on a GPU: WORKER_GPU=auto asks qiskit-aer and wants a loaded driver."""
+    if settings.WORKER_GPU != "auto":
+        return settings.WORKER_GPU == "yes"
+    try:
+        from qiskit_aer import AerSimulator
+
+        listed = "GPU" in AerSimulator().available_devices()
+    except Exception:  # no simulator, or a CUDA build that cannot start: no GPU to offer
+        logger.exception("looking for a GPU failed; offering the CPU only")
+        return False
+    # The CUDA build lists GPU even on a host without one (seen on a machine with no GPU at all).
+    return listed and NVIDIA_DRIVER.exists()
+
+
+def memory_offered() -> int:
+    """WORKER_MEMORY_MB, or the host's physical memory."""
+    if settings.WORKER_MEMORY_MB:
+        return settings.WORKER_MEMORY_MB * 2**20
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def worker_announce(*, hostname: str, queues: list[str], started_at):
+    """Write (or refresh) this worker's row."""
+    from .models import WorkerPresence
+
+    presence, _ = WorkerPresence.objects.update_or_create(
+        hostname=hostname,
+        defaults={
+            "queues": sorted(queues),
+            "processor": "gpu" if has_gpu() else "cpu",
+            "memory_bytes": memory_offered(),
+            "started_at": started_at,
+            "seen_at": timezone.now(),
+        },
+    )
+    return presence
+
+
+def worker_forget(hostname: str) -> None:
+    from .models import WorkerPresence
+
+    WorkerPresence.objects.filter(hostname=hostname).delete()
+
+
+def workers_live() -> list:
+    """The workers (WorkerPresence) heard from within WORKER_ANNOUNCE_TIMEOUT seconds."""
+    from .models import WorkerPresence
+
+    cutoff = timezone.now() - timedelta(seconds=settings.WORKER_ANNOUNCE_TIMEOUT)
+    return list(WorkerPresence.objects.filter(seen_at__gte=cutoff))
+
+
+def waiting_jobs_send() -> int:
+    """Let each kind send the jobs that waited for a worker; returns how many were sent."""
+    sent = 0
+    for kind in job_kinds():
+        if kind.send_waiting is not None:
+            sent += kind.send_waiting()
+    return sent
+
+
+def _announce_once(worker, started_at) -> None:
+    queues = list(worker.app.amqp.queues.consume_from)
+    worker_announce(hostname=worker.hostname, queues=queues, started_at=started_at)
+    sent = waiting_jobs_send()
+    if sent:
+        logger.info("sent %s jobs that waited for a worker like this one", sent)
+
+
+def _announce(stopping: threading.Event, worker) -> None:
+    started_at = timezone.now()
+    announced_at = 0.0
+    try:
+        while not stopping.is_set() and worker.blueprint.state in (None, bootsteps.RUN):
+            if time.monotonic() - announced_at >= settings.WORKER_ANNOUNCE_INTERVAL:
+                announced_at = time.monotonic()
+                try:
+                    _announce_once(worker, started_at)
+                except Exception:
+                    logger.exception("announcing this worker failed; trying again")
+                finally:
+                    connection.close()
+            stopping.wait(WORKER_CHECK_SECONDS)
+    finally:
+        try:
+            worker_forget(worker.hostname)
+        except Exception:
+            logger.exception("this worker's announcement could not be removed; it expires by itself")
+        connection.close()
+
+
+class WorkerAnnouncer(bootsteps.StartStopStep):
+    """Announces the worker from its start until it stops."""
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self, worker) -> None:
+        self.stopping.clear()
+        self.thread = threading.Thread(
+            target=_announce, args=(self.stopping, worker), name="worker-announcer", daemon=True
+        )
+        self.thread.start()
+
+    def stop(self, worker) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+
+    shutdown = stop
