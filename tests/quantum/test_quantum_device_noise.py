@@ -143,3 +143,41 @@ def test_backends_list_the_devices_with_qubits_and_basis_gates(operator_client):
     assert manila["coupling_map_edges"] == 8  # four links, both directions
     assert devices["fake_sherbrooke"]["num_qubits"] == 127
     assert "ecr" in devices["fake_sherbrooke"]["basis_gates"]
+
+
+# q2 flipped, q0 and q4 (not coupled on fake_manila) in a Bell state: on the device the qubits are moved around.
+FLIPPED_AND_BELL = """OPENQASM 2.0;
+include "qelib1.inc";
+qreg q[5];
+x q[2];
+h q[0];
+cx q[0],q[4];
+"""
+
+
+def test_estimator_on_a_device_measures_the_circuits_own_qubits(celery_worker, operator_user):
+    # Pauli strings read right to left (q0 last): Z on q2, ZZ and XX on q0 and q4.
+    observables = [[["IIZII", 1.0]], [["ZIIIZ", 1.0]], [["XIIIX", 1.0]]]
+    job = job_submit(
+        owner=operator_user,
+        spec=JobSpec(
+            source=FLIPPED_AND_BELL,
+            primitive="estimator",
+            observables=observables,
+            precision=0.02,
+            seed=5,
+            noise={"device": DEVICE},
+        ),
+    )
+
+    job_wait(job, [JobStatus.COMPLETED, JobStatus.FAILED], timeout=120)
+
+    assert job.status == JobStatus.COMPLETED, job.error
+    (entry,) = job.results
+    flipped, zz, xx = entry["expectation_values"]
+    margin = 5 * max(entry["std_errors"])  # the estimate of a value of exactly ±1 may land a little beyond it
+    # Ideal values -1, +1, +1; the device's noise shrinks them a little. Observables left on the wrong physical
+    # qubits would read an untouched qubit (+1 for Z) or an unentangled pair (0 for XX).
+    assert -1.0 - margin <= flipped < -0.7
+    assert 0.7 < zz <= 1.0 + margin
+    assert 0.6 < xx <= 1.0 + margin
