@@ -150,7 +150,7 @@ def _model_page(
     request, model: RegisteredModel, *, job_form=None, alias_form=None, upload_form=None, status: int = 200
 ):
     versions = selectors.versions_compared(model)
-    aliases = list(model.aliases.select_related("version", "updated_by").order_by("name"))
+    aliases = list(model.aliases.select_related("version", "canary", "updated_by").order_by("name"))
     usable = _usable(versions)
     may_use = has_role(request.user, *WRITE_ROLES)
     may_change = model_may_change(request.user, model)
@@ -271,7 +271,7 @@ def job_start(request, name: str):
     upload arrives, as the API does."""
     model = _model(request, name)
     _require_writer(request.user)
-    aliases = list(model.aliases.select_related("version"))
+    aliases = list(model.aliases.select_related("version", "canary"))
     form = InferenceJobForm(request.POST, request.FILES, aliases=aliases, usable=_usable(model.versions.all()))
     if not form.is_valid():
         return _model_page(request, model, job_form=form, status=400)
