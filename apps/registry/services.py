@@ -410,7 +410,8 @@ def version_update(*, version: ModelVersion, actor, changes: dict) -> ModelVersi
             try:
                 values[field] = signatures.schema_check(changes[field])
             except signatures.SchemaRefused as exc:
-                raise RegistryError(f"{field}: {exc}", field=field) from None
+                message = str(exc)
+                raise RegistryError(message[:1].upper() + message[1:], field=field) from None
     changed = {}
     with transaction.atomic():
         for field, value in values.items():
