@@ -545,7 +545,9 @@ def _alias_write(
         AliasAction.PROMOTE: "registry.alias.promoted",
         AliasAction.ROLLBACK: "registry.alias.rolled_back",
     }[action]
-    event_record(action=audit_action, actor=actor, obj=alias, changes={"alias": name, "split": [before, after]})
+    previous = before[0]["version"] if before else None
+    changes = {"alias": name, "version": [previous, stable.version], "split": [before, after]}
+    event_record(action=audit_action, actor=actor, obj=alias, changes=changes)
     return alias
 
 

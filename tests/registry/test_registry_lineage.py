@@ -134,3 +134,56 @@ def test_only_the_owner_or_an_admin_edits_a_version(versions, admin_user, viewer
     assert _client(viewer_user).patch(MODEL_URL + "versions/1/", {"tags": ["x"]}, format="json").status_code == 403
     assert _client(admin_user).patch(MODEL_URL + "versions/1/", {"tags": ["x"]}, format="json").status_code == 200
     assert _client(admin_user).put(MODEL_URL + "versions/1/", {"tags": ["x"]}, format="json").status_code == 405
+
+
+# --- In the admin
+
+
+def _admin_form(version, **fields) -> dict:
+    form = {
+        "tags_text": "",
+        "training_dataset": "",
+        "source_run_url": "",
+        "parent_number": "",
+        "input_schema_text": "",
+        "output_schema_text": "",
+    }
+    return form | fields
+
+
+def test_admin_edits_tags_lineage_and_signature_through_the_service(admin_client, versions):
+    url = f"/admin/registry/modelversion/{versions[1].pk}/change/"
+    saved = admin_client.post(
+        url,
+        _admin_form(
+            versions[1],
+            tags_text="nlp, candidate",
+            training_dataset="tickets-2026-11",
+            source_run_url="https://runs.example.com/8d1e",
+            parent_number="1",
+            input_schema_text='{"type": "string", "maxLength": 500}',
+        ),
+    )
+    assert saved.status_code == 302, saved.content.decode()[-2000:]
+    versions[1].refresh_from_db()
+    assert (versions[1].tags, versions[1].training_dataset, versions[1].parent, versions[1].input_schema) == (
+        ["nlp", "candidate"],
+        "tickets-2026-11",
+        versions[0],
+        {"type": "string", "maxLength": 500},
+    )
+    assert AuditEvent.objects.filter(action="registry.version.updated", object_id=str(versions[1].pk)).exists()
+    shown = admin_client.get(url).content.decode()
+    assert "tickets-2026-11" in shown
+    assert "nlp, candidate" in shown
+
+    not_json = admin_client.post(url, _admin_form(versions[1], output_schema_text="{type: string"))
+    assert (
+        "Not JSON: Expecting property name enclosed in double quotes at line 1, column 2." in not_json.content.decode()
+    )
+    refused = admin_client.post(url, _admin_form(versions[1], parent_number="3"), follow=True)
+    assert "Nothing was changed: The parent of v2 must be an earlier version of sentiment; got v3." in (
+        refused.content.decode()
+    )
+    versions[1].refresh_from_db()
+    assert versions[1].parent == versions[0]

@@ -74,8 +74,10 @@ def test_page_shows_the_split_history_tags_lineage_and_signature(client, rollout
     assert 'data-split="v1 90 % · v2 10 %"' in page
     assert "staging canary 10 %" in page
     assert 'aria-label="Stable v1, canary v2 at 10 %"' in page
-    assert "<td>Split between two versions</td><td>v1</td><td>v1 90 % · v2 10 %</td>" in page
-    assert "<td>Set to one version</td><td>—</td><td>v1</td>" in page
+    assert (
+        '<td>Split between two versions</td><td class="split">v1</td><td class="split">v1 90 % · v2 10 %</td>' in page
+    )
+    assert '<td>Set to one version</td><td class="split">—</td><td class="split">v1</td>' in page
     assert '<span class="chip chip-tag">candidate</span>' in page
     assert "tickets-2026-11" in page
     assert '<a href="https://runs.example.com/8d1e" rel="noopener noreferrer nofollow">' in page
@@ -99,7 +101,7 @@ def test_owner_promotes_rolls_back_and_removes_from_the_page(client, rollout, op
     removed = client.post(PAGE + "aliases/staging/delete/", follow=True)
     assert "staging of sentiment removed." in _messages(removed)
     assert not rollout.aliases.exists()
-    assert "<td>Removed</td><td>v1</td><td>—</td>" in removed.content.decode()
+    assert '<td>Removed</td><td class="split">v1</td><td class="split">—</td>' in removed.content.decode()
 
 
 def test_refusals_show_as_messages_and_readers_cannot_post(client, rollout, operator_user, viewer_user):
