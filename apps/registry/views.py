@@ -226,7 +226,7 @@ def alias_move_view(request, name: str):
         else:
             messages.success(request, f"{alias} of {model.name} now points at v{number}.")
         return redirect(_model_url(model.name, "aliases"))
-    current = next((item for item in model.aliases.select_related("version") if item.name == alias), None)
+    current = next((item for item in model.aliases.select_related("version", "canary") if item.name == alias), None)
     context = {"model": model, "form": form, "alias": alias, "number": number, "current": current}
     return render(request, "registry/alias_move_confirm.html", context)
 

@@ -287,6 +287,8 @@ def test_removed_alias_answers_404_and_keeps_its_history(admin, operator, versio
         ("set", [{"version": 1, "weight": 100}]),
     ]
     assert AuditEvent.objects.filter(action="registry.alias.deleted").count() == 1
+    never = operator.get(ALIASES_URL + "never/history/")
+    assert api_error(never, 404, "not_found")["detail"] == "sentiment has no alias 'never' and never had one."
 
 
 def test_a_canary_cannot_be_archived(operator, versions):
@@ -306,3 +308,14 @@ def test_caller_key_must_be_a_short_text(operator, versions):
         assert api_error(refused, 400, "invalid")["errors"]["caller_key"] == [
             "caller_key must be a text of 1 to 200 characters."
         ]
+
+
+def test_admin_shows_each_alias_traffic_rollback_target_and_history(admin_client, admin, versions, sentiment):
+    assert admin.post(ALIASES_URL, {"alias": "production", "version": 1}, format="json").status_code == 200
+    assert _split(admin, "production", (1, 90), (2, 10)).status_code == 200
+    page = admin_client.get(f"/admin/registry/registeredmodel/{sentiment.pk}/change/").content.decode()
+    assert "v1 90 % · v2 10 %" in page
+    assert "v1 (stable)" in page
+    assert "<td>Split between two versions</td><td>v1</td><td>v1 90 % · v2 10 %</td><td>alice-admin</td>" in page
+    listed = admin_client.get("/admin/registry/modelversion/").content.decode()
+    assert "production (canary 10 %)" in listed

@@ -360,6 +360,8 @@ class ModelAliasViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @action(detail=True, methods=["get"], pagination_class=StandardPagination)
     def history(self, request, name=None, alias=None):
         changes = alias_history(self.registered_model, alias)
+        if not changes.exists():
+            raise exceptions.NotFound(f"{self.registered_model.name} has no alias {alias!r} and never had one.")
         page = self.paginate_queryset(changes)
         return self.get_paginated_response(AliasChangeSerializer(page, many=True).data)
 
