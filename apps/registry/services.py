@@ -552,6 +552,9 @@ def _alias_write(
 
 
 def _alias_locked(model: RegisteredModel, name: str) -> ModelAlias | None:
+    # The model row serializes changes of its aliases: two first writers of one alias name would otherwise both
+    # find no row and one of them fail on the unique constraint.
+    RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()
     return (
         ModelAlias.objects.select_for_update(of=("self",))
         .select_related("version", "canary", "previous_version")

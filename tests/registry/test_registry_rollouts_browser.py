@@ -78,3 +78,13 @@ def test_rollout_page_fits_and_promotes(asgi_live_server, rollout, operator_user
     expect(page.locator("main")).to_contain_text("staging of sentiment promoted: v3.")
     expect(page.locator('#alias-table tr[data-alias="staging"]')).to_contain_text("v2")  # the rollback target
     expect(page.locator("#alias-history-table tbody tr").first).to_contain_text("Promoted")
+
+    # Removing asks first: dismissed, nothing happens; accepted, the alias is gone.
+    remove = page.locator('#alias-table tr[data-alias="canary-eu"] button:has-text("Remove")')
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    remove.click()
+    expect(page.locator('#alias-table tr[data-alias="canary-eu"]')).to_have_count(1)
+    page.once("dialog", lambda dialog: dialog.accept())
+    remove.click()
+    expect(page.locator("main")).to_contain_text("canary-eu of sentiment removed.")
+    expect(page.locator('#alias-table tr[data-alias="canary-eu"]')).to_have_count(0)
