@@ -824,7 +824,7 @@ def predict(
         "alias": alias or ("" if number is not None else "production"),
         "version": str(version.version),
     }
-    if mismatch := signatures.first_mismatch(version.input_schema, texts):
+    if mismatch := _signature_check(version, "input_schema", texts, labels):
         REGISTRY_ALIAS_PREDICTIONS.labels(**labels, outcome="invalid_input").inc()
         raise RegistryError(
             f"{mismatch.describe('Input')} (the input schema of {version}).", field="inputs", code="input_schema"
@@ -844,7 +844,7 @@ def predict(
     REGISTRY_ALIAS_LATENCY.labels(**labels).observe(elapsed)
     REGISTRY_PREDICTIONS.labels(model=model.name).inc(len(texts))
     outputs = plain_outputs(outputs)
-    if mismatch := signatures.first_mismatch(version.output_schema, outputs):
+    if mismatch := _signature_check(version, "output_schema", outputs, labels):
         _output_refused(version, actor, labels, mismatch)
     REGISTRY_ALIAS_PREDICTIONS.labels(**labels, outcome="ok").inc()
     event_record(
@@ -854,6 +854,14 @@ def predict(
         changes={"inputs": len(texts), "alias": alias or "", "version": version.version},
     )
     return {"model": model.name, "version": version.version, "alias": alias, "outputs": outputs}
+
+
+def _signature_check(version: ModelVersion, field: str, items: list, labels: dict) -> signatures.Mismatch | None:
+    try:
+        return signatures.first_mismatch(getattr(version, field), items)
+    except signatures.SchemaBroken as exc:
+        REGISTRY_ALIAS_PREDICTIONS.labels(**labels, outcome="error").inc()
+        raise RegistryError(f"The {field} of {version} cannot be used: {exc}. Fix or remove it.", status=409) from None
 
 
 def _caller_key(caller_key) -> str:

@@ -12,12 +12,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from jsonschema import exceptions, validators
+from referencing.exceptions import Unresolvable
 
 MAX_SCHEMA_BYTES = 20_000
+MAX_MESSAGE = 300  # a mismatch quotes the value: an input may be 10,000 characters long
 
 
 class SchemaRefused(ValueError):
     """The schema itself cannot be used; the message says why."""
+
+
+class SchemaBroken(ValueError):
+    """A stored schema failed while checking a value (a reference it names cannot be resolved)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,8 @@ def schema_check(schema) -> dict | None:
         raise SchemaRefused(
             f"$ref {remote!r} points outside the schema; only references starting with '#' are allowed."
         )
+    if dangling := _dangling_pointer(schema, schema):
+        raise SchemaRefused(f"$ref {dangling!r} points at nothing in the schema.")
     try:
         _validator_class(schema).check_schema(schema)
     except exceptions.SchemaError as exc:
@@ -60,9 +68,13 @@ def first_mismatch(schema: dict | None, items: list) -> Mismatch | None:
         return None
     validator = _validator(json.dumps(schema, sort_keys=True))
     for index, item in enumerate(items):
-        error = exceptions.best_match(validator.iter_errors(item))
+        try:
+            error = exceptions.best_match(validator.iter_errors(item))
+        except Unresolvable as exc:
+            raise SchemaBroken(f"a reference cannot be resolved: {exc}") from None
         if error is not None:
-            return Mismatch(index=index, path=error.json_path, message=error.message)
+            message = error.message if len(error.message) <= MAX_MESSAGE else error.message[:MAX_MESSAGE] + "…"
+            return Mismatch(index=index, path=error.json_path, message=message)
     return None
 
 
@@ -89,3 +101,31 @@ def _remote_references(node) -> str | None:
             if found := _remote_references(value):
                 return found
     return None
+
+
+def _dangling_pointer(node, root) -> str | None:
+    """The first ``#/…`` JSON Pointer reference that points at nothing in ``root``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith("#/") and not _pointer_found(root, value):
+                return value
+            if found := _dangling_pointer(value, root):
+                return found
+    elif isinstance(node, list):
+        for value in node:
+            if found := _dangling_pointer(value, root):
+                return found
+    return None
+
+
+def _pointer_found(root, reference: str) -> bool:
+    target = root
+    for token in reference[2:].split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(target, dict) and token in target:
+            target = target[token]
+        elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
+            target = target[int(token)]
+        else:
+            return False
+    return True

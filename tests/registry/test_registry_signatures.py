@@ -103,8 +103,9 @@ def test_output_outside_the_schema_is_withheld_with_a_409_counted_and_audited(op
             "are allowed.",
         ),
         ({"enum": ["x" * 100] * 250}, "It is 26,010 bytes of JSON; the limit is 20,000."),
+        ({"$ref": "#/$defs/missing"}, "$ref '#/$defs/missing' points at nothing in the schema."),
     ],
-    ids=["not-an-object", "bad-type", "bad-keyword", "remote-ref", "too-large"],
+    ids=["not-an-object", "bad-type", "bad-keyword", "remote-ref", "too-large", "dangling-ref"],
 )
 def test_unusable_schema_is_refused_naming_the_problem(operator, version, schema, message):
     refused = operator.patch(VERSION_URL, {"input_schema": schema}, format="json")
@@ -123,3 +124,23 @@ def test_readers_and_other_operators_cannot_set_a_signature(version, viewer_user
         assert client.patch(VERSION_URL, {"input_schema": INPUT_SCHEMA}, format="json").status_code == 403
     version.refresh_from_db()
     assert version.input_schema is None
+
+
+def test_a_schema_whose_reference_fails_at_prediction_is_a_409_not_a_500(operator, version):
+    # An anchor that no subschema declares passes the metaschema; it only fails when a value reaches it.
+    assert operator.patch(VERSION_URL, {"input_schema": {"$ref": "#nowhere"}}, format="json").status_code == 200
+    refused = _predict(operator, "the queue is stuck")
+    detail = api_error(refused, 409, "conflict")["detail"]
+    assert detail.startswith("The input_schema of sentiment v1 cannot be used: a reference cannot be resolved: ")
+    assert detail.endswith(". Fix or remove it.")
+
+
+def test_a_long_input_is_quoted_shortened_in_the_refusal(operator, version):
+    assert (
+        operator.patch(VERSION_URL, {"input_schema": {"type": "string", "maxLength": 10}}, format="json").status_code
+        == 200
+    )
+    message = api_error(_predict(operator, "a" * 5_000), 400, "invalid")["errors"]["inputs"][0]
+    assert message.startswith("Input 0: 'aaaa")
+    assert "…" in message
+    assert len(message) < 400
