@@ -25,6 +25,12 @@ from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.widgets import (
+    UnfoldAdminIntegerFieldWidget,
+    UnfoldAdminTextareaWidget,
+    UnfoldAdminTextInputWidget,
+    UnfoldAdminURLInputWidget,
+)
 
 from apps.core.admin_display import json_display
 from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin, queue_refusal_message
@@ -436,25 +442,38 @@ class EvaluationForm(_RegistryForm):
 class VersionEditForm(forms.ModelForm):
     """Tags, lineage and signature of a version; services.version_update checks and saves them."""
 
+    # The admin's own widgets: unfold styles only those (plain ones show without borders and overflow a phone).
     tags_text = forms.CharField(
-        required=False, label="Tags", help_text=f"Comma-separated, at most {services.MAX_TAGS}."
+        required=False,
+        label="Tags",
+        widget=UnfoldAdminTextInputWidget,
+        help_text=f"Comma-separated, at most {services.MAX_TAGS}.",
     )
     source_run_url = forms.URLField(
-        required=False, max_length=500, assume_scheme="https", label="Source run URL", help_text="The training run."
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        label="Source run URL",
+        widget=UnfoldAdminURLInputWidget,
+        help_text="The training run.",
     )
     parent_number = forms.IntegerField(
-        required=False, min_value=1, label="Parent version", help_text="An earlier version number of this model."
+        required=False,
+        min_value=1,
+        label="Parent version",
+        widget=UnfoldAdminIntegerFieldWidget,
+        help_text="An earlier version number of this model.",
     )
     input_schema_text = forms.CharField(
         required=False,
         label="Input schema",
-        widget=forms.Textarea(attrs={"rows": 6}),
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 6}),
         help_text="A JSON Schema every input text must match; empty for none.",
     )
     output_schema_text = forms.CharField(
         required=False,
         label="Output schema",
-        widget=forms.Textarea(attrs={"rows": 6}),
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 6}),
         help_text="A JSON Schema every output must match; empty for none.",
     )
 
