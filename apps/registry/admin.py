@@ -7,6 +7,7 @@ admin's own add form of a version is replaced by the upload page.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from django import forms
@@ -20,9 +21,16 @@ from django.http import HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.widgets import (
+    UnfoldAdminIntegerFieldWidget,
+    UnfoldAdminTextareaWidget,
+    UnfoldAdminTextInputWidget,
+    UnfoldAdminURLInputWidget,
+)
 
 from apps.core.admin_display import json_display
 from apps.core.admin_mixins import PortalFormatsAdminMixin, ServiceWrittenAdminMixin, queue_refusal_message
@@ -43,6 +51,7 @@ MAX_ACTION_OBJECTS = 50
 # The aliases the model list shows as columns; any other alias shows on the model page.
 LISTED_ALIASES = ("production", "staging")
 FORM_PAGE_TEMPLATE = "admin/registry/form_page.html"
+ADMIN_HISTORY = 20
 
 
 def _metric(value) -> str:
@@ -98,8 +107,11 @@ def _version_state(version: ModelVersion) -> str:
 
 
 def _alias_names(version: ModelVersion) -> str:
-    """The version's aliases; load them with ``prefetch_related("aliases")``."""
-    return ", ".join(alias.name for alias in version.aliases.all()) or "—"
+    """The version's aliases (canaries with their share); load them with ``prefetch_related("aliases",
+    "canary_aliases")``."""
+    names = [alias.name for alias in version.aliases.all()]
+    names += [f"{alias.name} (canary {alias.canary_weight} %)" for alias in version.canary_aliases.all()]
+    return ", ".join(names) or "—"
 
 
 def _stored(file) -> str:
@@ -183,7 +195,7 @@ class VersionInline(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, TabularIn
             super()
             .get_queryset(request)
             .select_related("created_by", "model")
-            .prefetch_related("aliases")
+            .prefetch_related("aliases", "canary_aliases")
             .defer("files", "card_html")
         )
 
@@ -210,13 +222,25 @@ class VersionInline(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, TabularIn
 
 class AliasInline(PortalFormatsAdminMixin, ServiceWrittenAdminMixin, TabularInline):
     model = ModelAlias
-    fields = ["name", "version", "updated_by", "updated_at"]
+    fields = ["name", "traffic", "rollback_to", "updated_by", "updated_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("version__model", "updated_by")
+        return (
+            super().get_queryset(request).select_related("version__model", "canary", "previous_version", "updated_by")
+        )
+
+    @admin.display(description="Traffic")
+    def traffic(self, alias: ModelAlias) -> str:
+        return alias.split_text
+
+    @admin.display(description="Rollback to")
+    def rollback_to(self, alias: ModelAlias) -> str:
+        if alias.canary_id:
+            return f"v{alias.version.version} (stable)"
+        return f"v{alias.previous_version.version}" if alias.previous_version_id else "—"
 
 
 def _alias_target(name: str) -> Subquery:
@@ -236,6 +260,7 @@ class RegisteredModelAdmin(PortalFormatsAdminMixin, ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "task", "owner", "description", "tag_list", "created_at"]}),
         ("Compare versions", {"fields": ["comparison"]}),
+        ("Alias history", {"fields": ["alias_history"]}),
     ]
     add_fieldsets = [(None, {"fields": ["name", "task", "description", "tags"]})]
     inlines = [VersionInline, AliasInline]
@@ -314,6 +339,34 @@ class RegisteredModelAdmin(PortalFormatsAdminMixin, ModelAdmin):
     def tag_list(self, model: RegisteredModel) -> str:
         return ", ".join(str(tag) for tag in model.tags) or "—"
 
+    @admin.display(description="Latest changes")
+    def alias_history(self, model: RegisteredModel) -> str:
+        changes = list(selectors.alias_history(model)[:ADMIN_HISTORY])
+        if not changes:
+            return "No alias has been changed yet."
+        api = reverse("registry:model-detail", kwargs={"name": model.name}) + "aliases/<alias>/history/"
+        return format_html(
+            '<table class="alias-history"><thead><tr><th>When</th><th>Alias</th><th>Change</th><th>Before</th>'
+            "<th>After</th><th>By</th></tr></thead><tbody>{}</tbody></table><p>The newest {}; all of them: {}</p>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        formats.date_format(timezone.localtime(change.created_at), "DATETIME_FORMAT"),
+                        change.alias,
+                        change.get_action_display(),
+                        change.before_text,
+                        change.after_text,
+                        change.actor.get_username(),
+                    )
+                    for change in changes
+                ),
+            ),
+            ADMIN_HISTORY,
+            api,
+        )
+
     @admin.display(description="Versions side by side")
     def comparison(self, model: RegisteredModel) -> str:
         versions = selectors.versions_compared(model)
@@ -386,6 +439,98 @@ class EvaluationForm(_RegistryForm):
     name = forms.CharField(max_length=200, required=False, help_text="Optional job name.")
 
 
+class VersionEditForm(forms.ModelForm):
+    """Tags, lineage and signature of a version; services.version_update checks and saves them."""
+
+    # The admin's own widgets: unfold styles only those (plain ones show without borders and overflow a phone).
+    tags_text = forms.CharField(
+        required=False,
+        label="Tags",
+        widget=UnfoldAdminTextInputWidget,
+        help_text=f"Comma-separated, at most {services.MAX_TAGS}.",
+    )
+    source_run_url = forms.URLField(
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        label="Source run URL",
+        widget=UnfoldAdminURLInputWidget,
+        help_text="The training run.",
+    )
+    parent_number = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Parent version",
+        widget=UnfoldAdminIntegerFieldWidget,
+        help_text="An earlier version number of this model.",
+    )
+    input_schema_text = forms.CharField(
+        required=False,
+        label="Input schema",
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 6}),
+        help_text="A JSON Schema every input text must match; empty for none.",
+    )
+    output_schema_text = forms.CharField(
+        required=False,
+        label="Output schema",
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 6}),
+        help_text="A JSON Schema every output must match; empty for none.",
+    )
+
+    class Meta:
+        model = ModelVersion
+        fields = ["training_dataset", "source_run_url"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        version = self.instance
+        self.initial.update(
+            tags_text=", ".join(version.tags),
+            parent_number=version.parent.version if version.parent_id else None,
+            input_schema_text=json.dumps(version.input_schema, indent=2) if version.input_schema else "",
+            output_schema_text=json.dumps(version.output_schema, indent=2) if version.output_schema else "",
+        )
+
+    def clean_tags_text(self) -> list[str]:
+        return [tag.strip() for tag in self.cleaned_data["tags_text"].split(",") if tag.strip()]
+
+    def _schema(self, field: str):
+        text = self.cleaned_data[field].strip()
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+
+    def clean_input_schema_text(self):
+        return self._schema("input_schema_text")
+
+    def clean_output_schema_text(self):
+        return self._schema("output_schema_text")
+
+    def changes(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "tags": data["tags_text"],
+            "training_dataset": data["training_dataset"],
+            "source_run_url": data["source_run_url"],
+            "parent_version": data["parent_number"],
+            "input_schema": data["input_schema_text"],
+            "output_schema": data["output_schema_text"],
+        }
+
+
+EDITABLE_VERSION_FIELDS = [
+    "tags_text",
+    "training_dataset",
+    "source_run_url",
+    "parent_number",
+    "input_schema_text",
+    "output_schema_text",
+]
+
+
 class VersionChangeList(ChangeList):
     def get_queryset(self, request, exclude_parameters=None):
         return super().get_queryset(request, exclude_parameters).defer("files", "card_html")
@@ -401,11 +546,13 @@ class ModelVersionAdmin(PortalFormatsAdminMixin, _ServiceActionsMixin, ModelAdmi
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     actions = ["set_alias", "archive_versions", "revalidate_versions", "run_evaluation"]
+    form = VersionEditForm
     fieldsets = [
         (
             None,
             {"fields": ["model", "version", "state", "aliases_list", "created_by", "created_at", "validated_at"]},
         ),
+        ("Tags, lineage and signature", {"fields": EDITABLE_VERSION_FIELDS}),
         ("Model card", {"fields": ["card"]}),
         (
             "Metadata",
@@ -426,16 +573,60 @@ class ModelVersionAdmin(PortalFormatsAdminMixin, _ServiceActionsMixin, ModelAdmi
         ),
         ("Metrics", {"fields": ["evaluation_summary", "confusion", "metrics_json"]}),
     ]
-    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
+    readonly_fields = [
+        name for _, options in fieldsets for name in options["fields"] if name not in EDITABLE_VERSION_FIELDS
+    ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("model", "created_by").prefetch_related("aliases")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("model", "created_by", "parent")
+            .prefetch_related("aliases", "canary_aliases")
+        )
 
     def get_changelist(self, request, **kwargs):
         return VersionChangeList
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return False
+        """Only tags, lineage and signature change here, by the model's owner or an admin (the service checks)."""
+        if obj is None:
+            return has_role(request.user, *WRITE_ROLES)
+        return services.model_may_change(request.user, obj.model)
+
+    def save_model(self, request, obj, form, change) -> None:
+        # A fresh row: the form has already copied its values onto ``obj``, and the service records what changed.
+        services.version_update(
+            version=ModelVersion.objects.select_related("model", "parent").get(pk=obj.pk),
+            actor=request.user,
+            changes=form.changes(),
+        )
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except services.RegistryError as exc:
+            # A refusal of the service (a tag, URL, parent or schema): the transaction is rolled back.
+            self.message_user(request, f"Nothing was changed: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    # Read-only views of the editable fields, for those who may not change the version.
+
+    @admin.display(description="Tags")
+    def tags_text(self, version: ModelVersion) -> str:
+        return ", ".join(version.tags) or "—"
+
+    @admin.display(description="Parent version")
+    def parent_number(self, version: ModelVersion) -> str:
+        return f"v{version.parent.version}" if version.parent_id else "—"
+
+    @admin.display(description="Input schema")
+    def input_schema_text(self, version: ModelVersion) -> str:
+        return json_display(version.input_schema) if version.input_schema else "—"
+
+    @admin.display(description="Output schema")
+    def output_schema_text(self, version: ModelVersion) -> str:
+        return json_display(version.output_schema) if version.output_schema else "—"
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -19,3 +19,13 @@ class VersionStatus(models.TextChoices):
 class InferenceKind(models.TextChoices):
     BATCH = "batch", "Batch inference"
     EVALUATION = "evaluation", "Evaluation (with labels)"
+
+
+class AliasAction(models.TextChoices):
+    """What a change of an alias did; kept in its history."""
+
+    SET = "set", "Set to one version"
+    SPLIT = "split", "Split between two versions"
+    PROMOTE = "promote", "Promoted"
+    ROLLBACK = "rollback", "Rolled back"
+    DELETE = "delete", "Removed"

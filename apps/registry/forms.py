@@ -45,7 +45,7 @@ class VersionUploadForm(forms.Form):
 def target_choices(aliases, usable: list[int]) -> list[tuple[str, str]]:
     """The model's aliases (production first), then its usable version numbers."""
     aliases = sorted(aliases, key=lambda alias: (alias.name != "production", alias.name))
-    choices = [(f"{ALIAS_PREFIX}{alias.name}", f"{alias.name} (v{alias.version.version})") for alias in aliases]
+    choices = [(f"{ALIAS_PREFIX}{alias.name}", f"{alias.name} ({alias.split_text})") for alias in aliases]
     return choices + [(f"{VERSION_PREFIX}{number}", f"v{number}") for number in usable]
 
 

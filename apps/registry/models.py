@@ -6,7 +6,7 @@ from django.db import models
 
 from apps.jobs.models import Job
 
-from .choices import InferenceKind, ModelTask, VersionStatus
+from .choices import AliasAction, InferenceKind, ModelTask, VersionStatus
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 name_validator = RegexValidator(
@@ -49,6 +49,23 @@ class ModelVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     validated_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True, help_text="Archived versions cannot be used.")
+    tags = models.JSONField(default=list, blank=True, help_text="Short labels of this version.")
+    # Lineage: where the version came from. The parent is an earlier version of the same model (services check).
+    training_dataset = models.CharField(
+        max_length=300, blank=True, help_text="A reference to the data it was trained on (name, path, hash)."
+    )
+    source_run_url = models.URLField("source run URL", max_length=500, blank=True, help_text="The training run.")
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="children",
+        help_text="The earlier version this one was trained from.",
+    )
+    # Signature: JSON Schemas of one input and of one output; null when not declared (anything goes).
+    input_schema = models.JSONField(null=True, blank=True, help_text="JSON Schema every input must match.")
+    output_schema = models.JSONField(null=True, blank=True, help_text="JSON Schema every output must match.")
 
     class Meta:
         ordering = ["model", "-version"]
@@ -70,21 +87,96 @@ class ModelVersion(models.Model):
 
 
 class ModelAlias(models.Model):
-    """A named pointer (production, staging, …) to one version of a model."""
+    """A named pointer (production, staging, …) to one version of a model, or a rollout: traffic split between its
+    stable ``version`` and a ``canary`` that takes ``canary_weight`` percent of the callers."""
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
     name = models.CharField(max_length=50, validators=[name_validator])
-    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="aliases")
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="aliases", help_text="The stable version."
+    )
+    canary = models.ForeignKey(
+        ModelVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="canary_aliases",
+        help_text="The version taking part of the traffic during a rollout.",
+    )
+    canary_weight = models.PositiveSmallIntegerField(default=0, help_text="Percent of callers sent to the canary.")
+    # What a rollback without a canary returns to: the stable version before the last move or promotion.
+    previous_version = models.ForeignKey(
+        ModelVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ["model", "name"]
         verbose_name_plural = "model aliases"
-        constraints = [models.UniqueConstraint(fields=["model", "name"], name="registry_alias_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "name"], name="registry_alias_unique"),
+            models.CheckConstraint(
+                condition=models.Q(canary__isnull=True, canary_weight=0)
+                | models.Q(canary__isnull=False, canary_weight__gte=1, canary_weight__lte=99),
+                name="registry_alias_canary_weight",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model.name}@{self.name}"
+
+    @property
+    def split(self) -> list[dict]:
+        """``[{"version": n, "weight": percent}, …]``: the stable version first; load ``version`` and ``canary``."""
+        if self.canary_id is None:
+            return [{"version": self.version.version, "weight": 100}]
+        return [
+            {"version": self.version.version, "weight": 100 - self.canary_weight},
+            {"version": self.canary.version, "weight": self.canary_weight},
+        ]
+
+    @property
+    def split_text(self) -> str:
+        """``v3 90 % · v4 10 %``, or ``v3`` for one version."""
+        if self.canary_id is None:
+            return f"v{self.version.version}"
+        return " · ".join(f"v{part['version']} {part['weight']} %" for part in self.split)
+
+
+class AliasChange(models.Model):
+    """One change of an alias, kept after the alias is removed: who, when, what it served before and after."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="alias_changes")
+    alias = models.CharField(max_length=50)
+    action = models.CharField(max_length=12, choices=AliasAction.choices)
+    before = models.JSONField(default=list, blank=True, help_text='The split before: [{"version", "weight"}].')
+    after = models.JSONField(default=list, blank=True, help_text="The split after; empty once removed.")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["model", "alias", "-id"], name="registry_alias_change_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}@{self.alias} {self.action}"
+
+    @staticmethod
+    def split_text_of(split: list[dict]) -> str:
+        if not split:
+            return "—"
+        if len(split) == 1:
+            return f"v{split[0]['version']}"
+        return " · ".join(f"v{part['version']} {part['weight']} %" for part in split)
+
+    @property
+    def before_text(self) -> str:
+        return self.split_text_of(self.before)
+
+    @property
+    def after_text(self) -> str:
+        return self.split_text_of(self.after)
 
 
 class InferenceJob(Job):

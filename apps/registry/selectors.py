@@ -7,7 +7,7 @@ from django.db.models.functions import Coalesce, Greatest
 
 from apps.core.permissions import READ_ALL_ROLES, has_role
 
-from .models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel
+from .models import AliasChange, InferenceJob, ModelAlias, ModelVersion, RegisteredModel
 
 
 def inference_jobs_visible_to(user) -> QuerySet[InferenceJob]:
@@ -18,7 +18,14 @@ def inference_jobs_visible_to(user) -> QuerySet[InferenceJob]:
 
 def versions_compared(model) -> list[ModelVersion]:
     """A model's versions with their metrics, newest first, for side-by-side comparison."""
-    return list(model.versions.order_by("-version").prefetch_related("aliases"))
+    versions = model.versions.order_by("-version").select_related("parent")
+    return list(versions.prefetch_related("aliases", "canary_aliases"))
+
+
+def alias_history(model: RegisteredModel, alias: str | None = None) -> QuerySet[AliasChange]:
+    """Changes of the model's aliases (or of one), newest first, with who made them."""
+    changes = model.alias_changes.select_related("actor").order_by("-id")
+    return changes.filter(alias=alias) if alias else changes
 
 
 def _latest(rows: QuerySet, field: str) -> Subquery:
@@ -29,7 +36,7 @@ def models_listed(*, search: str = "", task: str = "") -> QuerySet[RegisteredMod
     """Models by name with owner, aliases, ``latest_version`` and ``updated_at``: the last registration, upload or
     alias move. ``search`` matches part of the name, description or a tag."""
     models = RegisteredModel.objects.select_related("owner").prefetch_related(
-        Prefetch("aliases", queryset=ModelAlias.objects.select_related("version").order_by("name"))
+        Prefetch("aliases", queryset=ModelAlias.objects.select_related("version", "canary").order_by("name"))
     )
     if search:
         models = models.filter(Q(name__icontains=search) | Q(description__icontains=search) | Q(tags__icontains=search))

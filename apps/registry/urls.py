@@ -25,6 +25,7 @@ urlpatterns = [
     path("jobs/<int:pk>/result/", views.job_result, name="job-result"),
     path("<model_name:name>/", views.model_detail, name="model"),
     path("<model_name:name>/aliases/move/", views.alias_move_view, name="alias-move"),
+    path("<model_name:name>/aliases/<model_name:alias>/<slug:action>/", views.alias_action_view, name="alias-action"),
     path("<model_name:name>/jobs/", views.job_start, name="job-start"),
     path("<model_name:name>/versions/", views.version_upload_view, name="version-upload"),
 ]

@@ -9,6 +9,7 @@ from the browser, so its limits and messages are the API's own.
 
 from __future__ import annotations
 
+import json
 from functools import wraps
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -41,10 +43,20 @@ from .forms import (
 )
 from .inference import inference_job_create, inference_job_result
 from .models import RegisteredModel
-from .services import RegistryError, alias_move, model_may_change, model_register, version_upload
+from .services import (
+    RegistryError,
+    alias_delete,
+    alias_move,
+    alias_promote,
+    alias_rollback,
+    model_may_change,
+    model_register,
+    version_upload,
+)
 
 MODELS_PER_PAGE = 25
 RECENT_JOBS = 20
+HISTORY_PER_PAGE = 10
 READ_REFUSED = "Reading the model registry needs a role: admin, operator, viewer or compliance."
 WRITE_REFUSED = (
     "Only operators and administrators may change the model registry or run its models; "
@@ -150,7 +162,11 @@ def _model_page(
     request, model: RegisteredModel, *, job_form=None, alias_form=None, upload_form=None, status: int = 200
 ):
     versions = selectors.versions_compared(model)
-    aliases = list(model.aliases.select_related("version", "updated_by").order_by("name"))
+    for version in versions:
+        # Shown as declared, indented, in the page's "Tags, lineage and signature".
+        version.input_schema_json = json.dumps(version.input_schema, indent=2) if version.input_schema else ""
+        version.output_schema_json = json.dumps(version.output_schema, indent=2) if version.output_schema else ""
+    aliases = list(model.aliases.select_related("version", "canary", "previous_version", "updated_by").order_by("name"))
     usable = _usable(versions)
     may_use = has_role(request.user, *WRITE_ROLES)
     may_change = model_may_change(request.user, model)
@@ -169,6 +185,7 @@ def _model_page(
         "alias_form": alias_form or (AliasMoveForm(usable=usable) if may_change else None),
         "upload_form": upload_form or (VersionUploadForm() if may_change else None),
         "jobs": selectors.model_jobs_visible_to(request.user, model, limit=RECENT_JOBS),
+        "history": Paginator(selectors.alias_history(model), HISTORY_PER_PAGE).get_page(request.GET.get("history")),
         "recent_jobs": RECENT_JOBS,
         "finished_statuses": " ".join(FINISHED_STATUSES),
         "predict_url": reverse("registry:model-predict", kwargs={"name": model.name}),
@@ -209,9 +226,35 @@ def alias_move_view(request, name: str):
         else:
             messages.success(request, f"{alias} of {model.name} now points at v{number}.")
         return redirect(_model_url(model.name, "aliases"))
-    current = next((item for item in model.aliases.select_related("version") if item.name == alias), None)
+    current = next((item for item in model.aliases.select_related("version", "canary") if item.name == alias), None)
     context = {"model": model, "form": form, "alias": alias, "number": number, "current": current}
     return render(request, "registry/alias_move_confirm.html", context)
+
+
+ALIAS_ACTIONS = {
+    "promote": (alias_promote, "promoted: {split}"),
+    "rollback": (alias_rollback, "rolled back: {split}"),
+    "delete": (alias_delete, "removed"),
+}
+
+
+@login_required
+@require_POST
+def alias_action_view(request, name: str, alias: str, action: str):
+    """Promote, roll back or remove an alias from the model page's buttons; the outcome shows as a message."""
+    model = _model(request, name)
+    _require_writer(request.user)
+    if action not in ALIAS_ACTIONS:
+        raise Http404(f"No alias action {action!r}.")
+    service, done = ALIAS_ACTIONS[action]
+    try:
+        changed = service(model=model, name=alias, actor=request.user)
+    except RegistryError as exc:
+        messages.error(request, f"{alias} was not changed: {exc.message}")
+    else:
+        split = changed.split_text if changed is not None else ""
+        messages.success(request, f"{alias} of {model.name} {done.format(split=split)}.")
+    return redirect(_model_url(model.name, "aliases"))
 
 
 # --- Uploads: a version's archive, a job's input file
@@ -271,7 +314,7 @@ def job_start(request, name: str):
     upload arrives, as the API does."""
     model = _model(request, name)
     _require_writer(request.user)
-    aliases = list(model.aliases.select_related("version"))
+    aliases = list(model.aliases.select_related("version", "canary"))
     form = InferenceJobForm(request.POST, request.FILES, aliases=aliases, usable=_usable(model.versions.all()))
     if not form.is_valid():
         return _model_page(request, model, job_form=form, status=400)

@@ -204,3 +204,13 @@
       });
   });
 })();
+
+// Removing an alias refuses every later request naming it: one more question first.
+(function () {
+  "use strict";
+  document.querySelectorAll("#alias-table form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+})();

@@ -281,6 +281,9 @@ def test_prediction_follows_the_alias_when_it_moves(
         "model": "sentiment",
         "alias": "staging",
         "version": 1,
+        "canary": None,
+        "versions": [{"version": 1, "weight": 100}],
+        "previous_version": None,
         "updated_by": "oscar-operator",
         "updated_at": None,
     }

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from apps.jobs.choices import JobStatus
 
 from ..choices import ModelTask
-from ..models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel
+from ..models import AliasChange, InferenceJob, ModelAlias, ModelVersion, RegisteredModel
 from ..selectors import versions_compared
 
 
@@ -33,7 +33,11 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     model = serializers.CharField(source="model.name")
     created_by = serializers.CharField(source="created_by.username")
-    aliases = serializers.SerializerMethodField(help_text="Names of the aliases pointing at this version.")
+    aliases = serializers.SerializerMethodField(
+        help_text="Names of the aliases pointing at this version (as their stable version or their canary)."
+    )
+    lineage = serializers.SerializerMethodField()
+    signature = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelVersion
@@ -52,6 +56,9 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "labels",
             "load_seconds",
             "metrics",
+            "tags",
+            "lineage",
+            "signature",
             "created_by",
             "created_at",
             "validated_at",
@@ -60,7 +67,21 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_aliases(self, version: ModelVersion) -> list[str]:
-        return sorted(alias.name for alias in version.aliases.all())
+        return sorted({alias.name for alias in version.aliases.all()} | {a.name for a in version.canary_aliases.all()})
+
+    @extend_schema_field(
+        serializers.DictField(help_text='{"training_dataset": str, "source_run_url": str, "parent_version": int|null}')
+    )
+    def get_lineage(self, version: ModelVersion) -> dict:
+        return {
+            "training_dataset": version.training_dataset,
+            "source_run_url": version.source_run_url,
+            "parent_version": version.parent.version if version.parent_id else None,
+        }
+
+    @extend_schema_field(serializers.DictField(help_text='{"input_schema": JSON Schema|null, "output_schema": …}'))
+    def get_signature(self, version: ModelVersion) -> dict:
+        return {"input_schema": version.input_schema, "output_schema": version.output_schema}
 
 
 class ModelVersionDetailSerializer(ModelVersionSerializer):
@@ -69,6 +90,17 @@ class ModelVersionDetailSerializer(ModelVersionSerializer):
     class Meta(ModelVersionSerializer.Meta):
         fields = [*ModelVersionSerializer.Meta.fields, "files", "card_html"]
         read_only_fields = fields
+
+
+class VersionUpdateSerializer(serializers.Serializer):
+    """Only the keys sent change; the service checks each and refuses unknown ones."""
+
+    tags = serializers.JSONField(required=False, help_text="Up to 10 labels of 1 to 50 letters, digits, . : _ -")
+    training_dataset = serializers.JSONField(required=False, help_text="Reference to the training data; up to 300.")
+    source_run_url = serializers.JSONField(required=False, help_text="http(s) URL of the training run; '' removes.")
+    parent_version = serializers.JSONField(required=False, help_text="An earlier version number; null removes.")
+    input_schema = serializers.JSONField(required=False, help_text="JSON Schema of one input; null removes.")
+    output_schema = serializers.JSONField(required=False, help_text="JSON Schema of one output; null removes.")
 
 
 class VersionUploadSerializer(serializers.Serializer):
@@ -82,17 +114,35 @@ class VersionUploadSerializer(serializers.Serializer):
 class RegisteredModelSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username")
     tags = serializers.ListField(child=serializers.CharField())
-    aliases = serializers.SerializerMethodField(help_text="Alias name → version number.")
+    aliases = serializers.SerializerMethodField(help_text="Alias name → its stable version number.")
+    rollouts = serializers.SerializerMethodField(
+        help_text='Alias name → its split, e.g. [{"version": 3, "weight": 90}, {"version": 4, "weight": 10}].'
+    )
     latest_version = serializers.SerializerMethodField(help_text="The highest version number; null before uploads.")
 
     class Meta:
         model = RegisteredModel
-        fields = ["id", "name", "task", "description", "owner", "tags", "aliases", "latest_version", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "task",
+            "description",
+            "owner",
+            "tags",
+            "aliases",
+            "rollouts",
+            "latest_version",
+            "created_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
     def get_aliases(self, model: RegisteredModel) -> dict:
         return {alias.name: alias.version.version for alias in model.aliases.all()}
+
+    @extend_schema_field(serializers.DictField(child=serializers.ListField(child=serializers.DictField())))
+    def get_rollouts(self, model: RegisteredModel) -> dict:
+        return {alias.name: alias.split for alias in model.aliases.all()}
 
     def get_latest_version(self, model: RegisteredModel) -> int | None:
         # Annotated by the view's queryset (Max of the version numbers).
@@ -113,20 +163,69 @@ class RegisteredModelDetailSerializer(RegisteredModelSerializer):
         return ModelVersionSerializer(versions_compared(model), many=True, context=self.context).data
 
 
+class AliasTargetSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    weight = serializers.IntegerField(help_text="Percent of the callers, 1 to 99 in a split; 100 alone.")
+
+
 class AliasMoveSerializer(serializers.Serializer):
     alias = serializers.CharField(help_text="e.g. staging or production (production needs the admin role).")
-    version = serializers.IntegerField(help_text="The version number the alias should point at; it must be ready.")
+    version = serializers.IntegerField(
+        required=False, help_text="The version number the alias should point at alone; it must be ready."
+    )
+    versions = serializers.JSONField(
+        required=False,
+        help_text='Instead of version: a split, [{"version": 3, "weight": 90}, {"version": 4, "weight": 10}].',
+    )
+
+    def validate(self, data):
+        if ("version" in data) == ("versions" in data):
+            raise serializers.ValidationError({"version": ["Give version (one) or versions (a split), not both."]})
+        return data
+
+
+class AliasPromoteSerializer(serializers.Serializer):
+    version = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The split's version to promote; the canary if left out.",
+    )
 
 
 class AliasSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model.name")
     alias = serializers.CharField(source="name")
-    version = serializers.IntegerField(source="version.version")
+    version = serializers.IntegerField(source="version.version", help_text="The stable version.")
+    canary = serializers.SerializerMethodField(help_text="The canary's version number during a rollout, else null.")
+    versions = serializers.SerializerMethodField(help_text="The split: stable version first.")
+    previous_version = serializers.SerializerMethodField(help_text="What a rollback without a canary returns to.")
     updated_by = serializers.CharField(source="updated_by.username")
 
     class Meta:
         model = ModelAlias
-        fields = ["model", "alias", "version", "updated_by", "updated_at"]
+        fields = ["model", "alias", "version", "canary", "versions", "previous_version", "updated_by", "updated_at"]
+        read_only_fields = fields
+
+    def get_canary(self, alias: ModelAlias) -> int | None:
+        return alias.canary.version if alias.canary_id else None
+
+    @extend_schema_field(AliasTargetSerializer(many=True))
+    def get_versions(self, alias: ModelAlias) -> list[dict]:
+        return alias.split
+
+    def get_previous_version(self, alias: ModelAlias) -> int | None:
+        return alias.previous_version.version if alias.previous_version_id else None
+
+
+class AliasChangeSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username")
+    before = AliasTargetSerializer(many=True)
+    after = AliasTargetSerializer(many=True)
+
+    class Meta:
+        model = AliasChange
+        fields = ["id", "alias", "action", "before", "after", "actor", "created_at"]
         read_only_fields = fields
 
 
@@ -137,6 +236,12 @@ class PredictSerializer(serializers.Serializer):
     )
     version = serializers.IntegerField(
         required=False, allow_null=True, default=None, help_text="Version number to use instead of an alias."
+    )
+    caller_key = serializers.JSONField(
+        required=False,
+        default=None,
+        help_text="Who is asking (a user or session id, up to 200 characters): a split alias always gives the same "
+        "caller the same version. Without it the request id decides.",
     )
 
 

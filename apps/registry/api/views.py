@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from apps.core.api.downloads import DownloadNegotiation
+from apps.core.api.pagination import StandardPagination
 from apps.core.api.schema import QUEUE_UNAVAILABLE
 from apps.core.api.uploads import UploadLimitMixin
 from apps.core.choices import Role
@@ -22,11 +23,24 @@ from apps.jobs.api import cancel_schema
 
 from ..inference import inference_job_cancel, inference_job_create, inference_job_result
 from ..models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel
-from ..selectors import inference_jobs_visible_to
-from ..services import alias_move, model_register, predict, version_archive, version_upload
+from ..selectors import alias_history, inference_jobs_visible_to
+from ..services import (
+    alias_delete,
+    alias_move,
+    alias_promote,
+    alias_rollback,
+    alias_route,
+    model_register,
+    predict,
+    version_archive,
+    version_update,
+    version_upload,
+)
 from .filters import InferenceJobFilter, RegisteredModelFilter
 from .serializers import (
+    AliasChangeSerializer,
     AliasMoveSerializer,
+    AliasPromoteSerializer,
     AliasSerializer,
     InferenceJobCreateSerializer,
     InferenceJobSerializer,
@@ -37,6 +51,7 @@ from .serializers import (
     PredictSerializer,
     RegisteredModelDetailSerializer,
     RegisteredModelSerializer,
+    VersionUpdateSerializer,
     VersionUploadSerializer,
 )
 
@@ -91,7 +106,7 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     def get_queryset(self):
         models = RegisteredModel.objects.all()
         if self.action in ("list", "retrieve", "create"):
-            aliases = ModelAlias.objects.select_related("version")
+            aliases = ModelAlias.objects.select_related("version", "canary")
             models = models.select_related("owner").prefetch_related(Prefetch("aliases", queryset=aliases))
             models = models.annotate(latest_version=Max("versions__version"))
         return models
@@ -118,28 +133,6 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         return response
 
     @extend_schema(
-        summary="Point an alias (staging, production, …) at a ready version; production needs the admin role.",
-        request=AliasMoveSerializer,
-        responses={
-            200: AliasSerializer,
-            400: OpenApiResponse(description="Invalid alias name or no such version."),
-            403: SERVICE_403,
-            409: OpenApiResponse(description="The version is not ready or is archived."),
-        },
-    )
-    @action(detail=True, methods=["post"])
-    def aliases(self, request, name=None):
-        body = AliasMoveSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        model = self.get_object()
-        number = body.validated_data["version"]
-        version = model.versions.filter(version=number).first()
-        if version is None:
-            raise exceptions.ValidationError({"version": [f"{model.name} has no version {number}."]})
-        alias = alias_move(model=model, name=body.validated_data["alias"], version=version, actor=request.user)
-        return Response(AliasSerializer(alias).data)
-
-    @extend_schema(
         summary="Run the model on up to REGISTRY_SYNC_MAX_INPUTS inputs: one output per input, and the version used.",
         request=PredictSerializer,
         responses={
@@ -162,6 +155,7 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
             actor=request.user,
             alias=data["alias"],
             number=data["version"],
+            caller_key=data["caller_key"],
         )
         return Response(result)
 
@@ -190,8 +184,8 @@ class ModelVersionViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.Retrie
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ModelVersion.objects.none()
-        versions = self.registered_model.versions.select_related("model", "created_by")
-        return versions.prefetch_related("aliases")
+        versions = self.registered_model.versions.select_related("model", "created_by", "parent")
+        return versions.prefetch_related("aliases", "canary_aliases")
 
     def get_serializer_class(self):
         return ModelVersionSerializer if self.action == "list" else ModelVersionDetailSerializer
@@ -239,6 +233,137 @@ class ModelVersionViewSet(UploadLimitMixin, mixins.ListModelMixin, mixins.Retrie
     def archive(self, request, name=None, number=None):
         version = version_archive(version=self.get_object(), actor=request.user)
         return self._version_response(version)
+
+    @extend_schema(
+        summary="Set tags, lineage (training_dataset, source_run_url, parent_version) or the signature "
+        "(input_schema, output_schema); only the keys sent change.",
+        request=VersionUpdateSerializer,
+        responses={
+            200: ModelVersionDetailSerializer,
+            400: OpenApiResponse(description="A bad tag, URL, parent, schema or an unknown field, named."),
+            403: SERVICE_403,
+        },
+    )
+    def partial_update(self, request, name=None, number=None):
+        if not isinstance(request.data, dict):
+            raise exceptions.ValidationError({"non_field_errors": ["Send a JSON object of the fields to change."]})
+        version = version_update(version=self.get_object(), actor=request.user, changes=dict(request.data))
+        return self._version_response(version)
+
+
+ALIAS_404 = OpenApiResponse(description="No such model or alias.")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The model's aliases, each with its split (stable version first)."),
+    retrieve=extend_schema(summary="One alias: its versions and weights, and what a rollback returns to."),
+)
+class ModelAliasViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Aliases of one model: set one version or a weighted split, promote, roll back, remove, and their history.
+
+    Every change needs the model's owner (an operator) or an administrator; production needs an administrator."""
+
+    queryset = ModelAlias.objects.all()
+    serializer_class = AliasSerializer
+    permission_classes = [RegistryAccess]
+    lookup_field = "name"
+    lookup_url_kwarg = "alias"
+    lookup_value_regex = MODEL_NAME_REGEX
+    pagination_class = None  # a model has a handful of aliases
+
+    @cached_property
+    def registered_model(self) -> RegisteredModel:
+        return registered_model(self.kwargs["name"])
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ModelAlias.objects.none()
+        aliases = self.registered_model.aliases.select_related(
+            "model", "version", "canary", "previous_version", "updated_by"
+        )
+        return aliases.order_by("name")
+
+    def _alias_response(self, alias: ModelAlias) -> Response:
+        alias = self.get_queryset().get(pk=alias.pk)
+        return Response(AliasSerializer(alias).data)
+
+    @extend_schema(
+        summary="Point an alias at one ready version, or split it: "
+        '{"alias", "versions": [{"version": 3, "weight": 90}, {"version": 4, "weight": 10}]}.',
+        request=AliasMoveSerializer,
+        responses={
+            200: AliasSerializer,
+            400: OpenApiResponse(description="Invalid alias name, no such version, bad weights or a duplicate."),
+            403: SERVICE_403,
+            409: OpenApiResponse(description="A version is not ready or is archived."),
+        },
+    )
+    def create(self, request, name=None):
+        body = AliasMoveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        model, data = self.registered_model, body.validated_data
+        if "versions" in data:
+            alias = alias_route(model=model, name=data["alias"], targets=data["versions"], actor=request.user)
+            return self._alias_response(alias)
+        version = model.versions.filter(version=data["version"]).first()
+        if version is None:
+            raise exceptions.ValidationError({"version": [f"{model.name} has no version {data['version']}."]})
+        alias = alias_move(model=model, name=data["alias"], version=version, actor=request.user)
+        return self._alias_response(alias)
+
+    @extend_schema(
+        summary="Remove an alias (its history stays); predictions naming it then get 404.",
+        responses={204: None, 403: SERVICE_403, 404: ALIAS_404},
+    )
+    def destroy(self, request, name=None, alias=None):
+        alias_delete(model=self.registered_model, name=alias, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="End a rollout: the canary (or the split's version named in the body) takes 100 %.",
+        request=AliasPromoteSerializer,
+        responses={
+            200: AliasSerializer,
+            400: OpenApiResponse(description="The version named is not part of the split."),
+            403: SERVICE_403,
+            404: ALIAS_404,
+            409: OpenApiResponse(description="The alias has no canary, or the version is no longer usable."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def promote(self, request, name=None, alias=None):
+        body = AliasPromoteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        promoted = alias_promote(
+            model=self.registered_model, name=alias, actor=request.user, number=body.validated_data["version"]
+        )
+        return self._alias_response(promoted)
+
+    @extend_schema(
+        summary="Roll back: the stable version takes 100 % again, or without a canary the previous version.",
+        request=None,
+        responses={
+            200: AliasSerializer,
+            403: SERVICE_403,
+            404: ALIAS_404,
+            409: OpenApiResponse(description="Nothing to roll back to, or that version is no longer usable."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, name=None, alias=None):
+        return self._alias_response(alias_rollback(model=self.registered_model, name=alias, actor=request.user))
+
+    @extend_schema(
+        summary="The alias's changes, newest first (paginated; kept after the alias is removed).",
+        responses={200: AliasChangeSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"], pagination_class=StandardPagination)
+    def history(self, request, name=None, alias=None):
+        changes = alias_history(self.registered_model, alias)
+        if not changes.exists():
+            raise exceptions.NotFound(f"{self.registered_model.name} has no alias {alias!r} and never had one.")
+        page = self.paginate_queryset(changes)
+        return self.get_paginated_response(AliasChangeSerializer(page, many=True).data)
 
 
 class CanRunModels(BasePermission):
