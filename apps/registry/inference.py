@@ -15,8 +15,9 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from itertools import chain, islice
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -39,6 +40,7 @@ from apps.jobs.running import JobRun
 
 from . import selectors, services
 from .artifacts import ArtifactError
+from .batching import batch_classifier
 from .choices import InferenceKind, ModelTask
 from .loading import ModelLoadError, pipelines
 from .metrics import REGISTRY_JOBS
@@ -391,11 +393,12 @@ def _rows_run(
     pairs of an evaluation in ``confusion``; how the job ends when it must stop early."""
     task = job.version.model.task
     writer = _ResultWriter(result, rows, task)
+    predict = _predictor(pipeline, task)
     for batch in _batches(rows, settings.REGISTRY_JOB_BATCH_SIZE):
         if stop := _stop_reason(job, run, deadline):
             return stop
         try:
-            outputs = _predict(pipeline, [row.text for row in batch], task)
+            outputs = predict([row.text for row in batch])
         except Exception as exc:  # the model's own failure on these inputs, reported to the user
             return Outcome(
                 JobStatus.FAILED,
@@ -432,15 +435,23 @@ def _stop_reason(job: InferenceJob, run: JobRun, deadline: float) -> Outcome | N
     return None
 
 
-def _predict(pipeline, texts: list[str], task: str) -> list:
-    """One output per text; the whole batch in one forward pass where padding cannot change the outputs."""
+def _predictor(pipeline, task: str) -> Callable[[list[str]], list]:
+    """How a job predicts a batch of texts: one output per text, as a synchronous prediction gives it.
+
+    Text classification runs the model directly (apps.registry.batching: texts sorted by token length, forward
+    passes within REGISTRY_JOB_BATCH_TOKENS), at about three times the pipeline's speed; other tasks run the
+    pipeline, the whole batch in one forward pass where padding cannot change the outputs.
+    """
+    if task == ModelTask.TEXT_CLASSIFICATION and (classifier := batch_classifier(pipeline)):
+        return partial(classifier, max_tokens=settings.REGISTRY_JOB_BATCH_TOKENS)
     tokenizer = getattr(pipeline, "tokenizer", None)
     pads = tokenizer is not None and tokenizer.pad_token_id is not None
-    batch_size = len(texts) if pads and task in PADDING_SAFE_TASKS else 1
-    if task == ModelTask.TEXT_CLASSIFICATION:
-        # Long texts are cut to the model's maximum length rather than failing the whole batch.
-        return pipeline(texts, batch_size=batch_size, truncation=True)
-    return services.plain_outputs(pipeline(texts, batch_size=batch_size))
+
+    def predict(texts: list[str]) -> list:
+        batch_size = len(texts) if pads and task in PADDING_SAFE_TASKS else 1
+        return services.plain_outputs(pipeline(texts, batch_size=batch_size))
+
+    return predict
 
 
 class _ResultWriter:
