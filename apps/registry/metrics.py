@@ -10,3 +10,10 @@ REGISTRY_LOADED_PIPELINES = Gauge(
     "registry_loaded_pipelines", "Model pipelines held in memory by this process.", multiprocess_mode="livesum"
 )
 REGISTRY_JOBS = Counter("registry_jobs", "Inference and evaluation jobs that reached a final state.", ["status"])
+REGISTRY_DRIFT_PSI = Gauge(
+    "registry_drift_psi",
+    "Population stability index of a version's predictions in the drift window against its evaluation, by feature "
+    "(label, input_length), as last checked.",
+    ["model", "version", "feature"],
+    multiprocess_mode="mostrecent",
+)

@@ -28,6 +28,7 @@ from apps.jobs.publishing import stream_publish
 
 from .artifacts import ArtifactError, artifact_extract
 from .choices import ModelTask, VersionStatus
+from .drift import drift_observe
 from .loading import ModelLoadError, model_load, pipelines, smoke_input
 from .metrics import REGISTRY_PREDICTION_LATENCY, REGISTRY_PREDICTIONS
 from .models import ModelAlias, ModelVersion, RegisteredModel, name_validator
@@ -452,6 +453,7 @@ def predict(*, model: RegisteredModel, inputs, actor, alias: str | None = None, 
         outputs = loaded(texts)
     except ModelLoadError as exc:
         raise RegistryError(f"{version} cannot be loaded: {exc}", status=409) from None
+    drift_observe(version=version, texts=texts, outputs=outputs)
     REGISTRY_PREDICTION_LATENCY.observe(time.perf_counter() - started)
     REGISTRY_PREDICTIONS.labels(model=model.name).inc(len(texts))
     event_record(

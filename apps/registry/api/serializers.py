@@ -7,6 +7,7 @@ from rest_framework import serializers
 from apps.jobs.choices import JobStatus
 
 from ..choices import ModelTask
+from ..drift import drift_report, drift_reports
 from ..models import InferenceJob, ModelAlias, ModelVersion, RegisteredModel
 from ..selectors import versions_compared
 
@@ -34,6 +35,10 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model.name")
     created_by = serializers.CharField(source="created_by.username")
     aliases = serializers.SerializerMethodField(help_text="Names of the aliases pointing at this version.")
+    drift = serializers.SerializerMethodField(
+        help_text="Drift watch: status (no_reference, too_few_predictions, ok, warn, drift), predictions in the "
+        "window, and per feature (label, input_length) the PSI and each bin's share in the evaluation and the window."
+    )
 
     class Meta:
         model = ModelVersion
@@ -52,6 +57,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "labels",
             "load_seconds",
             "metrics",
+            "drift",
             "created_by",
             "created_at",
             "validated_at",
@@ -61,6 +67,12 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     def get_aliases(self, version: ModelVersion) -> list[str]:
         return sorted(alias.name for alias in version.aliases.all())
+
+    @extend_schema_field(serializers.DictField())
+    def get_drift(self, version: ModelVersion) -> dict:
+        # A list of versions computes every report in one query first (RegisteredModelDetailSerializer).
+        report = self.context.get("drift_reports", {}).get(version.pk) or drift_report(version)
+        return report.as_dict()
 
 
 class ModelVersionDetailSerializer(ModelVersionSerializer):
@@ -110,7 +122,9 @@ class RegisteredModelDetailSerializer(RegisteredModelSerializer):
 
     @extend_schema_field(ModelVersionSerializer(many=True))
     def get_versions(self, model: RegisteredModel) -> list:
-        return ModelVersionSerializer(versions_compared(model), many=True, context=self.context).data
+        versions = versions_compared(model)
+        context = {**self.context, "drift_reports": drift_reports(versions)}
+        return ModelVersionSerializer(versions, many=True, context=context).data
 
 
 class AliasMoveSerializer(serializers.Serializer):
