@@ -7,7 +7,7 @@ registers a tiny BERT text classifier built on the spot (nothing is downloaded),
 it is ready, then times an inference job over 10,000 short texts through the API (upload to completed,
 results stored) against `transformers.pipeline` with the same model over the same texts in this process.
 Target ratio >= 2: text classification jobs run the model directly (apps/registry/batching.py), not
-through the pipeline.
+through the pipeline. Then times synchronous predictions in this process with the drift watch off and on.
 
     .venv/bin/python benchmarks/registry.py
 """
@@ -33,6 +33,8 @@ DATABASE = os.environ.get("REGISTRY_BENCH_DATABASE", "opsdeck_bench_registry")
 REDIS_URL = os.environ.get("REGISTRY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 ROWS = 10_000
 TARGET_RATIO = 2.0
+PREDICT_INPUTS = 8
+PREDICT_CALLS = 100
 WORDS = ("the", "portal", "runs", "jobs", "fast", "slow", "quantum", "model", "great", "terrible", "fine", "broken")
 
 
@@ -113,10 +115,46 @@ def main() -> int:
             print(f"    portal job, upload to done   {portal_rate:9.0f} rows/s   ratio {ratio:.2f}")
             worker = finished["metrics"]["rows_per_second"]
             print(f"      of which in the worker     {worker:9.0f} rows/s   (reading, predicting, writing results)")
+            plain, counted, observe = drift_cost(rows)
+            print(f"  synchronous predict() of {PREDICT_INPUTS} texts, in this process, {PREDICT_CALLS} calls a round")
+            print(f"    drift watch off              {plain * 1000:9.2f} ms a call")
+            print(f"    drift watch on               {counted * 1000:9.2f} ms a call   (+{counted / plain - 1:.0%})")
+            print(f"    drift count alone            {observe * 1000:9.2f} ms a call   (one upsert)")
             print("Summary")
             met = verdict(ratio >= TARGET_RATIO)
             print(f"  inference job / bare pipeline   {ratio:5.2f}   target >= {TARGET_RATIO}   {met}")
     return 0
+
+
+def drift_cost(rows: list[str]) -> tuple[float, float, float]:
+    """Seconds per predict() call with the drift watch off and on, and per drift count alone (best of rounds)."""
+    from django.conf import settings
+
+    from apps.accounts.models import User
+    from apps.registry.drift import drift_observe
+    from apps.registry.models import RegisteredModel
+    from apps.registry.services import predict
+
+    model = RegisteredModel.objects.get(name="bench-sentiment")
+    user = User.objects.get(username="bench-operator")
+    texts = rows[:PREDICT_INPUTS]
+    outputs = predict(model=model, inputs=texts, actor=user, number=1)["outputs"]  # loads the model here
+    version = model.versions.get(version=1)
+
+    def per_call(work) -> float:
+        started = time.perf_counter()
+        for _ in range(PREDICT_CALLS):
+            work()
+        return (time.perf_counter() - started) / PREDICT_CALLS
+
+    plain, counted, observe = [], [], []
+    for _ in range(3):  # interleaved rounds: a busy moment of the machine hits both sides
+        settings.REGISTRY_DRIFT_ENABLED = False
+        plain.append(per_call(lambda: predict(model=model, inputs=texts, actor=user, number=1)))
+        settings.REGISTRY_DRIFT_ENABLED = True
+        counted.append(per_call(lambda: predict(model=model, inputs=texts, actor=user, number=1)))
+        observe.append(per_call(lambda: drift_observe(version=version, texts=texts, outputs=outputs)))
+    return min(plain), min(counted), min(observe)
 
 
 async def job_run(portal, version: int, payload: bytes) -> dict:
