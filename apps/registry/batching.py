@@ -74,7 +74,9 @@ class BatchClassifier:
         tokens (rows times the longest row), or one text alone when it is longer than that."""
         import torch
 
-        encodings = self.backend.encode_batch(texts)
+        # Without character offsets, which nothing here needs (tokenizers >= 0.21): a quarter faster.
+        encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        encodings = encode(texts)
         lengths = [len(encoding) for encoding in encodings]
         # Sorted by length, a pass pads each text only up to its neighbours' length.
         order = sorted(range(len(texts)), key=lengths.__getitem__)
