@@ -333,7 +333,9 @@ REGISTRY_MAX_INPUT_CHARS = env.int("REGISTRY_MAX_INPUT_CHARS", 10_000, minimum=1
 REGISTRY_CACHE_SIZE = env.int("REGISTRY_CACHE_SIZE", 4, minimum=1, maximum=100)
 REGISTRY_JOB_MAX_ROWS = env.int("REGISTRY_JOB_MAX_ROWS", 1_000_000, minimum=1)
 REGISTRY_JOB_MAX_FILE_MB = env.int("REGISTRY_JOB_MAX_FILE_MB", 200, minimum=1)
-REGISTRY_JOB_BATCH_SIZE = env.int("REGISTRY_JOB_BATCH_SIZE", 256, minimum=1, maximum=10_000)
+# Rows read and predicted per step (progress, cancelling and the timeout are checked between steps). Text
+# classification sorts a step's rows by length: a larger window pads less and runs fewer, fuller forward passes.
+REGISTRY_JOB_BATCH_SIZE = env.int("REGISTRY_JOB_BATCH_SIZE", 1024, minimum=1, maximum=10_000)
 # Text classification jobs sort each batch by token length and split it into forward passes of at most this many
 # tokens (texts times the longest text's tokens): padding little, and bounding a pass's memory on long texts.
 REGISTRY_JOB_BATCH_TOKENS = env.int("REGISTRY_JOB_BATCH_TOKENS", 8192, minimum=1, maximum=1_000_000)
