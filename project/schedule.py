@@ -100,6 +100,14 @@ SCHEDULE = [
         description="Deletes backups beyond the daily, weekly and monthly ones kept; never the newest verified one.",
     ),
     ScheduledTask(
+        name="Check models for drift",
+        task="maintenance.registry_drift_check",
+        crontab="*/10 * * * *",
+        queue="maintenance",
+        description="Compares each model version's recent predictions with its evaluation (PSI of labels and input "
+        "lengths): sets registry_drift_psi and announces model.drift, once a day per drifting version.",
+    ),
+    ScheduledTask(
         name="Monthly compliance reports",
         task="maintenance.reports_monthly",
         crontab="0 1 1 * *",

@@ -16,6 +16,7 @@ from .choices import Role
 ALL_ROLES = frozenset(Role)
 ADMINS = frozenset({Role.ADMIN})
 ADMINS_AND_COMPLIANCE = frozenset({Role.ADMIN, Role.COMPLIANCE})
+ADMINS_AND_OPERATORS = frozenset({Role.ADMIN, Role.OPERATOR})
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,14 @@ EVENT_TYPES: dict[str, EventType] = {
             "API token expiring",
             "One of your API tokens expires within 7 days.",
             ALL_ROLES,
+            about_own=True,
+        ),
+        EventType(
+            "model.drift",
+            "Model drift",
+            "The recent predictions of one of your models' versions drift from its evaluation (label or input "
+            "length distribution, population stability index over the threshold); once a day while it lasts.",
+            ADMINS_AND_OPERATORS,
             about_own=True,
         ),
         EventType(

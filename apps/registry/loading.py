@@ -66,7 +66,10 @@ def model_load(directory: Path, task: str) -> LoadedModel:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
         # pipeline() passes unknown arguments on to the pipeline itself (fill-mask refuses
         # local_files_only); the model is read from the folder with HF_HUB_OFFLINE=1 (settings).
-        loaded = pipeline(task, model=str(directory), tokenizer=tokenizer, device="cpu")
+        # Classifiers cut long texts to the model's maximum length, in predictions as in batch jobs
+        # (apps.registry.batching follows this pipeline's options), rather than failing on them.
+        options = {"truncation": True} if task == ModelTask.TEXT_CLASSIFICATION else {}
+        loaded = pipeline(task, model=str(directory), tokenizer=tokenizer, device="cpu", **options)
     except Exception as exc:  # transformers raises many kinds; each is the artifact's fault here
         raise ModelLoadError(f"transformers could not load the model: {type(exc).__name__}: {exc}") from None
     labels = [config.id2label[index] for index in sorted(config.id2label)] if config.id2label else []

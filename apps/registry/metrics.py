@@ -24,3 +24,10 @@ REGISTRY_ALIAS_LATENCY = Histogram(
     ["model", "alias", "version"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+REGISTRY_DRIFT_PSI = Gauge(
+    "registry_drift_psi",
+    "Population stability index of a version's predictions in the drift window against its evaluation, by feature "
+    "(label, input_length), as last checked.",
+    ["model", "version", "feature"],
+    multiprocess_mode="mostrecent",
+)

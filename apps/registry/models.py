@@ -204,3 +204,27 @@ class InferenceJob(Job):
 
     def __str__(self) -> str:
         return f"Inference job #{self.pk} {self.name}".strip()
+
+
+class DriftCount(models.Model):
+    """How many of a version's synchronous predictions in one hour fell in one bin of one drift feature (the
+    predicted label, the input's length in characters).
+
+    Each prediction call adds to its bins in place (apps.registry.drift), so the drift window costs a row per hour,
+    feature and bin however many predictions it holds.
+    """
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="drift_counts")
+    hour = models.DateTimeField(help_text="The start of the hour, UTC.")
+    feature = models.CharField(max_length=20)
+    value = models.CharField(max_length=200, help_text="The bin: a label, or a range of lengths such as 64-127.")
+    predictions = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "hour", "feature", "value"], name="registry_drift_count_unique")
+        ]
+        indexes = [models.Index(fields=["hour"], name="registry_drift_count_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.version_id} {self.hour:%Y-%m-%d %H}h {self.feature}={self.value}: {self.predictions}"

@@ -35,6 +35,7 @@ from apps.jobs.publishing import stream_publish
 from . import signatures
 from .artifacts import ArtifactError, artifact_extract
 from .choices import AliasAction, ModelTask, VersionStatus
+from .drift import drift_observe
 from .loading import ModelLoadError, model_load, pipelines, smoke_input
 from .metrics import (
     REGISTRY_ALIAS_LATENCY,
@@ -840,6 +841,7 @@ def predict(
         REGISTRY_ALIAS_PREDICTIONS.labels(**labels, outcome="error").inc()
         raise
     elapsed = time.perf_counter() - started
+    drift_observe(version=version, texts=texts, outputs=outputs)
     REGISTRY_PREDICTION_LATENCY.observe(elapsed)
     REGISTRY_ALIAS_LATENCY.labels(**labels).observe(elapsed)
     REGISTRY_PREDICTIONS.labels(model=model.name).inc(len(texts))

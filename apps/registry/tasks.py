@@ -4,7 +4,9 @@ import os
 
 from celery import shared_task
 
-from . import inference, services
+from apps.core.maintenance import maintenance_task
+
+from . import drift, inference, services
 
 
 @shared_task(name="registry.validate_version")
@@ -18,3 +20,6 @@ def run_inference_job(task, job_id: int) -> str:
     """Run a batch inference or evaluation job (again after a lost worker)."""
     worker = f"{task.request.hostname or 'worker'} pid {os.getpid()}"
     return inference.inference_job_run(job_id=job_id, task_id=task.request.id or "", worker=worker)
+
+
+registry_drift_check = maintenance_task("registry_drift_check", drift.drift_check)

@@ -10,6 +10,7 @@ from the browser, so its limits and messages are the API's own.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import wraps
 
 from django.conf import settings
@@ -33,6 +34,7 @@ from apps.core.storage import StorageUnavailable
 from apps.jobs.choices import FINISHED_STATUSES
 
 from . import selectors
+from .drift import drift_reports
 from .forms import (
     AliasMoveForm,
     InferenceJobForm,
@@ -43,6 +45,7 @@ from .forms import (
 )
 from .inference import inference_job_create, inference_job_result
 from .models import RegisteredModel
+from .rendering import drift_chart_svg
 from .services import (
     RegistryError,
     alias_delete,
@@ -158,6 +161,37 @@ def _usable(versions) -> list[int]:
     return [version.version for version in versions if version.is_usable]
 
 
+@dataclass
+class _DriftPanel:
+    version: object
+    report: object
+    charts: list  # (FeatureDrift, its SVG chart)
+
+
+def _drift_panels(versions: list) -> list[_DriftPanel]:
+    """The drift watch of the versions behind an alias or predicted within the window, newest first."""
+    reports = drift_reports(versions)
+    return [
+        _DriftPanel(
+            version,
+            report,
+            [
+                (
+                    feature,
+                    drift_chart_svg(
+                        feature,
+                        chart_id=f"drift-v{version.version}-{feature.feature}",
+                        window_hours=report.window_hours,
+                    ),
+                )
+                for feature in report.features
+            ],
+        )
+        for version in versions
+        if (report := reports[version.pk]).predictions or version.aliases.all() or version.canary_aliases.all()
+    ]
+
+
 def _model_page(
     request, model: RegisteredModel, *, job_form=None, alias_form=None, upload_form=None, status: int = 200
 ):
@@ -176,6 +210,10 @@ def _model_page(
         "aliases": aliases,
         "usable": usable,
         "compared": _compared(request, versions),
+        "drift_panels": _drift_panels(versions),
+        "drift_window_hours": settings.REGISTRY_DRIFT_WINDOW_HOURS,
+        "drift_thresholds": (settings.REGISTRY_DRIFT_PSI_WARN, settings.REGISTRY_DRIFT_PSI_ALERT),
+        "drift_min_predictions": settings.REGISTRY_DRIFT_MIN_PREDICTIONS,
         # The card of the newest version that has one: the model's description as its uploader wrote it.
         "card_version": next((version for version in versions if version.card_html), None),
         "targets": target_choices(aliases, usable),

@@ -349,10 +349,24 @@ REGISTRY_MAX_INPUT_CHARS = env.int("REGISTRY_MAX_INPUT_CHARS", 10_000, minimum=1
 REGISTRY_CACHE_SIZE = env.int("REGISTRY_CACHE_SIZE", 4, minimum=1, maximum=100)
 REGISTRY_JOB_MAX_ROWS = env.int("REGISTRY_JOB_MAX_ROWS", 1_000_000, minimum=1)
 REGISTRY_JOB_MAX_FILE_MB = env.int("REGISTRY_JOB_MAX_FILE_MB", 200, minimum=1)
-REGISTRY_JOB_BATCH_SIZE = env.int("REGISTRY_JOB_BATCH_SIZE", 256, minimum=1, maximum=10_000)
+# Rows read and predicted per step (progress, cancelling and the timeout are checked between steps). Text
+# classification sorts a step's rows by length: a larger window pads less and runs fewer, fuller forward passes.
+REGISTRY_JOB_BATCH_SIZE = env.int("REGISTRY_JOB_BATCH_SIZE", 1024, minimum=1, maximum=10_000)
+# Text classification jobs sort each batch by token length and split it into forward passes of at most this many
+# tokens (texts times the longest text's tokens): padding little, and bounding a pass's memory on long texts.
+REGISTRY_JOB_BATCH_TOKENS = env.int("REGISTRY_JOB_BATCH_TOKENS", 8192, minimum=1, maximum=1_000_000)
 # Below CELERY_TASK_SOFT_TIME_LIMIT, so that a job's own timeout (with its message) applies first.
 REGISTRY_JOB_TIMEOUT = env.int("REGISTRY_JOB_TIMEOUT", 3000, minimum=1)
 REGISTRY_MAX_ATTEMPTS = env.int("REGISTRY_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+# Drift watch (README "Drift watch"): the predictions of the last REGISTRY_DRIFT_WINDOW_HOURS hours against the
+# version's evaluation, by population stability index; at least REGISTRY_DRIFT_MIN_PREDICTIONS before judging.
+REGISTRY_DRIFT_ENABLED = env.bool("REGISTRY_DRIFT_ENABLED", True)
+REGISTRY_DRIFT_WINDOW_HOURS = env.int("REGISTRY_DRIFT_WINDOW_HOURS", 24, minimum=1, maximum=24 * 90)
+REGISTRY_DRIFT_MIN_PREDICTIONS = env.int("REGISTRY_DRIFT_MIN_PREDICTIONS", 100, minimum=1)
+REGISTRY_DRIFT_PSI_WARN = env.float("REGISTRY_DRIFT_PSI_WARN", 0.1, minimum=0.0)
+REGISTRY_DRIFT_PSI_ALERT = env.float("REGISTRY_DRIFT_PSI_ALERT", 0.25, minimum=0.0)
+if REGISTRY_DRIFT_PSI_ALERT < REGISTRY_DRIFT_PSI_WARN:
+    raise ImproperlyConfigured("REGISTRY_DRIFT_PSI_ALERT must be at least REGISTRY_DRIFT_PSI_WARN.")
 
 # --- Backups
 # BACKUP_ENCRYPTION_KEY (32 bytes as 64 hex characters or base64) is set in local.py / production.py.

@@ -8,6 +8,7 @@ value) instead of ``<NAME>``.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -82,6 +83,22 @@ class Environment:
             number = int(value.strip())
         except ValueError:
             raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}.") from None
+        if minimum is not None and number < minimum:
+            raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}.")
+        if maximum is not None and number > maximum:
+            raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {number}.")
+        return number
+
+    def float(self, name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+        value = self.raw(name, None)
+        if value is None:
+            return default
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be a number such as 0.25, got {value!r}.") from None
+        if not math.isfinite(number):
+            raise ImproperlyConfigured(f"{name} must be a finite number, got {value!r}.")
         if minimum is not None and number < minimum:
             raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}.")
         if maximum is not None and number > maximum:

@@ -22,6 +22,9 @@ LONG_SECRET = "k3y-" + "x7Qp2LmZ9v" * 6
         ("DATABASE_URL", "postgres://db:5432/", lambda env: env.database("DATABASE_URL")),
         ("REDIS_URL", "http://cache:6379/0", lambda env: env.redis_url("REDIS_URL")),
         ("API_THROTTLE_USER", "fast", lambda env: env.rate("API_THROTTLE_USER", "5000/min")),
+        ("REGISTRY_DRIFT_PSI_ALERT", "high", lambda env: env.float("REGISTRY_DRIFT_PSI_ALERT", 0.25)),
+        ("REGISTRY_DRIFT_PSI_ALERT", "nan", lambda env: env.float("REGISTRY_DRIFT_PSI_ALERT", 0.25)),
+        ("REGISTRY_DRIFT_PSI_WARN", "-0.1", lambda env: env.float("REGISTRY_DRIFT_PSI_WARN", 0.1, minimum=0.0)),
     ],
 )
 def test_bad_value_raises_naming_the_variable(variable, value, read):
@@ -66,6 +69,18 @@ def test_values_are_parsed():
     assert (database["HOST"], database["PORT"], database["NAME"]) == ("db", 5433, "opsdeck")
     assert env.redis_url("REDIS_URL") == "redis://cache:6379/2"
     assert Environment({}).redis_url("REDIS_URL") is None
+    assert Environment({"REGISTRY_DRIFT_PSI_ALERT": " 0.3 "}).float("REGISTRY_DRIFT_PSI_ALERT", 0.25) == 0.3
+    assert Environment({}).float("REGISTRY_DRIFT_PSI_ALERT", 0.25) == 0.25
+
+
+def test_a_drift_alert_threshold_below_the_warning_stops_the_portal(tmp_path):
+    environment = clean_environment(
+        OPSDECK_DATA_DIR=str(tmp_path), REGISTRY_DRIFT_PSI_WARN="0.3", REGISTRY_DRIFT_PSI_ALERT="0.2"
+    )
+    result = manage("check", environment=environment)
+
+    assert result.returncode != 0
+    assert "REGISTRY_DRIFT_PSI_ALERT must be at least REGISTRY_DRIFT_PSI_WARN." in result.stderr
 
 
 def test_bad_value_stops_the_portal_with_the_variable_named(tmp_path):

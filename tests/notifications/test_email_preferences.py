@@ -14,6 +14,8 @@ pytestmark = pytest.mark.django_db
 PAGE = "/account/notifications/"
 API = "/api/v1/notifications/preferences/"
 EVERY_ROLE_EVENTS = ["job.completed", "job.failed", "token.expiring"]
+# Operators may also be told of their models' drift.
+OPERATOR_EVENTS = [*EVERY_ROLE_EVENTS, "model.drift"]
 
 
 def listed_events(response) -> list[str]:
@@ -67,7 +69,7 @@ def test_saving_stores_the_changes_audits_them_and_redirects_with_a_message(clie
     otp_login(client, admin_user)
     # Every event on by default stays on except backup.stale (unchecked); job.failed (off by default) is turned on.
     checked = ["backup.failed", "audit.chain_invalid", "audit.checkpoint_invalid", "account.locked_out"]
-    checked += ["account.new_ip_signin", "token.expiring", "report.ready", "job.failed"]
+    checked += ["account.new_ip_signin", "token.expiring", "model.drift", "report.ready", "job.failed"]
 
     response = client.post(PAGE, {"email": checked}, follow=True)
 
@@ -110,7 +112,7 @@ def test_api_lists_the_events_with_their_setting_and_default(api_client, roles, 
 
     body = api_client.get(API).json()
 
-    assert [item["event"] for item in body["preferences"]] == EVERY_ROLE_EVENTS
+    assert [item["event"] for item in body["preferences"]] == OPERATOR_EVENTS
     job_failed = body["preferences"][1]
     assert job_failed == {
         "event": "job.failed",

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from apps.jobs.choices import JobStatus
 
 from ..choices import ModelTask
+from ..drift import drift_report, drift_reports
 from ..models import AliasChange, InferenceJob, ModelAlias, ModelVersion, RegisteredModel
 from ..selectors import versions_compared
 
@@ -38,6 +39,10 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     )
     lineage = serializers.SerializerMethodField()
     signature = serializers.SerializerMethodField()
+    drift = serializers.SerializerMethodField(
+        help_text="Drift watch: status (no_reference, too_few_predictions, ok, warn, drift), predictions in the "
+        "window, and per feature (label, input_length) the PSI and each bin's share in the evaluation and the window."
+    )
 
     class Meta:
         model = ModelVersion
@@ -59,6 +64,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "tags",
             "lineage",
             "signature",
+            "drift",
             "created_by",
             "created_at",
             "validated_at",
@@ -82,6 +88,12 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.DictField(help_text='{"input_schema": JSON Schema|null, "output_schema": …}'))
     def get_signature(self, version: ModelVersion) -> dict:
         return {"input_schema": version.input_schema, "output_schema": version.output_schema}
+
+    @extend_schema_field(serializers.DictField())
+    def get_drift(self, version: ModelVersion) -> dict:
+        # A list of versions computes every report in one query first (RegisteredModelDetailSerializer).
+        report = self.context.get("drift_reports", {}).get(version.pk) or drift_report(version)
+        return report.as_dict()
 
 
 class ModelVersionDetailSerializer(ModelVersionSerializer):
@@ -160,7 +172,9 @@ class RegisteredModelDetailSerializer(RegisteredModelSerializer):
 
     @extend_schema_field(ModelVersionSerializer(many=True))
     def get_versions(self, model: RegisteredModel) -> list:
-        return ModelVersionSerializer(versions_compared(model), many=True, context=self.context).data
+        versions = versions_compared(model)
+        context = {**self.context, "drift_reports": drift_reports(versions)}
+        return ModelVersionSerializer(versions, many=True, context=context).data
 
 
 class AliasTargetSerializer(serializers.Serializer):
