@@ -14,22 +14,19 @@ import logging
 import threading
 import time
 
-from celery import bootsteps
 from django.conf import settings
 from django.db import connection
 
+from .worker_threads import WORKER_CHECK_SECONDS, WorkerThreadStep, worker_running
+
 logger = logging.getLogger(__name__)
-
-
-# How often the sweeper looks whether its worker still runs (some ways of stopping a worker skip its steps' stop).
-WORKER_CHECK_SECONDS = 0.5
 
 
 def _sweep(stopping: threading.Event, worker) -> None:
     from .lifecycle import jobs_requeue_lost
 
     swept_at = time.monotonic()
-    while not stopping.wait(WORKER_CHECK_SECONDS) and worker.blueprint.state in (None, bootsteps.RUN):
+    while not stopping.wait(WORKER_CHECK_SECONDS) and worker_running(worker):
         if time.monotonic() - swept_at < settings.JOBS_SWEEP_INTERVAL:
             continue
         swept_at = time.monotonic()
@@ -44,22 +41,8 @@ def _sweep(stopping: threading.Event, worker) -> None:
             connection.close()  # one short connection per sweep, none held between sweeps
 
 
-class JobsSweeper(bootsteps.StartStopStep):
+class JobsSweeper(WorkerThreadStep):
     """Sweeps for lost jobs from the moment the worker starts until it stops."""
 
-    def __init__(self, worker, **kwargs):
-        super().__init__(worker, **kwargs)
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    def start(self, worker) -> None:
-        self.stopping.clear()
-        self.thread = threading.Thread(target=_sweep, args=(self.stopping, worker), name="jobs-sweeper", daemon=True)
-        self.thread.start()
-
-    def stop(self, worker) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout=30)
-
-    shutdown = stop
+    loop = staticmethod(_sweep)
+    thread_name = "jobs-sweeper"

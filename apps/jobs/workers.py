@@ -17,7 +17,6 @@ from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
-from celery import bootsteps
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -25,10 +24,9 @@ from django.utils import timezone
 from .kinds import job_kinds
 
 # Models are imported where used: project/celery.py imports this module before Django's apps are loaded.
+from .worker_threads import WORKER_CHECK_SECONDS, WorkerThreadStep, worker_running
 
 logger = logging.getLogger(__name__)
-
-WORKER_CHECK_SECONDS = 0.5
 
 
 # Present while an NVIDIA driver is loaded (also inside containers given the GPU).
@@ -110,7 +108,7 @@ def _announce(stopping: threading.Event, worker) -> None:
     started_at = timezone.now()
     announced_at = 0.0
     try:
-        while not stopping.is_set() and worker.blueprint.state in (None, bootsteps.RUN):
+        while not stopping.is_set() and worker_running(worker):
             if time.monotonic() - announced_at >= settings.WORKER_ANNOUNCE_INTERVAL:
                 announced_at = time.monotonic()
                 try:
@@ -128,24 +126,8 @@ def _announce(stopping: threading.Event, worker) -> None:
         connection.close()
 
 
-class WorkerAnnouncer(bootsteps.StartStopStep):
+class WorkerAnnouncer(WorkerThreadStep):
     """Announces the worker from its start until it stops."""
 
-    def __init__(self, worker, **kwargs):
-        super().__init__(worker, **kwargs)
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    def start(self, worker) -> None:
-        self.stopping.clear()
-        self.thread = threading.Thread(
-            target=_announce, args=(self.stopping, worker), name="worker-announcer", daemon=True
-        )
-        self.thread.start()
-
-    def stop(self, worker) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout=30)
-
-    shutdown = stop
+    loop = staticmethod(_announce)
+    thread_name = "worker-announcer"

@@ -16,9 +16,9 @@ from apps.quantum.models import QuantumJob
 from apps.quantum.primitives import DEFAULT_PRECISION, MAX_OBSERVABLES, MAX_TERMS
 from apps.quantum.services import JobSpec, job_submit
 from tests.helpers import api_error, job_wait
+from tests.quantum.job_streams import JOBS_URL, submitted_job_statuses
 from tests.quantum_circuits import bell_rotation_qasm3, ghz_qasm3
 
-JOBS_URL = "/api/v1/quantum/jobs/"
 OBSERVABLES = [[["ZZ", 1.0]], [["IZ", 1.0], ["XX", 0.5]], [["YY", -2.0]]]
 FIXED_BELL = bell_rotation_qasm3().replace("input float theta;\n", "").replace("theta", "0.7")
 
@@ -253,27 +253,8 @@ def test_estimator_circuit_needs_no_measurements_and_precision_defaults(operator
 def test_estimator_job_streams_its_statuses_and_its_results_are_read_when_it_completes(
     celery_worker, client, operator_client, operator_user
 ):
-    from asgiref.sync import async_to_sync, sync_to_async
-
-    from tests.quantum.test_quantum_websockets import _open, _stream
-
     body = {"source": FIXED_BELL, "primitive": "estimator", "observables": [[["ZZ", 1.0]], [["IZ", 1.0]]]}
-    communicator = _stream(client, operator_user)
-
-    async def scenario():
-        await _open(communicator)
-        response = await sync_to_async(operator_client.post)(JOBS_URL, body, format="json")
-        assert response.status_code == 201, response.content
-        job_id = response.json()["id"]
-        statuses = []
-        while not statuses or statuses[-1] not in (JobStatus.COMPLETED, JobStatus.FAILED):
-            message = await communicator.receive_json_from(timeout=60)
-            assert message["id"] == job_id
-            statuses.append(message["status"])
-        await communicator.disconnect()
-        return job_id, statuses
-
-    job_id, statuses = async_to_sync(scenario)()
+    job_id, statuses = submitted_job_statuses(client, operator_client, operator_user, body)
 
     assert statuses == [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPLETED]
     job = operator_client.get(f"{JOBS_URL}{job_id}/").json()

@@ -5,7 +5,6 @@ import time
 from collections import Counter
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
 
 from apps.audit.models import AuditEvent
 from apps.jobs.choices import JobStatus
@@ -13,9 +12,9 @@ from apps.quantum.models import QuantumJob
 from apps.quantum.primitives import MAX_BITSTRINGS, MAX_SWEEP_OUTCOMES
 from apps.quantum.services import JobSpec, JobValidationError, job_rerun, job_submit
 from tests.helpers import api_error, job_wait
+from tests.quantum.job_streams import JOBS_URL, submitted_job_statuses
 from tests.quantum_circuits import ghz_qasm2, ghz_qasm3, rotation_qasm3
 
-JOBS_URL = "/api/v1/quantum/jobs/"
 TWO_PARAMETERS = rotation_qasm3(parameters=("theta", "phi"))
 
 
@@ -237,26 +236,9 @@ def test_job_without_a_sweep_keeps_counts_and_bitstrings_match_them(celery_worke
 def test_sweep_of_100_sets_runs_end_to_end_through_the_api_and_the_websocket_stream(
     celery_worker, client, operator_client, operator_user
 ):
-    from tests.quantum.test_quantum_websockets import _open, _stream
-
     sets = [{"theta": math.pi * index / 99} for index in range(100)]
     body = {"source": rotation_qasm3(), "shots": 256, "parameter_sets": sets, "name": "sweep"}
-    communicator = _stream(client, operator_user)
-
-    async def scenario():
-        await _open(communicator)
-        response = await sync_to_async(operator_client.post)(JOBS_URL, body, format="json")
-        assert response.status_code == 201, response.content
-        job_id = response.json()["id"]
-        statuses = []
-        while not statuses or statuses[-1] not in (JobStatus.COMPLETED, JobStatus.FAILED):
-            message = await communicator.receive_json_from(timeout=60)
-            assert message["id"] == job_id
-            statuses.append(message["status"])
-        await communicator.disconnect()
-        return job_id, statuses
-
-    job_id, statuses = async_to_sync(scenario)()
+    job_id, statuses = submitted_job_statuses(client, operator_client, operator_user, body)
 
     assert statuses == [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPLETED]
     job = _wait_api(operator_client, job_id)
