@@ -210,7 +210,7 @@ def jobs_list(settings: Settings, status: str | None, limit: int) -> None:
 
 
 def _first(items: Iterator[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     for item in items:
         if len(found) >= limit:
             break

@@ -107,6 +107,17 @@ def api_error(response: requests.Response) -> ApiError:
     )
 
 
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    """The JSON object a success carries; OpsdeckError when it is something else (a proxy's page, say)."""
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise OpsdeckError(f"{response.url} answered {response.status_code} without the JSON object expected.")
+    return document
+
+
 class Client:
     """The Opsdeck API for scripts.
 
@@ -210,14 +221,13 @@ class Client:
             time.sleep(wait)
             waited += wait
 
-    def get(self, path: str, **params: Any) -> Any:
-        """GET a JSON document."""
-        return self.request("GET", path, params=params or None).json()
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        """GET a JSON object."""
+        return _json_object(self.request("GET", path, params=params or None))
 
-    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        """POST a JSON body; the JSON answer."""
-        response = self.request("POST", path, json=body)
-        return response.json() if response.content else None
+    def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST a JSON body; the JSON object answered."""
+        return _json_object(self.request("POST", path, json=body))
 
     def paginate(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
         """Every item of a list, page after page (page numbers or cursors: the ``next`` link is followed)."""

@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from .errors import StreamRefused, WaitTimedOut
 
@@ -53,7 +54,7 @@ class JobStream:
             self._connection = connect(
                 self.url,
                 additional_headers={"Authorization": f"Bearer {self.token}"},
-                origin=self.origin,  # type: ignore[arg-type]
+                origin=Origin(self.origin),
                 open_timeout=self.open_timeout,
                 user_agent_header="opsdeck-client/0.1",
             )
