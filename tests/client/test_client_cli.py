@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,13 +21,14 @@ from apps.compliance.choices import ReportFormat, ReportKind
 from apps.compliance.services import previous_month, report_request
 from apps.quantum.models import QuantumJob
 from apps.registry.services import alias_move, model_register, version_upload
-from tests.helpers import PortalProcess, WorkerProcess, child_database_url, job_wait
+from tests.helpers import PROJECT_DIR, PortalProcess, WorkerProcess, child_database_url, job_wait
 from tests.mfa import sudo_force_login, totp_device_create
 from tests.quantum_circuits import ghz_qasm2, rotation_qasm3
 from tests.registry_models import build_tiny_classifier, pack_zip
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 OPSDECK = str(Path(sys.executable).parent / "opsdeck")
+README = PROJECT_DIR / "README.md"
 
 
 @pytest.fixture
@@ -127,6 +129,19 @@ def test_cli_runs_a_job_and_a_sweep_end_to_end_and_streams_their_status(portal, 
     assert [entry["parameters"] for entry in outcome["results"]] == [{"theta": 0.0}, {"theta": math.pi}]
     assert [entry["counts"] for entry in outcome["results"]] == [{"0": 100}, {"1": 100}]
 
+    # The README's library example, as written.
+    example = re.search(
+        r"```python\n(from pathlib import Path\n\nfrom opsdeck_client import.*?)```",
+        README.read_text(),
+        flags=re.DOTALL,
+    )
+    environment = {**os.environ, "OPSDECK_URL": portal.url, "OPSDECK_TOKEN": token}
+    ran = subprocess.run(
+        [sys.executable, "-c", example.group(1)], cwd=tmp_path, env=environment, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines()[-1] == json.dumps(QuantumJob.objects.latest("id").counts).replace('"', "'")
+
     # Watching one finished job: its state at once, exit 0.
     watched = opsdeck(portal, token, "jobs", "watch", str(job.pk))
     assert watched.returncode == 0, watched.stderr
@@ -150,7 +165,7 @@ def test_cli_runs_a_job_and_a_sweep_end_to_end_and_streams_their_status(portal, 
     assert viewer.stderr == (
         "opsdeck: error: Only operators and administrators may submit quantum jobs. (HTTP 403 permission_denied)\n"
     )
-    assert QuantumJob.objects.count() == 2
+    assert QuantumJob.objects.count() == 3
 
 
 def test_cli_downloads_a_report_that_verifies_offline_and_a_tampered_copy_does_not(portal, compliance_user, tmp_path):

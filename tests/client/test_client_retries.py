@@ -84,6 +84,15 @@ def test_a_wait_beyond_the_total_allowed_is_not_started():
     assert elapsed < 5
     assert result.stdout == ""
     assert result.stderr == "opsdeck: error: The portal is in maintenance until 14:00 UTC. (HTTP 503 unavailable)\n"
+    with ScriptedServer([(503, {"Retry-After": "120"}, UNAVAILABLE)]) as server:
+        as_json = opsdeck("--json", "jobs", "list", url=server.url)
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout) == {
+        "error": "The portal is in maintenance until 14:00 UTC. (HTTP 503 unavailable)",
+        "status": 503,
+        "code": "unavailable",
+        "body": UNAVAILABLE,
+    }
 
 
 def _closed_port() -> int:
