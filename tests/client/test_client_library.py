@@ -1,5 +1,6 @@
-"""The client's retries against a real HTTP server on localhost: 429 and 503 are sent again after the Retry-After
-the server asked for, within bounded attempts and total wait; connection errors are retried for reads only."""
+"""The client library against a real HTTP server on localhost: 429 and 503 are sent again after the Retry-After the
+server asked for, within bounded attempts and total wait; connection errors are retried for reads only; lists are
+followed page after page; waiting polls when it has no stream."""
 
 import json
 import os
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from opsdeck_client import Client, ConnectionFailed, RetryPolicy, ServiceUnavailable
+from opsdeck_client import Client, ConnectionFailed, JobFailed, OpsdeckError, RetryPolicy, ServiceUnavailable
 
 from .servers import ScriptedServer
 
@@ -128,3 +129,40 @@ def test_the_client_imports_no_portal_code():
         [sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True, cwd="/"
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_lists_are_followed_page_after_page_on_the_same_portal_only():
+    with ScriptedServer([]) as server:
+        second_page = f"{server.url}/api/v1/registry/models/?page=2"
+        server.answers = [
+            (200, {}, {"count": 3, "next": second_page, "results": [{"name": "a"}, {"name": "b"}]}),
+            (200, {}, {"count": 3, "next": None, "results": [{"name": "c"}]}),
+        ]
+        assert [model["name"] for model in Client(server.url, TOKEN).models()] == ["a", "b", "c"]
+        assert [path for _, path, _, _ in server.requests] == [
+            "/api/v1/registry/models/",
+            "/api/v1/registry/models/?page=2",
+        ]
+
+        server.requests.clear()
+        server.answers = [(200, {}, {"count": 3, "next": "http://elsewhere.example/page2", "results": [{"name": "a"}]})]
+        models = Client(server.url, TOKEN).models()
+        assert next(models)["name"] == "a"
+        with pytest.raises(OpsdeckError, match="next page is on another host"):
+            next(models)
+        assert len(server.requests) == 1, "the token must not follow a link to another host"
+
+
+def test_waiting_without_the_stream_polls_until_the_job_has_finished():
+    running = {"id": 9, "status": "running", "error": ""}
+    with ScriptedServer([(200, {}, running)] * 2 + [(200, {}, {**running, "status": "completed"})]) as server:
+        seen = []
+        job = Client(server.url, TOKEN).wait("quantum", 9, stream=False, poll_interval=0.05, on_update=seen.append)
+    assert job["status"] == "completed"
+    assert seen == [running, running]
+    assert {path for _, path, _, _ in server.requests} == {"/api/v1/quantum/jobs/9/"}
+
+    failed = {"id": 9, "status": "failed", "error": "Out of memory: 30 qubits need 16 GiB."}
+    with ScriptedServer([(200, {}, failed)]) as server, pytest.raises(JobFailed) as raised:
+        Client(server.url, TOKEN).wait("quantum", 9, stream=False)
+    assert str(raised.value) == "quantum job 9 failed: Out of memory: 30 qubits need 16 GiB."
