@@ -166,3 +166,20 @@ def test_waiting_without_the_stream_polls_until_the_job_has_finished():
     with ScriptedServer([(200, {}, failed)]) as server, pytest.raises(JobFailed) as raised:
         Client(server.url, TOKEN).wait("quantum", 9, stream=False)
     assert str(raised.value) == "quantum job 9 failed: Out of memory: 30 qubits need 16 GiB."
+
+
+def test_usage_and_local_input_errors_are_one_line_and_exit_2(tmp_path):
+    missing = opsdeck("jobs", "submit", str(tmp_path / "missing.qasm"), url="http://127.0.0.1:9")
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        f"opsdeck: error: Invalid value for 'FILE': File '{tmp_path / 'missing.qasm'}' does not exist. "
+        "(see 'opsdeck jobs submit --help')\n"
+    )
+    report = tmp_path / "report.csv"
+    report.write_text("a,b\n")
+    no_manifest = opsdeck("reports", "verify", str(report), "--key", str(report), url="")
+    assert no_manifest.returncode == 2
+    assert no_manifest.stderr == f"opsdeck: error: No manifest file at {report}.manifest.json.\n"
+    no_address = opsdeck("models", "list", url="")
+    assert no_address.returncode == 2
+    assert no_address.stderr == "opsdeck: error: No portal address: set OPSDECK_URL (e.g. https://ops.example.com).\n"

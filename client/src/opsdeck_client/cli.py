@@ -417,9 +417,16 @@ def main() -> None:
         code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         _fail(130, "interrupted", {}, json_output)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # A bare group (`opsdeck`, `opsdeck jobs`) shows its help.
+        click.echo(exc.format_message(), err=True)
+        sys.exit(EXIT_USAGE)
+    except click.UsageError as exc:
+        # One line, as every other error: the usage is one --help away.
+        command = exc.ctx.command_path if exc.ctx is not None else "opsdeck"
+        _fail(EXIT_USAGE, f"{exc.format_message()} (see '{command} --help')", {}, json_output)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(exc.exit_code, exc.format_message(), {}, json_output)
     except KeyboardInterrupt:
         _fail(130, "interrupted", {}, json_output)
     except VerificationFailed as exc:

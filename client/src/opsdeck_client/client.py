@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
+import requests.auth
 from websockets.exceptions import WebSocketException
 
 from . import signing
@@ -107,6 +108,17 @@ def api_error(response: requests.Response) -> ApiError:
     )
 
 
+class _Credentials(requests.auth.AuthBase):
+    """Puts the token (or the session cookie) on a request."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self.headers)
+        return request
+
+
 def _json_object(response: requests.Response) -> dict[str, Any]:
     """The JSON object a success carries; OpsdeckError when it is something else (a proxy's page, say)."""
     try:
@@ -151,8 +163,6 @@ class Client:
         self.on_retry = on_retry
         self._http = requests.Session()
         self._http.headers["User-Agent"] = "opsdeck-client/0.1"
-        # Proxies and netrc from the environment would send the token elsewhere than the address given.
-        self._http.trust_env = False
 
     # --- plumbing
 
@@ -189,14 +199,21 @@ class Client:
         policy = retry or self.retry
         method = method.upper()
         url = path if path.startswith(("http://", "https://")) else self.url(path)
-        headers = {**self._headers(auth), **kwargs.pop("headers", {})}
+        # Credentials as an auth object: requests then never replaces them with a ~/.netrc entry.
+        credentials = _Credentials(self._headers(auth))
         waited = 0.0
         attempt = 0
         while True:
             attempt += 1
             try:
                 response = self._http.request(
-                    method, url, headers=headers, timeout=self.timeout, stream=stream, allow_redirects=False, **kwargs
+                    method,
+                    url,
+                    auth=credentials,
+                    timeout=self.timeout,
+                    stream=stream,
+                    allow_redirects=False,
+                    **kwargs,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 failure: OpsdeckError = ConnectionFailed(f"Cannot reach {self.base_url}: {type(exc).__name__}.")
