@@ -7,7 +7,9 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import pytest
 import yaml
@@ -300,6 +302,84 @@ def _drift_watched_version(owner) -> None:
         )
 
 
+@contextmanager
+def _prometheus(tmp_path, *, web: str, worker: str):
+    """Debian's Prometheus on a free loopback port, loading the shipped rules and scraping ``web`` and ``worker``
+    every second as the jobs the rules expect."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus is missing: `make test` installs Debian's prometheus package, which provides it")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [
+            {"job_name": "opsdeck-web", "static_configs": [{"targets": [web.removeprefix("http://")]}]},
+            {
+                "job_name": "opsdeck-workers",
+                "static_configs": [{"targets": [worker.removeprefix("http://").removesuffix("/metrics")]}],
+            },
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    url = f"http://127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address={url.removeprefix('http://')}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=2):
+                    break
+            except OSError:
+                assert process.poll() is None, process.stderr.read()
+                assert time.monotonic() < deadline, "Prometheus did not get ready within 30 s"
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def _api(prometheus: str, path: str, **parameters: str) -> dict:
+    with urllib.request.urlopen(f"{prometheus}/api/v1/{path}?{urlencode(parameters)}", timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def _query(prometheus: str, expr: str) -> list:
+    return _api(prometheus, "query", query=expr)["result"]
+
+
+def _query_until(prometheus: str, expr: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not _query(prometheus, expr):
+        assert time.monotonic() < deadline, f"{expr} stayed empty for {timeout} s"
+        time.sleep(0.5)
+
+
+def _rules_evaluated(prometheus: str, timeout: float = 30) -> list[dict]:
+    """The alerting rules once each has been evaluated at least once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        groups = _api(prometheus, "rules", type="alert")["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        if rules and all(rule.get("lastEvaluation", "").startswith(("1", "2")) for rule in rules):
+            return rules
+        assert time.monotonic() < deadline, "Prometheus did not evaluate every rule"
+        time.sleep(0.5)
+
+
 @pytest.fixture
 def web_and_worker(transactional_db, tmp_path, settings):
     """`runportal` (web only) and a `celery worker` with its metrics endpoint, each with its own metrics directory."""
@@ -327,7 +407,7 @@ def web_and_worker(transactional_db, tmp_path, settings):
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_every_metric_the_rules_and_the_dashboard_name_is_served_by_the_web_or_the_worker(
-    web_and_worker, operator_user
+    web_and_worker, operator_user, tmp_path
 ):
     portal, worker_metrics = web_and_worker
     # Traffic: pages and API calls (some refused), a readiness probe, a quantum job run by the worker, then the
@@ -368,3 +448,20 @@ def test_every_metric_the_rules_and_the_dashboard_name_is_served_by_the_web_or_t
     assert 'opsdeck_workers{queue="quantum"} 1.0' in worker
     assert 'opsdeck_workers{queue="registry"} 0.0' in worker
     assert "audit_chain_valid 1.0" in worker
+
+    # A real Prometheus scrapes both and evaluates the rules and every dashboard query against what it scraped.
+    with _prometheus(tmp_path, web=portal.url, worker=worker_metrics) as prometheus:
+        _query_until(prometheus, 'count(up{job=~"opsdeck-web|opsdeck-workers"} == 1) == 2')
+        # Two scrapes at least, so that rate() has something to work on.
+        _query_until(prometheus, "count_over_time(opsdeck_workers[1m]) >= 3")
+        empty = []
+        for title, expr in _dashboard_queries():
+            if not _query(prometheus, expr.replace("$__rate_interval", "1m")):
+                empty.append(f"{title}: {expr}")
+        assert empty == [], "dashboard queries that show nothing on a live portal"
+        rules = _rules_evaluated(prometheus)
+    assert {rule["name"] for rule in rules} == {rule["alert"] for rule in _alerts()}
+    assert [rule for rule in rules if rule["health"] != "ok"] == []
+    active = {rule["name"] for rule in rules if rule["state"] != "inactive"}
+    # A fresh installation has made no backup yet; everything else is up, ready, verified and staffed.
+    assert active == {"OpsdeckBackupTooOld", "OpsdeckNoVerifiedBackup", "OpsdeckReadinessDegraded"}
