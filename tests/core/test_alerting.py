@@ -31,7 +31,9 @@ from tests.quantum_circuits import ghz_qasm2
 
 RULES = PROJECT_DIR / "deploy" / "prometheus" / "alerts.yml"
 RULE_TESTS = PROJECT_DIR / "deploy" / "prometheus" / "tests.yml"
+SCRAPE_CONFIG = PROJECT_DIR / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARD = PROJECT_DIR / "deploy" / "grafana" / "opsdeck.json"
+COMPOSE = PROJECT_DIR / "docker-compose.yml"
 README = PROJECT_DIR / "README.md"
 RUNBOOK_ANCHOR = "README.md#alerting-and-dashboards"
 
@@ -202,6 +204,30 @@ def test_a_name_is_exported_only_as_served_and_a_bucket_only_of_a_histogram():
         "latency",
         "latency_sum",
     ]
+
+
+def test_the_compose_prometheus_loads_the_shipped_rules_and_scrapes_the_jobs_the_rules_expect():
+    result = _promtool("check", "config", str(SCRAPE_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 1 rule files found" in result.stdout
+    jobs = {job["job_name"]: job for job in yaml.safe_load(SCRAPE_CONFIG.read_text())["scrape_configs"]}
+    rule_jobs = set(re.findall(r'job="([^"]+)"', RULES.read_text()))
+    assert set(jobs) == rule_jobs == {"opsdeck-web", "opsdeck-workers"}
+
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]
+    assert "./deploy/prometheus:/etc/prometheus/opsdeck:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/opsdeck/prometheus.yml" in prometheus["command"]
+    # The portal answers Prometheus's Host header, and every worker target serves its metrics to the network.
+    assert "web" in services["web"]["environment"]["ALLOWED_HOSTS"].split(",")
+    (web_target,) = jobs["opsdeck-web"]["static_configs"][0]["targets"]
+    assert web_target == "web:8000"
+    for target in jobs["opsdeck-workers"]["static_configs"][0]["targets"]:
+        name, _, port = target.partition(":")
+        assert "profiles" not in services[name], f"{name} does not always run"
+        assert services[name]["environment"]["WORKER_METRICS_ADDRESS"] == "0.0.0.0"  # noqa: S104 - to the compose network
+        assert port in services[name]["expose"]
 
 
 def test_the_dashboard_is_importable_and_each_panel_queries_something():
