@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test pages-check cluster-test fuzz lint format bench services-check browser pdf-tools clean
+.PHONY: run test pages-check cluster-test fuzz lint format bench services-check browser pdf-tools promtool clean
 
 # Stamp files: requirements are installed again only when they change.
 $(PY):
@@ -47,13 +47,20 @@ pdf-tools:
 		echo "Installing Debian poppler-utils for the PDF report tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; }
 
+# The alerting rules (deploy/prometheus) are checked and unit-tested with promtool, from Debian's prometheus package;
+# install it when missing (without its recommended node exporter, which the tests do not need).
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "Installing Debian prometheus (promtool) for the alerting rule tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
 services-check: $(VENV)/.test-installed
 	$(PY) tests/check_services.py
 
 # The suite in TEST_WORKERS parallel pytest-xdist workers, each with its own database, Redis database and data
 # directory (project/settings/test.py); `python -m pytest <files>` runs serially.
 TEST_WORKERS ?= 2
-test: $(VENV)/.test-installed browser pdf-tools services-check $(OIDC_PROVIDER)/node_modules/.installed
+test: $(VENV)/.test-installed browser pdf-tools promtool services-check $(OIDC_PROVIDER)/node_modules/.installed
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist load -p no:cacheprovider
 
 # Every main page for every role in headless Chromium at 1366 and 390 px: screenshots in var/screenshots/, no

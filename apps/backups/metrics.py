@@ -11,7 +11,7 @@ from prometheus_client import Gauge
 
 from .choices import BackupStatus
 from .models import Backup
-from .selectors import last_successful_backup, last_verified_backup
+from .selectors import last_successful_backup, last_verified_backup, newest_verified_backup
 
 BACKUP_LAST_SUCCESS = Gauge(
     "backup_last_success_timestamp_seconds",
@@ -21,6 +21,13 @@ BACKUP_LAST_SUCCESS = Gauge(
 BACKUP_LAST_VERIFIED = Gauge(
     "backup_last_verified_timestamp_seconds",
     "Unix time of the last verification (a real restore) that passed (0: none yet).",
+    multiprocess_mode="mostrecent",
+)
+# The staleness policy (BACKUP_VERIFIED_MAX_AGE_DAYS) asks when the newest verified backup was *taken*: verifying
+# an old backup today does not make the data it holds recent.
+BACKUP_NEWEST_VERIFIED_TAKEN = Gauge(
+    "backup_newest_verified_taken_timestamp_seconds",
+    "Unix time at which the newest backup that passed a verification was taken (0: none yet).",
     multiprocess_mode="mostrecent",
 )
 BACKUP_SIZE = Gauge(
@@ -48,6 +55,12 @@ def backup_metrics_record(backup: Backup) -> None:
         _newest_success_set(backup)
     elif backup.status == BackupStatus.VERIFIED and backup.verified_at is not None:
         BACKUP_LAST_VERIFIED.set(backup.verified_at.timestamp())
+        _newest_verified_taken_set()
+
+
+def _newest_verified_taken_set() -> None:
+    newest = newest_verified_backup()
+    BACKUP_NEWEST_VERIFIED_TAKEN.set(newest.started_at.timestamp() if newest else 0)
 
 
 def backup_metrics_refresh() -> None:
@@ -60,3 +73,4 @@ def backup_metrics_refresh() -> None:
         _newest_success_set(newest)
     verified = last_verified_backup()
     BACKUP_LAST_VERIFIED.set(verified.verified_at.timestamp() if verified and verified.verified_at else 0)
+    _newest_verified_taken_set()

@@ -38,6 +38,11 @@ def last_verified_backup() -> Backup | None:
     )
 
 
+def newest_verified_backup() -> Backup | None:
+    """The newest backup, by when it was taken, whose verification passed (the staleness policy's measure)."""
+    return Backup.objects.filter(status=BackupStatus.VERIFIED).order_by("-started_at", "-id").first()
+
+
 def verification_failures() -> list[Backup]:
     """Failed verifications that still stand, most recent first.
 

@@ -11,8 +11,7 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.core.events import notify
 
-from .choices import BackupStatus
-from .models import Backup
+from .selectors import newest_verified_backup
 
 STALE_ACTION = "notification.backup.stale"
 # While backups stay stale, people are reminded once a day, not at every hourly check.
@@ -24,7 +23,7 @@ def backups_staleness_check(*, now: datetime | None = None) -> str:
     task); at most once a day while it lasts. Returns what was found."""
     now = now or timezone.now()
     days = settings.BACKUP_VERIFIED_MAX_AGE_DAYS
-    verified = Backup.objects.filter(status=BackupStatus.VERIFIED).order_by("-started_at", "-id").first()
+    verified = newest_verified_backup()
     if verified is not None and verified.started_at >= now - timedelta(days=days):
         return f"Backup #{verified.pk}, taken within the last {days} days, is verified."
     if AuditEvent.objects.filter(action=STALE_ACTION, timestamp__gte=now - REMINDER_INTERVAL).exists():

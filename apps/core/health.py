@@ -25,6 +25,7 @@ from kombu import Connection
 from psycopg_pool import PoolTimeout
 
 from . import formatting
+from .metrics import READINESS_CHECK_OK
 
 
 class CheckFailed(Exception):
@@ -200,7 +201,8 @@ def _run_with_deadline(checks: Iterable[Check]) -> dict[str, dict]:
 
 
 def readiness_report() -> dict:
-    """Run every check; ``down`` if a required one fails, ``degraded`` if an optional one does.
+    """Run every check; ``down`` if a required one fails, ``degraded`` if an optional one does. Each check's result
+    is also published as ``opsdeck_readiness_check_ok{check,required}`` for alerting.
 
     Answers within about HEALTH_CHECK_TIMEOUT_SECONDS + 1 s even when a service hangs or the pool is exhausted.
     """
@@ -210,6 +212,8 @@ def readiness_report() -> dict:
         if check.uses_database:
             results[check.name] = run_check(check) if database_ok else _failure(check, "not run: database is down")
     results = {check.name: results[check.name] for check in CHECKS}
+    for name, result in results.items():
+        READINESS_CHECK_OK.labels(check=name, required=str(result["required"]).lower()).set(1 if result["ok"] else 0)
     failed = [result for result in results.values() if not result["ok"]]
     if any(result["required"] for result in failed):
         status = "down"

@@ -96,12 +96,27 @@ def waiting_jobs_send() -> int:
     return sent
 
 
+def workers_count_publish() -> None:
+    """Set ``opsdeck_workers{queue}`` to the live workers of each configured queue (0 for one nobody consumes)."""
+    # Imported here: project/celery.py imports this module before the settings name the metrics directory.
+    from .metrics import WORKERS_LIVE
+
+    counts = {queue.name: 0 for queue in settings.CELERY_TASK_QUEUES}
+    for presence in workers_live():
+        for queue in presence.queues:
+            counts[queue] = counts.get(queue, 0) + 1
+    for queue, count in counts.items():
+        WORKERS_LIVE.labels(queue=queue).set(count)
+
+
 def _announce_once(worker, started_at) -> None:
     queues = list(worker.app.amqp.queues.consume_from)
     worker_announce(hostname=worker.hostname, queues=queues, started_at=started_at)
     sent = waiting_jobs_send()
     if sent:
         logger.info("sent %s jobs that waited for a worker like this one", sent)
+    # Last, so that nothing here can hold up the waiting jobs.
+    workers_count_publish()
 
 
 def _announce(stopping: threading.Event, worker) -> None:
