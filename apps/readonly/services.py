@@ -319,6 +319,7 @@ def maintenance_mode_enable(
             },
         )
         transaction.on_commit(maintenance_mode_forget_cached)
+    maintenance_mode_forget_cached()  # this process sees its own change at once (and again once committed)
     return maintenance_mode_status()
 
 
@@ -339,6 +340,7 @@ def maintenance_mode_disable(*, actor=None, via: str = "") -> MaintenanceStatus:
             changes={"before": before, "after": {"enabled": False}, "via": via or "service"},
         )
         transaction.on_commit(_run_ended_hooks)
+    maintenance_mode_forget_cached()
     return maintenance_mode_status()
 
 
@@ -366,6 +368,7 @@ def maintenance_window_schedule(
             },
         )
         transaction.on_commit(maintenance_mode_forget_cached)
+    maintenance_mode_forget_cached()
     return window
 
 
@@ -395,6 +398,7 @@ def maintenance_window_cancel(*, actor=None, window_id: int, via: str = "") -> M
                      "via": via or "service"},
         )  # fmt: skip
         transaction.on_commit(_run_ended_hooks if running else maintenance_mode_forget_cached)
+    maintenance_mode_forget_cached()
     return window
 
 
