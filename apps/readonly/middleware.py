@@ -86,4 +86,7 @@ class ReadOnlyModeMiddleware:
             context = {"maintenance": status, "retry_after": retry_after, "path": request.path}
             response = render(request, "readonly/refused.html", context, status=503)
         response["Retry-After"] = str(retry_after)
+        # Expected refusals, logged above at INFO: Django would log each 503 as an ERROR, flooding the error log
+        # for the whole window.
+        response._has_been_logged = True
         return response
