@@ -179,7 +179,8 @@ def maintenance_mode_current() -> MaintenanceStatus:
         status = maintenance_mode_status()
     except DatabaseError:
         logger.warning("maintenance mode could not be read; keeping the last known state", exc_info=True)
-        return cached[1] if cached is not None else MaintenanceStatus(active=False, checked_at=timezone.now())
+        status = cached[1] if cached is not None else MaintenanceStatus(active=False, checked_at=timezone.now())
+        # Kept for a while too, so that during a database outage only one request per interval waits for it.
     with _cache_lock:
         _cached = (now, status)
     return status
