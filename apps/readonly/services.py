@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 from django.utils import timezone
@@ -37,7 +38,8 @@ DEFAULT_MESSAGE = "Opsdeck is in maintenance: changes are paused for a while. Re
 DEFAULT_RETRY_AFTER_SECONDS = 120
 # Planned windows are announced on the banner this long before they start.
 ANNOUNCE_AHEAD = timedelta(hours=24)
-# The per-request check reads the database at most this often per process: a change is seen everywhere within it.
+# The per-request check reads the database at most this often per process: a change is seen everywhere within it
+# (the setting MAINTENANCE_STATUS_CACHE_SECONDS overrides it; the test settings read every time).
 STATUS_CACHE_SECONDS = 1.0
 # Windows longer than this are a typo (a year instead of a day), not a plan.
 WINDOW_MAX_LENGTH = timedelta(days=7)
@@ -120,7 +122,8 @@ def maintenance_mode_status(*, now: datetime | None = None) -> MaintenanceStatus
     """The state as the database has it now (two small queries). For the per-request check use
     ``maintenance_mode_current``."""
     now = now or timezone.now()
-    switch = MaintenanceMode.objects.select_related("changed_by").filter(pk=MaintenanceMode.SINGLETON_PK).first()
+    # Who switched it is read only while it is on: the check on every write must not touch the users' table.
+    switch = MaintenanceMode.objects.filter(pk=MaintenanceMode.SINGLETON_PK).first()
     windows = list(
         MaintenanceWindow.objects.filter(
             cancelled_at__isnull=True, ends_at__gt=now, starts_at__lte=now + ANNOUNCE_AHEAD
@@ -173,7 +176,9 @@ def maintenance_mode_current() -> MaintenanceStatus:
     global _cached
     now = time.monotonic()
     cached = _cached
-    if cached is not None and now - cached[0] < STATUS_CACHE_SECONDS:
+    if cached is not None and now - cached[0] < getattr(
+        settings, "MAINTENANCE_STATUS_CACHE_SECONDS", STATUS_CACHE_SECONDS
+    ):
         return cached[1]
     try:
         status = maintenance_mode_status()
