@@ -4,6 +4,7 @@ the sudo window. Every change goes through apps/readonly/services.py (validated 
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
@@ -65,7 +66,11 @@ class MaintenanceModeForm(forms.ModelForm):
         model = MaintenanceMode
         fields = ["enabled", "message", "until"]
         labels = {"enabled": "On"}
-        help_texts = {"enabled": "While on, writes answer 503, workers take no new jobs and every page shows a banner."}
+        help_texts = {
+            "enabled": "While on, writes answer 503, workers take no new jobs and every page shows a banner.",
+            "until": f"When it ends by itself, in the portal's time zone ({settings.TIME_ZONE}); empty: until "
+            "someone turns it off.",
+        }
 
     def clean(self):
         data = super().clean()
@@ -129,6 +134,11 @@ class MaintenanceWindowForm(forms.ModelForm):
     class Meta:
         model = MaintenanceWindow
         fields = ["starts_at", "ends_at", "message"]
+        help_texts = {
+            "starts_at": f"In the portal's time zone ({settings.TIME_ZONE}). The banner announces it a day before.",
+            "ends_at": f"In the portal's time zone ({settings.TIME_ZONE}); at most 7 days after the start.",
+            "message": "Shown on the banner and in every refusal; empty: a general message.",
+        }
 
     def clean(self):
         data = super().clean()
@@ -151,6 +161,11 @@ class MaintenanceWindowAdmin(_SudoAdminMixin, PortalFormatsAdminMixin, ModelAdmi
     list_select_related = ["created_by", "cancelled_by"]
     actions = ["cancel_windows"]
     readonly_fields = ["created_at", "created_by", "cancelled_at", "cancelled_by"]
+
+    def get_fields(self, request, obj=None):
+        # A new window has no record yet of who made or cancelled it.
+        fields = ["starts_at", "ends_at", "message"]
+        return fields if obj is None else [*fields, *self.readonly_fields]
 
     def has_add_permission(self, request) -> bool:
         return maintenance_may_change(request.user)

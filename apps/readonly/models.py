@@ -25,11 +25,11 @@ class MaintenanceMode(models.Model):
     )
 
     class Meta:
-        verbose_name = "maintenance mode"
-        verbose_name_plural = "maintenance mode"
+        verbose_name = "switch"
+        verbose_name_plural = "switch"
 
     def __str__(self) -> str:
-        return "Maintenance mode"
+        return "Maintenance switch"
 
 
 class MaintenanceWindow(models.Model):

@@ -67,7 +67,15 @@ def test_the_banner_shows_the_message_and_the_end_in_local_time_on_every_kind_of
     page_check(page, problems, f"maintenance-login-{width}")
 
     context.add_cookies([{"name": "sessionid", "value": admin_session, "url": asgi_live_server}])
-    for name, path in (("dashboard", "/dashboard/"), ("account", "/account/"), ("admin", "/admin/")):
+    pages = [
+        ("dashboard", "/dashboard/"),
+        ("account", "/account/"),
+        ("admin", "/admin/"),
+        ("admin-switch", "/admin/readonly/maintenancemode/"),
+        ("admin-windows", "/admin/readonly/maintenancewindow/"),
+        ("admin-window-add", "/admin/readonly/maintenancewindow/add/"),
+    ]
+    for name, path in pages:
         page = context.new_page()
         problems = PageProblems(page)
         page.goto(asgi_live_server + path)
