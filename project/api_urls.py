@@ -8,6 +8,8 @@ from apps.core.api.views import ApiRootView
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
+    # Maintenance mode lives in its own app (apps.readonly) but reads, for clients, as part of the core API.
+    path("core/maintenance/", include(("apps.readonly.api.urls", "readonly"), namespace="readonly")),
     path("core/", include(("apps.core.api.urls", "core"), namespace="core")),
     path("accounts/", include(("apps.accounts.api.urls", "accounts"), namespace="accounts")),
     path("auth/", include(("apps.accounts.api.auth_urls", "auth"), namespace="auth")),

@@ -28,5 +28,7 @@ class BackupsConfig(AppConfig):
                 audience=ADMINISTRATORS,
                 details=jobs.backup_job_details,
                 changes=jobs.backup_job_changes,
+                # Backups are housekeeping on the maintenance queue: they go on during maintenance mode.
+                waits_for_maintenance=False,
             )
         )

@@ -59,6 +59,9 @@ class JobKind:
     send_waiting: Callable[[], int] | None = None
     # The portal page that shows one job (a path), for links in notifications.
     page: Callable[[Any], str] | None = None
+    # Whether workers hold the kind's queued jobs while maintenance mode is on (apps.readonly); False for the
+    # housekeeping that goes on during maintenance (backups run on the maintenance queue, scheduled ones included).
+    waits_for_maintenance: bool = True
 
     def audit_action(self, event: str) -> str:
         return self.audit_actions.get(event, f"{self.audit_prefix}.{event}")

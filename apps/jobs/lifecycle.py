@@ -5,6 +5,7 @@ Every transition is saved, audited, counted and published here, once; the kinds 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,11 +22,20 @@ from apps.audit.services import event_record
 from apps.core.errors import ApplicationError
 from apps.core.events import notify
 from apps.core.queueing import enqueue_on_commit
+from apps.readonly.services import (
+    maintenance_held_jobs_exist,
+    maintenance_held_jobs_take,
+    maintenance_jobs_hold,
+    maintenance_mode_current,
+    maintenance_mode_status,
+)
 
 from . import metrics
 from .choices import ACTIVE_STATUSES, FINISHED_STATUSES, JobStatus
 from .kinds import JobKind, job_kinds
 from .publishing import jobs_publish
+
+logger = logging.getLogger(__name__)
 
 
 class JobStateError(ApplicationError):
@@ -84,9 +94,13 @@ def jobs_claim(kind: JobKind, job_ids: Iterable[int], *, task_id: str, worker: s
     A message delivered again after its worker process died finds its jobs active under its own task id: they
     run again, or fail once they have used their attempts; one being cancelled ends cancelled. Jobs another task
     holds, or that are finished, are left alone.
+
+    While maintenance mode is on, queued jobs are not claimed but held: they stay queued, their message is done
+    with, and jobs_release_held sends them again once maintenance ends.
     """
     now = timezone.now()
-    claimed, ended, again = [], {}, []
+    paused = kind.waits_for_maintenance and maintenance_mode_current().active
+    claimed, ended, again, held = [], {}, [], []
     with transaction.atomic():
         for job in _locked(kind, job_ids, skip_locked=True).order_by("-priority", "id"):
             redelivered = job.status in ACTIVE_STATUSES and job.celery_task_id == task_id
@@ -94,6 +108,8 @@ def jobs_claim(kind: JobKind, job_ids: Iterable[int], *, task_id: str, worker: s
                 ended[job.pk] = Outcome(JobStatus.CANCELLED, "Cancelled; its worker stopped before it finished.")
             elif redelivered and job.attempts >= job.max_attempts:
                 ended[job.pk] = Outcome(JobStatus.FAILED, _lost_too_often(job))
+            elif paused and job.status == JobStatus.QUEUED:
+                held.append(job.pk)
             elif job.status == JobStatus.QUEUED or redelivered:
                 if redelivered:
                     again.append(job)
@@ -109,8 +125,37 @@ def jobs_claim(kind: JobKind, job_ids: Iterable[int], *, task_id: str, worker: s
         _audit_requeued(kind, again, "the broker redelivered its message after its worker was lost", runs_before=1)
         claimed_ids = {job.pk for job in claimed}
         _finish_all(kind, ended, [job for job in _locked(kind, ended) if job.pk not in claimed_ids])
+        if held:
+            maintenance_jobs_hold(kind=kind.name, job_ids=held)
+            logger.info("maintenance mode: %s %s jobs held until it ends", len(held), kind.name)
         transaction.on_commit(lambda: jobs_publish(kind, claimed))
     return claimed
+
+
+def jobs_release_held() -> int:
+    """Send again the queued jobs held while maintenance mode was on, once it is off; returns how many were sent.
+
+    Called when maintenance is turned off (apps.readonly's hook) and by every worker's announcer, which also
+    notices an end nobody typed (the switch's ``until`` or a window passing) and any job held after a release
+    already ran. Jobs cancelled meanwhile are simply forgotten.
+    """
+    if not maintenance_held_jobs_exist() or maintenance_mode_status().active:
+        return 0
+    sent = 0
+    for kind in job_kinds():
+        with transaction.atomic():
+            job_ids = maintenance_held_jobs_take(kind=kind.name)
+            jobs = list(
+                kind.model.objects.filter(pk__in=job_ids, status=JobStatus.QUEUED)
+                .select_related(*kind.select_related)
+                .order_by("-priority", "id")
+            )
+            if not jobs:
+                continue
+            refused = partial(jobs_not_queued, kind, [job.pk for job in jobs])
+            enqueue_on_commit(partial(kind.send, jobs), refused=refused, what="the jobs held during maintenance")
+            sent += len(jobs)
+    return sent
 
 
 def _lost_too_often(job) -> str:

@@ -110,11 +110,17 @@ def workers_count_publish() -> None:
 
 
 def _announce_once(worker, started_at) -> None:
+    from .lifecycle import jobs_release_held
+
     queues = list(worker.app.amqp.queues.consume_from)
     worker_announce(hostname=worker.hostname, queues=queues, started_at=started_at)
     sent = waiting_jobs_send()
     if sent:
         logger.info("sent %s jobs that waited for a worker like this one", sent)
+    # Maintenance mode may have ended by itself (its end time passed) since the jobs it held were taken.
+    released = jobs_release_held()
+    if released:
+        logger.info("maintenance mode is over: sent %s jobs held during it", released)
     # Last, so that nothing here can hold up the waiting jobs.
     workers_count_publish()
 

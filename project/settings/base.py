@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.audit",
+    "apps.readonly",
     "apps.jobs",
     "apps.quantum",
     "apps.registry",
@@ -78,6 +79,8 @@ MIDDLEWARE = [
     "apps.accounts.session_activity.SessionActivityMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "apps.accounts.middleware.MfaEnrollmentMiddleware",
+    # Maintenance mode's 503 for writes: outside the audit middleware, so that refused writes add nothing to the trail.
+    "apps.readonly.middleware.ReadOnlyModeMiddleware",
     "apps.audit.middleware.AuditMiddleware",
     # Inside the audit middleware, which counts the 429s it gives; before DRF's authentication.
     "apps.core.throttling.AnonymousThrottleMiddleware",

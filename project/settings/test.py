@@ -63,6 +63,9 @@ if os.environ.get("TEST_CELERY_BROKER_URL"):
 from .local import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Maintenance mode is read on every check in tests, so that a page's query count does not depend on whether the
+# per-process copy (1 s elsewhere, apps/readonly/services.py) happened to expire between two requests.
+MAINTENANCE_STATUS_CACHE_SECONDS = 0
 STORAGES = {
     "default": MEDIA_STORAGE,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

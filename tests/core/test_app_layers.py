@@ -42,6 +42,8 @@ def test_apps_keep_their_layers(project_copy):
         ("quantum/services.py", "registry"),  # feature apps are independent
         ("jobs/lifecycle.py", "quantum"),  # the job layer knows kinds only as registered
         ("accounts/services.py", "jobs"),  # the job layer sits above accounts
+        ("readonly/services.py", "jobs"),  # maintenance mode sits below the job layer, which asks it
+        ("accounts/services.py", "readonly"),  # and above accounts, whose sudo window it uses
         ("backups/services.py", "compliance"),  # nothing imports compliance
     ],
 )

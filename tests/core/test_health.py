@@ -23,12 +23,13 @@ def test_readiness_is_ok_with_postgres_and_redis_up(client):
     report = response.json()
     assert report["status"] == "ok"
     assert set(report["checks"]) == {
-        "database", "broker", "channel_layer", "migrations", "disk", "backups", "audit_forwarding"
+        "database", "broker", "channel_layer", "migrations", "disk", "backups", "audit_forwarding", "maintenance"
     }  # fmt: skip
     assert report["checks"]["database"]["detail"] == "postgresql answers"
     assert report["checks"]["broker"]["detail"] == "broker answers"
     assert report["checks"]["channel_layer"]["detail"] == "RedisPubSubChannelLayer round trip"
     assert report["checks"]["audit_forwarding"]["detail"] == "no active audit sinks"
+    assert report["checks"]["maintenance"]["detail"] == "off"
     for check in report["checks"].values():
         assert check["ok"] is True
         assert check["latency_ms"] >= 0

@@ -11,6 +11,7 @@ from .serializers import MaintenanceRunSerializer
 # Each app adds its entry points here.
 ENTRY_POINTS = {
     "maintenance-runs": "core:maintenance-run-list",
+    "maintenance-mode": "readonly:status",
     "me": "accounts:me",
     "tokens": "auth:token-list",
     "audit-events": "audit:event-list",
