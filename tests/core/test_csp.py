@@ -73,6 +73,13 @@ def test_every_html_page_carries_the_policy_with_a_nonce_of_its_own(client, role
 
 
 @pytest.mark.django_db
+def test_the_browsable_apis_code_colours_carry_the_nonce(staff_client):
+    response = staff_client.get("/api/v1/", HTTP_ACCEPT="text/html")
+    assert response["Content-Type"].startswith("text/html")
+    assert f'<style nonce="{nonce_of(response)}">' in response.content.decode()
+
+
+@pytest.mark.django_db
 def test_portal_pages_allow_no_inline_script_style_or_plugins(staff_client):
     directives = policy(staff_client.get("/dashboard/"))
     assert directives["default-src"] == ["'self'"]
