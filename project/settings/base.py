@@ -518,7 +518,7 @@ AUTHENTICATION_BACKENDS.append("apps.accounts.oidc.backend.OidcBackend")
 # --- Browser access (project/settings/browser_access.py; README "Browser API access: CORS and
 # Content-Security-Policy"): CORS_ALLOWED_ORIGINS and CORS_ALLOW_CREDENTIALS for other origins' scripts calling the
 # API, and the Content-Security-Policy of every page (CSP_REPORT_ONLY=true sends it as report-only, for trying a
-# change out; never leave it on in production).
+# change out; production settings refuse it).
 globals().update(cors_settings(env))
 globals().update(csp_settings(env))
 

@@ -12,6 +12,8 @@ from django.conf import settings
 
 from project.settings.browser_access import csp_settings
 from project.settings.env import Environment
+from tests.core.test_settings_environment import _production_environment
+from tests.helpers import manage
 from tests.mfa import otp_force_login
 
 NONCE = re.compile(r"'nonce-([A-Za-z0-9+/=]+)'")
@@ -134,6 +136,12 @@ def test_report_only_is_off_unless_asked_for():
     assert "CONTENT_SECURITY_POLICY" not in trial
     assert trial["CONTENT_SECURITY_POLICY_REPORT_ONLY"]["DIRECTIVES"]["script-src-attr"] == ["'none'"]
     assert settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["frame-ancestors"] == ["'none'"]
+
+
+def test_production_refuses_a_report_only_policy(tmp_path):
+    result = manage("check", environment=_production_environment(tmp_path, CSP_REPORT_ONLY="true"))
+    assert result.returncode != 0
+    assert "CSP_REPORT_ONLY must be off with project.settings.production" in result.stderr
 
 
 SKELETON_ADDITIONS = (
