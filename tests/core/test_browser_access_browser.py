@@ -11,8 +11,10 @@ import pytest
 from django.conf import settings as django_settings
 
 from apps.accounts.tokens import token_create
+from apps.core.choices import MaintenanceStatus
+from apps.core.models import MaintenanceRun
 from tests.helpers import free_port
-from tests.shell_pages import PageProblems, session_of
+from tests.shell_pages import LAPTOP, PageProblems, photograph_both_widths, session_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -148,4 +150,36 @@ def test_an_injected_inline_script_handler_or_style_is_blocked_on_a_real_page(
     ]
     # Each refusal is a console error too: what every page test's no-console-error check catches.
     assert len([item for item in problems.items if "Content Security Policy" in item]) == 3
+    context.close()
+
+
+@pytest.fixture
+def failed_verification(db):
+    return MaintenanceRun.objects.create(
+        task_name="maintenance.audit_verify", status=MaintenanceStatus.FAILED, message="event 41 was changed"
+    )
+
+
+@pytest.fixture
+def admin_session(roles, admin_user):
+    return session_of(admin_user, second_factor=True)
+
+
+def test_the_audit_banner_keeps_its_look_from_a_class_under_the_policy(
+    asgi_live_server, failed_verification, admin_session, chromium
+):
+    context = chromium.new_context(viewport=LAPTOP)
+    cookie = {"name": django_settings.SESSION_COOKIE_NAME, "value": admin_session, "url": asgi_live_server}
+    context.add_cookies([cookie])
+    for path in ("/dashboard/", "/admin/"):
+        page = context.new_page()
+        problems = PageProblems(page)
+        page.goto(asgi_live_server + path)
+        page.wait_for_load_state("networkidle")
+        banner = page.locator("#audit-verify-banner")
+        assert "event 41 was changed" in banner.text_content()
+        assert banner.evaluate("(element) => getComputedStyle(element).backgroundColor") == "rgb(186, 33, 33)"
+        photograph_both_widths(page, f"csp-audit-banner{path.replace('/', '-').rstrip('-')}")
+        assert problems.items == [], path
+        page.close()
     context.close()
