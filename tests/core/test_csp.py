@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import unfold
 from django.conf import settings
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from project.settings.browser_access import csp_settings
 from project.settings.env import Environment
@@ -161,3 +162,13 @@ def test_the_copied_unfold_skeleton_differs_from_the_packages_only_by_its_csp_ad
         assert addition in ours_text
         ours_text = ours_text.replace(addition, "")
     assert ours_text == package.read_text()
+
+
+@pytest.mark.django_db
+def test_the_periodic_task_form_runs_no_inline_script(staff_client):
+    task = PeriodicTask.objects.create(
+        name="nightly", task="maintenance.audit_verify", crontab=CrontabSchedule.objects.create(minute="0", hour="3")
+    )
+    response = staff_client.get(f"/admin/django_celery_beat/periodictask/{task.pk}/change/")
+    assert response.status_code == 200
+    assert "periodic-task-overrides" not in response.content.decode()
