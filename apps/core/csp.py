@@ -1,6 +1,6 @@
 """The Content-Security-Policy of every response (README "Browser API access: CORS and Content-Security-Policy").
 
-django-csp's middleware with two additions: every HTML page's policy carries a fresh nonce (django-csp adds one only
+django-csp's middleware with three additions: every HTML page's policy carries a fresh nonce (django-csp adds one only
 when a template asked for it, so a page would otherwise have no way to run an inline script the day it needs one,
 and the policy would differ from page to page), the few directives the admin theme and the browsable API need
 loosened are replaced on their paths only (CONTENT_SECURITY_POLICY_PATH_ALLOWANCES), and the OIDC provider's origin

@@ -4,6 +4,7 @@ the API (CORS, django-cors-headers) and what every page may load and run (Conten
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urlsplit
 
@@ -48,10 +49,13 @@ def web_origin(value: str, *, name: str) -> str:
     except ValueError:
         raise ImproperlyConfigured(problem) from None
     host = parts.hostname or ""
-    is_ip = ":" in host or host.replace(".", "").isdigit()
+    try:
+        is_ip = bool(ipaddress.ip_address(host))
+    except ValueError:
+        is_ip = False
     if (
         parts.scheme not in _DEFAULT_PORTS
-        or not (is_ip or _HOST_NAME.match(host))
+        or not (is_ip or (_HOST_NAME.match(host) and not host.replace(".", "").isdigit()))
         or parts.username is not None
         or parts.path
         or parts.query

@@ -115,6 +115,7 @@ def test_listed_origins_are_read_as_browsers_send_them():
         "https://user:pw@notebooks.example.com",
         "https://notebooks.example.com:99999",
         "https://bad_host.example.com",
+        "http://1.2.3.999",
         "null",
     ],
 )
