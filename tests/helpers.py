@@ -276,3 +276,9 @@ AXE_SERIOUS = """async () => {
       return `${violation.id}: ${violation.help} at ${where.join(", ")}`;
     });
 }"""
+
+
+def axe_add(page) -> None:
+    """axe-core into ``page`` through the DevTools protocol: Playwright's add_script_tag writes an inline <script>,
+    which the portal's Content-Security-Policy refuses (and reports as a console error)."""
+    page.evaluate("() => {\n" + AXE.read_text() + "\n}")

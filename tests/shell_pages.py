@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.test import Client
 
-from tests.helpers import AXE, AXE_SERIOUS
+from tests.helpers import AXE_SERIOUS, axe_add
 from tests.mfa import otp_force_login
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
@@ -82,6 +82,6 @@ def page_check(page, problems: PageProblems, label: str) -> None:
     if page.viewport_size["width"] == PHONE["width"]:
         overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{label} scrolls sideways by {overflow} px"
-    page.add_script_tag(path=str(AXE))
+    axe_add(page)
     violations = page.evaluate(AXE_SERIOUS)
     assert violations == [], f"{label}: {violations}"

@@ -11,6 +11,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from .broker import broker_transport_options, broker_url, task_queues
+from .browser_access import cors_settings, csp_settings
 from .env import Environment
 from .forwarding import forward_urls
 from .oidc import oidc_settings
@@ -41,6 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
+    "csp",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -69,6 +72,11 @@ MIDDLEWARE = [
     "apps.core.middleware.LivenessMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "apps.core.request_context.RequestContextMiddleware",
+    # Before anything that may answer on its own (throttling, CSRF, maintenance), so that a listed origin's script
+    # can read those answers too (a 429's Retry-After above all).
+    "corsheaders.middleware.CorsMiddleware",
+    # Outside every middleware that may answer, so that each answer carries the policy; the nonce is made here.
+    "apps.core.csp.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -509,6 +517,13 @@ LOGGING["loggers"] = {**LOGGING.get("loggers", {}), "axes": {"level": "WARNING"}
 # is empty. The provider is never contacted here.
 globals().update(oidc_settings(env))
 AUTHENTICATION_BACKENDS.append("apps.accounts.oidc.backend.OidcBackend")
+
+# --- Browser access (project/settings/browser_access.py; README "Browser API access: CORS and
+# Content-Security-Policy"): CORS_ALLOWED_ORIGINS and CORS_ALLOW_CREDENTIALS for other origins' scripts calling the
+# API, and the Content-Security-Policy of every page (CSP_REPORT_ONLY=true sends it as report-only, for trying a
+# change out; production settings refuse it).
+globals().update(cors_settings(env))
+globals().update(csp_settings(env))
 
 # --- Sessions
 # A sign-in lasts at most SESSION_ABSOLUTE_HOURS (the expiry is fixed at sign-in and never

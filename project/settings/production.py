@@ -23,6 +23,9 @@ BACKUP_ENCRYPTION_KEY = env.secret("BACKUP_ENCRYPTION_KEY", min_length=43)
 REPORT_SIGNING_KEY = env.secret("REPORT_SIGNING_KEY", min_length=40)
 if DEBUG:
     raise ImproperlyConfigured("DEBUG must be false with project.settings.production.")
+if env.bool("CSP_REPORT_ONLY", False):
+    # A report-only policy blocks nothing: for trying a change of policy out locally, never for serving.
+    raise ImproperlyConfigured("CSP_REPORT_ONLY must be off with project.settings.production: it would block nothing.")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 if not ALLOWED_HOSTS:

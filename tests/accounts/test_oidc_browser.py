@@ -60,6 +60,13 @@ def test_an_administrator_signs_in_through_the_provider_and_lands_in_the_admin_w
     page.locator("#provider-submit").click()
     expect(page).to_have_url(f"{sso}/admin/")
     expect(page.locator("body")).to_contain_text("ada")
+    # Signing out posts to the portal, which redirects to the provider's end-session endpoint: the page's
+    # Content-Security-Policy lets the form go there (form-action holds the provider's origin while SSO is on).
+    refused = []
+    page.on("console", lambda message: "Content Security Policy" in message.text and refused.append(message.text))
+    page.evaluate("document.getElementById('logout-form').requestSubmit()")
+    page.wait_for_url(f"{settings.OIDC_ISSUER}/**")
+    assert refused == []
     context.close()
 
     ada = in_thread(lambda: OidcIdentity.objects.select_related("user").get(subject="ada").user)

@@ -21,7 +21,8 @@ from apps.audit.models import AuditEvent
 from apps.backups.choices import BackupTrigger
 from apps.backups.models import BackupJob
 from apps.backups.services import backup_create
-from tests.shell_pages import AXE, AXE_SERIOUS, LAPTOP, photograph_both_widths
+from tests.helpers import axe_add
+from tests.shell_pages import AXE_SERIOUS, LAPTOP, photograph_both_widths
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -79,7 +80,7 @@ def page(live_server, rp_localhost, chromium):
 def _photograph(page, name: str) -> None:
     """Both widths into var/screenshots/; no sideways scroll on the phone, no serious axe-core violation."""
     photograph_both_widths(page, f"passkeys-{name}")
-    page.add_script_tag(path=str(AXE))
+    axe_add(page)
     assert page.evaluate(AXE_SERIOUS) == [], name
 
 

@@ -13,7 +13,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from playwright.sync_api import expect
 
 from apps.accounts.tokens import token_create
-from tests.helpers import AXE, AXE_SERIOUS
+from tests.helpers import AXE_SERIOUS, axe_add
 from tests.mail_server import html_body, text_body
 from tests.mfa import totp_code, totp_device_create
 from tests.shell_pages import PageProblems
@@ -68,7 +68,7 @@ class Steps:
         path = SCREENSHOTS / f"password-reset-{self.name}-{self.count:02d}-{step}.png"
         self.page.screenshot(path=path, full_page=True)
         assert self.page.evaluate(NO_SIDEWAYS_SCROLL), f"{step} scrolls sideways at {self.name} width"
-        self.page.add_script_tag(path=str(AXE))
+        axe_add(self.page)
         violations = self.page.evaluate(AXE_SERIOUS)
         assert violations == [], f"{step}: {violations}"
 

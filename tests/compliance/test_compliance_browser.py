@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from apps.compliance.services import previous_month
 from apps.compliance.signing import key_fingerprint
 from tests.browser_sockets import SOCKET_OPEN, SOCKET_RECORDER
-from tests.helpers import AXE, AXE_SERIOUS, PAGE_POST_JSON, manifest_signed_bytes
+from tests.helpers import AXE_SERIOUS, PAGE_POST_JSON, axe_add, manifest_signed_bytes
 from tests.mfa import browser_sign_in, totp_device_create
 from tests.shell_pages import LAPTOP, photograph_both_widths
 
@@ -43,7 +43,7 @@ def _row(page, report_id):
 def _photograph(page, name: str) -> None:
     """Screenshots at both widths (var/screenshots/, git-ignored); the phone's must not scroll sideways, and the
     page has no serious or critical axe-core violation."""
-    page.add_script_tag(path=str(AXE))
+    axe_add(page)
     assert page.evaluate(AXE_SERIOUS) == [], name
     photograph_both_widths(page, f"compliance-{name}")
 

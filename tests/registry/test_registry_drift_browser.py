@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from apps.registry.drift import drift_check
 from apps.registry.services import alias_move, model_register
-from tests.helpers import AXE, AXE_SERIOUS
+from tests.helpers import AXE_SERIOUS, axe_add
 from tests.registry.test_registry_drift import LABELS, _evaluate, _everyday, _predict_all, _version, _very_long
 from tests.registry_models import build_tiny_classifier
 from tests.shell_pages import session_of
@@ -68,7 +68,7 @@ def test_model_page_shows_each_watched_versions_badge_and_charts(
     box = chart.bounding_box()
     assert box["width"] <= width - 40, box
     assert box["height"] > 100, box
-    page.add_script_tag(path=str(AXE))
+    axe_add(page)
     assert page.evaluate(AXE_SERIOUS) == []
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     drift.screenshot(path=str(SCREENSHOT_DIR / f"registry-drift-{width}.png"))

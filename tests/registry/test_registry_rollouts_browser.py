@@ -15,7 +15,7 @@ from apps.registry.services import (
     version_validate,
 )
 from tests.registry_models import build_tiny_classifier, pack_zip
-from tests.shell_pages import LAPTOP, PHONE, PageProblems, page_check
+from tests.shell_pages import LAPTOP, PHONE, SCREENSHOTS, PageProblems, page_check
 
 pytestmark = [
     pytest.mark.browser,
@@ -70,8 +70,13 @@ def test_rollout_page_fits_and_promotes(asgi_live_server, rollout, operator_user
     expect(page.locator('#alias-table tr[data-alias="staging"]')).to_contain_text("v2 90 % · v3 10 %")
     expect(page.locator("#alias-history-table tbody tr")).to_have_count(3)
     expect(page.locator('.version-fact[data-version="3"]')).to_contain_text("s3://datasets/tickets/2026-11")
+    # The split bar (an SVG: sizes from data, no style attribute) shows 90 % stable, 10 % canary.
+    bar = page.locator('#alias-table tr[data-alias="staging"] .split-bar')
+    stable = bar.locator(".split-stable").bounding_box()["width"] / bar.bounding_box()["width"]
+    assert stable == pytest.approx(0.9, abs=0.02)
     page.locator("#aliases").scroll_into_view_if_needed()
     page_check(page, problems, f"registry-rollout-{viewport['width']}")
+    page.locator("#alias-table").screenshot(path=SCREENSHOTS / f"registry-rollout-aliases-{viewport['width']}.png")
 
     page.click('#alias-table tr[data-alias="staging"] button:has-text("Promote v3")')
     page.wait_for_url(f"{asgi_live_server}/registry/sentiment/#aliases")

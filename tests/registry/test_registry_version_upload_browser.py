@@ -7,7 +7,7 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from tests.browser_sockets import SOCKET_OPEN, SOCKET_RECORDER
-from tests.helpers import AXE, AXE_SERIOUS
+from tests.helpers import AXE_SERIOUS, axe_add
 from tests.registry_models import build_tiny_classifier, pack_zip
 from tests.workers import worker_running
 
@@ -18,7 +18,7 @@ SCREENSHOT_DIR = settings.DATA_DIR / "screenshots"
 
 def _screenshot(page, name: str, width: int) -> None:
     """A screenshot to look at; the page must not scroll sideways nor have a serious or critical axe-core violation."""
-    page.add_script_tag(path=str(AXE))
+    axe_add(page)
     assert page.evaluate(AXE_SERIOUS) == [], name
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT_DIR / f"registry-{name}-{width}.png"), full_page=True)
