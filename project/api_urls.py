@@ -8,6 +8,9 @@ from apps.core.api.views import ApiRootView
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
+    # The workers and queues view lives in the job layer (apps/jobs); operators find it beside the core's endpoints.
+    path("core/workers/", include(("apps.jobs.api.urls", "workers"), namespace="workers")),
+    path("core/diagnostics/", include(("apps.diagnostics.api.urls", "diagnostics"), namespace="diagnostics")),
     path("core/", include(("apps.core.api.urls", "core"), namespace="core")),
     path("accounts/", include(("apps.accounts.api.urls", "accounts"), namespace="accounts")),
     path("auth/", include(("apps.accounts.api.auth_urls", "auth"), namespace="auth")),

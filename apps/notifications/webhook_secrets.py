@@ -49,3 +49,17 @@ def secret_open(sealed: str) -> str:
             "The endpoint's signing secret cannot be decrypted (SECRET_KEY changed without keeping the old one in "
             "SECRET_KEY_FALLBACKS): rotate its secret."
         ) from None
+
+
+def secrets_stored() -> list[str]:
+    """Every endpoint's signing secret that still decrypts: the diagnostics bundle checks none is in it
+    (registered with apps.core.secrets)."""
+    from .models import WebhookEndpoint
+
+    values = []
+    for sealed in WebhookEndpoint.objects.values_list("secret_encrypted", flat=True).iterator():
+        try:
+            values.append(secret_open(sealed))
+        except WebhookSecretUnreadable:
+            continue  # unreadable here, so nothing here can write it out either
+    return values

@@ -11,6 +11,8 @@ from .serializers import MaintenanceRunSerializer
 # Each app adds its entry points here.
 ENTRY_POINTS = {
     "maintenance-runs": "core:maintenance-run-list",
+    "workers": "workers:workers",
+    "diagnostics": "diagnostics:bundle",
     "me": "accounts:me",
     "tokens": "auth:token-list",
     "audit-events": "audit:event-list",
