@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote
 
 from django.conf import settings
 
-from apps.core.secrets import secret_sources
+from apps.core.secrets import secret_patterns, secret_sources
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +142,11 @@ def _forms(secret: str) -> set[str]:
 
 
 def scrubbed(text: str, secrets: list[str]) -> str:
-    """``text`` with every URL password and every form of every known secret replaced by MASK."""
+    """``text`` with every URL password, every secret of a registered shape (API tokens, webhook secrets) and
+    every form of every known secret replaced by MASK."""
     text = url_passwords_masked(text)
+    for pattern in secret_patterns().values():
+        text = pattern.sub(MASK, text)
     for secret in secrets:
         for form in sorted(_forms(secret), key=len, reverse=True):
             if form and form in text:
@@ -151,8 +154,10 @@ def scrubbed(text: str, secrets: list[str]) -> str:
     return text
 
 
-def leaked(data: bytes, secrets: list[str]) -> list[int]:
-    """The indexes (in ``secrets``) of the secrets found in ``data`` in any form; empty when none is."""
-    return [
-        index for index, secret in enumerate(secrets) if any(form and form.encode() in data for form in _forms(secret))
-    ]
+def leaked(data: bytes, secrets: list[str]) -> list[str]:
+    """What of the known secrets (their index in ``secrets``) or registered shapes is found in ``data``; empty when
+    nothing is."""
+    text = data.decode("utf-8", "replace")
+    found = [f"known secret #{index}" for index, secret in enumerate(secrets) if any(f in text for f in _forms(secret))]
+    found += [name for name, pattern in secret_patterns().items() if pattern.search(text)]
+    return found

@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the prefix, as Stripe's, tells a pasted secret apart)
+# What a whole secret looks like (secret_new), to recognise one pasted anywhere.
+SECRET_SHAPE = SECRET_PREFIX + r"[A-Za-z0-9_-]{40,}"
 KEY_INFO = b"opsdeck webhook secrets"
 
 
