@@ -5,6 +5,7 @@ cancelled from the view; and only staff (administrators, for the actions) get th
 import time
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
@@ -16,6 +17,7 @@ from apps.jobs.models import WorkerPresence
 from apps.jobs.selectors import queue_depths
 from apps.quantum.services import JobSpec, job_submit
 from project.celery import app as celery_app
+from tests.brokers import celery_broker
 from tests.factories import UserFactory
 from tests.helpers import WorkerProcess, api_error, job_wait
 from tests.mfa import otp_force_login, sudo_force_login, totp_device_create
@@ -23,6 +25,17 @@ from tests.quantum_circuits import ghz_qasm2, slow_qasm2
 from tests.workers import worker_announced
 
 pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def broker(request):
+    """The test settings' broker, or (parametrized "amqp") RabbitMQ on this run's own virtual host."""
+    if getattr(request, "param", "redis") == "redis":
+        yield settings.CELERY_BROKER_URL
+        return
+    with celery_broker(request.getfixturevalue("rabbitmq_url")) as url:
+        yield url
+
 
 WORKERS_URL = "/api/v1/core/workers/"
 DRAIN_URL = "/api/v1/core/workers/drain/"
@@ -51,8 +64,8 @@ def _wait_for(condition, what: str, timeout: float = 90):
 
 
 @pytest.fixture
-def two_workers(transactional_db, tmp_path):
-    """``first`` takes quantum and registry jobs, ``second`` quantum and default ones."""
+def two_workers(transactional_db, broker, tmp_path):
+    """``first`` takes quantum and registry jobs, ``second`` quantum and default ones (on the test's broker)."""
     workers = [
         WorkerProcess("first", tmp_path, queues=("quantum", "registry")),
         WorkerProcess("second", tmp_path, queues=("quantum", "default")),
@@ -62,6 +75,7 @@ def two_workers(transactional_db, tmp_path):
         worker.stop()
 
 
+@pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)
 def test_view_shows_two_workers_and_a_drained_one_takes_no_more_jobs(
     two_workers, api_client, admin_user, operator_user
 ):
