@@ -58,7 +58,6 @@ def _minutes(request) -> int:
     return window.validated_data["minutes"]
 
 
-RATE_PARAMETER = RateWindowSerializer
 DRAIN_503 = OpenApiResponse(description="The worker did not confirm the drain in time (it may be stopping).")
 SESSION_403 = OpenApiResponse(
     description="Not a staff administrator, or a browser session outside its sudo window (the detail links the "
@@ -73,7 +72,7 @@ class WorkersView(APIView):
 
     @extend_schema(
         summary="Workers and queues: live workers with their running jobs, and each queue's depth and rate.",
-        parameters=[RATE_PARAMETER],
+        parameters=[RateWindowSerializer],
         responses={200: WorkersSerializer},
     )
     def get(self, request):
@@ -90,7 +89,7 @@ class QueuesView(APIView):
 
     @extend_schema(
         summary="Queues: depth on the broker, jobs per minute over the window, consumers.",
-        parameters=[RATE_PARAMETER],
+        parameters=[RateWindowSerializer],
         responses={200: QueuesSerializer},
     )
     def get(self, request):
