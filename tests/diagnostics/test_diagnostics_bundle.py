@@ -13,8 +13,10 @@ from django.urls import reverse
 
 from apps.accounts.tokens import token_create
 from apps.audit.models import AuditEvent
+from apps.audit.services import event_record
 from apps.core.choices import MaintenanceStatus, Role
 from apps.core.models import MaintenanceRun
+from apps.diagnostics import services
 from apps.diagnostics.services import SECTIONS, diagnostics_bundle_build
 from apps.notifications.models import WebhookEndpoint
 from apps.notifications.webhook_secrets import secret_new, secret_seal
@@ -215,3 +217,16 @@ def test_the_api_gives_the_bundle_to_staff_tokens_and_refuses_everyone_else(api_
 @pytest.fixture(autouse=True)
 def _data_dir_exists(settings):
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def test_the_audit_chain_check_is_bounded_on_a_long_trail(monkeypatch, admin_user, transactional_db):
+    for number in range(30):
+        event_record(action="test.filler", actor=admin_user, object_type="test", object_id=str(number))
+    monkeypatch.setattr(services, "AUDIT_VERIFY_MAX_EVENTS", 10)
+
+    chain = services.section_audit_chain()
+
+    assert chain["ok"] is True
+    assert chain["scope"].startswith("the newest 10 events")
+    assert chain["verified_events"] <= 11
+    assert chain["events_in_database"] >= 30

@@ -3,11 +3,13 @@ queues, concurrency, versions and running jobs; a drained worker takes no more j
 cancelled from the view; and only staff (administrators, for the actions) get through any door."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.accounts.tokens import token_create
 from apps.audit.models import AuditEvent
@@ -15,6 +17,7 @@ from apps.core.choices import Role
 from apps.jobs.choices import FINISHED_STATUSES, JobStatus
 from apps.jobs.models import WorkerPresence
 from apps.jobs.selectors import queue_depths
+from apps.jobs.workers import worker_announce
 from apps.quantum.services import JobSpec, job_submit
 from project.celery import app as celery_app
 from tests.brokers import celery_broker
@@ -272,3 +275,22 @@ def test_queue_depth_is_read_from_each_broker(each_broker, transactional_db):
         with celery_app.connection_for_write() as connection:
             for queue in ("maintenance", "registry"):
                 connection.default_channel.queue_purge(queue)
+
+
+def test_a_drain_lasts_while_the_same_run_announces_itself_and_ends_with_a_restart(transactional_db):
+    started = timezone.now() - timedelta(minutes=5)
+    worker_announce(hostname="celery@restarted", queues=["quantum"], started_at=started, concurrency=2, pid=10)
+    WorkerPresence.objects.filter(hostname="celery@restarted").update(
+        draining_since=timezone.now(), drained_queues=["quantum"], queues=[]
+    )
+
+    same_run = worker_announce(hostname="celery@restarted", queues=[], started_at=started, concurrency=2, pid=10)
+    restarted = worker_announce(
+        hostname="celery@restarted", queues=["quantum"], started_at=timezone.now(), concurrency=2, pid=11
+    )
+
+    assert same_run.is_draining
+    assert same_run.drained_queues == ["quantum"]
+    assert not restarted.is_draining
+    assert (restarted.queues, restarted.drained_queues, restarted.pid) == (["quantum"], [], 11)
+    assert restarted.versions["python"]
