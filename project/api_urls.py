@@ -10,6 +10,9 @@ urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
     # Maintenance mode lives in its own app (apps.readonly) but reads, for clients, as part of the core API.
     path("core/maintenance/", include(("apps.readonly.api.urls", "readonly"), namespace="readonly")),
+    # The workers and queues view lives in the job layer (apps/jobs); operators find it beside the core's endpoints.
+    path("core/workers/", include(("apps.jobs.api.urls", "workers"), namespace="workers")),
+    path("core/diagnostics/", include(("apps.diagnostics.api.urls", "diagnostics"), namespace="diagnostics")),
     path("core/", include(("apps.core.api.urls", "core"), namespace="core")),
     path("accounts/", include(("apps.accounts.api.urls", "accounts"), namespace="accounts")),
     path("auth/", include(("apps.accounts.api.auth_urls", "auth"), namespace="auth")),

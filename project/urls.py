@@ -5,6 +5,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("dashboard/", include("apps.quantum.urls")),
+    path("system/workers/", include("apps.jobs.urls")),
+    path("diagnostics/", include("apps.diagnostics.urls")),
     path("", include("apps.core.urls")),
     path("accounts/", include("apps.accounts.urls")),
     path("account/notifications/", include("apps.notifications.urls")),

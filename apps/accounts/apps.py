@@ -11,12 +11,16 @@ class AccountsConfig(AppConfig):
 
         from apps.audit.registry import audit_register
         from apps.core.consumers import websocket_refusal_install
+        from apps.core.secrets import secret_pattern_register
 
         from . import receivers  # noqa: F401 - connect the lockout and session receivers
         from .access import websocket_refusal
         from .models import OidcIdentity, User
+        from .tokens import TOKEN_SHAPE
 
         websocket_refusal_install(websocket_refusal)
+        # A token pasted into a message must not leave the portal in a diagnostics bundle.
+        secret_pattern_register("API tokens", TOKEN_SHAPE)
 
         # A login updates last_login; the login itself is the event.
         audit_register(User, action_prefix="accounts.user", ignored_fields=("last_login",))

@@ -27,6 +27,8 @@ from .models import ApiToken, User
 from .selectors import confirmed_device_exists, mfa_required_for
 
 TOKEN_PREFIX = "odk_"  # noqa: S105 - the public marker of Opsdeck tokens, not a secret
+# What a whole token looks like (prefix, 8 hex digits, its secret part), to recognise one pasted anywhere.
+TOKEN_SHAPE = TOKEN_PREFIX + r"[0-9a-f]{8}_[A-Za-z0-9_-]{20,}"
 PREFIX_LENGTH = len(TOKEN_PREFIX) + 8  # "odk_" and 8 hex digits; the secret part may contain "_"
 SCOPES = ("read", "write")
 LAST_USED_RESOLUTION = timedelta(minutes=1)

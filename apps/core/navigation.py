@@ -57,8 +57,9 @@ def _page_item(request, title: str, icon: str, url_name: str, roles) -> dict | N
 
 def _groups(request) -> list[tuple[str, list[dict | None]]]:
     user = request.user
-    dashboard, system, account, api_docs, admin_index = (
-        reverse(name) for name in ("dashboard:index", "system", "account", "api-docs", "admin:index")
+    dashboard, system, workers, account, api_docs, admin_index = (
+        reverse(name)
+        for name in ("dashboard:index", "system", "workers_page:index", "account", "api-docs", "admin:index")
     )
     return [
         (
@@ -74,7 +75,8 @@ def _groups(request) -> list[tuple[str, list[dict | None]]]:
             [
                 _page_item(request, "Backups", "backup", "backups_page:index", BACKUP_READER_ROLES),
                 _page_item(request, "Compliance", "verified_user", "compliance_page:index", COMPLIANCE_ROLES),
-                _item("System", "monitor_heart", system, _under(request, system)) if user.is_staff else None,
+                _item("System", "monitor_heart", system, request.path == system) if user.is_staff else None,
+                _item("Workers", "dns", workers, _under(request, workers)) if user.is_staff else None,
                 _admin_item(request, "Audit", "policy", "audit.auditevent"),
                 _item("Administration", "admin_panel_settings", admin_index, request.path == admin_index)
                 if user.is_staff

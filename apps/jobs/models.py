@@ -53,11 +53,21 @@ class WorkerPresence(models.Model):
     queues = models.JSONField(default=list, help_text="The queues it consumes.")
     processor = models.CharField(max_length=8, default="cpu", help_text="cpu, or gpu when it has one.")
     memory_bytes = models.BigIntegerField(help_text="Memory it offers to one job.")
+    concurrency = models.PositiveIntegerField(null=True, blank=True, help_text="Jobs it runs at once (pool size).")
+    pid = models.PositiveIntegerField(null=True, blank=True, help_text="Process id of its main process.")
+    versions = models.JSONField(default=dict, blank=True, help_text="Python and package versions it runs.")
     started_at = models.DateTimeField()
     seen_at = models.DateTimeField(db_index=True)
+    # Set when staff drained it (apps/jobs/services.worker_drain): it finishes what it runs and takes nothing more.
+    draining_since = models.DateTimeField(null=True, blank=True)
+    drained_queues = models.JSONField(default=list, blank=True, help_text="The queues it was told to stop taking.")
 
     class Meta:
         ordering = ["hostname"]
 
     def __str__(self) -> str:
         return self.hostname
+
+    @property
+    def is_draining(self) -> bool:
+        return self.draining_since is not None

@@ -21,6 +21,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from apps.core.versions import software_versions
+
 from .kinds import job_kinds
 
 # Models are imported where used: project/celery.py imports this module before Django's apps are loaded.
@@ -56,19 +58,32 @@ def memory_offered() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def worker_announce(*, hostname: str, queues: list[str], started_at):
-    """Write (or refresh) this worker's row."""
+def worker_announce(
+    *, hostname: str, queues: list[str], started_at, concurrency: int | None = None, pid: int | None = None
+):
+    """Write (or refresh) this worker's row.
+
+    A drain (apps/jobs/services.worker_drain) stays marked while the same run of the worker announces itself; a
+    worker started again under the same name (its row outlived a SIGKILL) consumes its queues again, and so is no
+    longer draining.
+    """
     from .models import WorkerPresence
 
+    fields = {
+        "queues": sorted(queues),
+        "processor": "gpu" if has_gpu() else "cpu",
+        "memory_bytes": memory_offered(),
+        "concurrency": concurrency,
+        "pid": pid,
+        "versions": software_versions(),
+        "started_at": started_at,
+        "seen_at": timezone.now(),
+    }
+    updated = WorkerPresence.objects.filter(hostname=hostname, started_at=started_at).update(**fields)
+    if updated:
+        return WorkerPresence.objects.get(hostname=hostname)
     presence, _ = WorkerPresence.objects.update_or_create(
-        hostname=hostname,
-        defaults={
-            "queues": sorted(queues),
-            "processor": "gpu" if has_gpu() else "cpu",
-            "memory_bytes": memory_offered(),
-            "started_at": started_at,
-            "seen_at": timezone.now(),
-        },
+        hostname=hostname, defaults={**fields, "draining_since": None, "drained_queues": []}
     )
     return presence
 
@@ -112,8 +127,15 @@ def workers_count_publish() -> None:
 def _announce_once(worker, started_at) -> None:
     from .lifecycle import jobs_release_held
 
+    # The queues it consumes now: a drain (Celery's cancel_consumer) takes them out of consume_from.
     queues = list(worker.app.amqp.queues.consume_from)
-    worker_announce(hostname=worker.hostname, queues=queues, started_at=started_at)
+    worker_announce(
+        hostname=worker.hostname,
+        queues=queues,
+        started_at=started_at,
+        concurrency=getattr(worker, "concurrency", None),
+        pid=os.getpid(),
+    )
     sent = waiting_jobs_send()
     if sent:
         logger.info("sent %s jobs that waited for a worker like this one", sent)

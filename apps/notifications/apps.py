@@ -11,6 +11,7 @@ class NotificationsConfig(AppConfig):
 
         from apps.audit.registry import audit_register
         from apps.core.events import notify_dispatcher_set
+        from apps.core.secrets import secret_pattern_register, secret_source_register
 
         from .channels import Channel, channel_register
         from .email import EMAIL_CHANNEL
@@ -18,9 +19,13 @@ class NotificationsConfig(AppConfig):
         from .models import EmailRoute, NotificationPreference, WebhookEndpoint
         from .routing import routing_snapshot_clear
         from .services import event_dispatch
+        from .webhook_secrets import SECRET_SHAPE, secrets_stored
         from .webhooks import CHANNEL_NAME, webhooks_audience, webhooks_route, webhooks_want
 
         notify_dispatcher_set(event_dispatch)
+        # Output that leaves the portal (the diagnostics bundle) proves it holds none of the signing secrets.
+        secret_source_register("webhook signing secrets", secrets_stored)
+        secret_pattern_register("webhook signing secrets", SECRET_SHAPE)
         channel_register(EMAIL_CHANNEL)
         channel_register(LIVE_CHANNEL)
         channel_register(

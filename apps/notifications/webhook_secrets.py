@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the prefix, as Stripe's, tells a pasted secret apart)
+# What a whole secret looks like (secret_new), to recognise one pasted anywhere.
+SECRET_SHAPE = SECRET_PREFIX + r"[A-Za-z0-9_-]{40,}"
 KEY_INFO = b"opsdeck webhook secrets"
 
 
@@ -49,3 +51,17 @@ def secret_open(sealed: str) -> str:
             "The endpoint's signing secret cannot be decrypted (SECRET_KEY changed without keeping the old one in "
             "SECRET_KEY_FALLBACKS): rotate its secret."
         ) from None
+
+
+def secrets_stored() -> list[str]:
+    """Every endpoint's signing secret that still decrypts: the diagnostics bundle checks none is in it
+    (registered with apps.core.secrets)."""
+    from .models import WebhookEndpoint
+
+    values = []
+    for sealed in WebhookEndpoint.objects.values_list("secret_encrypted", flat=True).iterator():
+        try:
+            values.append(secret_open(sealed))
+        except WebhookSecretUnreadable:
+            continue  # unreadable here, so nothing here can write it out either
+    return values

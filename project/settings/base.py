@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "apps.backups",
     "apps.compliance",
     "apps.notifications",
+    "apps.diagnostics",
 ]
 
 MIDDLEWARE = [

@@ -70,6 +70,7 @@ def visitors(portal_pages, admin_user, operator_user, viewer_user, compliance_us
                 ("backup", portal_pages.backup, "Backups"),
                 ("account", "/account/", "Account"),
                 ("system", "/system/", "System"),
+                ("workers", "/system/workers/", "Workers"),
                 ("admin-index", "/admin/", "Administration"),
             ],
         ),

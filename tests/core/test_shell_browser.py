@@ -31,6 +31,7 @@ NAVIGATION = {
         "Backups",
         "Compliance",
         "System",
+        "Workers",
         "Audit",
         "Administration",
         *YOU,

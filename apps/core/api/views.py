@@ -12,6 +12,8 @@ from .serializers import MaintenanceRunSerializer
 ENTRY_POINTS = {
     "maintenance-runs": "core:maintenance-run-list",
     "maintenance-mode": "readonly:status",
+    "workers": "workers:workers",
+    "diagnostics": "diagnostics:bundle",
     "me": "accounts:me",
     "tokens": "auth:token-list",
     "audit-events": "audit:event-list",
