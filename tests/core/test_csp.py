@@ -4,13 +4,16 @@ browsable API's narrow allowances, the OIDC provider in form-action, and the rep
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import unfold
 from django.conf import settings
+from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from apps.readonly.services import maintenance_mode_enable
 from project.settings.browser_access import csp_settings
 from project.settings.env import Environment
 from tests.core.test_settings_environment import _production_environment
@@ -50,9 +53,12 @@ PAGES = [
     "/compliance/",
     "/account/",
     "/system/",
+    "/system/workers/",
     "/api/v1/docs/",
     "/admin/",
     "/admin/audit/auditevent/",
+    "/admin/readonly/maintenancewindow/",
+    "/admin/readonly/maintenancewindow/add/",
     "/no-such-page/",
 ]
 
@@ -66,13 +72,29 @@ def test_every_html_page_carries_the_policy_with_a_nonce_of_its_own(client, role
     assert first["Content-Type"].startswith("text/html"), path
     assert first.status_code in (200, 404), (path, first.status_code)
     assert nonce_of(first) != nonce_of(second)
-    # The nonce the page's own tags carry is the one its header names: nothing inline runs without it.
-    body = first.content.decode()
+    assert_nothing_inline_without_the_nonce(first, path)
+
+
+def assert_nothing_inline_without_the_nonce(response, path: str) -> None:
+    """The nonce the page's own tags carry is the one its header names: nothing inline runs without it."""
+    body = response.content.decode()
     for tag in re.findall(r"<(?:script|style)\b[^>]*>", body):
         if "src=" in tag or 'type="application/json"' in tag:
             continue
-        assert f'nonce="{nonce_of(first)}"' in tag, (path, tag)
+        assert f'nonce="{nonce_of(response)}"' in tag, (path, tag)
     assert not re.search(r"\son[a-z]+=\"", body), f"{path} has an inline event handler"
+
+
+@pytest.mark.django_db
+def test_maintenance_banner_and_refusal_page_comply_with_the_policy(staff_client):
+    maintenance_mode_enable(message="Database upgrade", until=timezone.now() + timedelta(hours=1))
+    page = staff_client.get("/dashboard/")
+    assert b"Database upgrade" in page.content
+    assert_nothing_inline_without_the_nonce(page, "/dashboard/ in maintenance")
+    refused = staff_client.post("/account/", {}, HTTP_ACCEPT="text/html")
+    assert refused.status_code == 503
+    assert refused["Content-Type"].startswith("text/html")
+    assert_nothing_inline_without_the_nonce(refused, "the maintenance refusal page")
 
 
 @pytest.mark.django_db
