@@ -220,6 +220,9 @@ def maintenance_message_clean(message: str) -> str:
         raise MaintenanceError(
             f"The message has {len(message)} characters; at most {MESSAGE_MAX_LENGTH} are allowed.", field="message"
         )
+    # A sentence of its own: the banner and the refusal put the end time right after it.
+    if message and message[-1] not in ".!?…" and len(message) < MESSAGE_MAX_LENGTH:
+        message += "."
     return message
 
 

@@ -43,6 +43,15 @@ def _on(minutes: int | None = 30, message: str = "Database upgrade to PostgreSQL
 # --- Services
 
 
+def test_a_message_without_a_full_stop_reads_as_its_own_sentence_before_the_end_time():
+    status = maintenance_mode_enable(
+        message="Database upgrade in progress", until=timezone.now() + timedelta(hours=1), via="test"
+    )
+
+    assert status.message == "Database upgrade in progress."
+    assert "in progress. It is planned to end at" in status.refusal_text()
+
+
 def test_turning_it_on_and_off_is_audited_and_seen_in_the_status(admin_user):
     until = timezone.now() + timedelta(hours=1)
     status = maintenance_mode_enable(actor=admin_user, message="Moving hosts.", until=until, via="test")
