@@ -60,15 +60,7 @@ def worker_drain(*, hostname: str, actor) -> WorkerPresence:
         if not any(hostname in reply for reply in replies or []):
             unconfirmed.append(queue)
     if unconfirmed and len(unconfirmed) == len(queues):
-        event_record(
-            action="jobs.worker.drained",
-            actor=actor,
-            object_type="jobs.workerpresence",
-            object_id=hostname,
-            object_repr=hostname,
-            changes={"queues": queues, "unconfirmed": unconfirmed},
-            outcome=Outcome.FAILURE,
-        )
+        _drain_audit(hostname, actor, queues, unconfirmed, outcome=Outcome.FAILURE)
         raise WorkerError(
             f"Worker {hostname} did not confirm the drain within {DRAIN_REPLY_SECONDS:g} s; it may be stopping. "
             "Look again in a few seconds and retry.",
@@ -82,16 +74,22 @@ def worker_drain(*, hostname: str, actor) -> WorkerPresence:
         # It takes from none of them any more: routers stop counting on it before its next announcement.
         presence.queues = []
         presence.save(update_fields=["draining_since", "drained_queues", "queues"])
-        event_record(
-            action="jobs.worker.drained",
-            actor=actor,
-            object_type="jobs.workerpresence",
-            object_id=hostname,
-            object_repr=hostname,
-            changes={"queues": queues, **({"unconfirmed": unconfirmed} if unconfirmed else {})},
-        )
+        _drain_audit(hostname, actor, queues, unconfirmed)
     logger.info("worker %s drained by %s (queues %s)", hostname, actor.get_username(), ", ".join(queues))
     return presence
+
+
+def _drain_audit(hostname: str, actor, queues: list[str], unconfirmed: list[str], *, outcome=Outcome.SUCCESS) -> None:
+    changes = {"queues": queues, **({"unconfirmed": unconfirmed} if unconfirmed else {})}
+    event_record(
+        action="jobs.worker.drained",
+        actor=actor,
+        object_type="jobs.workerpresence",
+        object_id=hostname,
+        object_repr=hostname,
+        changes=changes,
+        outcome=outcome,
+    )
 
 
 def staff_job_cancel(*, kind_name: str, job_id: int, actor):

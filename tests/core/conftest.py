@@ -16,6 +16,7 @@ from apps.core.services import periodic_tasks_sync
 from apps.quantum.services import JobSpec, job_submit
 from apps.registry.services import model_register, version_upload, version_validate
 from project.schedule import SCHEDULE
+from tests.helpers import PortalProcess, WorkerProcess, child_database_url, free_port
 from tests.quantum_circuits import ghz_qasm2
 from tests.registry_models import build_tiny_classifier, pack_zip
 from tests.shell_pages import Visitor, session_of
@@ -121,3 +122,29 @@ def staff_visitors(portal_pages, admin_user, superuser) -> list[Visitor]:
         Visitor("admin", session_of(admin_user, second_factor=True)),
         Visitor("superuser", session_of(superuser, second_factor=True)),
     ]
+
+
+@pytest.fixture
+def web_and_worker_hosts(transactional_db, tmp_path, settings):
+    """A web host (`runportal`) and a worker host (`celery worker` on default, quantum and maintenance, so that
+    registry messages wait) with its own metrics endpoint, each with its own metrics directory; yields the portal
+    and the worker's metrics URL."""
+    worker_port = free_port()
+    (tmp_path / "worker-metrics").mkdir()
+    worker = WorkerProcess(
+        "metrics",
+        tmp_path / "worker-metrics",
+        queues=("default", "quantum", "maintenance"),
+        WORKER_METRICS_PORT=str(worker_port),
+        WORKER_METRICS_ADDRESS="127.0.0.1",
+    )
+    portal = PortalProcess(
+        tmp_path / "web",
+        DATABASE_URL=child_database_url(),
+        REDIS_URL=settings.REDIS_URL,
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "web-metrics"),
+    )
+    portal.start()
+    yield portal, f"http://127.0.0.1:{worker_port}/metrics"
+    portal.kill()
+    worker.stop()

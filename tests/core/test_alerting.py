@@ -26,7 +26,7 @@ from apps.registry.models import DriftCount, ModelVersion, RegisteredModel
 from project.celery import app as celery_app
 from tests.backups.test_backup_retention import backup_at
 from tests.core.test_metrics import _sample
-from tests.helpers import PROJECT_DIR, PortalProcess, WorkerProcess, child_database_url, free_port
+from tests.helpers import PROJECT_DIR, free_port
 from tests.quantum_circuits import ghz_qasm2
 
 RULES = PROJECT_DIR / "deploy" / "prometheus" / "alerts.yml"
@@ -406,36 +406,12 @@ def _rules_evaluated(prometheus: str, timeout: float = 30) -> list[dict]:
         time.sleep(0.5)
 
 
-@pytest.fixture
-def web_and_worker(transactional_db, tmp_path, settings):
-    """`runportal` (web only) and a `celery worker` with its metrics endpoint, each with its own metrics directory."""
-    worker_port = free_port()
-    (tmp_path / "worker-metrics").mkdir()
-    worker = WorkerProcess(
-        "alerting",
-        tmp_path / "worker-metrics",
-        queues=("default", "quantum", "maintenance"),
-        WORKER_METRICS_PORT=str(worker_port),
-        WORKER_METRICS_ADDRESS="127.0.0.1",
-    )
-    portal = PortalProcess(
-        tmp_path / "web",
-        DATABASE_URL=child_database_url(),
-        REDIS_URL=settings.REDIS_URL,
-        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "web-metrics"),
-    )
-    portal.start()
-    yield portal, f"http://127.0.0.1:{worker_port}/metrics"
-    portal.kill()
-    worker.stop()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_every_metric_the_rules_and_the_dashboard_name_is_served_by_the_web_or_the_worker(
-    web_and_worker, operator_user, tmp_path
+    web_and_worker_hosts, operator_user, tmp_path
 ):
-    portal, worker_metrics = web_and_worker
+    portal, worker_metrics = web_and_worker_hosts
     # Traffic: pages and API calls (some refused), a readiness probe, a quantum job run by the worker, then the
     # scheduled audit verification and drift check on the worker.
     token = token_create(owner=operator_user, name="alerting", scopes=["read", "write"], expires_in_days=1).secret

@@ -10,7 +10,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apps.accounts.tokens import token_create
 from project.celery import app as celery_app
-from tests.helpers import PortalProcess, WorkerProcess, child_database_url, free_port
 from tests.quantum_circuits import ghz_qasm2
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -40,32 +39,8 @@ def _scrape_until(url: str, name: str, timeout: float = 30, **labels: str) -> st
         time.sleep(0.2)
 
 
-@pytest.fixture
-def two_hosts(transactional_db, tmp_path, settings):
-    """A web host and a worker host; the worker takes no `registry` work, so messages sent there wait."""
-    worker_port = free_port()
-    (tmp_path / "worker-metrics").mkdir()
-    worker = WorkerProcess(
-        "metrics",
-        tmp_path / "worker-metrics",
-        queues=("default", "quantum", "maintenance"),
-        WORKER_METRICS_PORT=str(worker_port),
-        WORKER_METRICS_ADDRESS="127.0.0.1",
-    )
-    portal = PortalProcess(
-        tmp_path / "web",
-        DATABASE_URL=child_database_url(),
-        REDIS_URL=settings.REDIS_URL,
-        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "web-metrics"),
-    )
-    portal.start()
-    yield portal, f"http://127.0.0.1:{worker_port}/metrics"
-    portal.kill()
-    worker.stop()
-
-
-def test_web_and_worker_hosts_each_serve_their_own_work_and_the_queue_depths(two_hosts, operator_user):
-    portal, worker_metrics = two_hosts
+def test_web_and_worker_hosts_each_serve_their_own_work_and_the_queue_depths(web_and_worker_hosts, operator_user):
+    portal, worker_metrics = web_and_worker_hosts
     token = token_create(owner=operator_user, name="metrics", scopes=["read", "write"], expires_in_days=1).secret
     status, job = portal.post_json("/api/v1/quantum/jobs/", {"source": ghz_qasm2(3), "shots": 200}, token=token)
     assert status == 201, job
