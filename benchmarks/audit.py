@@ -18,13 +18,17 @@ after the summary.
 
     .venv/bin/python benchmarks/audit.py
     AUDIT_BENCH_EVENTS=20000 .venv/bin/python benchmarks/audit.py   # quick try
+    AUDIT_BENCH_SWEEP_SECONDS=10 AUDIT_BENCH_SWEEP_WRITERS=1,4,16 .venv/bin/python benchmarks/audit.py
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import itertools
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -48,7 +52,16 @@ PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 DATABASE = "opsdeck_bench_audit"
 DATABASE_URL = f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{DATABASE}"
 
+SWEEP_SECONDS = float(os.environ.get("AUDIT_BENCH_SWEEP_SECONDS", "5"))
+SWEEP_WRITERS = tuple(int(n) for n in os.environ.get("AUDIT_BENCH_SWEEP_WRITERS", "1,2,4,16,64").split(","))
+SWEEP_CONTENTS = 500  # events each writer cycles through (built before the clock starts)
+# Connections the sweep leaves free for everything else using this server (other sessions, superuser slots).
+SWEEP_SPARE_CONNECTIONS = 10
+
 TARGET_RECORD_P50_MS = 1.0
+# Issue 21's targets for the sweep (ratios in the same run) and for an append inside a caller's transaction.
+TARGET_SWEEP_RATIO_AT_16 = 0.5
+TARGET_RECORD_IN_TX_P50_MS = 0.5
 TARGET_VERIFY_PER_S = 100_000
 TARGET_EXPORT_RATIO = 3.0
 TARGET_EXPORT_PEAK_MB = 200
@@ -354,6 +367,174 @@ def bench_record() -> dict:
     }
 
 
+# --- Concurrency sweep
+
+PLAIN_TABLE = "bench_plain"
+PLAIN_COLUMNS = ("timestamp", "actor_username", "ip", "user_agent", "action", "object_type", "object_id",
+                 "object_repr", "changes_text", "request_id", "outcome", "prev_hash", "hash")  # fmt: skip
+PLAIN_SQL = (
+    f"INSERT INTO {PLAIN_TABLE} ({', '.join(PLAIN_COLUMNS)}) "  # noqa: S608 - our own table and columns
+    f"VALUES ({', '.join(['%s'] * len(PLAIN_COLUMNS))})"
+)
+
+
+def sweep_contents(index: int) -> list[tuple[dict, object, dict]]:
+    """One writer's events: content, the request event_record reads, and the row a plain INSERT writes."""
+    from django.test import RequestFactory
+
+    from apps.audit.hashing import changes_text, json_normalized
+    from apps.audit.masking import masked
+
+    factory = RequestFactory()
+    make = EventFactory(random.Random(SEED + 100 + index))  # noqa: S311 - reproducible content, not secrets
+    contents = []
+    for _ in range(SWEEP_CONTENTS):
+        content = make()
+        request = factory.post(
+            content["changes"].get("path", "/api/v1/quantum/jobs/"),
+            REMOTE_ADDR=content["ip"] or "10.0.0.1",
+            HTTP_USER_AGENT=content["user_agent"],
+        )
+        request.request_id = content["request_id"]
+        # What event_record stores for this content and request (see _request_fields), minus the chain.
+        row = {
+            "actor_username": "",
+            "ip": content["ip"] or "10.0.0.1",
+            "user_agent": content["user_agent"],
+            "action": content["action"],
+            "object_type": content["object_type"],
+            "object_id": content["object_id"],
+            "object_repr": content["object_repr"],
+            "changes_text": changes_text(json_normalized(masked(content["changes"]))),
+            "request_id": content["request_id"],
+            "outcome": content["outcome"],
+        }
+        contents.append((content, request, row))
+    return contents
+
+
+def sweep_writer(index: int, commands, results) -> None:
+    """A forked writer process: for each round it is sent, appends one event per transaction until the round ends.
+
+    ``chain`` calls event_record; ``plain`` INSERTs the same row, hashed in Python over the content alone
+    (no lock, no head read, no link), into the plain table. Both run as BEGIN, one statement, COMMIT.
+    """
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from apps.audit.hashing import GENESIS_HASH, canonical_timestamp, event_hash
+    from apps.audit.services import event_record
+
+    # One connection per writer process, whatever the pool settings say.
+    connection.settings_dict["OPTIONS"]["pool"].update(min_size=1, max_size=1)
+    contents = sweep_contents(index)
+    results.put((index, "ready", 0))
+    while (command := commands.recv()) is not None:
+        mode, start_at, end_at = command
+        count, size = 0, len(contents)
+        time.sleep(max(0.0, start_at - time.time()))
+        try:
+            while time.time() < end_at:
+                content, request, row = contents[count % size]
+                if mode == "chain":
+                    with transaction.atomic():
+                        event_record(
+                            action=content["action"],
+                            actor=None,
+                            changes=content["changes"],
+                            outcome=content["outcome"],
+                            request=request,
+                            object_type=content["object_type"],
+                            object_id=content["object_id"],
+                            object_repr=content["object_repr"],
+                        )
+                else:
+                    timestamp = timezone.now()
+                    values = {**row, "prev_hash": GENESIS_HASH, "timestamp": canonical_timestamp(timestamp)}
+                    digest = event_hash(values)
+                    with transaction.atomic(), connection.cursor() as cursor:
+                        cursor.execute(PLAIN_SQL, [timestamp, *(values[name] for name in PLAIN_COLUMNS[1:-1]), digest])
+                count += 1
+        except Exception as exc:  # reported by the parent, which then stops the sweep
+            results.put((index, "error", f"{type(exc).__name__}: {exc}"))
+            continue
+        results.put((index, "done", count))
+    django_close()
+
+
+def sweep_connection_budget() -> int:
+    """Writer connections PostgreSQL can take now, leaving SWEEP_SPARE_CONNECTIONS free."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('max_connections')::int, (SELECT count(*) FROM pg_stat_activity)")
+        limit, used = cursor.fetchone()
+    return limit - used - SWEEP_SPARE_CONNECTIONS
+
+
+def sweep_round(writers: list, results, count: int, mode: str) -> float:
+    """Events/s of ``count`` writers appending in ``mode`` for SWEEP_SECONDS, all starting at the same moment."""
+    start_at = time.time() + 0.2 + 0.005 * count
+    for commands, _ in writers[:count]:
+        commands.send((mode, start_at, start_at + SWEEP_SECONDS))
+    total = 0
+    for _ in range(count):
+        index, status, figure = results.get(timeout=SWEEP_SECONDS + 120)
+        if status != "done":
+            raise RuntimeError(f"sweep writer {index} failed ({mode}, {count} writers): {figure}")
+        total += figure
+    return total / SWEEP_SECONDS
+
+
+def bench_sweep() -> dict:
+    """Chained appends and plain INSERTs per writer count, each round SWEEP_SECONDS long, in the same run."""
+    from django.db import connection
+
+    budget = sweep_connection_budget()
+    counts = [count for count in SWEEP_WRITERS if count <= budget]
+    skipped = [count for count in SWEEP_WRITERS if count > budget]
+    with connection.cursor() as cursor:
+        # Same columns, indexes and unique constraint as the audit table; no trigger, no chain.
+        cursor.execute(f"CREATE TABLE {PLAIN_TABLE} (LIKE audit_auditevent INCLUDING ALL)")
+    # Forked after Django is set up (copy-on-write, no per-writer start-up); each child opens its own connection
+    # pool on first use, capped at one connection so the sweep holds at most one connection per writer.
+    django_close()
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    writers = []
+    try:
+        for index in range(max(counts, default=0)):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=sweep_writer, args=(index, child_end, results), daemon=True)
+            process.start()
+            writers.append((parent_end, process))
+        for _ in writers:
+            index, status, figure = results.get(timeout=300)
+            if status != "ready":
+                raise RuntimeError(f"sweep writer {index} did not start: {figure}")
+        rates = {}
+        for count in counts:
+            # Plain first on even rounds, chained first on odd ones, so neither always runs on a warmer server.
+            modes = ("plain", "chain") if len(rates) % 2 == 0 else ("chain", "plain")
+            rates[count] = {mode: sweep_round(writers, results, count, mode) for mode in modes}
+            print(
+                f"    {count:3d} writers  chained {rates[count]['chain']:8,.0f} events/s   "
+                f"plain INSERT {rates[count]['plain']:8,.0f} rows/s   "
+                f"ratio {rates[count]['chain'] / rates[count]['plain']:.2f}"
+            )
+    finally:
+        for commands, _ in writers:
+            with contextlib.suppress(OSError):  # a writer that died already
+                commands.send(None)
+        for _, process in writers:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {PLAIN_TABLE}")
+    return {"sweep": rates, "sweep_skipped": skipped, "sweep_budget": budget}
+
+
 # --- 2. Bulk chain load
 
 TEMPLATES = 20_000
@@ -588,6 +769,39 @@ def verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
+def sweep_rows(results: dict) -> list[tuple[str, str, str, bool]]:
+    """Issue 21's targets: chained vs plain INSERT at 16 writers, a rate that never falls, p50 in a caller's tx."""
+    rates = results["sweep"]
+    rows = []
+    if 16 in rates:
+        ratio = rates[16]["chain"] / rates[16]["plain"]
+        rows.append(
+            (
+                "chained / plain INSERT, 16 writers",
+                f"{ratio:.2f}x",
+                f">= {TARGET_SWEEP_RATIO_AT_16:g}x",
+                ratio >= TARGET_SWEEP_RATIO_AT_16,
+            )
+        )
+    counts = sorted(rates)
+    drops = [(a, b) for a, b in itertools.pairwise(counts) if rates[b]["chain"] < rates[a]["chain"]]
+    if len(counts) > 1:
+        worst = min(drops, key=lambda pair: rates[pair[1]]["chain"] / rates[pair[0]]["chain"], default=None)
+        figure = "rises throughout" if worst is None else (
+            f"{worst[0]}->{worst[1]}: {rates[worst[1]]['chain'] / rates[worst[0]]['chain'] - 1:+.0%}"
+        )  # fmt: skip
+        rows.append((f"chained rate, {counts[0]}..{counts[-1]} writers", figure, "never falls", not drops))
+    rows.append(
+        (
+            "event_record p50 in tx (issue 21)",
+            f"{results['record_in_tx_p50_ms']:.3f} ms",
+            f"<= {TARGET_RECORD_IN_TX_P50_MS:g} ms",
+            results["record_in_tx_p50_ms"] <= TARGET_RECORD_IN_TX_P50_MS,
+        )
+    )
+    return rows
+
+
 def report(results: dict, total_s: float) -> None:
     print()
     print(f"Summary (AUDIT_BENCH_EVENTS={AUDIT_BENCH_EVENTS:,}, {results['events']:,} events in the chain)")
@@ -623,6 +837,7 @@ def report(results: dict, total_s: float) -> None:
             results["export_peak_mb"] <= TARGET_EXPORT_PEAK_MB,
         ),
     ]
+    rows += sweep_rows(results)
     for name, figure, target, met in rows:
         print(f"  {name:<32} {figure:>20}   target {target:<20} {verdict(met)}")
     async_text = f"{results['async_s']:.1f} s" if results["async_s"] is not None else "FAILED"
@@ -666,6 +881,18 @@ def main() -> None:
             f"    event_record inside a caller's transaction  p50 {results['record_in_tx_p50_ms']:6.3f} ms  "
             f"p95 {results['record_in_tx_p95_ms']:6.3f} ms  (commit excluded: it is the caller's)"
         )
+
+        print(
+            f"  concurrency sweep, {SWEEP_SECONDS:g} s per round, writer processes appending one event per "
+            "transaction; plain INSERT = same rows and indexes, no chain"
+        )
+        results.update(bench_sweep())
+        if results["sweep_skipped"]:
+            print(
+                f"    skipped {', '.join(map(str, results['sweep_skipped']))} writers: only "
+                f"{results['sweep_budget']} connections free (max_connections less those in use and "
+                f"{SWEEP_SPARE_CONNECTIONS} spare)"
+            )
 
         load = bench_load(AUDIT_BENCH_EVENTS)
         results.update(load_s=load["load_s"])
