@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
+from apps.readonly.services import maintenance_held_job_ids
+
 from .choices import ACTIVE_STATUSES, JobStatus
 from .kinds import JobKind, job_kinds
 from .models import WorkerPresence
@@ -62,6 +64,7 @@ class QueueView:
     finished: int  # jobs of this queue that finished within the window
     per_minute: float
     consumers: list[str]  # live workers taking from it
+    held: int = 0  # queued jobs of this queue held while maintenance mode is on (not on the broker any more)
 
 
 def worker_of(job_worker: str) -> str:
@@ -174,6 +177,40 @@ def jobs_finished_per_queue(*, minutes: int, now: datetime | None = None) -> dic
     return counts
 
 
+@dataclass(frozen=True)
+class HeldJobs:
+    """Queued jobs a worker took off the broker while maintenance mode was on (apps.readonly keeps them): the
+    broker shows them as gone, yet they start when maintenance ends."""
+
+    total: int = 0
+    per_queue: dict[str, int] = field(default_factory=dict)
+    per_kind: dict[str, int] = field(default_factory=dict)
+
+
+def held_jobs_overview() -> HeldJobs:
+    """How many held jobs are still queued, per queue (the kind's routed queue, or a quantum job's own ``queue``)
+    and per kind. A held job cancelled meanwhile no longer counts: it will not start."""
+    per_queue: dict[str, int] = {}
+    per_kind: dict[str, int] = {}
+    known = {kind.name: kind for kind in job_kinds()}
+    for kind_name, job_ids in maintenance_held_job_ids().items():
+        kind = known.get(kind_name)
+        if kind is None:
+            continue
+        queued = kind.model.objects.filter(pk__in=job_ids, status=JobStatus.QUEUED)
+        queue = kind_queue(kind)
+        if queue is None:
+            rows = queued.values("queue").annotate(n=Count("id")).values_list("queue", "n")
+        else:
+            rows = [(queue, queued.count())]
+        for name, count in rows:
+            if count:
+                name = name or settings.CELERY_TASK_DEFAULT_QUEUE
+                per_queue[name] = per_queue.get(name, 0) + count
+                per_kind[kind_name] = per_kind.get(kind_name, 0) + count
+    return HeldJobs(sum(per_kind.values()), per_queue, per_kind)
+
+
 def queues_overview(*, minutes: int = RATE_MINUTES_DEFAULT, workers: list[WorkerView] | None = None) -> list[QueueView]:
     """Each queue with its depth on the broker, its rate over the last ``minutes`` and the live workers taking
     from it."""
@@ -181,6 +218,7 @@ def queues_overview(*, minutes: int = RATE_MINUTES_DEFAULT, workers: list[Worker
     workers = workers if workers is not None else workers_overview()
     depths = queue_depths(names)
     finished = jobs_finished_per_queue(minutes=minutes)
+    held = held_jobs_overview().per_queue
     return [
         QueueView(
             name=name,
@@ -189,6 +227,7 @@ def queues_overview(*, minutes: int = RATE_MINUTES_DEFAULT, workers: list[Worker
             finished=finished.get(name, 0),
             per_minute=round(finished.get(name, 0) / minutes, 2),
             consumers=[view.presence.hostname for view in workers if view.live and name in view.presence.queues],
+            held=held.get(name, 0),
         )
         for name in names
     ]

@@ -16,7 +16,7 @@ from apps.core.choices import Role
 from apps.core.errors import ApplicationError
 from apps.core.permissions import has_role
 
-from .selectors import RATE_MINUTES_DEFAULT, RATE_MINUTES_MAX, queues_overview, workers_overview
+from .selectors import RATE_MINUTES_DEFAULT, RATE_MINUTES_MAX, held_jobs_overview, queues_overview, workers_overview
 from .services import staff_job_cancel, worker_drain
 
 # How often the page reloads itself while "Refresh every 10 s" is on (static/js/workers.js reads it).
@@ -48,6 +48,7 @@ def workers(request):
     context = {
         "workers": views,
         "queues": queues_overview(minutes=minutes, workers=views),
+        "held": held_jobs_overview(),
         "minutes": minutes,
         "minutes_max": RATE_MINUTES_MAX,
         "window_problem": window_problem,

@@ -438,3 +438,11 @@ def maintenance_held_jobs_take(*, kind: str) -> list[int]:
     )
     HeldJob.objects.filter(pk__in=[pk for pk, _ in held]).delete()
     return [job_id for _, job_id in held]
+
+
+def maintenance_held_job_ids() -> dict[str, list[int]]:
+    """The ids of the jobs held now, by kind (the workers page shows them: the broker no longer has them)."""
+    held: dict[str, list[int]] = {}
+    for kind, job_id in HeldJob.objects.order_by("id").values_list("kind", "job_id"):
+        held.setdefault(kind, []).append(job_id)
+    return held

@@ -12,6 +12,8 @@ from apps.jobs.choices import JobStatus
 from apps.jobs.models import WorkerPresence
 from apps.quantum.models import QuantumJob
 from apps.quantum.services import JobSpec, job_submit
+from apps.readonly.models import HeldJob
+from apps.readonly.services import maintenance_mode_enable
 from tests.mfa import totp_code, totp_device_for
 from tests.quantum_circuits import ghz_qasm2
 from tests.shell_pages import LAPTOP, PHONE, PageProblems, Visitor, page_check, session_of
@@ -100,3 +102,31 @@ def test_drain_from_the_page_asks_for_the_password_and_says_why_nothing_was_done
     expect(page.locator(f'[data-hostname="{busy.hostname}"] [data-cell="state"]')).to_have_text("active")
     assert problems.items == []
     context.close()
+
+
+@pytest.fixture
+def jobs_held(workers_shown, operator_user):
+    """Maintenance mode on, and two queued quantum jobs a worker took off the broker and held."""
+    maintenance_mode_enable(message="Upgrade.", via="test")
+    jobs = [job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2(3), name=f"held {i}")) for i in range(2)]
+    HeldJob.objects.bulk_create([HeldJob(kind="quantum", job_id=job.pk) for job in jobs])
+    return QuantumJob.objects.get(pk=jobs[0].pk).queue
+
+
+def test_jobs_held_during_maintenance_show_beside_the_queues_at_both_widths(
+    asgi_live_server, jobs_held, admin_visitor, chromium
+):
+    queue = jobs_held
+    visitor, _key = admin_visitor
+    for name, viewport in (("desktop", LAPTOP), ("phone", PHONE)):
+        context = visitor.context(chromium, asgi_live_server, viewport)
+        page = context.new_page()
+        problems = PageProblems(page)
+        page.goto(asgi_live_server + PATH)
+        expect(page.locator(f"#queue-{queue} [data-cell='held']")).to_have_text("2")
+        expect(page.locator("#held-jobs")).to_have_text(
+            "2 jobs held while maintenance mode is on (quantum 2): workers took them off the queues, so they are not "
+            "counted as waiting. They start when maintenance ends."
+        )
+        page_check(page, problems, f"admin-workers-held-{name}")
+        context.close()

@@ -37,6 +37,16 @@ class QueueSerializer(serializers.Serializer):
     finished = serializers.IntegerField(help_text="Jobs of this queue that finished within the window.")
     per_minute = serializers.FloatField(help_text="finished / minutes.")
     consumers = serializers.ListField(child=serializers.CharField(), help_text="Live workers taking from it.")
+    held = serializers.IntegerField(
+        help_text="Queued jobs of this queue held while maintenance mode is on: not on the broker any more, they "
+        "start when maintenance ends."
+    )
+
+
+class HeldJobsSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Queued jobs held while maintenance mode is on.")
+    per_queue = serializers.DictField(child=serializers.IntegerField())
+    per_kind = serializers.DictField(child=serializers.IntegerField())
 
 
 class RateWindowSerializer(serializers.Serializer):
@@ -50,6 +60,9 @@ class RateWindowSerializer(serializers.Serializer):
 class QueuesSerializer(serializers.Serializer):
     minutes = serializers.IntegerField(help_text="The window of the jobs-per-minute figures.")
     queues = QueueSerializer(many=True)
+    held_during_maintenance = HeldJobsSerializer(
+        help_text="Jobs held while maintenance mode is on; they start when it ends (all zero otherwise)."
+    )
 
 
 class WorkersSerializer(QueuesSerializer):

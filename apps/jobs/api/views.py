@@ -13,7 +13,7 @@ from apps.accounts.sudo import sudo_is_fresh, sudo_url
 from apps.core.choices import Role
 from apps.core.permissions import has_role
 
-from ..selectors import queues_overview, workers_overview
+from ..selectors import held_jobs_overview, queues_overview, workers_overview
 from ..services import staff_job_cancel, worker_drain
 from .serializers import (
     CancelResultSerializer,
@@ -78,7 +78,12 @@ class WorkersView(APIView):
     def get(self, request):
         minutes = _minutes(request)
         workers = workers_overview()
-        body = {"minutes": minutes, "queues": queues_overview(minutes=minutes, workers=workers), "workers": workers}
+        body = {
+            "minutes": minutes,
+            "queues": queues_overview(minutes=minutes, workers=workers),
+            "held_during_maintenance": held_jobs_overview(),
+            "workers": workers,
+        }
         return Response(WorkersSerializer(body).data)
 
 
@@ -94,7 +99,12 @@ class QueuesView(APIView):
     )
     def get(self, request):
         minutes = _minutes(request)
-        return Response(QueuesSerializer({"minutes": minutes, "queues": queues_overview(minutes=minutes)}).data)
+        body = {
+            "minutes": minutes,
+            "queues": queues_overview(minutes=minutes),
+            "held_during_maintenance": held_jobs_overview(),
+        }
+        return Response(QueuesSerializer(body).data)
 
 
 class WorkerDrainView(APIView):

@@ -403,6 +403,63 @@ def backups_list(settings: Settings, limit: int) -> None:
     _emit(settings, found, lines)
 
 
+# --- maintenance mode and workers
+
+
+@cli.group()
+def maintenance() -> None:
+    """Maintenance mode (read-only mode)."""
+
+
+@maintenance.command("status")
+@pass_settings
+def maintenance_status(settings: Settings) -> None:
+    """Whether maintenance mode is on, until when, and the windows planned within a day."""
+    status = settings.client.maintenance()
+    if status["active"]:
+        end = f"until {status['until']}" if status.get("until") else "until it is turned off"
+        lines = [f"maintenance mode is on ({status.get('source')}) {end}: {status.get('message', '')}".rstrip()]
+    else:
+        lines = ["maintenance mode is off"]
+    lines += [
+        f"planned: {window['starts_at']} to {window['ends_at']}: {window.get('message', '')}".rstrip()
+        for window in status.get("upcoming") or []
+    ]
+    _emit(settings, status, lines)
+
+
+@cli.group()
+def workers() -> None:
+    """Workers and queues (staff)."""
+
+
+@workers.command("list")
+@click.option("--minutes", type=click.IntRange(1, 24 * 60), help="Jobs per minute over this window (default 15).")
+@pass_settings
+def workers_list(settings: Settings, minutes: int | None) -> None:
+    """Each queue (waiting, held during maintenance, jobs per minute), then each worker with its running jobs."""
+    overview = settings.client.workers(minutes=minutes)
+    lines = []
+    for queue in overview["queues"]:
+        depth = "unknown" if queue["depth"] is None else queue["depth"]
+        consumers = ", ".join(queue["consumers"]) or "none"
+        lines.append(
+            f"queue {queue['name']}\twaiting {depth}\theld {queue.get('held', 0)}\t"
+            f"{queue['per_minute']}/min\tworkers: {consumers}"
+        )
+    held = overview.get("held_during_maintenance") or {}
+    if held.get("total"):
+        lines.append(f"{held['total']} jobs held during maintenance; they start when it ends")
+    for worker in overview["workers"]:
+        queues = ",".join(worker["queues"]) or "-"
+        lines.append(
+            f"worker {worker['hostname']}\t{worker['state']}\tqueues {queues}\t"
+            f"running {len(worker['running_jobs'])}\tlast heartbeat {worker['last_heartbeat']}"
+        )
+        lines += [f"  {job['kind']} {job['id']}\t{job['status']}\t{job['name']}" for job in worker["running_jobs"]]
+    _emit(settings, overview, lines)
+
+
 def _fail(code: int, message: str, document: dict[str, Any], json_output: bool) -> NoReturn:
     if json_output:
         click.echo(json.dumps({"error": message, **document}, ensure_ascii=False))

@@ -286,6 +286,19 @@ class Client:
         """The token's user: username and roles."""
         return self.get("/api/v1/accounts/me/")
 
+    # --- the portal's state
+
+    def maintenance(self) -> dict[str, Any]:
+        """Maintenance mode now: ``active``, ``message``, ``until``, ``retry_after_seconds`` and the windows planned
+        within a day (``upcoming``); any signed-in token."""
+        return self.get("/api/v1/core/maintenance/")
+
+    def workers(self, *, minutes: int | None = None) -> dict[str, Any]:
+        """Live workers with their running jobs, each queue's depth, rate and jobs held during maintenance (staff
+        tokens; others get a 403 ApiError). ``minutes``: the window of the jobs-per-minute figures."""
+        params = {} if minutes is None else {"minutes": int(minutes)}
+        return self.get("/api/v1/core/workers/", **params)
+
     # --- jobs of every kind
 
     def job(self, kind: str, job_id: int) -> dict[str, Any]:
