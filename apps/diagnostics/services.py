@@ -146,6 +146,7 @@ def section_queues() -> dict:
                 "finished_last_15_minutes": queue.finished,
                 "per_minute": queue.per_minute,
                 "consumers": queue.consumers,
+                "held_for_maintenance": queue.held,
             }
             for queue in queues_overview(minutes=15)
         ]

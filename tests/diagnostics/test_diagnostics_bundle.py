@@ -20,9 +20,12 @@ from apps.diagnostics import services
 from apps.diagnostics.services import SECTIONS, diagnostics_bundle_build
 from apps.notifications.models import WebhookEndpoint
 from apps.notifications.webhook_secrets import secret_new, secret_seal
+from apps.quantum.services import JobSpec, job_submit
+from apps.readonly.services import maintenance_jobs_hold
 from tests.factories import UserFactory
 from tests.helpers import PROJECT_DIR, api_error, child_database_url, clean_environment, manage
 from tests.mfa import otp_force_login, sudo_force_login, totp_device_create
+from tests.quantum_circuits import ghz_qasm2
 from tests.workers import worker_announced
 
 MEMBERS = {"README.txt", *SECTIONS}
@@ -110,6 +113,8 @@ def test_no_planted_secret_appears_in_any_file_of_the_bundle(settings, monkeypat
 def test_the_bundle_says_how_the_portal_runs_with_counts_only(admin_user, operator_user, viewer_user, transactional_db):
     worker_announced("celery@diag", queues=("quantum",))
     MaintenanceRun.objects.create(task_name="maintenance.prune", status=MaintenanceStatus.FAILED, message="disk full")
+    held = job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2(), name="held"))
+    maintenance_jobs_hold(kind="quantum", job_ids=[held.pk])
 
     members = _members(diagnostics_bundle_build(actor=admin_user, via="page").content)
 
@@ -121,7 +126,9 @@ def test_the_bundle_says_how_the_portal_runs_with_counts_only(admin_user, operat
     assert data["health.json"]["status"] in ("ok", "degraded", "down")
     assert data["migrations.json"]["unapplied_total"] == 0
     assert data["migrations.json"]["apps"]["jobs"]["applied"] >= 3
-    assert {queue["name"] for queue in data["queues.json"]["queues"]} >= {"default", "quantum", "maintenance"}
+    queues = {queue["name"]: queue for queue in data["queues.json"]["queues"]}
+    assert set(queues) >= {"default", "quantum", "maintenance"}
+    assert (queues["quantum"]["held_for_maintenance"], queues["default"]["held_for_maintenance"]) == (1, 0)
     assert [worker["hostname"] for worker in data["workers.json"]["workers"]] == ["celery@diag"]
     assert data["maintenance_runs.json"]["failures"][0]["message"] == "disk full"
     assert data["disk.json"]["filesystem"]["total_bytes"] > 0
