@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -282,3 +283,9 @@ def axe_add(page) -> None:
     """axe-core into ``page`` through the DevTools protocol: Playwright's add_script_tag writes an inline <script>,
     which the portal's Content-Security-Policy refuses (and reports as a console error)."""
     page.evaluate("() => {\n" + AXE.read_text() + "\n}")
+
+
+def without_nonces(content: bytes) -> bytes:
+    """A page's HTML with its Content-Security-Policy nonces blanked: two answers to the same request differ in
+    nothing else."""
+    return re.sub(rb'nonce="[^"]*"', b'nonce=""', content)

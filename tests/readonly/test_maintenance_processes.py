@@ -105,7 +105,7 @@ def test_maintenance_across_two_web_processes_and_a_worker_loses_nothing(
             assert listed.status_code == 200
             ready = requests.get(web.url + "/health/ready", timeout=15).json()
             assert ready["checks"]["maintenance"]["detail"].startswith("on (switch)")
-            assert ready["status"] != "down"
+            assert ready["status"] != "down", ready
             # Watching goes on: the jobs stream still opens.
             assert asyncio.run(_stream_opens(f"ws://127.0.0.1:{web.port}/ws/jobs/", web.url, token))
 
