@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -289,3 +290,14 @@ def without_nonces(content: bytes) -> bytes:
     """A page's HTML with its Content-Security-Policy nonces blanked: two answers to the same request differ in
     nothing else."""
     return re.sub(rb'nonce="[^"]*"', b'nonce=""', content)
+
+
+def wait_for(condition, what: str, timeout: float = 60):
+    """Poll ``condition`` until it returns something true, and return that; fail the test, naming ``what``, after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout} s")
+        time.sleep(0.1)
+    return found

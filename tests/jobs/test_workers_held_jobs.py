@@ -2,8 +2,6 @@
 the workers view shows them apart: per queue and in total per kind, on the page and in the API, with the line that
 they start when maintenance ends; a held job cancelled meanwhile no longer counts, and none show once they ran."""
 
-import time
-
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -14,21 +12,12 @@ from apps.quantum.models import QuantumJob
 from apps.quantum.services import JobSpec, job_submit
 from apps.readonly.models import HeldJob
 from apps.readonly.services import maintenance_mode_disable, maintenance_mode_enable, maintenance_mode_forget_cached
-from tests.helpers import job_wait
+from tests.helpers import job_wait, wait_for
 from tests.mfa import otp_force_login, totp_device_create
 from tests.quantum_circuits import ghz_qasm2
 
 pytestmark = pytest.mark.timeout(180)
 WORKERS_URL = "/api/v1/core/workers/"
-
-
-def _wait_for(condition, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout} s")
-        time.sleep(0.1)
-    return found
 
 
 def test_jobs_held_during_maintenance_show_per_queue_and_kind_on_the_page_and_in_the_api(
@@ -42,7 +31,7 @@ def test_jobs_held_during_maintenance_show_per_queue_and_kind_on_the_page_and_in
     jobs = [
         job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2(3), shots=20, name=f"h{i}")) for i in range(3)
     ]
-    _wait_for(lambda: HeldJob.objects.filter(kind="quantum").count() == 3, "the worker holding the 3 jobs")
+    wait_for(lambda: HeldJob.objects.filter(kind="quantum").count() == 3, "the worker holding the 3 jobs")
     # A held job cancelled meanwhile will not start: it is not counted.
     QuantumJob.objects.filter(pk=jobs[2].pk).update(status=JobStatus.CANCELLED)
     queue = QuantumJob.objects.get(pk=jobs[0].pk).queue

@@ -4,6 +4,7 @@ cancelled from the view; and only staff (administrators, for the actions) get th
 
 import time
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from django.conf import settings
@@ -22,7 +23,7 @@ from apps.quantum.services import JobSpec, job_submit
 from project.celery import app as celery_app
 from tests.brokers import celery_broker
 from tests.factories import UserFactory
-from tests.helpers import WorkerProcess, api_error, job_wait
+from tests.helpers import WorkerProcess, api_error, job_wait, wait_for
 from tests.mfa import otp_force_login, sudo_force_login, totp_device_create
 from tests.quantum_circuits import ghz_qasm2, slow_qasm2
 from tests.workers import worker_announced
@@ -43,6 +44,9 @@ def broker(request):
 WORKERS_URL = "/api/v1/core/workers/"
 DRAIN_URL = "/api/v1/core/workers/drain/"
 
+# This file's deadline for what it waits for.
+_wait_for = partial(wait_for, timeout=90)
+
 
 def _token_headers(user) -> dict:
     totp_device_create(user)  # staff need an authenticator before a token is accepted
@@ -54,16 +58,6 @@ def _workers_by_host(client, headers) -> dict:
     response = client.get(WORKERS_URL, **headers)
     assert response.status_code == 200, response.content
     return {worker["hostname"]: worker for worker in response.json()["workers"]}
-
-
-def _wait_for(condition, what: str, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"waited {timeout} s for {what}")
 
 
 @pytest.fixture

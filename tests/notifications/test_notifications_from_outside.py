@@ -2,7 +2,7 @@
 HTTP as scripts and browsers do; the mail server, the webhook receiver and the SIEM are real servers of the test's."""
 
 import re
-import time
+from functools import partial
 
 import pytest
 import requests
@@ -12,7 +12,7 @@ from apps.audit.models import AuditEvent
 from apps.notifications.webhooks import webhook_endpoint_create
 from project.celery import app as celery_app
 from tests.audit.collectors import SyslogListener
-from tests.helpers import PortalProcess, WorkerProcess, child_database_url
+from tests.helpers import PortalProcess, WorkerProcess, child_database_url, wait_for
 from tests.mail_server import text_body
 from tests.quantum_circuits import ghz_qasm2
 
@@ -22,6 +22,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 NEW_PASSWORD = "a brand-new passphrase 4 the reset"
 
+# This file's deadline for what it waits for.
+_wait_for = partial(wait_for, timeout=90)
+
 
 def _form_post(session: requests.Session, url: str, data: dict) -> requests.Response:
     """Open the page, then post its form as a browser does (CSRF token and cookie, same-origin Referer)."""
@@ -29,15 +32,6 @@ def _form_post(session: requests.Session, url: str, data: dict) -> requests.Resp
     assert page.status_code == 200, page.text[:300]
     csrf = CSRF_FIELD.search(page.text).group(1)
     return session.post(page.url, data={"csrfmiddlewaretoken": csrf, **data}, headers={"Referer": page.url}, timeout=15)
-
-
-def _wait_for(predicate, what: str, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout} s")
-        time.sleep(0.2)
-    return value
 
 
 @pytest.fixture

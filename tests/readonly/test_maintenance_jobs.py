@@ -2,8 +2,8 @@
 scheduled housekeeping (the maintenance queue, backups included); when it ends, by hand or by its end time passing,
 every held job runs."""
 
-import time
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from django.utils import timezone
@@ -20,23 +20,17 @@ from apps.quantum.models import QuantumJob
 from apps.quantum.services import JobSpec, job_submit
 from apps.readonly.models import HeldJob
 from apps.readonly.services import maintenance_mode_disable, maintenance_mode_enable
-from tests.helpers import job_wait
+from tests.helpers import job_wait, wait_for
 from tests.quantum_circuits import ghz_qasm2
 
 pytestmark = pytest.mark.timeout(180)
 
+# This file's deadline for what it waits for.
+_wait_for = partial(wait_for, timeout=30)
+
 
 def _submit(owner, count: int) -> list[QuantumJob]:
     return [job_submit(owner=owner, spec=JobSpec(source=ghz_qasm2(3), shots=20, name=f"m{i}")) for i in range(count)]
-
-
-def _wait_for(condition, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout} s")
-        time.sleep(0.1)
-    return found
 
 
 def test_a_worker_holds_new_jobs_runs_housekeeping_and_runs_every_held_job_after(

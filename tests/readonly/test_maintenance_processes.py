@@ -19,7 +19,7 @@ from apps.quantum.models import QuantumJob
 from apps.quantum.services import JobSpec, job_submit
 from apps.readonly.models import HeldJob
 from apps.readonly.services import STATUS_CACHE_SECONDS
-from tests.helpers import PortalProcess, WorkerProcess, child_database_url
+from tests.helpers import PortalProcess, WorkerProcess, child_database_url, wait_for
 from tests.mfa import totp_code, totp_device_create
 from tests.quantum_circuits import ghz_qasm2
 
@@ -27,15 +27,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 JOBS = "/api/v1/quantum/jobs/"
 MAINTENANCE = "/api/v1/core/maintenance/"
-
-
-def _wait_for(predicate, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout} s")
-        time.sleep(0.1)
-    return value
 
 
 def _form_post(session: requests.Session, url: str, data: dict) -> requests.Response:
@@ -112,10 +103,10 @@ def test_maintenance_across_two_web_processes_and_a_worker_loses_nothing(
         # A worker starts; jobs are also submitted during the window from the command line's side (as beat or a
         # command would: the API refuses them).
         worker = WorkerProcess("maintenance", tmp_path)
-        _wait_for(lambda: WorkerPresence.objects.exists(), "the worker announcing itself")
+        wait_for(lambda: WorkerPresence.objects.exists(), "the worker announcing itself")
         during = [job_submit(owner=operator_user, spec=JobSpec(source=ghz_qasm2(3), shots=20, name=f"during-{i}"))
                   for i in range(4)]  # fmt: skip
-        _wait_for(lambda: HeldJob.objects.count() == 7, "the worker holding all 7 jobs")
+        wait_for(lambda: HeldJob.objects.count() == 7, "the worker holding all 7 jobs")
         time.sleep(3)  # a few more announcer rounds: still nothing runs
         jobs = list(QuantumJob.objects.order_by("id"))
         assert len(jobs) == 7
@@ -125,13 +116,13 @@ def test_maintenance_across_two_web_processes_and_a_worker_loses_nothing(
         # go back on the queue.
         off = admin.post(web_b.url + MAINTENANCE, json={"enabled": False}, timeout=15)
         assert (off.status_code, off.json()["active"]) == (200, False), off.text
-        [after] = _wait_for(
+        [after] = wait_for(
             lambda: (response := _submit_over_http(web_a, token, "after")).status_code == 201 and [response],
             "web process A taking writes again",
             timeout=10,
         )
         expected = {job.pk for job in jobs} | {after.json()["id"]}
-        _wait_for(
+        wait_for(
             lambda: set(QuantumJob.objects.filter(status=JobStatus.COMPLETED).values_list("pk", flat=True)) == expected,
             "every job completing",
             timeout=90,
