@@ -47,6 +47,14 @@ POSTGRES_HASH_SQL = "encode(sha256(convert_to({}, 'UTF8')), 'hex')".format(
 )
 
 
+def chain_genesis(chain: int) -> str:
+    """The first link of a chain: GENESIS_HASH for chain 0 (the one chain before there were several), else SHA-256
+    of ``opsdeck-audit-chain-<n>``, so no two chains start alike (SQL: ``audit_chain_genesis``, migration 0012)."""
+    if chain == 0:
+        return GENESIS_HASH
+    return hashlib.sha256(f"opsdeck-audit-chain-{chain}".encode()).hexdigest()
+
+
 def canonical_timestamp(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
@@ -76,6 +84,12 @@ def json_normalized(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def checkpoint_signature(key: bytes, *, head_id: int, head_hash: str, event_count: int, previous: str) -> str:
-    message = f"{head_id}|{head_hash}|{event_count}|{previous}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+def checkpoint_signature(
+    key: bytes, *, head_id: int, head_hash: str, event_count: int, previous: str, heads: dict | None = None
+) -> str:
+    """HMAC over what a checkpoint states; ``heads`` (per chain: id and hash) is covered when given (checkpoints
+    signed before there were several chains have none, and keep their signatures)."""
+    message = f"{head_id}|{head_hash}|{event_count}|{previous}"
+    if heads:
+        message += "|" + json.dumps(heads, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()

@@ -11,8 +11,10 @@ from .choices import Outcome
 class AuditEvent(models.Model):
     """One security-relevant event; rows are append-only and hash-chained.
 
-    ``hash`` is SHA-256 over the row's content and ``prev_hash`` (see
-    ``hashing.py``); ``actor`` is not part of it, so deleting
+    ``hash`` is SHA-256 over the row's content and ``prev_hash``, the hash of
+    the event before it in the same ``chain`` (see ``hashing.py``; the trail is
+    several chains appended in parallel, README "Audit trail: order");
+    ``actor`` is not part of it, so deleting
     a user (which nulls the foreign key) keeps the chain valid, while the copied
     ``actor_username`` is.
     """
@@ -38,6 +40,9 @@ class AuditEvent(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    chain = models.PositiveSmallIntegerField(
+        default=0, editable=False, help_text="Which of the parallel chains this event links into."
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -46,6 +51,8 @@ class AuditEvent(models.Model):
         indexes = [
             # (timestamp, id): a period's page, newest first, is one range of it.
             models.Index(fields=["timestamp", "id"], name="audit_timestamp_id_idx"),
+            # A chain's head (every append) and its events in order (verify).
+            models.Index(fields=["chain", "id"], name="audit_chain_id_idx"),
             models.Index(fields=["action"], name="audit_action_idx"),
             models.Index(fields=["actor_username"], name="audit_username_idx", opclasses=["varchar_pattern_ops"]),
             models.Index(fields=["request_id"], name="audit_request_idx"),
@@ -83,6 +90,9 @@ class AuditCheckpoint(models.Model):
     head_hash = models.CharField(max_length=64)
     event_count = models.BigIntegerField(help_text="Events from the very first one up to the head, archived included.")
     previous_signature = models.CharField(max_length=64, blank=True)
+    heads = models.JSONField(
+        default=dict, blank=True, help_text="Per chain, the id and hash of its newest event when signed."
+    )
     signature = models.CharField(max_length=64)
 
     class Meta:
@@ -104,6 +114,9 @@ class AuditArchive(models.Model):
     archived_total = models.BigIntegerField(help_text="Events archived so far, this archive included.")
     previous_anchor_hash = models.CharField(max_length=64)
     anchor_hash = models.CharField(max_length=64, help_text="Hash of the last archived event.")
+    anchors = models.JSONField(
+        default=dict, help_text="Per chain, the hash of its last archived event: where it continues."
+    )
     file_name = models.CharField(max_length=500)
     file_sha256 = models.CharField("file SHA-256", max_length=64)
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.db.models import Max, Min, Model
 from django.utils import timezone
 
@@ -29,10 +29,10 @@ from .hashing import (
 from .masking import masked
 from .metrics import AUDIT_CHAIN_VALID
 from .models import AuditArchive, AuditCheckpoint, AuditEvent, AuditSink
-from .selectors import chain_anchor
+from .selectors import chain_anchor, chain_heads, events_up_to_heads
 from .verification import VerifyReport, chain_verify
 
-# pg_advisory_xact_lock key that serializes appends to the chain ("OPSDECK" in ASCII).
+# pg_advisory_xact_lock key that serializes appends to chain 0 ("OPSDECK" in ASCII); chain n's key is this + n.
 CHAIN_LOCK_KEY = 0x4F50534445434B
 USER_AGENT_LENGTH = 256
 # PostgreSQL's SQLSTATE for "permission denied", raised by grants and by the append-only trigger alike.
@@ -43,15 +43,17 @@ class AuditError(Exception):
     """An audit operation was refused; the message says why."""
 
 
-def _lock_chain(using: str = DEFAULT_DB_ALIAS) -> None:
-    # PostgreSQL: every appender takes the same transaction-level advisory lock,
-    # so reading the head and inserting the next event happen one writer at a
-    # time across threads, processes and hosts; it is released at commit or
-    # rollback. SQLite: transactions begin IMMEDIATE (see settings), which takes
-    # the database's single write lock for the same effect.
+def _lock_chains(using: str = DEFAULT_DB_ALIAS) -> None:
+    # PostgreSQL: every appender holds its chain's transaction-level advisory lock until it commits or rolls back
+    # (migration 0012); taking all of them, in order, waits for every append in progress and holds off new ones.
+    # SQLite: transactions begin IMMEDIATE (see settings), which takes the database's single write lock, and
+    # there is one chain.
     if connections[using].vendor == "postgresql":
         with connections[using].cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
+            cursor.execute(
+                "SELECT count(pg_advisory_xact_lock(%s + chain)) FROM generate_series(0, %s - 1) AS chain",
+                [CHAIN_LOCK_KEY, settings.AUDIT_CHAINS],
+            )
 
 
 _HEAD_QUERY = f"SELECT hash FROM {AuditEvent._meta.db_table} ORDER BY id DESC LIMIT 1"  # noqa: S608
@@ -133,7 +135,7 @@ def event_record(
         return _append_in_postgres(actor, values, using)
     # No savepoint inside a caller's transaction: if the append fails, the change it records must fail too.
     with transaction.atomic(using=using, savepoint=False):
-        _lock_chain(using)
+        _lock_chains(using)
         timestamp = timezone.now()
         values["prev_hash"] = _head_hash(using)
         digest = event_hash({**values, "timestamp": canonical_timestamp(timestamp)})
@@ -142,17 +144,20 @@ def event_record(
 
 # audit_append()'s text parameters: the hashed fields it does not compute itself, in order.
 _APPEND_ARGUMENTS = HASHED_FIELDS[1:-1]
-_APPEND_SQL = f"SELECT * FROM audit_append(%s, {', '.join(['%s'] * len(_APPEND_ARGUMENTS))})"  # noqa: S608
+_APPEND_SQL = f"SELECT * FROM audit_append(%s, {', '.join(['%s'] * len(_APPEND_ARGUMENTS))}, %s)"  # noqa: S608
 
 
 def _append_in_postgres(actor, values: dict, using: str) -> AuditEvent:
-    # One statement (see migration 0006): it takes the chain lock, reads the head, hashes and
-    # inserts, so an append costs one round trip; inside a caller's transaction the lock is
-    # held until that transaction ends, as with the Python path.
+    # One statement (migration 0012): it takes the lock of a free chain (the transaction's chain, if it
+    # appended before), reads that chain's head, hashes and inserts, so an append costs one round trip;
+    # the chain's lock is held until the caller's transaction ends.
+    arguments = [actor.pk if actor else None, *(values[name] for name in _APPEND_ARGUMENTS), settings.AUDIT_CHAINS]
     with connections[using].cursor() as cursor:
-        cursor.execute(_APPEND_SQL, [actor.pk if actor else None, *(values[name] for name in _APPEND_ARGUMENTS)])
-        event_id, timestamp, prev_hash, digest = cursor.fetchone()
-    event = AuditEvent(id=event_id, actor=actor, timestamp=timestamp, prev_hash=prev_hash, hash=digest, **values)
+        cursor.execute(_APPEND_SQL, arguments)
+        event_id, timestamp, prev_hash, digest, chain = cursor.fetchone()
+    event = AuditEvent(
+        id=event_id, actor=actor, timestamp=timestamp, prev_hash=prev_hash, hash=digest, chain=chain, **values
+    )
     event._state.adding, event._state.db = False, using
     return event
 
@@ -166,23 +171,31 @@ def _archived_total(using: str = DEFAULT_DB_ALIAS) -> int:
     return anchor.archived_total if anchor else 0
 
 
+# Checkpoints are signed one at a time (each covers the previous one's signature); appends go on meanwhile.
+CHECKPOINT_LOCK_KEY = CHAIN_LOCK_KEY - 1
+
+
 def checkpoint_create() -> AuditCheckpoint | None:
-    """Sign the current head of the chain; None when the trail is empty."""
+    """Sign the head of every chain; None when the trail is empty."""
     with transaction.atomic():
-        _lock_chain()
-        head = AuditEvent.objects.order_by("-id").values("id", "hash").first()
-        if head is None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHECKPOINT_LOCK_KEY])
+        heads = chain_heads()
+        if not heads:
             return None
-        count = _archived_total() + AuditEvent.objects.count()
+        head_id, head_hash = max(heads.values())
+        count = _archived_total() + events_up_to_heads(heads).count()
         previous = AuditCheckpoint.objects.order_by("-id").values_list("signature", flat=True).first() or ""
         signature = checkpoint_signature(
-            _signing_key(), head_id=head["id"], head_hash=head["hash"], event_count=count, previous=previous
+            _signing_key(), head_id=head_id, head_hash=head_hash, event_count=count, previous=previous, heads=heads
         )
         return AuditCheckpoint.objects.create(
-            head_id=head["id"],
-            head_hash=head["hash"],
+            head_id=head_id,
+            head_hash=head_hash,
             event_count=count,
             previous_signature=previous,
+            heads=heads,
             signature=signature,
         )
 
@@ -268,7 +281,7 @@ def _remove_archived(last_id: int, using: str) -> None:
 
 def _archive_prefix(before: datetime, output: Path, using: str) -> AuditArchive:
     with transaction.atomic(using=using):
-        _lock_chain(using)
+        _lock_chains(using)
         events = AuditEvent.objects.using(using)
         selected = events.filter(timestamp__lt=before).order_by("id")
         bounds = selected.aggregate(first_id=Min("id"), last_id=Max("id"))
@@ -281,13 +294,15 @@ def _archive_prefix(before: datetime, output: Path, using: str) -> AuditArchive:
         previous_anchor = chain_anchor(using=using)
         header = {
             "type": "opsdeck-audit-archive",
-            "version": 1,
+            "version": 2,
             "previous_anchor_hash": previous_anchor.anchor_hash if previous_anchor else GENESIS_HASH,
+            # Where each chain continues from; a chain not named starts at its genesis (hashing.chain_genesis).
+            "previous_anchors": previous_anchor.anchors if previous_anchor else {},
             "first_id": first_id,
             "last_id": last_id,
             "before": before.isoformat(),
         }
-        count, anchor_hash = _write_archive(output, header, selected)
+        count, anchors = _write_archive(output, header, selected)
         file_sha256 = _file_sha256(output)
         # The anchor first: the delete function checks that it names the last removed event.
         archive = AuditArchive.objects.using(using).create(
@@ -297,7 +312,8 @@ def _archive_prefix(before: datetime, output: Path, using: str) -> AuditArchive:
             event_count=count,
             archived_total=_archived_total(using) + count,
             previous_anchor_hash=header["previous_anchor_hash"],
-            anchor_hash=anchor_hash,
+            anchor_hash=selected.values_list("hash", flat=True).get(id=last_id),
+            anchors=anchors,
             file_name=str(output),
             file_sha256=file_sha256,
         )
@@ -331,13 +347,14 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_archive(output: Path, header: dict, events) -> tuple[int, str]:
-    count, last_hash = 0, header["previous_anchor_hash"]
+def _write_archive(output: Path, header: dict, events) -> tuple[int, dict[str, str]]:
+    """Write the header and ``events`` in id order; returns their number and, per chain, where it now continues."""
+    count, anchors = 0, dict(header["previous_anchors"])
     with gzip.open(output, "wt", encoding="utf-8") as handle:
         handle.write(json.dumps(header) + "\n")
-        for row in events.values_list("id", *HASHED_FIELDS, "hash").iterator(chunk_size=ARCHIVE_BATCH):
-            record = dict(zip(("id", *HASHED_FIELDS, "hash"), row, strict=True))
+        for row in events.values_list("id", "chain", *HASHED_FIELDS, "hash").iterator(chunk_size=ARCHIVE_BATCH):
+            record = dict(zip(("id", "chain", *HASHED_FIELDS, "hash"), row, strict=True))
             record["timestamp"] = canonical_timestamp(record["timestamp"])
             handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
-            count, last_hash = count + 1, record["hash"]
-    return count, last_hash
+            count, anchors[str(record["chain"])] = count + 1, record["hash"]
+    return count, anchors

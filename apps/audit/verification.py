@@ -15,9 +15,17 @@ from django.db import connection
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
-from .hashing import GENESIS_HASH, HASHED_FIELDS, POSTGRES_HASH_SQL, checkpoint_signature, event_hash, row_hash
+from .hashing import (
+    GENESIS_HASH,
+    HASHED_FIELDS,
+    POSTGRES_HASH_SQL,
+    chain_genesis,
+    checkpoint_signature,
+    event_hash,
+    row_hash,
+)
 from .models import AuditArchive, AuditCheckpoint, AuditEvent
-from .selectors import chain_anchor
+from .selectors import chain_anchor, events_up_to_heads
 
 VERIFY_BATCH = 5000
 
@@ -27,6 +35,7 @@ class VerifyReport:
     verified: int = 0
     head_id: int | None = None
     head_hash: str = GENESIS_HASH
+    chains: int = 0
     checkpoints: int = 0
     bad_event_id: int | None = None
     problem: str = ""
@@ -43,7 +52,8 @@ class VerifyReport:
             where = f" at event #{self.bad_event_id}" if self.bad_event_id is not None else ""
             return f"Audit chain broken{where}: {self.problem}"
         head = f"#{self.head_id} {self.head_hash}" if self.head_id is not None else f"(empty) {self.head_hash}"
-        return f"Verified {self.verified} events and {self.checkpoints} checkpoints; head {head}"
+        chains = f" in {self.chains} chains" if self.chains > 1 else ""
+        return f"Verified {self.verified} events{chains} and {self.checkpoints} checkpoints; head {head}"
 
     def fail(self, event_id: int | None, problem: str, *, broken: str = "chain") -> VerifyReport:
         self.bad_event_id, self.problem, self.broken = event_id, problem, broken
@@ -51,49 +61,98 @@ class VerifyReport:
 
 
 def chain_verify(*, from_id: int | None = None, to_id: int | None = None) -> VerifyReport:
-    """Recompute every event's hash and link in id order, then check the signed checkpoints.
+    """Recompute every event's hash and its link to the event before it in its chain, then check the checkpoints.
 
-    From ``from_id`` on, the first event's stored link is trusted as the
-    starting point; otherwise the chain starts at the archive anchor or genesis.
-    With ``to_id``, only events up to it (and the checkpoints that signed them) are checked.
+    From ``from_id`` on, each chain's first stored link is trusted as its starting point; otherwise a chain
+    starts at its archive anchor or its genesis. With ``to_id``, only events up to it (and the checkpoints that
+    signed them) are checked. The first problem reported is the one at the lowest event id, whichever chain.
     """
     report = VerifyReport()
     anchor = chain_anchor()
-    if from_id is not None:
-        first_link = AuditEvent.objects.filter(id__gte=from_id).order_by("id").values_list("prev_hash", flat=True)
-        expected_prev = first_link.first() or GENESIS_HASH
-    else:
-        expected_prev = anchor.anchor_hash if anchor else GENESIS_HASH
-    report.head_hash = expected_prev
+    expected = _chain_starts(anchor, from_id)
+    last_ids: dict[int, int] = {}
     for segment in _segments_checked(from_id or 0, to_id):
-        if segment.count:
-            if segment.first_prev != expected_prev:
-                return report.fail(
-                    segment.first_id, _broken_link_problem(segment.first_id, report.head_id, segment.first_prev)
-                )
-            report.verified += segment.count
-            report.head_id, report.head_hash = segment.last_id, segment.last_hash
-            expected_prev = segment.last_hash
-        if segment.bad_id is not None:
-            if segment.bad_link is None:
-                return report.fail(segment.bad_id, f"content changed: event #{segment.bad_id} does not match its hash")
-            return report.fail(segment.bad_id, _broken_link_problem(segment.bad_id, segment.last_id, segment.bad_link))
+        problem = _first_problem(segment, expected, last_ids)
+        if problem is not None:
+            return report.fail(*problem)
+        for chain, span in segment.spans.items():
+            report.verified += span.count
+            expected[chain], last_ids[chain] = span.last_hash, span.last_id
+            if report.head_id is None or span.last_id > report.head_id:
+                report.head_id, report.head_hash = span.last_id, span.last_hash
+    if report.head_id is None:
+        report.head_hash = expected.get(0, GENESIS_HASH)
+    report.chains = len(last_ids)
     return _checkpoints_verify(report, anchor, from_id, to_id)
+
+
+class _ChainStarts(dict):
+    """Per chain, the hash its next event must link to; a chain not seen yet starts at its genesis."""
+
+    def __missing__(self, chain: int) -> str:
+        return chain_genesis(chain)
+
+
+def _chain_starts(anchor: AuditArchive | None, from_id: int | None) -> _ChainStarts:
+    if from_id is not None:
+        first_links = (
+            AuditEvent.objects.filter(id__gte=from_id)
+            .order_by("chain", "id")
+            .distinct("chain")
+            .values_list("chain", "prev_hash")
+            if connection.vendor == "postgresql"
+            else _first_links_in_python(from_id)
+        )
+        return _ChainStarts(first_links)
+    return _ChainStarts({int(chain): hash_ for chain, hash_ in (anchor.anchors if anchor else {}).items()})
+
+
+def _first_links_in_python(from_id: int) -> list[tuple[int, str]]:
+    firsts: dict[int, str] = {}
+    for chain, prev_hash in AuditEvent.objects.filter(id__gte=from_id).order_by("id").values_list("chain", "prev_hash"):
+        firsts.setdefault(chain, prev_hash)
+    return list(firsts.items())
+
+
+def _first_problem(segment: _Segment, expected: dict[int, str], last_ids: dict[int, int]) -> tuple[int, str] | None:
+    """The lowest-id problem of one id range: a chain that does not continue from where the ranges before left
+    it, or the range's own first bad event."""
+    problems = [
+        (span.first_id, _broken_link_problem(span.first_id, last_ids.get(chain), span.first_prev))
+        for chain, span in segment.spans.items()
+        if span.first_prev != expected[chain]
+    ]
+    if segment.bad_id is not None:
+        if segment.bad_link is None:
+            problems.append((segment.bad_id, f"content changed: event #{segment.bad_id} does not match its hash"))
+        else:
+            span = segment.spans.get(segment.bad_chain)
+            previous = span.last_id if span is not None else last_ids.get(segment.bad_chain)
+            problems.append((segment.bad_id, _broken_link_problem(segment.bad_id, previous, segment.bad_link)))
+    return min(problems, default=None)
+
+
+@dataclass
+class _Span:
+    """One chain's events within one id range, up to the range's first problem."""
+
+    first_id: int
+    first_prev: str
+    last_id: int
+    last_hash: str
+    count: int
 
 
 @dataclass
 class _Segment:
-    """The result of checking one id range: its own links, and where it starts and ends.
+    """The result of checking one id range: each chain's span in it, and the range's first problem, if any.
 
-    ``count``, ``last_id`` and ``last_hash`` describe the events before the first problem, if there is one.
+    The spans describe the events before that problem.
     """
 
-    count: int = 0
-    first_id: int | None = None
-    first_prev: str = ""
-    last_id: int | None = None
-    last_hash: str = ""
+    spans: dict[int, _Span] = field(default_factory=dict)
     bad_id: int | None = None
+    bad_chain: int | None = None
     bad_link: str | None = None  # the stored prev_hash of a broken link; None for changed content
 
 
@@ -102,33 +161,39 @@ def _segment_check(from_id: int, to_id: int) -> _Segment:
         return _segment_check_in_postgres(from_id, to_id)
     segment = _Segment()
     events = AuditEvent.objects.filter(id__gte=from_id, id__lte=to_id).order_by("id")
-    rows = events.values_list("id", *HASHED_FIELDS, "hash").iterator(chunk_size=VERIFY_BATCH)
-    for event_id, *content, stored_hash in rows:
+    rows = events.values_list("id", "chain", *HASHED_FIELDS, "hash").iterator(chunk_size=VERIFY_BATCH)
+    for event_id, chain, *content, stored_hash in rows:
         prev_hash = content[-1]
         if row_hash(content) != stored_hash:
-            segment.bad_id = event_id
+            segment.bad_id, segment.bad_chain = event_id, chain
             break
-        if segment.count == 0:
-            segment.first_id, segment.first_prev = event_id, prev_hash
-        elif prev_hash != segment.last_hash:
-            segment.bad_id, segment.bad_link = event_id, prev_hash
+        span = segment.spans.get(chain)
+        if span is None:
+            span = segment.spans[chain] = _Span(event_id, prev_hash, event_id, stored_hash, 0)
+        elif prev_hash != span.last_hash:
+            segment.bad_id, segment.bad_chain, segment.bad_link = event_id, chain, prev_hash
             break
-        segment.count += 1
-        segment.last_id, segment.last_hash = event_id, stored_hash
+        span.count += 1
+        span.last_id, span.last_hash = event_id, stored_hash
     return segment
 
 
 _TABLE = AuditEvent._meta.db_table
-# PostgreSQL recomputes each hash and compares each link with the previous event's hash itself, so only the
-# first problem in the range (if any) crosses the wire.
+# PostgreSQL recomputes each hash and compares each link with the hash of the event before it in its chain
+# itself, so only the first problem in the range (if any) crosses the wire.
 _POSTGRES_FIRST_PROBLEM = (
-    "SELECT id, content_ok, prev_hash FROM ("  # noqa: S608
-    f"SELECT id, ({POSTGRES_HASH_SQL}) = hash AS content_ok, prev_hash, lag(hash) OVER (ORDER BY id) AS linked "
+    "SELECT id, chain, content_ok, prev_hash FROM ("  # noqa: S608
+    f"SELECT id, chain, ({POSTGRES_HASH_SQL}) = hash AS content_ok, prev_hash, "
+    "lag(hash) OVER (PARTITION BY chain ORDER BY id) AS linked "
     f"FROM {_TABLE} WHERE id >= %s AND id <= %s) AS checked "
     "WHERE NOT content_ok OR prev_hash <> linked ORDER BY id LIMIT 1"
 )
-_POSTGRES_SPAN = f"SELECT count(*), min(id), max(id) FROM {_TABLE} WHERE id >= %s AND id < %s"  # noqa: S608
-_POSTGRES_LINKS = f"SELECT id, prev_hash, hash FROM {_TABLE} WHERE id IN (%s, %s)"  # noqa: S608
+# Per chain, the first and last event before the problem (or the range's end) and their links.
+_POSTGRES_SPANS = (
+    "SELECT chain, count(*), min(id), max(id), "  # noqa: S608
+    "(array_agg(prev_hash ORDER BY id))[1], (array_agg(hash ORDER BY id DESC))[1] "
+    f"FROM {_TABLE} WHERE id >= %s AND id < %s GROUP BY chain"
+)
 
 
 def _segment_check_in_postgres(from_id: int, to_id: int) -> _Segment:
@@ -137,16 +202,11 @@ def _segment_check_in_postgres(from_id: int, to_id: int) -> _Segment:
         cursor.execute(_POSTGRES_FIRST_PROBLEM, [from_id, to_id])
         problem = cursor.fetchone()
         if problem is not None:
-            segment.bad_id = problem[0]
-            segment.bad_link = None if not problem[1] else problem[2]
-        # The events before the first problem (all of them when there is none) are the verified ones.
-        cursor.execute(_POSTGRES_SPAN, [from_id, segment.bad_id if problem else to_id + 1])
-        segment.count, segment.first_id, segment.last_id = cursor.fetchone()
-        if segment.count:
-            cursor.execute(_POSTGRES_LINKS, [segment.first_id, segment.last_id])
-            links = {event_id: (prev_hash, stored_hash) for event_id, prev_hash, stored_hash in cursor.fetchall()}
-            segment.first_prev = links[segment.first_id][0]
-            segment.last_hash = links[segment.last_id][1]
+            segment.bad_id, segment.bad_chain = problem[0], problem[1]
+            segment.bad_link = None if not problem[2] else problem[3]
+        cursor.execute(_POSTGRES_SPANS, [from_id, segment.bad_id if problem else to_id + 1])
+        for chain, count, first_id, last_id, first_prev, last_hash in cursor.fetchall():
+            segment.spans[chain] = _Span(first_id, first_prev, last_id, last_hash, count)
     return segment
 
 
@@ -201,6 +261,7 @@ def _checkpoints_verify(
             head_hash=checkpoint.head_hash,
             event_count=checkpoint.event_count,
             previous=checkpoint.previous_signature,
+            heads=checkpoint.heads,
         )
         if not hmac.compare_digest(expected, checkpoint.signature):
             return report.fail(
@@ -213,22 +274,28 @@ def _checkpoints_verify(
         previous_signature = checkpoint.signature
     lowest = max(first_kept_id, from_id or 0)
     relevant = [c for c in checkpoints if c.head_id >= lowest and (to_id is None or c.head_id <= to_id)]
-    stored = dict(AuditEvent.objects.filter(id__in=[c.head_id for c in relevant]).values_list("id", "hash"))
-    for checkpoint in relevant:
-        if checkpoint.head_id not in stored:
+    signed = [
+        (head_id, head_hash, checkpoint)
+        for checkpoint in relevant
+        for head_id, head_hash in _signed_heads(checkpoint).values()
+        if head_id >= lowest
+    ]
+    stored = dict(AuditEvent.objects.filter(id__in=[head_id for head_id, _, _ in signed]).values_list("id", "hash"))
+    for head_id, head_hash, checkpoint in sorted(signed, key=lambda head: head[0]):
+        if head_id not in stored:
             return report.fail(
-                checkpoint.head_id,
+                head_id,
                 f"events missing at the end: checkpoint {checkpoint.id} of {checkpoint.created:%Y-%m-%d %H:%M} "
-                f"signed event #{checkpoint.head_id}, which is gone (newest event now #{report.head_id})",
+                f"signed event #{head_id}, which is gone (newest event now #{report.head_id})",
             )
-        if stored[checkpoint.head_id] != checkpoint.head_hash:
-            return report.fail(checkpoint.head_id, f"content changed: event #{checkpoint.head_id} differs from "
-                               f"what checkpoint {checkpoint.id} signed")  # fmt: skip
+        if stored[head_id] != head_hash:
+            return report.fail(head_id, f"content changed: event #{head_id} differs from what checkpoint "
+                               f"{checkpoint.id} signed")  # fmt: skip
     report.checkpoints = len(relevant)
     if checkpoints and from_id is None:
         newest = checkpoints[-1]
         archived = anchor.archived_total if anchor else 0
-        counted = archived + AuditEvent.objects.filter(id__lte=newest.head_id).count()
+        counted = archived + events_up_to_heads(_signed_heads(newest)).count()
         if counted != newest.event_count:
             return report.fail(
                 newest.head_id,
@@ -238,6 +305,11 @@ def _checkpoints_verify(
     if to_id is None:
         _warn_if_checkpoints_stale(report, checkpoints)
     return report
+
+
+def _signed_heads(checkpoint: AuditCheckpoint) -> dict[str, list]:
+    # A checkpoint signed before there were several chains names the head of the one chain there was.
+    return checkpoint.heads or {"0": [checkpoint.head_id, checkpoint.head_hash]}
 
 
 def _warn_if_checkpoints_stale(report: VerifyReport, checkpoints: list[AuditCheckpoint]) -> None:
@@ -260,15 +332,22 @@ def archive_verify(path: Path) -> VerifyReport:
         header = json.loads(handle.readline())
         if header.get("type") != "opsdeck-audit-archive":
             return report.fail(None, f"{path} is not an Opsdeck audit archive")
-        expected_prev = report.head_hash = header["previous_anchor_hash"]
+        report.head_hash = header["previous_anchor_hash"]
+        # Version 1 archives hold the one chain there was; version 2 name where each chain continued from.
+        expected = _ChainStarts(
+            {int(chain): hash_ for chain, hash_ in header.get("previous_anchors", {}).items()}
+            if header.get("version", 1) >= 2
+            else {0: header["previous_anchor_hash"]}
+        )
         for line in handle:
             record = json.loads(line)
             values = {name: record[name] for name in HASHED_FIELDS}
+            chain = record.get("chain", 0)
             if event_hash(values) != record["hash"]:
                 return report.fail(record["id"], f"content changed: event #{record['id']} does not match its hash")
-            if record["prev_hash"] != expected_prev:
+            if record["prev_hash"] != expected[chain]:
                 return report.fail(record["id"], f"event missing or out of order before event #{record['id']}")
-            expected_prev = record["hash"]
+            expected[chain] = record["hash"]
             report.verified += 1
             report.head_id, report.head_hash = record["id"], record["hash"]
     if report.head_id != header["last_id"]:

@@ -304,6 +304,9 @@ WORKER_METRICS_ADDRESS = env.str("WORKER_METRICS_ADDRESS", "127.0.0.1")
 # --- Audit trail
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", 2555, minimum=0)
 AUDIT_CHECKPOINT_STALE_HOURS = env.int("AUDIT_CHECKPOINT_STALE_HOURS", 3, minimum=1)
+# Parallel chains appends spread over (README "Audit trail: order"): one is a single serialised chain; more let
+# that many transactions append at once. Lowering it later is safe: existing chains still verify.
+AUDIT_CHAINS = env.int("AUDIT_CHAINS", 64, minimum=1, maximum=1024)
 # Refused requests are written once per client and window, plus a summary with their count (apps/audit/refusals.py).
 AUDIT_REFUSAL_WINDOW_SECONDS = env.int("AUDIT_REFUSAL_WINDOW_SECONDS", 300, minimum=10, maximum=3600)
 # Forwarding to collectors (SIEMs), README "Audit forwarding": sinks from the admin plus these URLs (comma separated,

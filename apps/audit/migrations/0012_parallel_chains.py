@@ -1,0 +1,146 @@
+"""Appends spread over parallel chains: each event joins one of AUDIT_CHAINS chains, each chain with its own lock.
+
+``audit_append`` used to take one lock for the whole trail and hold it until the caller's transaction ended, so
+appenders queued behind each other's commits (fewer events per second with four writers than with one). Now it
+takes the lowest-numbered chain whose lock is free (``pg_try_advisory_xact_lock`` per chain; only when every
+chain is taken does it wait, for the chain its backend pid names), and every later event of the same transaction
+joins the same chain (``opsdeck.audit_chain``, a transaction-local setting). Each chain links its events exactly
+as the single chain did; chain 0 starts at the old genesis and carries every event recorded before this
+migration, so existing hashes and checkpoints stay valid. Checkpoints sign the head of every chain
+(``heads``); archives anchor every chain they cut (``anchors``).
+"""
+
+from django.db import migrations, models
+
+LOCK_KEY = 22324841718039371  # chain 0's lock: the key every earlier appender took
+FIELDS = (
+    "ts_text",
+    "p_actor_username",
+    "p_ip",
+    "p_user_agent",
+    "p_action",
+    "p_object_type",
+    "p_object_id",
+    "p_object_repr",
+    "p_changes_text",
+    "p_request_id",
+    "p_outcome",
+    "v_prev",
+)
+HASH_TEXT = ", ".join(f"length({name}), ':', {name}" for name in FIELDS)
+OLD_SIGNATURE = "audit_append(bigint, text, text, text, text, text, text, text, text, text, text)"
+NEW_SIGNATURE = "audit_append(bigint, text, text, text, text, text, text, text, text, text, text, integer)"
+
+# Chain 0 starts at the genesis of the single chain; chain k > 0 at SHA-256 of "opsdeck-audit-chain-k"
+# (apps/audit/hashing.py: chain_genesis), so no two chains share a first link.
+CHAIN_GENESIS = """
+CREATE OR REPLACE FUNCTION audit_chain_genesis(p_chain integer) RETURNS text AS $$
+    SELECT CASE WHEN p_chain = 0 THEN repeat('0', 64)
+                ELSE encode(sha256(convert_to('opsdeck-audit-chain-' || p_chain, 'UTF8')), 'hex') END
+$$ LANGUAGE sql IMMUTABLE;
+"""
+
+FUNCTION = f"""
+CREATE OR REPLACE FUNCTION audit_append(
+    p_actor_id bigint, p_actor_username text, p_ip text, p_user_agent text, p_action text,
+    p_object_type text, p_object_id text, p_object_repr text, p_changes_text text,
+    p_request_id text, p_outcome text, p_chains integer DEFAULT 64
+) RETURNS TABLE (
+    event_id bigint, event_timestamp timestamptz, event_prev_hash text, event_hash text, event_chain integer
+) AS $$
+DECLARE
+    v_chain integer := nullif(current_setting('opsdeck.audit_chain', true), '')::integer;
+    v_prev text;
+    v_ts timestamptz;
+    ts_text text;
+    v_hash text;
+    v_id bigint;
+BEGIN
+    IF v_chain IS NULL THEN
+        -- The lowest free chain: a lone writer always appends to chain 0.
+        FOR v_try IN 0 .. p_chains - 1 LOOP
+            IF pg_try_advisory_xact_lock({LOCK_KEY} + v_try) THEN
+                v_chain := v_try;
+                EXIT;
+            END IF;
+        END LOOP;
+        IF v_chain IS NULL THEN
+            v_chain := pg_backend_pid() % p_chains;
+            PERFORM pg_advisory_xact_lock({LOCK_KEY} + v_chain);
+        END IF;
+        -- The rest of this transaction's events follow on the same chain, consecutively.
+        PERFORM set_config('opsdeck.audit_chain', v_chain::text, true);
+    END IF;
+    SELECT e.hash INTO v_prev FROM audit_auditevent e WHERE e.chain = v_chain ORDER BY e.id DESC LIMIT 1;
+    IF v_prev IS NULL THEN
+        SELECT a.anchors ->> v_chain::text INTO v_prev FROM audit_auditarchive a ORDER BY a.last_id DESC LIMIT 1;
+        v_prev := coalesce(v_prev, audit_chain_genesis(v_chain));
+    END IF;
+    -- Taken after the lock, so timestamps follow the order of each chain.
+    v_ts := date_trunc('microseconds', clock_timestamp());
+    ts_text := to_char(v_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"');
+    v_hash := encode(sha256(convert_to(concat({HASH_TEXT}), 'UTF8')), 'hex');
+    INSERT INTO audit_auditevent (
+        timestamp, actor_id, actor_username, ip, user_agent, action, object_type, object_id,
+        object_repr, changes_text, request_id, outcome, prev_hash, hash, chain
+    ) VALUES (
+        v_ts, p_actor_id, p_actor_username, p_ip, p_user_agent, p_action, p_object_type, p_object_id,
+        p_object_repr, p_changes_text, p_request_id, p_outcome, v_prev, v_hash, v_chain
+    ) RETURNING id INTO v_id;
+    RETURN QUERY SELECT v_id, v_ts, v_prev, v_hash, v_chain;
+END;
+$$ LANGUAGE plpgsql VOLATILE;
+"""
+
+
+def install(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    schema_editor.execute(f"DROP FUNCTION IF EXISTS {OLD_SIGNATURE}")
+    schema_editor.execute(CHAIN_GENESIS, params=None)
+    schema_editor.execute(FUNCTION, params=None)
+    schema_editor.execute(
+        "UPDATE audit_auditarchive SET anchors = jsonb_build_object('0', anchor_hash) WHERE anchors = '{}'::jsonb"
+    )
+
+
+def remove(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    schema_editor.execute(f"DROP FUNCTION IF EXISTS {NEW_SIGNATURE}")
+    schema_editor.execute("DROP FUNCTION IF EXISTS audit_chain_genesis(integer)")
+    previous = __import__("importlib").import_module("apps.audit.migrations.0006_append_function")
+    previous.install(apps, schema_editor)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("audit", "0011_audit_sink")]
+
+    operations = [
+        migrations.AddField(
+            model_name="auditevent",
+            name="chain",
+            field=models.PositiveSmallIntegerField(
+                default=0, editable=False, help_text="Which of the parallel chains this event links into."
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="auditevent",
+            index=models.Index(fields=["chain", "id"], name="audit_chain_id_idx"),
+        ),
+        migrations.AddField(
+            model_name="auditarchive",
+            name="anchors",
+            field=models.JSONField(
+                default=dict, help_text="Per chain, the hash of its last archived event: where it continues."
+            ),
+        ),
+        migrations.AddField(
+            model_name="auditcheckpoint",
+            name="heads",
+            field=models.JSONField(
+                default=dict, blank=True, help_text="Per chain, the id and hash of its newest event when signed."
+            ),
+        ),
+        migrations.RunPython(install, remove),
+    ]
