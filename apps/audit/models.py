@@ -41,7 +41,7 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
     chain = models.PositiveSmallIntegerField(
-        default=0, editable=False, help_text="Which of the parallel chains this event links into."
+        db_default=0, editable=False, help_text="Which of the parallel chains this event links into."
     )
 
     class Meta:

@@ -139,7 +139,7 @@ def event_record(
         timestamp = timezone.now()
         values["prev_hash"] = _head_hash(using)
         digest = event_hash({**values, "timestamp": canonical_timestamp(timestamp)})
-        return AuditEvent.objects.using(using).create(actor=actor, timestamp=timestamp, hash=digest, **values)
+        return AuditEvent.objects.using(using).create(actor=actor, timestamp=timestamp, hash=digest, chain=0, **values)
 
 
 # audit_append()'s text parameters: the hashed fields it does not compute itself, in order.

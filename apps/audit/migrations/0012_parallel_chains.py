@@ -121,7 +121,7 @@ class Migration(migrations.Migration):
             model_name="auditevent",
             name="chain",
             field=models.PositiveSmallIntegerField(
-                default=0, editable=False, help_text="Which of the parallel chains this event links into."
+                db_default=0, editable=False, help_text="Which of the parallel chains this event links into."
             ),
         ),
         migrations.AddIndex(
