@@ -576,14 +576,14 @@ def secondary_indexes(cursor) -> list[tuple[str, str | None, str]]:
 def bench_load(count: int, *, since=None) -> dict:
     """COPY the chain with the secondary indexes dropped, then rebuild them as they were, in one transaction.
 
-    The events continue the chain from its head; their timestamps start at the head's, or at ``since``.
+    The events continue chain 0 from its head; their timestamps start at the head's, or at ``since``.
     """
     import psycopg
 
     from apps.audit.hashing import canonical_timestamp, event_hash
     from apps.audit.models import AuditEvent
 
-    head = AuditEvent.objects.order_by("-id").values("hash", "timestamp").first()
+    head = AuditEvent.objects.filter(chain=0).order_by("-id").values("hash", "timestamp").first()
     if head is None:
         raise RuntimeError("event_record left no events to continue from")
     prev_hash, moment = head["hash"], since or head["timestamp"]
