@@ -135,6 +135,14 @@ def test_sixteen_writer_processes_keep_every_committed_event_once_and_no_rolled_
     assert not kept, f"{len(kept)} rolled-back events in the trail, e.g. {sorted(kept)[:10]}"
     assert in_trail == committed
 
+    # Appends spread over several chains, and a transaction's events follow each other in its chain.
+    events = {event.object_id: event for event in AuditEvent.objects.filter(action="test.concurrent")}
+    assert len({event.chain for event in events.values()}) > 1
+    for marker in committed:
+        if marker.endswith("-b"):
+            first, second = events[marker.removesuffix("-b") + "-a"], events[marker]
+            assert (second.chain, second.prev_hash) == (first.chain, first.hash), marker
+
     report = chain_verify()
     assert report.ok, report.summary()
     assert report.verified == AuditEvent.objects.count()

@@ -2,8 +2,8 @@
 
 ``audit_append`` used to take one lock for the whole trail and hold it until the caller's transaction ended, so
 appenders queued behind each other's commits (fewer events per second with four writers than with one). Now it
-takes the lowest-numbered chain whose lock is free (``pg_try_advisory_xact_lock`` per chain; only when every
-chain is taken does it wait, for the chain its backend pid names), and every later event of the same transaction
+takes chain 0 if its lock is free, else the first free chain from the one its backend pid names
+(``pg_try_advisory_xact_lock`` per chain; only when every chain is taken does it wait, for that pid's chain), and every later event of the same transaction
 joins the same chain (``opsdeck.audit_chain``, a transaction-local setting). Each chain links its events exactly
 as the single chain did; chain 0 starts at the old genesis and carries every event recorded before this
 migration, so existing hashes and checkpoints stay valid. Checkpoints sign the head of every chain
@@ -55,17 +55,22 @@ DECLARE
     ts_text text;
     v_hash text;
     v_id bigint;
+    v_start integer;
+    v_candidate integer;
 BEGIN
     IF v_chain IS NULL THEN
-        -- The lowest free chain: a lone writer always appends to chain 0.
-        FOR v_try IN 0 .. p_chains - 1 LOOP
-            IF pg_try_advisory_xact_lock({LOCK_KEY} + v_try) THEN
-                v_chain := v_try;
+        -- Chain 0 when free (a lone writer always appends to it), else the first free chain from the one this
+        -- backend's pid names on: concurrent writers spread out instead of all trying the same chains in turn.
+        v_start := pg_backend_pid() % p_chains;
+        FOR v_try IN -1 .. p_chains - 1 LOOP
+            v_candidate := CASE WHEN v_try < 0 THEN 0 ELSE (v_start + v_try) % p_chains END;
+            IF pg_try_advisory_xact_lock({LOCK_KEY} + v_candidate) THEN
+                v_chain := v_candidate;
                 EXIT;
             END IF;
         END LOOP;
         IF v_chain IS NULL THEN
-            v_chain := pg_backend_pid() % p_chains;
+            v_chain := v_start;
             PERFORM pg_advisory_xact_lock({LOCK_KEY} + v_chain);
         END IF;
         -- The rest of this transaction's events follow on the same chain, consecutively.
