@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.audit.choices import Outcome
-from apps.audit.services import event_record
+from apps.audit.services import event_record, events_record
 from apps.core import formatting
 from apps.core.choices import Role
 from apps.core.errors import ApplicationError
@@ -255,13 +255,15 @@ def tokens_flag_expired() -> str:
         .annotate(id_text=Cast("pk", CharField()))
         .exclude(id_text__in=flagged.values("object_id"))
     )
-    count = 0
-    for token in expired:
-        event_record(
-            action="auth.token.expired",
-            actor=None,
-            obj=token,
-            changes={"owner": token.owner.get_username(), "expired": token.expires},
-        )
-        count += 1
-    return f"Flagged {formatting.count(count, 'expired token')}."
+    flagged_now = events_record(
+        [
+            {
+                "action": "auth.token.expired",
+                "actor": None,
+                "obj": token,
+                "changes": {"owner": token.owner.get_username(), "expired": token.expires},
+            }
+            for token in expired
+        ]
+    )
+    return f"Flagged {formatting.count(len(flagged_now), 'expired token')}."

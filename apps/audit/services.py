@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -90,7 +91,41 @@ def _request_fields(request) -> dict[str, str]:
     }
 
 
-def event_record(
+def event_record(*, using: str = DEFAULT_DB_ALIAS, **fields) -> AuditEvent:
+    """Append one event to the audit trail, inside the caller's transaction.
+
+    ``fields`` are those of ``_event_values``: ``action``, then optionally ``actor``, ``obj``, ``changes``,
+    ``outcome``, ``request``, ``object_type``, ``object_id``, ``object_repr`` and ``ip``. ``request``
+    defaults to the request being served (if any) and gives the client address, user agent, request id and,
+    when ``actor`` is not given, the signed-in user. ``changes`` is masked: secret-looking keys never get
+    stored. ``object_*`` describe an object that is not a model instance. ``ip`` names the client of an event
+    written outside its request. ``using`` names the connection (the archive service records on its own).
+    """
+    actor, values = _event_values(**fields)
+    if connections[using].vendor == "postgresql":
+        return _append_in_postgres(actor, values, using)
+    return _append_in_python(actor, values, using)
+
+
+def events_record(entries: Sequence[dict], *, using: str = DEFAULT_DB_ALIAS) -> list[AuditEvent]:
+    """Append several events at once, in order, inside the caller's transaction: each entry holds
+    ``event_record``'s keyword arguments. On PostgreSQL they are hashed and inserted by one statement under one
+    lock, consecutively in one chain."""
+    prepared = [_event_values(**entry) for entry in entries]
+    if not prepared:
+        return []
+    if connections[using].vendor != "postgresql":
+        with transaction.atomic(using=using, savepoint=False):
+            return [_append_in_python(actor, values, using) for actor, values in prepared]
+    columns = [[actor.pk if actor else None for actor, _ in prepared]]
+    columns += [[values[name] for _, values in prepared] for name in _APPEND_ARGUMENTS]
+    with connections[using].cursor() as cursor:
+        cursor.execute(_APPEND_BATCH_SQL, [*columns, settings.AUDIT_CHAINS])
+        rows = cursor.fetchall()
+    return [_appended(actor, values, row, using) for (actor, values), row in zip(prepared, rows, strict=True)]
+
+
+def _event_values(
     *,
     action: str,
     actor=None,
@@ -102,17 +137,8 @@ def event_record(
     object_id: str = "",
     object_repr: str = "",
     ip: str = "",
-    using: str = DEFAULT_DB_ALIAS,
-) -> AuditEvent:
-    """Append one event to the audit trail, inside the caller's transaction.
-
-    ``request`` defaults to the request being served (if any) and gives the
-    client address, user agent, request id and, when ``actor`` is not given,
-    the signed-in user. ``changes`` is masked: secret-looking keys never get
-    stored. ``object_*`` describe an object that is not a model instance.
-    ``ip`` names the client of an event written outside its request.
-    ``using`` names the connection (the archive service records on its own).
-    """
+) -> tuple[object, dict[str, str]]:
+    """The actor (None when nobody is signed in) and the stored text of one event, before the chain."""
     request = request if request is not None else current_request.get()
     if actor is None and request is not None:
         actor = getattr(request, "user", None)
@@ -131,13 +157,15 @@ def event_record(
     }
     if ip:
         values["ip"] = ip
-    if connections[using].vendor == "postgresql":
-        return _append_in_postgres(actor, values, using)
+    return actor, values
+
+
+def _append_in_python(actor, values: dict, using: str) -> AuditEvent:
     # No savepoint inside a caller's transaction: if the append fails, the change it records must fail too.
     with transaction.atomic(using=using, savepoint=False):
         _lock_chains(using)
         timestamp = timezone.now()
-        values["prev_hash"] = _head_hash(using)
+        values = {**values, "prev_hash": _head_hash(using)}
         digest = event_hash({**values, "timestamp": canonical_timestamp(timestamp)})
         return AuditEvent.objects.using(using).create(actor=actor, timestamp=timestamp, hash=digest, chain=0, **values)
 
@@ -145,6 +173,10 @@ def event_record(
 # audit_append()'s text parameters: the hashed fields it does not compute itself, in order.
 _APPEND_ARGUMENTS = HASHED_FIELDS[1:-1]
 _APPEND_SQL = f"SELECT * FROM audit_append(%s, {', '.join(['%s'] * len(_APPEND_ARGUMENTS))}, %s)"  # noqa: S608
+_APPEND_BATCH_SQL = (
+    "SELECT * FROM audit_append_batch(%s::bigint[], "  # noqa: S608
+    f"{', '.join(['%s::text[]'] * len(_APPEND_ARGUMENTS))}, %s)"
+)
 
 
 def _append_in_postgres(actor, values: dict, using: str) -> AuditEvent:
@@ -154,7 +186,13 @@ def _append_in_postgres(actor, values: dict, using: str) -> AuditEvent:
     arguments = [actor.pk if actor else None, *(values[name] for name in _APPEND_ARGUMENTS), settings.AUDIT_CHAINS]
     with connections[using].cursor() as cursor:
         cursor.execute(_APPEND_SQL, arguments)
-        event_id, timestamp, prev_hash, digest, chain = cursor.fetchone()
+        row = cursor.fetchone()
+    return _appended(actor, values, row, using)
+
+
+def _appended(actor, values: dict, row: tuple, using: str) -> AuditEvent:
+    """The event as stored, from what the append function returned: (id, timestamp, prev_hash, hash, chain)."""
+    event_id, timestamp, prev_hash, digest, chain = row
     event = AuditEvent(
         id=event_id, actor=actor, timestamp=timestamp, prev_hash=prev_hash, hash=digest, chain=chain, **values
     )

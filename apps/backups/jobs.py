@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
-from apps.audit.services import event_record
+from apps.audit.services import events_record
 from apps.core.choices import Role
 from apps.core.permissions import has_role
 from apps.jobs.choices import JobStatus
@@ -201,15 +201,19 @@ def _restore(job: BackupJob, run: JobRun) -> None:
     starting = partial(_restore_starting, job, into="the live database")
     backup_restore(backup=job.backup, actor=job.owner, restore_starting=starting, while_restoring=run.paused)
     recorded = set(AuditEvent.objects.filter(object_type=label, object_id=str(job.pk)).values_list("hash", flat=True))
-    for event in before:
-        if event.hash not in recorded:
-            event_record(
-                action=event.action,
-                actor=get_user_model().objects.filter(pk=event.actor_id).first(),
-                obj=job,
-                outcome=event.outcome,
-                changes={**event.changes, "recorded_before_the_restore_at": event.timestamp.isoformat()},
-            )
+    events_record(
+        [
+            {
+                "action": event.action,
+                "actor": get_user_model().objects.filter(pk=event.actor_id).first(),
+                "obj": job,
+                "outcome": event.outcome,
+                "changes": {**event.changes, "recorded_before_the_restore_at": event.timestamp.isoformat()},
+            }
+            for event in before
+            if event.hash not in recorded
+        ]
+    )
 
 
 RUNNERS = {BackupOperation.CREATE: _create, BackupOperation.VERIFY: _verify, BackupOperation.RESTORE: _restore}

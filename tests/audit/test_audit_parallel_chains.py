@@ -10,9 +10,9 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.audit.hashing import GENESIS_HASH, chain_genesis
+from apps.audit.hashing import GENESIS_HASH, HASHED_FIELDS, chain_genesis, row_hash
 from apps.audit.models import AuditEvent
-from apps.audit.services import archive_create, checkpoint_create, event_record
+from apps.audit.services import archive_create, checkpoint_create, event_record, events_record
 from apps.audit.verification import archive_verify, chain_verify
 from tests.helpers import child_database_url
 
@@ -127,3 +127,28 @@ def test_archiving_anchors_every_chain_and_both_continue_from_their_anchor(tmp_p
     assert report.ok, report.summary()
     continued = AuditEvent.objects.get(id=after_theirs)
     assert continued.prev_hash == archive.anchors.get(str(continued.chain), chain_genesis(continued.chain))
+
+
+def test_events_recorded_together_are_hashed_as_python_does_consecutive_and_gone_with_a_rollback(operator_user):
+    entries = [
+        {"action": "test.batch", "actor": operator_user, "changes": {"n": n, "ünïcode": "✓"}, "object_repr": "x" * 300}
+        for n in range(5)
+    ]
+    with transaction.atomic():
+        first = event_record(action="test.before")
+        batch = events_record(entries)
+    assert [event.id for event in batch] == sorted(event.id for event in batch)
+    assert {event.chain for event in batch} == {first.chain}
+    assert [event.prev_hash for event in batch] == [first.hash] + [event.hash for event in batch[:-1]]
+    stored = AuditEvent.objects.filter(action="test.batch").order_by("id")
+    for event, (content, stored_hash) in zip(batch, [(row[:-1], row[-1]) for row in stored.values_list(
+            *HASHED_FIELDS, "hash")], strict=True):  # fmt: skip
+        assert row_hash(content) == stored_hash == event.hash
+    assert stored.first().actor_username == operator_user.username
+    assert chain_verify().ok
+
+    with transaction.atomic():
+        events_record(entries)
+        transaction.set_rollback(True)
+    assert AuditEvent.objects.filter(action="test.batch").count() == 5
+    assert events_record([]) == []
