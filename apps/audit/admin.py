@@ -149,7 +149,7 @@ class AuditEventAdmin(ReadOnlyAuditAdmin):
         ("Who", {"fields": ["actor", "actor_username", "ip", "user_agent", "request_id"]}),
         ("Object", {"fields": ["object_type", "object_id", "object_repr"]}),
         ("Changes", {"fields": ["changes_table"]}),
-        ("Hash chain", {"fields": ["prev_hash", "hash"]}),
+        ("Hash chain", {"fields": ["chain", "prev_hash", "hash"]}),
     ]
     readonly_fields = [field.name for field in AuditEvent._meta.fields] + ["changes_table"]
 

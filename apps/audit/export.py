@@ -13,8 +13,9 @@ from apps.core.csv_cells import CSV_CELL_SQL_FUNCTION, SafeCsvWriter
 
 from .hashing import HASHED_FIELDS, POSTGRES_TIMESTAMP_FORMAT, canonical_timestamp
 
-# What an export holds: id, the hashed fields (``changes`` as its canonical JSON text) and hash.
-EXPORT_FIELDS = ("id", *("changes" if name == "changes_text" else name for name in HASHED_FIELDS), "hash")
+# What an export holds: id, the hashed fields (``changes`` as its canonical JSON text), hash, and the chain whose
+# previous event ``prev_hash`` names.
+EXPORT_FIELDS = ("id", *("changes" if name == "changes_text" else name for name in HASHED_FIELDS), "hash", "chain")
 # The columns they are read from.
 EXPORT_COLUMNS = tuple("changes_text" if name == "changes" else name for name in EXPORT_FIELDS)
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
@@ -84,8 +85,8 @@ _TIMESTAMP_TEXT = Func(
 COPY_BLOCK_BYTES = 256 * 1024
 
 
-# Cells the server writes itself: a number, hex digests, and the timestamp's text (it starts with its year).
-_SERVER_MADE = frozenset({"id", "timestamp", "prev_hash", "hash"})
+# Cells the server writes itself: numbers, hex digests, and the timestamp's text (it starts with its year).
+_SERVER_MADE = frozenset({"id", "timestamp", "prev_hash", "hash", "chain"})
 
 
 def _postgres_cell(column: str):

@@ -1,7 +1,8 @@
 """What a collector receives: RFC 5424 syslog over TCP or TLS (RFC 6587 octet counting), or JSON lines over HTTPS.
 
 Every message carries the whole event as JSON (the same document as an archive file's line), so a collector can
-recompute each hash, check that ``prev_hash`` names the event before it, and de-duplicate on ``hash``.
+recompute each hash, check that ``prev_hash`` names the event before it in its ``chain``, and de-duplicate on
+``hash``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .hashing import HASHED_FIELDS, canonical_timestamp
 from .sink_urls import BEARER_USER, SinkUrl
 
 # Columns read per event, in this order.
-EVENT_COLUMNS = ("id", *HASHED_FIELDS, "hash")
+EVENT_COLUMNS = ("id", *HASHED_FIELDS, "hash", "chain")
 # Facility 13, "log audit" (RFC 5424 section 6.2.1); severity from the outcome.
 FACILITY_LOG_AUDIT = 13
 SEVERITIES = {Outcome.SUCCESS: 6, Outcome.DENIED: 5, Outcome.FAILURE: 4}  # informational, notice, warning
@@ -34,6 +35,7 @@ SD_PARAMS = (
     ("id", "id"),
     ("hash", "hash"),
     ("prev_hash", "prev_hash"),
+    ("chain", "chain"),
     ("action", "action"),
     ("actor", "actor_username"),
     ("outcome", "outcome"),
