@@ -1,12 +1,13 @@
-"""Forwarding the audit trail to collectors (SIEMs): at least once, in chain order, resuming from a stored cursor.
+"""Forwarding the audit trail to collectors (SIEMs): at least once, in id order, resuming from a stored cursor.
 
 Each sink's ``cursor`` is the id of the last event its collector accepted. A run sends the events after it in id
 order, in batches, and moves the cursor past a batch only once the collector accepted all of it; a batch that
-fails is sent again, whole, by a later run. Event ids are chain order and become visible in that order (every
-append takes the chain lock, which is held until its transaction ends), so a later event is never sent before an
-earlier one. An event can only be sent twice when a forwarder dies between the collector's acceptance and the
-cursor's update (or a collector dies after reading a batch); messages carry the event id and hash for
-de-duplication.
+fails is sent again, whole, by a later run. Appends run on parallel chains, so ids do not commit in order: an
+event on one chain may commit after a higher id on another. A batch therefore takes only events up to
+``settled_event_id()``, below which every event that will ever exist is already committed, and the cursor never
+passes an event still to come. An event can only be sent twice when a forwarder dies between the collector's
+acceptance and the cursor's update (or a collector dies after reading a batch); messages carry the event id and
+hash for de-duplication.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from apps.core.queueing import enqueue_on_commit
 from . import sinks
 from .metrics import AUDIT_FORWARD_EVENTS, AUDIT_FORWARD_FAILURES, AUDIT_FORWARD_LAG_EVENTS, AUDIT_FORWARD_LAG_SECONDS
 from .models import AuditEvent, AuditSink
+from .selectors import settled_event_id
 from .services import AuditError, event_record
 from .sink_urls import SinkUrl, SinkUrlError, sink_url_parse, url_masked
 
@@ -169,7 +171,12 @@ def _failure_record(sink: AuditSink, error: str) -> None:
 
 
 def _batch(after_id: int, size: int) -> list[dict]:
-    rows = AuditEvent.objects.filter(id__gt=after_id).order_by("id").values_list(*sinks.EVENT_COLUMNS)[:size]
+    # Settled first, then read: the read's snapshot must be newer than what settled_event_id looked at.
+    settled = settled_event_id()
+    if settled <= after_id:
+        return []
+    events = AuditEvent.objects.filter(id__gt=after_id, id__lte=settled)
+    rows = events.order_by("id").values_list(*sinks.EVENT_COLUMNS)[:size]
     return [sinks.event_document(row) for row in rows]
 
 
