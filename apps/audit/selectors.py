@@ -49,8 +49,8 @@ def events_up_to_heads(heads: dict[str, list], *, using: str = DEFAULT_DB_ALIAS)
 # chain above the current setting may still be in use by a process started with a larger one.
 MAX_CHAINS = 1024
 _SEQUENCE_SQL = (
-    "SELECT pg_get_serial_sequence(%s, 'id'), "
-    "(SELECT s.seqcache FROM pg_sequence s WHERE s.seqrelid = pg_get_serial_sequence(%s, 'id')::regclass)"
+    "SELECT q.name, s.seqcache FROM pg_get_serial_sequence(%s, 'id') AS q(name) "
+    "LEFT JOIN pg_sequence s ON s.seqrelid = q.name::regclass"
 )
 # Held chain locks (advisory, one bigint key: objsubid 1, key = classid << 32 | objid) in this database, each with
 # its chain's newest event id visible now (one probe of the chain's (chain, id) index).
@@ -112,7 +112,7 @@ def settled_event_id(*, using: str = DEFAULT_DB_ALIAS) -> int:
     if connection.vendor != "postgresql":
         return AuditEvent.objects.using(using).aggregate(newest=Max("id"))["newest"] or 0
     with connection.cursor() as cursor:
-        cursor.execute(_SEQUENCE_SQL, [table, table])
+        cursor.execute(_SEQUENCE_SQL, [table])
         sequence, cache = cursor.fetchone()
         if sequence is None:
             raise UnsettledSequenceError(f"{table}.id has no sequence: its ids cannot be followed in order.")
