@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from django.db import connection, transaction
 
+from apps.audit import forwarding
 from apps.audit.forwarding import audit_forward, sink_forward, sink_lag, sink_save
 from apps.audit.hashing import event_hash
 from apps.audit.models import AuditEvent, AuditSink
@@ -119,6 +120,13 @@ def sink(listener):
     return sink_save(sink=AuditSink(name=f"siem-{uuid.uuid4().hex[:8]}", url=f"syslog+tcp://127.0.0.1:{listener.port}"))
 
 
+@pytest.fixture
+def short_wait(monkeypatch):
+    """A run waits this long at most for events held back by a transaction still open."""
+    monkeypatch.setattr(forwarding, "HELD_BACK_WAIT_SECONDS", 0.2)
+    return 0.2
+
+
 # --- settled_event_id
 
 
@@ -202,7 +210,7 @@ def test_an_id_sequence_that_caches_ids_is_refused_by_name():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_forwarding_waits_for_a_lower_id_still_open_and_then_sends_it(listener, sink):
+def test_forwarding_waits_for_a_lower_id_still_open_and_then_sends_it(listener, sink, short_wait):
     event_record(action="test.committed")
     with OpenTransaction(count=2) as open_one:
         later = [event_record(action="test.committed.later") for _ in range(2)]
@@ -210,7 +218,9 @@ def test_forwarding_waits_for_a_lower_id_still_open_and_then_sends_it(listener, 
         assert later[0].id > open_one.events[-1].id
         before_open = [event_id for event_id in _committed_ids() if event_id < open_one.events[0].id]
 
+        started = time.monotonic()
         assert audit_forward() == f"{sink.name}: {len(before_open)} events sent"
+        assert time.monotonic() - started >= short_wait  # it waited a little for the open transaction
 
         sink.refresh_from_db()
         assert sink.cursor == before_open[-1]  # not past the open transaction's events
@@ -227,7 +237,7 @@ def test_forwarding_waits_for_a_lower_id_still_open_and_then_sends_it(listener, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rolled_back_lower_id_holds_forwarding_back_only_while_open(listener, sink):
+def test_a_rolled_back_lower_id_holds_forwarding_back_only_while_open(listener, sink, short_wait):
     with OpenTransaction() as open_one:
         later = event_record(action="test.committed.later")
         assert later.id > open_one.events[0].id
@@ -237,6 +247,22 @@ def test_a_rolled_back_lower_id_holds_forwarding_back_only_while_open(listener, 
 
     audit_forward()
 
+    _assert_each_committed_event_once_in_id_order(listener.documents)
+    assert AuditSink.objects.get().cursor == later.id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_waits_for_a_short_transaction_holding_a_lower_id_and_sends_everything(listener, sink):
+    with OpenTransaction() as open_one:
+        later = event_record(action="test.committed.later")
+        # The open transaction commits a moment after the run has started.
+        committer = threading.Timer(0.3, open_one.end, kwargs={"commit": True})
+        committer.start()
+
+        sent, error = sink_forward(sink.pk)
+
+        committer.join()
+    assert (sent, error) == (len(_committed_ids()), "")
     _assert_each_committed_event_once_in_id_order(listener.documents)
     assert AuditSink.objects.get().cursor == later.id
 
