@@ -96,10 +96,10 @@ def _assert_each_committed_event_once_in_id_order(documents: list[dict]) -> None
     last_hash: dict[int, str] = {}
     for document in documents:  # what the collector received is what the hash covers, linked within its chain
         assert event_hash(document) == document["hash"]
-        chain = chains[document["id"]]
-        if chain in last_hash:
-            assert document["prev_hash"] == last_hash[chain]
-        last_hash[chain] = document["hash"]
+        assert document["chain"] == chains[document["id"]]
+        if document["chain"] in last_hash:
+            assert document["prev_hash"] == last_hash[document["chain"]]
+        last_hash[document["chain"]] = document["hash"]
 
 
 def _other_connection(dbname: str | None = None) -> psycopg.Connection:
