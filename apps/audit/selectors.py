@@ -91,7 +91,7 @@ def settled_event_id(*, using: str = DEFAULT_DB_ALIAS) -> int:
     ends. e's id <= S, so e was numbered before (a). If k's lock was free at (b), T had ended before (b), and
     PostgreSQL makes a commit visible before it releases the transaction's locks: e is committed (or rolled
     back, and will never exist), and a statement begun after this one sees it. If k's lock was held at (b), then
-    e's id <= h_k: a chain's lock holders follow one another, and each numbers its events after every earlier
+    e's id <= N <= h_k: a chain's lock holders follow one another, and each numbers its events after every earlier
     holder's, so the events of chain k numbered up to h_k all come from holders no later than the one that
     committed h_k, which had ended by (c); the holder at (b) or any later one numbers its events above h_k. (c)
     runs in the same statement as (b), so its snapshot may be a moment older than (b); that only makes h_k
