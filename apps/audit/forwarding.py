@@ -1,12 +1,13 @@
-"""Forwarding the audit trail to collectors (SIEMs): at least once, in chain order, resuming from a stored cursor.
+"""Forwarding the audit trail to collectors (SIEMs): at least once, in id order, resuming from a stored cursor.
 
 Each sink's ``cursor`` is the id of the last event its collector accepted. A run sends the events after it in id
 order, in batches, and moves the cursor past a batch only once the collector accepted all of it; a batch that
-fails is sent again, whole, by a later run. Event ids are chain order and become visible in that order (every
-append takes the chain lock, which is held until its transaction ends), so a later event is never sent before an
-earlier one. An event can only be sent twice when a forwarder dies between the collector's acceptance and the
-cursor's update (or a collector dies after reading a batch); messages carry the event id and hash for
-de-duplication.
+fails is sent again, whole, by a later run. Appends run on parallel chains, so ids do not commit in order: an
+event on one chain may commit after a higher id on another. A batch therefore takes only events up to
+``settled_event_id()``, below which every event that will ever exist is already committed, and the cursor never
+passes an event still to come. An event can only be sent twice when a forwarder dies between the collector's
+acceptance and the cursor's update (or a collector dies after reading a batch); messages carry the event id and
+hash for de-duplication.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from apps.core.queueing import enqueue_on_commit
 from . import sinks
 from .metrics import AUDIT_FORWARD_EVENTS, AUDIT_FORWARD_FAILURES, AUDIT_FORWARD_LAG_EVENTS, AUDIT_FORWARD_LAG_SECONDS
 from .models import AuditEvent, AuditSink
+from .selectors import settled_event_id
 from .services import AuditError, event_record
 from .sink_urls import SinkUrl, SinkUrlError, sink_url_parse, url_masked
 
@@ -35,6 +37,10 @@ from .sink_urls import SinkUrl, SinkUrlError, sink_url_parse, url_masked
 FORWARD_LOCK_CLASS = 0x4F504657  # "OPFW"
 # A run stops after this long even when events keep coming, so that runs (every minute) do not pile up.
 RUN_BUDGET_SECONDS = 50
+# Events that wait behind a lower id still open on another chain (see _batch): a run looks again this often, for
+# this long at most in all, before it leaves them to the next run.
+HELD_BACK_PAUSE_SECONDS = 0.05
+HELD_BACK_WAIT_SECONDS = 2.0
 ERROR_LENGTH = 1000
 # The fields of a sink an audit event shows, the URL masked.
 AUDITED_FIELDS = ("name", "url", "tls_ca_file", "active", "managed", "cursor")
@@ -168,19 +174,31 @@ def _failure_record(sink: AuditSink, error: str) -> None:
     AUDIT_FORWARD_FAILURES.labels(sink=sink.name).inc()
 
 
-def _batch(after_id: int, size: int) -> list[dict]:
-    rows = AuditEvent.objects.filter(id__gt=after_id).order_by("id").values_list(*sinks.EVENT_COLUMNS)[:size]
-    return [sinks.event_document(row) for row in rows]
+def _batch(after_id: int, size: int) -> tuple[list[dict], bool]:
+    """Up to ``size`` settled events after ``after_id``, and whether a short batch leaves committed events behind:
+    they wait for a lower id that a transaction still open may yet commit."""
+    # Settled first, then read: the read's snapshot must be newer than what settled_event_id looked at.
+    settled = settled_event_id()
+    documents = []
+    if settled > after_id:
+        events = AuditEvent.objects.filter(id__gt=after_id, id__lte=settled)
+        rows = events.order_by("id").values_list(*sinks.EVENT_COLUMNS)[:size]
+        documents = [sinks.event_document(row) for row in rows]
+    held_back = len(documents) < size and AuditEvent.objects.filter(id__gt=max(after_id, settled)).exists()
+    return documents, held_back
 
 
 def sink_forward(sink_id: int) -> tuple[int, str]:
     """Send ``sink_id``'s pending events until it is caught up, a batch fails, or the run's time is up.
 
+    Events waiting behind a lower id that a transaction still open may commit are waited for a little (at most
+    HELD_BACK_WAIT_SECONDS in a run), then left to the next run.
+
     Returns (events sent, error or ""). Each batch re-reads the cursor and moves it only from the value it read,
     so an administrator's reset in the middle of a run is kept, not overwritten.
     """
     started = time.monotonic()
-    sent = 0
+    sent, held_back_waited = 0, 0.0
     with _forwarder_lock(sink_id) as acquired:
         if not acquired:
             return 0, ""
@@ -193,32 +211,38 @@ def sink_forward(sink_id: int) -> tuple[int, str]:
             except SinkUrlError as exc:
                 _failure_record(sink, str(exc))
                 return sent, str(exc)
-            documents = _batch(sink.cursor, settings.AUDIT_FORWARD_BATCH_SIZE)
-            if not documents:
-                break
-            try:
-                sinks.deliver(
-                    target,
-                    documents,
-                    ca_file=sink.tls_ca_file or target.ca_file,
-                    timeout=settings.AUDIT_FORWARD_TIMEOUT_SECONDS,
+            documents, held_back = _batch(sink.cursor, settings.AUDIT_FORWARD_BATCH_SIZE)
+            if documents:
+                try:
+                    sinks.deliver(
+                        target,
+                        documents,
+                        ca_file=sink.tls_ca_file or target.ca_file,
+                        timeout=settings.AUDIT_FORWARD_TIMEOUT_SECONDS,
+                    )
+                except sinks.DeliveryError as exc:
+                    _failure_record(sink, str(exc))
+                    return sent, str(exc)
+                moved = AuditSink.objects.filter(pk=sink_id, cursor=sink.cursor).update(
+                    cursor=documents[-1]["id"],
+                    last_success_at=timezone.now(),
+                    last_error="",
+                    consecutive_failures=0,
+                    forwarded_total=F("forwarded_total") + len(documents),
                 )
-            except sinks.DeliveryError as exc:
-                _failure_record(sink, str(exc))
-                return sent, str(exc)
-            moved = AuditSink.objects.filter(pk=sink_id, cursor=sink.cursor).update(
-                cursor=documents[-1]["id"],
-                last_success_at=timezone.now(),
-                last_error="",
-                consecutive_failures=0,
-                forwarded_total=F("forwarded_total") + len(documents),
-            )
-            AUDIT_FORWARD_EVENTS.labels(sink=sink.name).inc(len(documents))
-            sent += len(documents)
-            if not moved:  # the cursor was reset meanwhile: the next run starts from the new one
+                AUDIT_FORWARD_EVENTS.labels(sink=sink.name).inc(len(documents))
+                sent += len(documents)
+                if not moved:  # the cursor was reset meanwhile: the next run starts from the new one
+                    break
+            if time.monotonic() - started > RUN_BUDGET_SECONDS:
                 break
-            if len(documents) < settings.AUDIT_FORWARD_BATCH_SIZE or time.monotonic() - started > RUN_BUDGET_SECONDS:
-                break
+            if len(documents) < settings.AUDIT_FORWARD_BATCH_SIZE:
+                # Caught up, unless events wait behind a lower id still open: such a transaction mostly ends within
+                # moments, so wait a little for it rather than leave the rest to the next run.
+                if not held_back or held_back_waited >= HELD_BACK_WAIT_SECONDS:
+                    break
+                time.sleep(HELD_BACK_PAUSE_SECONDS)
+                held_back_waited += HELD_BACK_PAUSE_SECONDS
     return sent, ""
 
 
