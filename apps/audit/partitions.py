@@ -63,7 +63,8 @@ def partitions_list(*, count: bool = False, using: str = DEFAULT_DB_ALIAS) -> li
         return []
     with connections[using].cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass",
             [AuditEvent._meta.db_table],
         )
         names = [name for (name,) in cursor.fetchall()]
