@@ -602,7 +602,8 @@ def bench_load(count: int, *, since=None) -> dict:
     from apps.audit.hashing import canonical_timestamp, event_hash
     from apps.audit.models import AuditEvent
 
-    head = AuditEvent.objects.order_by("-id").values("hash", "timestamp").first()
+    # COPY leaves ``chain`` to its default, 0: continue chain 0, whichever chain the newest event joined.
+    head = AuditEvent.objects.filter(chain=0).order_by("-id").values("hash", "timestamp").first()
     if head is None:
         raise RuntimeError("event_record left no events to continue from")
     prev_hash, moment = head["hash"], since or head["timestamp"]
