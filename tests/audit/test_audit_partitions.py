@@ -289,3 +289,22 @@ def test_existing_events_are_carried_into_partitions_and_back_unchanged():
         assert _record(1, "test.back")[0].id > added.id
     finally:
         _migrate()
+
+
+@pytest.mark.django_db
+def test_daily_task_creates_the_months_and_a_conflict_is_recorded_as_a_failed_run_naming_the_month():
+    from apps.audit.tasks import audit_partitions
+    from apps.core.models import MaintenanceRun
+
+    assert audit_partitions.apply(throw=True).get().startswith("Audit partitions created: none;")
+    month = _month(2)
+    with connection.cursor() as cursor:  # as if that month's partition had never been created
+        cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {_partition_name(month)}")
+    _set_timestamp(_record(1)[0].id, datetime(month.year, month.month, 9, tzinfo=UTC))
+
+    with pytest.raises(PartitionError):
+        audit_partitions.apply(throw=True).get()
+
+    run = MaintenanceRun.objects.filter(task_name="maintenance.audit_partitions").latest("started_at")
+    assert run.status == "failed"
+    assert f"the default partition holds 1 audit events of {month:%Y-%m}" in run.message
