@@ -11,13 +11,14 @@ verify. The guards of migration 0008 hold on the parent and on every partition: 
 (the trigger is cloned to each partition), DELETE and TRUNCATE by a statement trigger on each table, because a
 statement aimed at one partition fires that partition's statement triggers, not the parent's.
 
-Three functions, each owned by the table owner with its search_path pinned:
+Functions owned by the table owner with its search_path pinned:
 
 - ``audit_partition_create(month)`` creates a month's partition if missing, with the guard and the parent's
   privileges (not those ALTER DEFAULT PRIVILEGES would give the application role); anyone may call it;
 - ``audit_archive_detach(partition)`` detaches and drops one monthly partition, only when an archive row anchors
   its newest event; EXECUTE is for the archive role alone (``manage.py grant_database_roles``);
-- ``audit_privileges_copy(from, to)`` gives a table exactly another's privileges (used by the two above).
+- ``audit_privileges_copy(from, to)`` gives a table exactly another's privileges, and
+  ``audit_partition_index_names(partition)`` names a partition's indexes after the parent's (both used above).
 
 ``audit_append`` reads a chain's head in this month's partition first (one index probe), and only when the chain
 has no event there in the whole table (one probe per partition: 84 for seven years of months).
@@ -93,6 +94,30 @@ $$;
 REVOKE ALL ON FUNCTION audit_privileges_copy(regclass, regclass) FROM PUBLIC;
 """
 
+# A partition's indexes are named after the parent's (audit_auditevent_p202612_audit_object_id_recent), so plans
+# name the index they use; PostgreSQL would call it audit_auditevent_p202612_object_id_id_idx.
+INDEX_NAMES = """
+CREATE OR REPLACE FUNCTION audit_partition_index_names(p_partition regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = {schema}, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT child.relname AS child, (SELECT relname FROM pg_class WHERE oid = p_partition) || '_'
+                    || parent.relname AS wanted
+             FROM pg_index x JOIN pg_class child ON child.oid = x.indexrelid
+             JOIN pg_inherits i ON i.inhrelid = x.indexrelid JOIN pg_class parent ON parent.oid = i.inhparent
+             WHERE x.indrelid = p_partition LOOP
+        IF r.child <> r.wanted THEN
+            EXECUTE format('ALTER INDEX %I RENAME TO %I', r.child, r.wanted);
+        END IF;
+    END LOOP;
+END;
+$$;
+REVOKE ALL ON FUNCTION audit_partition_index_names(regclass) FROM PUBLIC;
+"""
+
 NO_REMOVAL_TRIGGER = (
     "CREATE TRIGGER {name}_no_removal BEFORE DELETE OR TRUNCATE ON {name} "
     "FOR EACH STATEMENT EXECUTE FUNCTION audit_no_removal()"
@@ -130,6 +155,7 @@ BEGIN
     EXECUTE format('CREATE TRIGGER %I BEFORE DELETE OR TRUNCATE ON %I '
                    'FOR EACH STATEMENT EXECUTE FUNCTION audit_no_removal()', v_name || '_no_removal', v_name);
     PERFORM audit_privileges_copy('audit_auditevent'::regclass, v_name::regclass);
+    PERFORM audit_partition_index_names(v_name::regclass);
     RETURN true;
 END;
 $$;
@@ -258,7 +284,7 @@ def partition(apps, schema_editor):
     )
     execute("CREATE SEQUENCE audit_auditevent_id_partitioned_seq OWNED BY audit_auditevent.id")
     execute(f"ALTER TABLE {TABLE} ALTER COLUMN id SET DEFAULT nextval('audit_auditevent_id_partitioned_seq')")
-    for function in (UPDATE_GUARD, PRIVILEGES_COPY, PARTITION_CREATE, ARCHIVE_DETACH, APPEND):
+    for function in (UPDATE_GUARD, PRIVILEGES_COPY, INDEX_NAMES, PARTITION_CREATE, ARCHIVE_DETACH, APPEND):
         execute(function.format(schema=schema) if "{schema}" in function else function, params=None)
     execute(f"SELECT audit_privileges_copy('{OLD_TABLE}'::regclass, '{TABLE}'::regclass)")
     execute(
@@ -286,6 +312,9 @@ def partition(apps, schema_editor):
     execute(f"ALTER TABLE {TABLE} ADD CONSTRAINT {TABLE}_pkey PRIMARY KEY (id, timestamp)")
     execute(f"ALTER TABLE {TABLE} ADD CONSTRAINT audit_hash_unique UNIQUE (hash, timestamp)")
     _rebuild(schema_editor, indexes, keys)
+    execute(
+        f"SELECT audit_partition_index_names(inhrelid::regclass) FROM pg_inherits WHERE inhparent = '{TABLE}'::regclass"
+    )
 
 
 def unpartition(apps, schema_editor):
@@ -309,6 +338,7 @@ def unpartition(apps, schema_editor):
         "audit_archive_detach(text)",
         "audit_partition_create(date)",
         "audit_privileges_copy(regclass, regclass)",
+        "audit_partition_index_names(regclass)",
     ):
         execute(f"DROP FUNCTION IF EXISTS {function}")
     GUARDS.install(apps, schema_editor)  # the triggers, and 0008's row guard
