@@ -49,7 +49,7 @@ RECORD_WARMUP = 100
 SEED = 20240611
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-DATABASE = "opsdeck_bench_audit"
+DATABASE = os.environ.get("BENCH_DATABASE", "opsdeck_bench_audit")  # dropped and created again by each run
 DATABASE_URL = f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{DATABASE}"
 
 SWEEP_SECONDS = float(os.environ.get("AUDIT_BENCH_SWEEP_SECONDS", "5"))
@@ -269,12 +269,31 @@ class EventFactory:
 FLOOR_LOCK_KEY = 0x42454E4348  # a lock of the floor's own, so it never waits for event_record's
 
 
+def table_like_events(cursor, name: str) -> None:
+    """Create ``name`` shaped like the events table: same columns, indexes, unique constraint and monthly
+    partitions (PostgreSQL, migration 0013), an id sequence of its own, no trigger and no chain."""
+    cursor.execute("SELECT relkind = 'p' FROM pg_class WHERE oid = 'audit_auditevent'::regclass")
+    if not cursor.fetchone()[0]:
+        cursor.execute(f"CREATE TABLE {name} (LIKE audit_auditevent INCLUDING ALL)")
+        return
+    # LIKE copies the id default too, which would draw on the events' sequence.
+    cursor.execute(f"CREATE TABLE {name} (LIKE audit_auditevent INCLUDING ALL) PARTITION BY RANGE (timestamp)")
+    cursor.execute(f"CREATE SEQUENCE {name}_id_seq OWNED BY {name}.id")
+    cursor.execute(f"ALTER TABLE {name} ALTER COLUMN id SET DEFAULT nextval('{name}_id_seq')")
+    cursor.execute(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c "
+        "ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_auditevent'::regclass"
+    )
+    for partition, bound in cursor.fetchall():
+        cursor.execute(f"CREATE TABLE {partition.replace('audit_auditevent', name)} PARTITION OF {name} {bound}")
+
+
 def floor_prepare() -> None:
-    """A copy of the events table (same columns and indexes, no trigger) for the plain-SQL floor."""
+    """A copy of the events table (same columns, indexes and partitions, no trigger) for the plain-SQL floor."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE bench_floor (LIKE audit_auditevent INCLUDING ALL)")
+        table_like_events(cursor, "bench_floor")
 
 
 def floor_record(conn, values: dict) -> None:
@@ -494,8 +513,8 @@ def bench_sweep() -> dict:
     counts = [count for count in SWEEP_WRITERS if count <= budget]
     skipped = [count for count in SWEEP_WRITERS if count > budget]
     with connection.cursor() as cursor:
-        # Same columns, indexes and unique constraint as the audit table; no trigger, no chain.
-        cursor.execute(f"CREATE TABLE {PLAIN_TABLE} (LIKE audit_auditevent INCLUDING ALL)")
+        # Same columns, indexes, unique constraint and partitions as the audit table; no trigger, no chain.
+        table_like_events(cursor, PLAIN_TABLE)
     # Forked after Django is set up (copy-on-write, no per-writer start-up); each child opens its own connection
     # pool on first use, capped at one connection so the sweep holds at most one connection per writer.
     django_close()
@@ -583,6 +602,7 @@ def bench_load(count: int, *, since=None) -> dict:
     from apps.audit.hashing import canonical_timestamp, event_hash
     from apps.audit.models import AuditEvent
 
+    # COPY leaves ``chain`` to its default, 0: continue chain 0, whichever chain the newest event joined.
     head = AuditEvent.objects.filter(chain=0).order_by("-id").values("hash", "timestamp").first()
     if head is None:
         raise RuntimeError("event_record left no events to continue from")
@@ -625,7 +645,8 @@ def bench_load(count: int, *, since=None) -> dict:
                 if constraint:
                     cursor.execute(f'ALTER TABLE audit_auditevent ADD CONSTRAINT "{constraint}" {definition}')
                 else:
-                    cursor.execute(definition)
+                    # A partitioned table's index reads ON ONLY, which would leave out its partitions.
+                    cursor.execute(definition.replace(" ON ONLY ", " ON ", 1))
             if secondary_indexes(cursor) != indexes:
                 raise RuntimeError("the secondary indexes were not rebuilt as they were")
         conn.commit()

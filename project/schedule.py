@@ -36,6 +36,14 @@ SCHEDULE = [
         description="Recomputes the whole audit chain and its checkpoints every night; a failure shows in the admin.",
     ),
     ScheduledTask(
+        name="Create audit partitions",
+        task="maintenance.audit_partitions",
+        crontab="40 2 * * *",
+        queue="maintenance",
+        description="Creates the audit table's partitions of this month and the next two where missing (PostgreSQL), "
+        "so events never fall into the default partition.",
+    ),
+    ScheduledTask(
         name="Forward audit events",
         task="maintenance.audit_forward",
         crontab="* * * * *",

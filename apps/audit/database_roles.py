@@ -7,7 +7,12 @@ Three roles (README, "Database roles and the append-only audit trail"):
 - the **application** role (portal, workers, beat) reads and writes every table except that it may only
   append to the audit trail (and null ``actor_id`` when a user is deleted);
 - the **archive** role, used only by ``audit archive`` through AUDIT_ARCHIVE_DATABASE_URL, may read the trail,
-  record archives and call ``audit_archive_delete()``, the one way to remove events.
+  record archives and call ``audit_archive_delete()`` and ``audit_archive_detach()``, the only ways to remove
+  events (rows, or whole monthly partitions).
+
+On PostgreSQL the events table is partitioned by month (migration 0013). A statement aimed at one partition is
+checked against that partition's privileges, so every existing partition gets exactly the events table's; a
+partition created later gets them from ``audit_partition_create()``.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ _APP_TABLE_RIGHTS = "SELECT, INSERT, UPDATE, DELETE"
 _APP_SEQUENCE_RIGHTS = "USAGE, SELECT, UPDATE"  # UPDATE: setval() when a restore resets the backup sequence
 
 
-def _statements(*, database: str, schema: str, app_role: str, archive_role: str) -> list[sql.Composed]:
+def _statements(
+    *, database: str, schema: str, app_role: str, archive_role: str, partitions: list[str]
+) -> list[sql.Composed]:
     app, archive, place = sql.Identifier(app_role), sql.Identifier(archive_role), sql.Identifier(schema)
-    event, checkpoint, stored = (
-        sql.Identifier(model._meta.db_table) for model in (AuditEvent, AuditCheckpoint, AuditArchive)
-    )
+    checkpoint, stored = (sql.Identifier(model._meta.db_table) for model in (AuditCheckpoint, AuditArchive))
+    # The events table and each of its partitions.
+    event = sql.SQL(", ").join(sql.Identifier(name) for name in [AuditEvent._meta.db_table, *partitions])
     event_seq, archive_seq = (sql.Identifier(f"{model._meta.db_table}_id_seq") for model in (AuditEvent, AuditArchive))
     app_rights, sequence_rights = sql.SQL(_APP_TABLE_RIGHTS), sql.SQL(_APP_SEQUENCE_RIGHTS)
     return [
@@ -47,19 +54,21 @@ def _statements(*, database: str, schema: str, app_role: str, archive_role: str)
         sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {}, {} FROM {}").format(event, checkpoint, app),
         sql.SQL("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(stored, app),
         sql.SQL("REVOKE ALL ON FUNCTION audit_archive_delete(bigint) FROM PUBLIC, {}").format(app),
+        sql.SQL("REVOKE ALL ON FUNCTION audit_archive_detach(text) FROM PUBLIC, {}").format(app),
         # Deleting a user nulls actor_id in their events (Django's SET_NULL); the hash does not cover it.
         sql.SQL("GRANT UPDATE (actor_id) ON {} TO {}").format(event, app),
         sql.SQL("GRANT SELECT ON {}, {}, {} TO {}").format(event, checkpoint, stored, archive),
         sql.SQL("GRANT INSERT ON {}, {} TO {}").format(event, stored, archive),
         sql.SQL("GRANT USAGE ON SEQUENCE {}, {} TO {}").format(event_seq, archive_seq, archive),
         sql.SQL("GRANT EXECUTE ON FUNCTION audit_archive_delete(bigint) TO {}").format(archive),
+        sql.SQL("GRANT EXECUTE ON FUNCTION audit_archive_detach(text) TO {}").format(archive),
     ]
 
 
 def _check_roles(cursor, app_role: str, archive_role: str) -> None:
     if app_role == archive_role:
         raise RoleGrantError("The application and archive roles must be two different roles.")
-    cursor.execute("SELECT to_regprocedure('audit_archive_delete(bigint)') IS NOT NULL")
+    cursor.execute("SELECT to_regprocedure('audit_archive_detach(text)') IS NOT NULL")
     if not cursor.fetchone()[0]:
         raise RoleGrantError("The audit tables are not migrated yet: run manage.py migrate (as the owner) first.")
     cursor.execute(
@@ -89,7 +98,15 @@ def database_roles_grant(*, app_role: str, archive_role: str, apply: bool = True
         _check_roles(cursor, app_role, archive_role)
         cursor.execute("SELECT current_database(), current_schema()")
         database, schema = cursor.fetchone()
-        statements = _statements(database=database, schema=schema, app_role=app_role, archive_role=archive_role)
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass ORDER BY c.relname",
+            [AuditEvent._meta.db_table],
+        )
+        partitions = [name for (name,) in cursor.fetchall()]
+        statements = _statements(
+            database=database, schema=schema, app_role=app_role, archive_role=archive_role, partitions=partitions
+        )
         texts = [statement.as_string(connection.connection) for statement in statements]
         if apply:
             for text in texts:

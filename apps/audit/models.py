@@ -64,7 +64,9 @@ class AuditEvent(models.Model):
                 fields=["outcome", "-id"], name="audit_outcome_unusual", condition=~models.Q(outcome=Outcome.SUCCESS)
             ),
         ]
-        constraints = [models.UniqueConstraint(fields=["hash"], name="audit_hash_unique")]
+        # On PostgreSQL the table is partitioned by month (migration 0013): every key includes the timestamp there,
+        # and the primary key is (id, timestamp); ids still come from one sequence.
+        constraints = [models.UniqueConstraint(fields=["hash", "timestamp"], name="audit_hash_unique")]
         # Read-only for everyone in the admin; the service is the only writer.
         default_permissions = ("view",)
 

@@ -31,6 +31,7 @@ from .hashing import (
 from .masking import masked
 from .metrics import AUDIT_CHAIN_VALID
 from .models import AuditArchive, AuditCheckpoint, AuditEvent, AuditSink
+from .partitions import DEFAULT_PARTITION, Partition, partitions_list
 from .selectors import chain_anchor, chain_heads, events_up_to_heads
 from .verification import VerifyReport, chain_verify
 
@@ -330,15 +331,43 @@ def archive_create(*, before: datetime, output: Path) -> AuditArchive:
         raise
 
 
-def _remove_archived(last_id: int, using: str) -> None:
+def _remove_archived(last_id: int, before: datetime, using: str) -> None:
     with connections[using].cursor() as cursor:
-        if connections[using].vendor == "postgresql":
-            # The one way past the append-only trigger (migration 0008): a SECURITY DEFINER function that only
-            # the archive role may execute, and that deletes only a prefix an archive row anchors.
-            cursor.execute("SELECT audit_archive_delete(%s)", [last_id])
-        else:
+        if connections[using].vendor != "postgresql":
             # One statement: the ORM would load every archived row first.
             cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id <= %s", [last_id])  # noqa: S608
+            return
+        whole, leftovers = _archived_partitions(cursor, last_id, before, using)
+        # Whole months go at once (migration 0013): detached and dropped, not deleted row by row. Like the delete
+        # below, only through a SECURITY DEFINER function that the archive role alone may execute, and that checks
+        # that an archive row anchors the partition's newest event before it detaches anything.
+        for partition in whole:
+            cursor.execute("SELECT audit_archive_detach(%s)", [partition.name])
+        if leftovers:
+            # The rest (a partly archived month, the default partition): the one way past the append-only trigger
+            # (migration 0008), which deletes only a prefix an archive row anchors.
+            cursor.execute("SELECT audit_archive_delete(%s)", [last_id])
+
+
+def _archived_partitions(cursor, last_id: int, before: datetime, using: str) -> tuple[list[Partition], bool]:
+    """The monthly partitions that hold archived events only (oldest first), and whether archived events remain
+    outside them. A month that ends by ``before`` holds only events older than it: archived, as they are a prefix."""
+    whole = [p for p in partitions_list(using=using) if p.month is not None and p.end <= before]
+    table = AuditEvent._meta.db_table
+    if not whole:
+        return [], True
+    cursor.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id <= %s AND timestamp >= %s) "  # noqa: S608
+        f"OR EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} WHERE id <= %s)",
+        [last_id, whole[-1].end, last_id],
+    )
+    leftovers = cursor.fetchone()[0]
+    if leftovers:
+        # audit_archive_delete checks the anchor event, which must still be there: its month is deleted row by row.
+        cursor.execute(f"SELECT timestamp FROM {table} WHERE id = %s", [last_id])  # noqa: S608
+        anchored_at = cursor.fetchone()[0]
+        whole = [p for p in whole if not p.start <= anchored_at < p.end]
+    return whole, leftovers
 
 
 def _archive_prefix(before: datetime, output: Path, using: str) -> AuditArchive:
@@ -379,7 +408,7 @@ def _archive_prefix(before: datetime, output: Path, using: str) -> AuditArchive:
             file_name=str(output),
             file_sha256=file_sha256,
         )
-        _remove_archived(last_id, using)
+        _remove_archived(last_id, before, using)
         event_record(
             action="audit.archived",
             obj=archive,

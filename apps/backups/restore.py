@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -143,8 +144,9 @@ def _pg_restore_program() -> str:
     return program
 
 
-def _pg_restore(backup: Backup, key: bytes, options: list[str], *, database: str) -> None:
-    """Feed the decrypted dump to pg_restore's stdin; raises _CheckFailed("restore", ...) when pg_restore fails."""
+def _pg_restore(backup: Backup, key: bytes, options: list[str], *, database: str, output=subprocess.DEVNULL) -> None:
+    """Feed the decrypted dump to pg_restore's stdin (its output to ``output``); raises _CheckFailed("restore", ...)
+    when pg_restore fails."""
     environment = {**libpq_environment(), "PGDATABASE": database}
     program = _pg_restore_program()
     with tempfile.TemporaryFile() as errors, _plain_chunks(backup, key) as chunks:
@@ -152,7 +154,7 @@ def _pg_restore(backup: Backup, key: bytes, options: list[str], *, database: str
         process = subprocess.Popen(  # noqa: S603 - fixed program, fixed options
             [program, *options, "--no-password", f"--dbname={database}"],
             stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            stdout=output,
             stderr=errors,
             env=environment,
         )
@@ -209,9 +211,41 @@ def _restore_postgres(backup: Backup, key: bytes) -> None:
         connection.close_pool()
     options = ["--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error"]
     try:
-        _pg_restore(backup, key, options, database=database)
+        with tempfile.NamedTemporaryFile() as listing:
+            _pg_restore(backup, key, ["--list"], database=database, output=listing)
+            listing.seek(0)
+            reordered = _partition_constraints_first(listing.read().decode())
+            listing.seek(0)
+            listing.write(reordered.encode())
+            listing.truncate()
+            listing.flush()
+            _pg_restore(backup, key, [*options, f"--use-list={listing.name}"], database=database)
     except _CheckFailed as failure:
         raise BackupError(f"The restore failed and was rolled back, the database is unchanged: {failure}") from None
+
+
+_TABLE_ATTACH = re.compile(r"^\d+; \d+ \d+ TABLE ATTACH (\S+) (\S+) ")
+_CONSTRAINT = re.compile(r"^\d+; \d+ \d+ CONSTRAINT (\S+) (\S+) ")
+
+
+def _partition_constraints_first(listing: str) -> str:
+    """pg_restore's list with the partitions' primary key and unique constraints before every other constraint.
+
+    --clean drops in the reverse of the list, and pg_dump lists a partitioned table's constraints before its
+    partitions' (the audit trail is partitioned by month, migration audit/0013): dropping a partition's inherited
+    constraint first fails. Listed the other way round, the parent's goes first and takes its partitions' along.
+    """
+    lines = listing.splitlines()
+    partitions = {match.groups() for line in lines if (match := _TABLE_ATTACH.match(line))}
+    constraints = [n for n, line in enumerate(lines) if _CONSTRAINT.match(line)]
+    moved = {n for n in constraints if _CONSTRAINT.match(lines[n]).groups() in partitions}
+    others = [n for n in constraints if n not in moved]
+    if not moved or not others:
+        return listing
+    order = [n for n in range(len(lines)) if n not in moved]
+    at = order.index(others[0])
+    order[at:at] = sorted(moved)
+    return "\n".join(lines[n] for n in order) + "\n"
 
 
 # --- SQLite

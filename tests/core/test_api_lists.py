@@ -1,6 +1,7 @@
 """The large API lists: a constant number of queries whatever the rows, orderings that page ties by id and stay on an
 index, and a count bounded so that no page counts a whole table."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -225,7 +226,12 @@ def test_job_list_orderings_read_an_index_in_order_rather_than_sorting(ordering)
 
     plan = page.explain()
 
-    assert "Sort" not in plan, plan
+    assert not _sorts(plan), plan
+
+
+def _sorts(plan: str) -> bool:
+    """Whether the plan has a Sort node (a Merge Append of partitions has a "Sort Key" but reads them in order)."""
+    return re.search(r"^\s*(->\s+)?(Incremental )?Sort\s+\(", plan, re.MULTILINE) is not None
 
 
 def _plan_of_the_page(api_client, path: str, query: dict, table: str) -> str:
@@ -251,7 +257,7 @@ def test_a_job_list_narrowed_to_a_period_reads_that_period_in_its_index_newest_f
 
     # Ordered by id, the bound would be a Filter on rows walked from the newest: every newer row read first.
     assert "Index Cond: (created_at <" in plan, plan
-    assert "Sort" not in plan, plan
+    assert not _sorts(plan), plan
 
 
 def test_an_explicit_ordering_wins_over_the_period_ordering(api_client, operator_user):
@@ -276,7 +282,7 @@ def test_the_audit_trail_narrowed_to_a_period_pages_it_newest_first_on_its_index
     newest = list(AuditEvent.objects.order_by("-id").values_list("id", flat=True)[:8])
     assert [row["id"] for row in first["results"] + second["results"]] == newest
     assert 'Index Cond: ("timestamp" <' in plan, plan
-    assert "Sort" not in plan, plan
+    assert not _sorts(plan), plan
 
 
 def test_the_audit_trail_of_one_object_id_reads_its_index(api_client, compliance_user):
@@ -286,7 +292,7 @@ def test_the_audit_trail_of_one_object_id_reads_its_index(api_client, compliance
     plan = _plan_of_the_page(api_client, "/api/v1/audit/events/", {"object_id": "1"}, "audit_auditevent")
 
     assert "audit_object_id_recent" in plan, plan
-    assert "Sort" not in plan, plan
+    assert not _sorts(plan), plan
 
 
 def test_the_inference_list_of_one_model_filters_by_its_version_ids(api_client, operator_user):
@@ -311,4 +317,4 @@ def test_the_audit_trail_of_one_unusual_outcome_reads_its_index(api_client, comp
     plan = _plan_of_the_page(api_client, "/api/v1/audit/events/", {"outcome": "denied"}, "audit_auditevent")
 
     assert "audit_outcome_unusual" in plan, plan
-    assert "Sort" not in plan, plan
+    assert not _sorts(plan), plan

@@ -78,12 +78,16 @@ $$ LANGUAGE plpgsql VOLATILE;
 # The hash a chain's next event links to: its newest event's, else where the newest archive cut it, else its genesis.
 CHAIN_HEAD = """
 CREATE OR REPLACE FUNCTION audit_chain_head(p_chain integer) RETURNS text AS $$
-    SELECT coalesce(
-        (SELECT e.hash FROM audit_auditevent e WHERE e.chain = p_chain ORDER BY e.id DESC LIMIT 1),
-        (SELECT a.anchors ->> p_chain::text FROM audit_auditarchive a ORDER BY a.last_id DESC LIMIT 1),
-        audit_chain_genesis(p_chain)
-    )
-$$ LANGUAGE sql STABLE;
+DECLARE
+    v_head text;
+BEGIN
+    SELECT e.hash INTO v_head FROM audit_auditevent e WHERE e.chain = p_chain ORDER BY e.id DESC LIMIT 1;
+    IF v_head IS NULL THEN
+        SELECT a.anchors ->> p_chain::text INTO v_head FROM audit_auditarchive a ORDER BY a.last_id DESC LIMIT 1;
+    END IF;
+    RETURN coalesce(v_head, audit_chain_genesis(p_chain));
+END;
+$$ LANGUAGE plpgsql STABLE;
 """
 
 _COLUMNS = (

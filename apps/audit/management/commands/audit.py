@@ -4,6 +4,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.audit.partitions import PartitionError, partitioned, partitions_ensure, partitions_list
 from apps.audit.services import AuditError, archive_create, chain_check, checkpoint_record
 from apps.audit.verification import archive_verify
 from apps.core.datetimes import validate_storable_datetime
@@ -33,12 +34,17 @@ class Command(BaseCommand):
         archive = commands.add_parser("archive", help="Move events older than a date to a gzip JSONL file.")
         archive.add_argument("--before", required=True, type=_date, help="UTC date or timestamp.")
         archive.add_argument("--output", required=True, type=Path, help="New file to write (.jsonl.gz).")
+        commands.add_parser(
+            "partitions", help="Create the coming months' partitions (PostgreSQL), then list them with their events."
+        )
 
     def handle(self, *args, subcommand: str, **options) -> None:
         if subcommand == "verify":
             self._verify(options["from_id"], options["archive"])
         elif subcommand == "checkpoint":
             self.stdout.write(checkpoint_record())
+        elif subcommand == "partitions":
+            self._partitions()
         else:
             self._archive(options["before"], options["output"])
 
@@ -61,3 +67,18 @@ class Command(BaseCommand):
             f"Archived {archive.event_count} events (#{archive.first_id}-#{archive.last_id}) to {output}; "
             f"the chain now continues from {archive.anchor_hash}."
         )
+
+    def _partitions(self) -> None:
+        if not partitioned():
+            self.stdout.write("The audit table is not partitioned here (SQLite or before migration 0013).")
+            return
+        problem = None
+        try:
+            self.stdout.write(partitions_ensure())
+        except PartitionError as exc:
+            problem = str(exc)
+        for partition in partitions_list(count=True):
+            month = f"{partition.month:%Y-%m}" if partition.month else "default"
+            self.stdout.write(f"{month:<8} {partition.name:<32} {partition.events:>12} events")
+        if problem:
+            raise CommandError(problem)
