@@ -549,9 +549,38 @@ def bench_sweep() -> dict:
             process.join(timeout=30)
             if process.is_alive():
                 process.kill()
+    try:
+        # After the writers closed their connections: pgbench opens as many again.
+        server_rates = bench_server_sweep(counts)
+    finally:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {PLAIN_TABLE}")
-    return {"sweep": rates, "sweep_skipped": skipped, "sweep_budget": budget}
+    return {"sweep": rates, "server_sweep": server_rates, "sweep_skipped": skipped, "sweep_budget": budget}
+
+
+def bench_server_sweep(counts: list[int]) -> dict:
+    """The same rounds driven by pgbench (benchmarks/audit_server_sweep.py): the server's side of the sweep."""
+    import audit_server_sweep as server
+    from django.conf import settings
+
+    if not server.available():
+        print("    server side: pgbench not found (Debian: postgresql-contrib); skipped")
+        return {}
+    print("    server side, the same statements from pgbench's C clients (none of the writers' Python):")
+    target = {"host": PG_HOST, "port": PG_PORT, "user": PG_USER, "database": DATABASE, "chains": settings.AUDIT_CHAINS}
+    rates = {}
+    for count in counts:
+        scripts = {"chain": server.CHAINED_SCRIPT, "plain": server.plain_script(PLAIN_TABLE)}
+        order = ("plain", "chain") if len(rates) % 2 == 0 else ("chain", "plain")
+        rates[count] = {
+            mode: server.transactions_per_second(scripts[mode], count, SWEEP_SECONDS, **target) for mode in order
+        }
+        print(
+            f"    {count:3d} clients  chained {rates[count]['chain']:8,.0f} events/s   "
+            f"plain INSERT {rates[count]['plain']:8,.0f} rows/s   "
+            f"ratio {rates[count]['chain'] / rates[count]['plain']:.2f}"
+        )
+    return rates
 
 
 # --- 2. Bulk chain load
@@ -791,27 +820,11 @@ def verdict(met: bool) -> str:
 
 
 def sweep_rows(results: dict) -> list[tuple[str, str, str, bool]]:
-    """Issue 21's targets: chained vs plain INSERT at 16 writers, a rate that never falls, p50 in a caller's tx."""
-    rates = results["sweep"]
+    """Issue 21's targets: chained vs plain INSERT at 16 writers, a rate that never falls, p50 in a caller's tx;
+    the first two for the Python writers and, when pgbench ran, for the server side."""
     rows = []
-    if 16 in rates:
-        ratio = rates[16]["chain"] / rates[16]["plain"]
-        rows.append(
-            (
-                "chained / plain INSERT, 16 writers",
-                f"{ratio:.2f}x",
-                f">= {TARGET_SWEEP_RATIO_AT_16:g}x",
-                ratio >= TARGET_SWEEP_RATIO_AT_16,
-            )
-        )
-    counts = sorted(rates)
-    drops = [(a, b) for a, b in itertools.pairwise(counts) if rates[b]["chain"] < rates[a]["chain"]]
-    if len(counts) > 1:
-        worst = min(drops, key=lambda pair: rates[pair[1]]["chain"] / rates[pair[0]]["chain"], default=None)
-        figure = "rises throughout" if worst is None else (
-            f"{worst[0]}->{worst[1]}: {rates[worst[1]]['chain'] / rates[worst[0]]['chain'] - 1:+.0%}"
-        )  # fmt: skip
-        rows.append((f"chained rate, {counts[0]}..{counts[-1]} writers", figure, "never falls", not drops))
+    for name, rates in (("writers", results["sweep"]), ("pgbench clients", results["server_sweep"])):
+        rows += _sweep_target_rows(name, rates)
     rows.append(
         (
             "event_record p50 in tx (issue 21)",
@@ -820,6 +833,23 @@ def sweep_rows(results: dict) -> list[tuple[str, str, str, bool]]:
             results["record_in_tx_p50_ms"] <= TARGET_RECORD_IN_TX_P50_MS,
         )
     )
+    return rows
+
+
+def _sweep_target_rows(name: str, rates: dict) -> list[tuple[str, str, str, bool]]:
+    rows = []
+    if 16 in rates:
+        ratio = rates[16]["chain"] / rates[16]["plain"]
+        rows.append((f"chained / plain, 16 {name}", f"{ratio:.2f}x", f">= {TARGET_SWEEP_RATIO_AT_16:g}x",
+                     ratio >= TARGET_SWEEP_RATIO_AT_16))  # fmt: skip
+    counts = sorted(rates)
+    drops = [(a, b) for a, b in itertools.pairwise(counts) if rates[b]["chain"] < rates[a]["chain"]]
+    if len(counts) > 1:
+        worst = min(drops, key=lambda pair: rates[pair[1]]["chain"] / rates[pair[0]]["chain"], default=None)
+        figure = "rises throughout" if worst is None else (
+            f"{worst[0]}->{worst[1]}: {rates[worst[1]]['chain'] / rates[worst[0]]['chain'] - 1:+.0%}"
+        )  # fmt: skip
+        rows.append((f"chained rate, {counts[0]}..{counts[-1]} {name}", figure, "never falls", not drops))
     return rows
 
 
@@ -860,7 +890,7 @@ def report(results: dict, total_s: float) -> None:
     ]
     rows += sweep_rows(results)
     for name, figure, target, met in rows:
-        print(f"  {name:<32} {figure:>20}   target {target:<20} {verdict(met)}")
+        print(f"  {name:<36} {figure:>20}   target {target:<20} {verdict(met)}")
     async_text = f"{results['async_s']:.1f} s" if results["async_s"] is not None else "FAILED"
     print(
         f"  informational: event_record p95 {results['record_p95_ms']:.3f} ms, plain-SQL floor p50 "
