@@ -215,13 +215,18 @@ def _appends_run(sql: str, arguments: list, using: str) -> list[tuple]:
         return cursor.fetchall()
 
 
+_STORED_FIELDS = [field.attname for field in AuditEvent._meta.concrete_fields]
+
+
 def _appended(actor, values: dict, row: tuple, using: str) -> AuditEvent:
     """The event as stored, from what the append function returned: (id, timestamp, prev_hash, hash, chain)."""
     event_id, timestamp, prev_hash, digest, chain = row
-    event = AuditEvent(
-        id=event_id, actor=actor, timestamp=timestamp, prev_hash=prev_hash, hash=digest, chain=chain, **values
-    )
-    event._state.adding, event._state.db = False, using
+    stored = {"id": event_id, "timestamp": timestamp, "actor_id": actor.pk if actor else None, "prev_hash": prev_hash,
+              "hash": digest, "chain": chain, **values}  # fmt: skip
+    # from_db: a quarter of the time keyword construction takes, on every append.
+    event = AuditEvent.from_db(using, _STORED_FIELDS, [stored[name] for name in _STORED_FIELDS])
+    if actor is not None:
+        event.actor = actor
     return event
 
 
