@@ -51,13 +51,6 @@ def _ready(client) -> tuple[str, dict]:
 
 
 @pytest.fixture
-def listener():
-    started = SyslogListener().start()
-    yield started
-    started.stop()
-
-
-@pytest.fixture
 def small_batches(settings):
     settings.AUDIT_FORWARD_BATCH_SIZE = 3
 

@@ -20,7 +20,6 @@ from apps.audit.hashing import event_hash
 from apps.audit.models import AuditEvent, AuditSink
 from apps.audit.selectors import MAX_CHAINS, UnsettledSequenceError, settled_event_id
 from apps.audit.services import CHAIN_LOCK_KEY, event_record
-from tests.audit.collectors import SyslogListener
 
 WAIT_SECONDS = 30
 
@@ -106,13 +105,6 @@ def _other_connection(dbname: str | None = None) -> psycopg.Connection:
     database = connection.settings_dict
     return psycopg.connect(host=database["HOST"], port=database["PORT"], user=database["USER"],
                            dbname=dbname or database["NAME"], autocommit=True)  # fmt: skip
-
-
-@pytest.fixture
-def listener():
-    started = SyslogListener().start()
-    yield started
-    started.stop()
 
 
 @pytest.fixture

@@ -10,24 +10,14 @@ migration, so existing hashes and checkpoints stay valid. Checkpoints sign the h
 (``heads``); archives anchor every chain they cut (``anchors``).
 """
 
+import importlib
+
 from django.db import migrations, models
 
 LOCK_KEY = 22324841718039371  # chain 0's lock: the key every earlier appender took
-FIELDS = (
-    "ts_text",
-    "p_actor_username",
-    "p_ip",
-    "p_user_agent",
-    "p_action",
-    "p_object_type",
-    "p_object_id",
-    "p_object_repr",
-    "p_changes_text",
-    "p_request_id",
-    "p_outcome",
-    "v_prev",
-)
-HASH_TEXT = ", ".join(f"length({name}), ':', {name}" for name in FIELDS)
+# The hashed text, as in audit_append since migration 0006: the same variables, the same order.
+APPEND_0006 = importlib.import_module("apps.audit.migrations.0006_append_function")
+FIELDS, HASH_TEXT = APPEND_0006.FIELDS, APPEND_0006.HASH_TEXT
 OLD_SIGNATURE = "audit_append(bigint, text, text, text, text, text, text, text, text, text, text)"
 NEW_SIGNATURE = "audit_append(bigint, text, text, text, text, text, text, text, text, text, text, integer)"
 BATCH_SIGNATURE = (
@@ -189,8 +179,7 @@ def remove(apps, schema_editor):
     schema_editor.execute(f"DROP FUNCTION IF EXISTS {BATCH_SIGNATURE}")
     for function in ("audit_chain_head", "audit_chain_take", "audit_chain_genesis"):
         schema_editor.execute(f"DROP FUNCTION IF EXISTS {function}(integer)")
-    previous = __import__("importlib").import_module("apps.audit.migrations.0006_append_function")
-    previous.install(apps, schema_editor)
+    APPEND_0006.install(apps, schema_editor)
 
 
 class Migration(migrations.Migration):
